@@ -1,0 +1,1 @@
+//! Benchmarks of the ipc workspace (work in progress).

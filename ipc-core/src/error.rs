@@ -1,0 +1,186 @@
+//! Error types of `ipc-core`.
+
+use crate::header::HeaderError;
+use std::time::Duration;
+
+/// Why creating, opening or mapping a segment failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SegmentError {
+    /// The name is not acceptable; `reason` says why.
+    #[error("invalid segment name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The size is zero, overflows, or is larger than the system allows.
+    #[error("invalid segment size {requested}: {reason}")]
+    InvalidSize {
+        /// The payload size asked for.
+        requested: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A segment of that name exists and its creator is alive.
+    #[error("segment {name:?} already exists")]
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// No segment of that name exists.
+    #[error("segment {name:?} does not exist")]
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// The operating system refused access.
+    #[error("permission denied for segment {name:?}")]
+    PermissionDenied {
+        /// The name.
+        name: String,
+    },
+    /// The segment belongs to another user.
+    #[error("segment {name:?} is owned by uid {owner}, this process runs as uid {me}")]
+    WrongOwner {
+        /// The name.
+        name: String,
+        /// The owner's uid.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
+    /// The segment is writable by its group or by everybody.
+    #[error("segment {name:?} has mode {mode:o}: group- or world-writable segments are refused")]
+    InsecureMode {
+        /// The name.
+        name: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The name is not a plain shared-memory object (a symlink, a directory).
+    #[error("segment {name:?} is not a regular shared-memory object")]
+    NotRegular {
+        /// The name.
+        name: String,
+    },
+    /// `/dev/shm` (or the memory cgroup) has no room for the segment.
+    #[error("no space left for a segment of {size} bytes (is /dev/shm full?)")]
+    NoSpace {
+        /// The total size that did not fit.
+        size: usize,
+    },
+    /// The header is not what the caller expects.
+    #[error("segment {name:?}: {source}")]
+    Header {
+        /// The name (or `<fd N>` for an unnamed segment).
+        name: String,
+        /// Which field is wrong.
+        #[source]
+        source: HeaderError,
+    },
+    /// The creator did not mark the segment ready in time.
+    #[error("segment {name:?} did not become ready within {waited:?}")]
+    NotReady {
+        /// The name.
+        name: String,
+        /// How long the opener waited.
+        waited: Duration,
+    },
+    /// The creator died before the segment was ready.
+    #[error("segment {name:?}: its creator (pid {pid}) died before the segment was ready")]
+    CreatorDied {
+        /// The name.
+        name: String,
+        /// The dead creator's pid.
+        pid: u32,
+    },
+    /// The segment was poisoned and must not be used.
+    #[error("segment {name:?} is poisoned")]
+    Poisoned {
+        /// The name.
+        name: String,
+    },
+    /// Another process is reclaiming the stale segment of that name right now.
+    #[error("segment {name:?} is being reclaimed by another process; try again")]
+    Busy {
+        /// The name.
+        name: String,
+    },
+    /// Any other operating-system error, with the call that failed.
+    #[error("{op} failed for segment {name:?}: {source}")]
+    Io {
+        /// The failing call (`shm_open`, `mmap`, ...).
+        op: &'static str,
+        /// The name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An offset or range that does not fit in its segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OffsetError {
+    /// `offset + len` passes the end of the region (or overflows).
+    #[error("range {offset}+{len} is outside a region of {size} bytes")]
+    OutOfBounds {
+        /// The offset.
+        offset: u64,
+        /// The length.
+        len: u64,
+        /// The region's size.
+        size: u64,
+    },
+    /// The offset is not aligned for the type read there.
+    #[error("offset {offset} is not aligned to {align}")]
+    Misaligned {
+        /// The offset.
+        offset: u64,
+        /// The alignment required.
+        align: u64,
+    },
+}
+
+/// Why starting, signalling or joining a child process failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// `fork`, `exec` or `pidfd_open` failed.
+    #[error("could not start process {name:?}: {source}")]
+    Start {
+        /// The process's name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The child has already exited (and was reaped), so it cannot be
+    /// signalled: its pid may belong to another process by now.
+    #[error("process {name:?} (pid {pid}) has already exited with {status}")]
+    AlreadyExited {
+        /// The process's name.
+        name: String,
+        /// Its pid, when it ran.
+        pid: u32,
+        /// How it exited.
+        status: crate::process::ExitStatus,
+    },
+    /// The operation is not valid here (bad arguments, wrong process).
+    #[error("invalid process operation: {0}")]
+    Invalid(&'static str),
+    /// Any other OS error, with the call that failed.
+    #[error("{op} failed for process {name:?}: {source}")]
+    Io {
+        /// The failing call.
+        op: &'static str,
+        /// The process's name.
+        name: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}

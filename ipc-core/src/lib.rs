@@ -1,0 +1,67 @@
+//! Shared memory, futexes and child processes: the operating-system layer of
+//! the `ipc` workspace.
+//!
+//! This crate is the only one in the workspace that talks to the kernel for
+//! shared memory, waiting and processes; `ipc-sync`, `ipc-queue` and
+//! `ipc-pool` build on it. It gives:
+//!
+//! - [`Segment`]: a named (`shm_open`) or anonymous (`memfd_create`) mapping
+//!   that starts with a validated [`SegmentHeader`]; the payload behind it is
+//!   reached through checked offsets ([`offset`]), never raw pointers;
+//! - [`futex`] wait and wake on shared 32-bit words, and the spin-yield-park
+//!   [`wait`] strategies every blocking call of the workspace uses;
+//! - [`Process`]: child processes started by fork or by re-executing the
+//!   binary, joined, signalled and always reaped;
+//! - [`ProcessId`]: pid plus start time, so a recorded peer is known dead
+//!   even after its pid is reused;
+//! - [`Shareable`]: the marker for types that may live in shared memory.
+//!
+//! Linux only. Everything fallible returns a typed error ([`SegmentError`],
+//! [`ProcessError`], [`HeaderError`], [`OffsetError`]); nothing panics on bad
+//! input.
+//!
+//! # Example
+//!
+//! A parent creates an anonymous segment, a forked child writes into it, the
+//! parent reads what the child wrote:
+//!
+//! ```
+//! use ipc_core::{Kind, Process, Segment};
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! let seg = Segment::builder(Kind::BYTES).size(64).create()?;
+//! let child = Process::builder().name("writer").fork(|| {
+//!     let cell: &AtomicU64 = seg.get(0).expect("offset 0 is in bounds");
+//!     cell.store(42, Ordering::Release);
+//! })?;
+//! assert!(child.join()?.success());
+//! let cell: &AtomicU64 = seg.get(0)?;
+//! assert_eq!(cell.load(Ordering::Acquire), 42);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod fdpass;
+pub mod futex;
+pub mod header;
+pub mod liveness;
+pub mod name;
+pub mod offset;
+pub mod process;
+pub mod segment;
+mod shareable;
+pub mod wait;
+
+pub use error::{OffsetError, ProcessError, SegmentError};
+pub use header::{HeaderError, Kind, SegmentHeader};
+pub use liveness::{Liveness, ProcessId};
+pub use process::{cpu_count, current_process, parent_process, ExitStatus, Process, StartMethod};
+pub use segment::{sweep, Segment, SegmentBuilder};
+pub use shareable::Shareable;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use bytemuck;
+}

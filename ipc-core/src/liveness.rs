@@ -1,0 +1,243 @@
+//! Identity and liveness of a process: pid plus start time.
+//!
+//! A pid alone does not name a process for long: once it exits, the kernel may
+//! hand the same pid to a new process. The start time (field 22 of
+//! `/proc/<pid>/stat`, in clock ticks since boot) tells the two apart, so a
+//! [`ProcessId`] recorded in a segment still says "that process is dead" after
+//! the pid has been reused.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Once;
+
+/// A process, named by pid and start time. `#[repr(C)]`, 16 bytes, no padding:
+/// it may be stored in shared memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ProcessId {
+    /// The process id.
+    pub pid: u32,
+    /// Reserved; always zero. Keeps the layout free of padding.
+    pub reserved: u32,
+    /// The start time in clock ticks since boot, from `/proc/<pid>/stat`.
+    pub start_time: u64,
+}
+
+// SAFETY: `#[repr(C)]`, plain integers, no padding (4 + 4 + 8 bytes), every
+// bit pattern valid; the checks below keep it that way.
+unsafe impl crate::Shareable for ProcessId {}
+const _: () = assert!(std::mem::size_of::<ProcessId>() == 16);
+
+/// Liveness of a recorded process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// The process exists and is the same one (same start time).
+    Alive,
+    /// No such process, a zombie, or the pid now names another process.
+    Dead,
+}
+
+static CURRENT: AtomicU64 = AtomicU64::new(0);
+static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn forget_current_after_fork() {
+    // Runs in the child right after fork: only atomic stores, which are
+    // async-signal-safe.
+    CURRENT.store(0, Ordering::Relaxed);
+    CURRENT_PID.store(0, Ordering::Relaxed);
+}
+
+impl ProcessId {
+    /// The calling process. Cached after the first call (the cache is reset in
+    /// a forked child), so this is cheap on hot paths.
+    #[inline]
+    pub fn current() -> ProcessId {
+        let packed = CURRENT.load(Ordering::Relaxed);
+        let pid = CURRENT_PID.load(Ordering::Relaxed);
+        if packed != 0 {
+            return ProcessId {
+                pid: pid as u32,
+                reserved: 0,
+                start_time: packed,
+            };
+        }
+        Self::current_slow()
+    }
+
+    #[cold]
+    fn current_slow() -> ProcessId {
+        ATFORK.call_once(|| {
+            // SAFETY: registers a handler that only does atomic stores; the
+            // function pointer is 'static. Failure (ENOMEM) only loses the
+            // cache reset, and `current_slow` double-checks the pid below.
+            unsafe {
+                libc::pthread_atfork(None, None, Some(forget_current_after_fork));
+            }
+        });
+        let pid = std::process::id();
+        let start_time = read_start_time(pid).unwrap_or(1);
+        CURRENT_PID.store(u64::from(pid), Ordering::Relaxed);
+        CURRENT.store(start_time.max(1), Ordering::Relaxed);
+        ProcessId {
+            pid,
+            reserved: 0,
+            start_time: start_time.max(1),
+        }
+    }
+
+    /// The process `pid`, as it is now; `None` if there is no such process.
+    pub fn of(pid: u32) -> Option<ProcessId> {
+        read_start_time(pid).map(|start_time| ProcessId {
+            pid,
+            reserved: 0,
+            start_time,
+        })
+    }
+
+    /// Whether this process still runs. Reads `/proc`: a slow path (a few
+    /// microseconds), never call it per message.
+    pub fn liveness(&self) -> Liveness {
+        if self.pid == 0 {
+            return Liveness::Dead;
+        }
+        match read_stat(self.pid) {
+            Some((state, start)) if state != b'Z' && state != b'X' && start == self.start_time => {
+                Liveness::Alive
+            }
+            _ => Liveness::Dead,
+        }
+    }
+
+    /// Shorthand for `liveness() == Liveness::Alive`.
+    pub fn is_alive(&self) -> bool {
+        self.liveness() == Liveness::Alive
+    }
+
+    /// Packs pid and the low 32 bits of the start time into one `u64`, for
+    /// places that must claim or compare an owner with one atomic operation.
+    /// Zero is never produced for a real process (pid 0 is never a user
+    /// process), so 0 can mean "no owner".
+    #[inline]
+    pub const fn to_u64(&self) -> u64 {
+        ((self.pid as u64) << 32) | (self.start_time & 0xffff_ffff)
+    }
+
+    /// The inverse of [`ProcessId::to_u64`]. The start time holds only its low
+    /// 32 bits; [`ProcessId::liveness`] of a packed id compares those only.
+    #[inline]
+    pub const fn from_u64(packed: u64) -> ProcessId {
+        ProcessId {
+            pid: (packed >> 32) as u32,
+            reserved: 0,
+            start_time: packed & 0xffff_ffff,
+        }
+    }
+
+    /// Liveness of a packed id from [`ProcessId::to_u64`].
+    pub fn liveness_packed(packed: u64) -> Liveness {
+        let id = ProcessId::from_u64(packed);
+        match read_stat(id.pid) {
+            Some((state, start))
+                if id.pid != 0
+                    && state != b'Z'
+                    && state != b'X'
+                    && start & 0xffff_ffff == id.start_time =>
+            {
+                Liveness::Alive
+            }
+            _ => Liveness::Dead,
+        }
+    }
+}
+
+fn read_start_time(pid: u32) -> Option<u64> {
+    read_stat(pid).map(|(_, start)| start)
+}
+
+/// Reads the state letter and start time of `pid` from `/proc/<pid>/stat`.
+fn read_stat(pid: u32) -> Option<(u8, u64)> {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return None;
+    }
+    let text = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parses `/proc/<pid>/stat`: the command name (field 2) is in parentheses and
+/// may itself hold spaces or parentheses, so fields are counted from the last
+/// `)`. Field 3 is the state, field 22 the start time.
+fn parse_stat(text: &[u8]) -> Option<(u8, u64)> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// The id of the calling thread (`gettid`).
+#[inline]
+pub fn current_tid() -> u32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() as u32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_is_alive_and_cached() {
+        let a = ProcessId::current();
+        assert_eq!(a.pid, std::process::id());
+        assert!(a.is_alive());
+        assert_eq!(ProcessId::current(), a);
+        assert_eq!(ProcessId::liveness_packed(a.to_u64()), Liveness::Alive);
+    }
+
+    #[test]
+    fn reused_pid_is_dead() {
+        let mut a = ProcessId::current();
+        a.start_time += 1;
+        assert_eq!(a.liveness(), Liveness::Dead);
+        assert_eq!(ProcessId::liveness_packed(a.to_u64()), Liveness::Dead);
+    }
+
+    #[test]
+    fn missing_and_zero_pids_are_dead() {
+        assert!(!ProcessId {
+            pid: 0,
+            reserved: 0,
+            start_time: 1
+        }
+        .is_alive());
+        assert!(!ProcessId {
+            pid: i32::MAX as u32,
+            reserved: 0,
+            start_time: 1
+        }
+        .is_alive());
+        assert!(ProcessId::of(0).is_none());
+    }
+
+    #[test]
+    fn parses_names_with_parentheses() {
+        let line = b"42 (a) b) (c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 987654 20 21";
+        assert_eq!(parse_stat(line), Some((b'S', 987654)));
+        assert_eq!(parse_stat(b"garbage"), None);
+        assert_eq!(parse_stat(b"1 (x) S 1"), None);
+    }
+
+    #[test]
+    fn packing_round_trips() {
+        let id = ProcessId {
+            pid: 12345,
+            reserved: 0,
+            start_time: 0x1_2345_6789,
+        };
+        let back = ProcessId::from_u64(id.to_u64());
+        assert_eq!(back.pid, 12345);
+        assert_eq!(back.start_time, 0x2345_6789);
+        assert_ne!(id.to_u64(), 0);
+    }
+}

@@ -1,0 +1,1 @@
+//! Lock-free ring buffers between processes (work in progress).

@@ -1,0 +1,1 @@
+//! Cross-process synchronization primitives in shared memory (work in progress).
