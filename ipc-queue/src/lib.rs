@@ -1,1 +1,8 @@
 //! Lock-free ring buffers between processes (work in progress).
+
+pub mod broadcast;
+pub mod error;
+pub mod mpmc;
+pub mod pipe;
+pub mod queue;
+pub mod spsc;

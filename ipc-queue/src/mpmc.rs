@@ -1,0 +1,1 @@
+//! `mpmc` (work in progress).

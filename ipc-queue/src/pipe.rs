@@ -1,0 +1,1 @@
+//! `pipe` (work in progress).

@@ -1,0 +1,1 @@
+//! `spsc` (work in progress).
