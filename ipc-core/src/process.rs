@@ -215,7 +215,10 @@ impl Builder {
     /// Forks and runs `f` in the child; its result becomes the exit code
     /// ([`ChildOutcome`]). A panic in `f` prints its message on stderr (the
     /// panic hook) and exits with code 1. The child leaves with `_exit`,
-    /// after flushing stdout, without running `atexit` handlers.
+    /// without running `atexit` handlers and without flushing stdout (whose
+    /// lock another thread may have held at the fork): lines written with
+    /// `println!` are out already, a trailing `print!` without a newline is
+    /// lost unless the closure flushes it.
     ///
     /// # Safety of use
     /// Not `unsafe` in the Rust sense, but see the [module docs](self): in a
@@ -260,7 +263,9 @@ impl Builder {
                 Ok(r) => r.exit_code(),
                 Err(_) => 1,
             };
-            let _ = std::io::stdout().flush();
+            // No flush of stdout here: its lock may have been held by another
+            // thread of the parent at the fork, and would never be released.
+            // `println!` output is already written (stdout is line-buffered).
             // SAFETY: leaving the child without unwinding into the parent's
             // stack frames or running its atexit handlers.
             unsafe { libc::_exit(code) }

@@ -271,11 +271,12 @@ impl SegmentBuilder {
         self
     }
 
-    /// The permission bits of a named segment (default `0o600`). Group- or
-    /// world-writable modes are refused when opening, so only read bits make
-    /// sense beyond the owner's.
+    /// The permission bits of a named segment (default `0o600`). A group- or
+    /// world-writable mode (or bits beyond `0o777`) is refused when creating
+    /// ([`SegmentError::InsecureMode`]), as it is when opening: only read bits
+    /// may be given beyond the owner's.
     pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode & 0o777;
+        self.mode = mode;
         self
     }
 
@@ -317,6 +318,13 @@ impl SegmentBuilder {
     ) -> Result<Segment, SegmentError> {
         let payload = self.size.unwrap_or(0);
         let total = total_size(payload)?;
+        if self.mode & !0o755 != 0 {
+            let name = self.name.clone().unwrap_or_default();
+            return Err(SegmentError::InsecureMode {
+                name,
+                mode: self.mode,
+            });
+        }
         let (fd, os_name) = match &self.name {
             None => (create_memfd(&self.kind, total)?, None),
             Some(n) => {
