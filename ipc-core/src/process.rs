@@ -233,13 +233,16 @@ impl Builder {
         let kernel_name = kernel_name(&name);
         // Allocated before the fork, published by the child with one store.
         let boxed_name = Box::into_raw(Box::new(name.clone()));
+        let boxed_parent = Box::into_raw(Box::new(current_process().name));
         let parent = std::process::id();
         // SAFETY: fork has no memory-safety preconditions; the child below
         // only runs the caller's closure and leaves with `_exit`.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            // SAFETY: `boxed_name` came from Box::into_raw just above.
+            // SAFETY: both came from Box::into_raw just above.
             drop(unsafe { Box::from_raw(boxed_name) });
+            // SAFETY: as above.
+            drop(unsafe { Box::from_raw(boxed_parent) });
             return Err(ProcessError::Start {
                 name,
                 source: std::io::Error::last_os_error(),
@@ -258,6 +261,7 @@ impl Builder {
             }
             set_kernel_name(&kernel_name);
             NAME.store(boxed_name, Ordering::Release);
+            PARENT_NAME.store(boxed_parent, Ordering::Release);
             PARENT.store(parent, Ordering::Release);
             let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
                 Ok(r) => r.exit_code(),
@@ -270,8 +274,10 @@ impl Builder {
             // stack frames or running its atexit handlers.
             unsafe { libc::_exit(code) }
         }
-        // SAFETY: the parent's copy of the name, from Box::into_raw above.
+        // SAFETY: the parent's copies, from Box::into_raw above.
         drop(unsafe { Box::from_raw(boxed_name) });
+        // SAFETY: as above.
+        drop(unsafe { Box::from_raw(boxed_parent) });
         Process::started(pid as u32, name, self.daemon, "fork")
     }
 
@@ -288,16 +294,17 @@ impl Builder {
         let args_fd = args_memfd(args).map_err(start_err)?;
         let mut inherit = self.inherit.clone();
         inherit.push(args_fd.as_raw_fd());
-        let offset = (entry as usize).wrapping_sub(anchor as fn() as usize);
+        let offset = fn_offset(entry as *const ());
         let fds: Vec<String> = self.inherit.iter().map(|fd| fd.to_string()).collect();
         let token = format!(
-            "1;{offset:x};{:x};{:x};{};{};{};{}",
+            "1;{offset:x};{:x};{:x};{};{};{};{};{}",
             std::os::unix::fs::MetadataExt::dev(&exe),
             std::os::unix::fs::MetadataExt::ino(&exe),
             args_fd.as_raw_fd(),
             fds.join(","),
             hex(name.as_bytes()),
             std::process::id(),
+            hex(current_process().name.as_bytes()),
         );
         let mut cmd = std::process::Command::new("/proc/self/exe");
         if let Some(arg0) = std::env::args_os().next() {
@@ -380,9 +387,27 @@ fn set_kernel_name(buf: &[u8; 16]) {
     unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
 }
 
-/// The anchor for entry offsets; `init` itself is a function of this crate
-/// that every binary using spawn links.
+/// The anchor for function offsets: a function of this crate, linked into
+/// every binary that spawns.
 fn anchor() {}
+
+/// The offset of the function at `addr` from an anchor inside this binary.
+/// The offset is the same in every process running the same executable (it
+/// is mapped as a whole at one base address), so it can name a function to
+/// a spawned child. See [`fn_at_offset`].
+pub fn fn_offset(addr: *const ()) -> u64 {
+    (addr as usize).wrapping_sub(anchor as fn() as usize) as u64
+}
+
+/// The address in this process of the function whose [`fn_offset`] was
+/// taken in another process running the same executable.
+///
+/// Casting the result to a function pointer is `unsafe`: the caller must
+/// know the offset came from `fn_offset` of a function of that very type in
+/// the same executable (as [`Builder::spawn`] checks for its entry).
+pub fn fn_at_offset(offset: u64) -> *const () {
+    (anchor as fn() as usize).wrapping_add(offset as usize) as *const ()
+}
 
 /// The arguments that make a re-executed `cargo test` binary run just the
 /// test named `test` (its path inside the test crate, e.g.
@@ -422,7 +447,7 @@ pub fn init() {
 
 fn run_spawned(token: &str) -> Result<i32, String> {
     let parts: Vec<&str> = token.split(';').collect();
-    let [version, offset, dev, ino, args_fd, fds, name, parent] = parts[..] else {
+    let [version, offset, dev, ino, args_fd, fds, name, parent, parent_name] = parts[..] else {
         return Err(format!("malformed token {token:?}"));
     };
     if version != "1" {
@@ -441,6 +466,10 @@ fn run_spawned(token: &str) -> Result<i32, String> {
         .ok_or("bad name")?;
     set_kernel_name(&kernel_name(&name));
     NAME.store(Box::into_raw(Box::new(name)), Ordering::Release);
+    let parent_name = unhex(parent_name)
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or("bad parent name")?;
+    PARENT_NAME.store(Box::into_raw(Box::new(parent_name)), Ordering::Release);
     PARENT.store(num(parent, 10)? as u32, Ordering::Release);
     let inherited: Vec<Option<RawFd>> = fds
         .split(',')
@@ -456,7 +485,7 @@ fn run_spawned(token: &str) -> Result<i32, String> {
     std::io::Seek::rewind(&mut file).map_err(|e| e.to_string())?;
     file.read_to_end(&mut args).map_err(|e| e.to_string())?;
     drop(file);
-    let addr = (anchor as fn() as usize).wrapping_add(num(offset, 16)? as usize);
+    let addr = fn_at_offset(num(offset, 16)?) as usize;
     // SAFETY: the parent computed `offset` as `entry - anchor` for an `Entry`
     // of this very executable (same device and inode, checked above), which
     // is mapped as a whole at one base address, so `anchor + offset` is that
@@ -480,6 +509,19 @@ pub fn take_inherited_fd(index: usize) -> Option<OwnedFd> {
 
 static NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
 static PARENT: AtomicU32 = AtomicU32::new(0);
+static PARENT_NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Reads a name published in one of the statics above.
+fn published(p: &AtomicPtr<String>, default: &str) -> String {
+    let p = p.load(Ordering::Acquire);
+    if p.is_null() {
+        default.to_owned()
+    } else {
+        // SAFETY: these statics are only ever set to leaked `Box<String>`s
+        // that are never freed, so a non-null pointer stays valid.
+        unsafe { (*p).clone() }
+    }
+}
 
 /// A process, as [`current_process`] and [`parent_process`] describe it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -493,17 +535,9 @@ pub struct ProcessInfo {
 /// The calling process: its pid and name (`MainProcess` unless it was
 /// started by [`Builder`]).
 pub fn current_process() -> ProcessInfo {
-    let p = NAME.load(Ordering::Acquire);
-    let name = if p.is_null() {
-        "MainProcess".to_owned()
-    } else {
-        // SAFETY: NAME is only ever set to a leaked `Box<String>` that is
-        // never freed, so a non-null pointer stays valid.
-        unsafe { (*p).clone() }
-    };
     ProcessInfo {
         pid: std::process::id(),
-        name,
+        name: published(&NAME, "MainProcess"),
     }
 }
 
@@ -515,7 +549,7 @@ pub fn parent_process() -> Option<ProcessInfo> {
     let ppid = unsafe { libc::getppid() } as u32;
     (parent != 0 && parent == ppid).then(|| ProcessInfo {
         pid: parent,
-        name: "parent".to_owned(),
+        name: published(&PARENT_NAME, "MainProcess"),
     })
 }
 
@@ -830,7 +864,14 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused() {
         assert!(run_spawned("garbage").is_err());
-        assert!(run_spawned("2;0;0;0;0;;;0").is_err());
-        assert!(run_spawned("1;0;0;0;0;;;0").is_err()); // wrong exe identity
+        assert!(run_spawned("2;0;0;0;0;;;0;").is_err());
+        assert!(run_spawned("1;0;0;0;0;;;0;").is_err()); // wrong exe identity
+    }
+
+    #[test]
+    fn function_offsets_round_trip() {
+        fn f() {}
+        let off = fn_offset(f as fn() as *const ());
+        assert_eq!(fn_at_offset(off), f as fn() as *const ());
     }
 }

@@ -12,7 +12,7 @@ fn exit_with(args: &[u8]) -> i32 {
 fn report_identity(_: &[u8]) -> i32 {
     let me = ipc_core::current_process();
     let parent = ipc_core::parent_process();
-    if me.name == "spawned-child" && parent.is_some() {
+    if me.name == "spawned-child" && parent.as_ref().is_some_and(|p| p.name == "MainProcess") {
         0
     } else {
         eprintln!("identity: {me:?}, parent {parent:?}");
@@ -116,6 +116,24 @@ fn forked_closure_panic_is_exit_code_1_and_result_is_the_code() {
     assert_eq!(child.join().unwrap(), ExitStatus::Code(1));
     let child = Process::builder().fork(|| 9).unwrap();
     assert_eq!(child.join().unwrap(), ExitStatus::Code(9));
+    let child = Process::builder()
+        .name("forked-child")
+        .fork(|| {
+            let parent = ipc_core::parent_process();
+            let ok = ipc_core::current_process().name == "forked-child"
+                && parent.is_some_and(|p| p.name == "MainProcess");
+            if ok {
+                0
+            } else {
+                5
+            }
+        })
+        .unwrap();
+    assert_eq!(child.join().unwrap(), ExitStatus::Code(0));
+    assert!(
+        ipc_core::parent_process().is_none(),
+        "the test process has no ipc parent"
+    );
     let child = Process::builder()
         .fork(|| -> Result<(), String> { Err("no".into()) })
         .unwrap();

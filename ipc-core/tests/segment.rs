@@ -207,6 +207,17 @@ fn a_spawned_child_maps_an_inherited_anonymous_segment() {
 }
 
 #[test]
+fn anonymous_segments_are_sealed_against_resizing() {
+    let seg = Segment::builder(K).size(64).create().unwrap();
+    // SAFETY: F_GET_SEALS on a descriptor we own.
+    let seals = unsafe { libc::fcntl(seg.fd().as_raw_fd(), libc::F_GET_SEALS) };
+    assert_eq!(seals & libc::F_SEAL_SHRINK, libc::F_SEAL_SHRINK);
+    assert_eq!(seals & libc::F_SEAL_GROW, libc::F_SEAL_GROW);
+    // SAFETY: ftruncate on a descriptor we own; the seal makes it fail.
+    assert_ne!(unsafe { libc::ftruncate(seg.fd().as_raw_fd(), 1 << 20) }, 0);
+}
+
+#[test]
 fn a_segment_travels_over_a_unix_socket() {
     process::init();
     let seg = Segment::builder(K).size(64).create().unwrap();
