@@ -6,3 +6,4 @@ pub mod mpmc;
 pub mod pipe;
 pub mod queue;
 pub mod spsc;
+pub mod spsc_raw;
