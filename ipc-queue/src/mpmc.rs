@@ -228,7 +228,7 @@ impl Mpmc {
 }
 
 /// Why an internal wait ended without a claim.
-enum Fail {
+pub(crate) enum Fail {
     Full,
     Empty,
     Timeout,
@@ -238,7 +238,7 @@ enum Fail {
     Corrupt(Corrupt),
 }
 
-fn deadline_after(d: Duration) -> Option<Instant> {
+pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
     Some(Instant::now().checked_add(d).unwrap_or_else(far_future))
 }
 
@@ -248,13 +248,13 @@ fn far_future() -> Instant {
 
 /// How long a blocking call may wait.
 #[derive(Clone, Copy)]
-enum Wait {
+pub(crate) enum Wait {
     No,
     Until(Option<Instant>),
 }
 
 /// Claims a slot to send `len` bytes, waiting as `wait` says.
-fn claim_send(
+pub(crate) fn claim_send(
     raw: &RawMpmc,
     strategy: WaitStrategy,
     len: usize,
@@ -282,7 +282,7 @@ fn claim_send(
 }
 
 /// Claims the next message of at most `max` bytes, waiting as `wait` says.
-fn claim_recv(
+pub(crate) fn claim_recv(
     raw: &RawMpmc,
     strategy: WaitStrategy,
     max: usize,
@@ -322,7 +322,7 @@ fn claim_recv(
 }
 
 impl Fail {
-    fn try_send<T>(self, v: T) -> TrySendError<T> {
+    pub(crate) fn try_send<T>(self, v: T) -> TrySendError<T> {
         match self {
             Fail::Closed => TrySendError::Closed(v),
             Fail::TooLarge(m) => TrySendError::TooLarge(v, m),
@@ -331,7 +331,7 @@ impl Fail {
         }
     }
 
-    fn send<T>(self, v: T) -> SendError<T> {
+    pub(crate) fn send<T>(self, v: T) -> SendError<T> {
         match self {
             Fail::TooLarge(m) => SendError::TooLarge(v, m),
             Fail::Corrupt(c) => SendError::Corrupt(v, c),
@@ -339,7 +339,7 @@ impl Fail {
         }
     }
 
-    fn send_timeout<T>(self, v: T) -> SendTimeoutError<T> {
+    pub(crate) fn send_timeout<T>(self, v: T) -> SendTimeoutError<T> {
         match self {
             Fail::Closed => SendTimeoutError::Closed(v),
             Fail::TooLarge(m) => SendTimeoutError::TooLarge(v, m),
@@ -348,7 +348,7 @@ impl Fail {
         }
     }
 
-    fn try_recv(self, capacity: usize) -> TryRecvError {
+    pub(crate) fn try_recv(self, capacity: usize) -> TryRecvError {
         match self {
             Fail::Closed => TryRecvError::Closed,
             Fail::TooLong(needed) => TryRecvError::BufferTooSmall { needed, capacity },
@@ -357,7 +357,7 @@ impl Fail {
         }
     }
 
-    fn recv(self, capacity: usize) -> RecvError {
+    pub(crate) fn recv(self, capacity: usize) -> RecvError {
         match self {
             Fail::TooLong(needed) => RecvError::BufferTooSmall { needed, capacity },
             Fail::Corrupt(c) => RecvError::Corrupt(c),
@@ -365,7 +365,7 @@ impl Fail {
         }
     }
 
-    fn recv_timeout(self, capacity: usize) -> RecvTimeoutError {
+    pub(crate) fn recv_timeout(self, capacity: usize) -> RecvTimeoutError {
         match self {
             Fail::Closed => RecvTimeoutError::Closed,
             Fail::TooLong(needed) => RecvTimeoutError::BufferTooSmall { needed, capacity },
@@ -376,7 +376,7 @@ impl Fail {
 }
 
 /// Writes `v` into a claimed slot.
-fn write_value<T: Shareable + Copy>(mut c: raw::WriteClaim<'_>, v: &T) {
+pub(crate) fn write_value<T: Shareable + Copy>(mut c: raw::WriteClaim<'_>, v: &T) {
     const { assert!(std::mem::align_of::<T>() <= raw::DATA_ALIGN) };
     // SAFETY: the claim holds `size_of::<T>()` bytes of slot data, 16-byte
     // aligned (so aligned for `T`), owned by this endpoint until commit.
@@ -385,7 +385,7 @@ fn write_value<T: Shareable + Copy>(mut c: raw::WriteClaim<'_>, v: &T) {
 }
 
 /// Reads a `T` out of a claimed message of exactly `size_of::<T>()` bytes.
-fn read_value<T: Shareable + Copy>(c: raw::ReadClaim<'_>) -> Result<T, &'static str> {
+pub(crate) fn read_value<T: Shareable + Copy>(c: raw::ReadClaim<'_>) -> Result<T, &'static str> {
     const { assert!(std::mem::align_of::<T>() <= raw::DATA_ALIGN) };
     if c.len() != std::mem::size_of::<T>() {
         return Err("message length differs from the size of the type");

@@ -1,1 +1,663 @@
-//! `queue` (work in progress).
+//! `Queue<T>` and `JoinableQueue<T>`: Python's `multiprocessing.Queue` and
+//! `JoinableQueue` over the [MPMC ring](crate::mpmc).
+//!
+//! Every process that holds the queue may put and get. Items are
+//! plain-old-data values (`T:` [`Shareable`] `+ Copy`), copied into a slot with
+//! no serialization; byte strings can travel too ([`Queue::put_bytes`],
+//! [`Queue::get_bytes`]) when the queue was built with room for them
+//! ([`QueueBuilder::max_bytes`]).
+//!
+//! | Python | here |
+//! |---|---|
+//! | `Queue(maxsize)` | [`Queue::new`]`(maxsize)` (anonymous), [`Queue::builder`] (named, options) |
+//! | `put(item)` / `put(item, timeout=t)` / `put_nowait(item)` | [`Queue::put`] / [`Queue::put_timeout`] / [`Queue::put_nowait`] |
+//! | `get()` / `get(timeout=t)` / `get_nowait()` | [`Queue::get`] / [`Queue::get_timeout`] / [`Queue::get_nowait`] |
+//! | `qsize()`, `empty()`, `full()` | same names; approximate while others put or get |
+//! | `close()` | [`Queue::close`]: for every process, not just this one |
+//! | `JoinableQueue.task_done()`, `join()` | [`JoinableQueue::task_done`], [`JoinableQueue::join`] |
+//!
+//! Differences from Python: `maxsize` is rounded up to a power of two (and
+//! there is no unbounded queue); `close` closes the queue for everybody
+//! (puts fail with `Closed`, gets drain then fail with `Closed`) instead of
+//! only this process's feeder thread; a process that dies mid-put or mid-get
+//! does not wedge the queue: the item is counted in [`Queue::lost`] (and, in a
+//! joinable queue, no longer awaited by `join`).
+//!
+//! ```
+//! use ipc_queue::queue::JoinableQueue;
+//! use std::time::Duration;
+//! let q = JoinableQueue::<u64>::new(16)?;
+//! let worker = {
+//!     let q = q.clone();
+//!     std::thread::spawn(move || {
+//!         let mut sum = 0;
+//!         while let Ok(v) = q.get_timeout(Duration::from_millis(200)) {
+//!             sum += v;
+//!             q.task_done().unwrap();
+//!         }
+//!         sum
+//!     })
+//! };
+//! for v in 1..=10u64 {
+//!     q.put(v)?;
+//! }
+//! q.join(); // every item has been marked done
+//! assert_eq!(worker.join().unwrap(), 55);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Waiting follows the endpoint's [`WaitStrategy`]: spin, then yield, then
+//! sleep on an [`EventCount`](ipc_core::wait::EventCount) for not-empty,
+//! not-full or all-done; a put or get that finds what it needs makes no
+//! system call, and a futex wake is issued only when someone is parked.
+
+use crate::error::{
+    AttachError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
+use crate::mpmc::raw::{Config, RawMpmc, DATA_ALIGN, SLOT_HEADER};
+use crate::mpmc::{self, claim_recv, claim_send, Fail, Mpmc, Wait};
+use ipc_core::header::layout_hash;
+use ipc_core::wait::WaitStrategy;
+use ipc_core::{Kind, Shareable};
+use std::marker::PhantomData;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+/// The segment kind of a queue of `T` (its size and alignment are part of the
+/// layout hash, so a process expecting another `T` cannot open it).
+pub fn kind_of<T>() -> Kind {
+    Kind::new(
+        "ipc-queue/queue",
+        1,
+        layout_hash(&[
+            std::mem::size_of::<T>() as u64,
+            std::mem::align_of::<T>() as u64,
+            SLOT_HEADER as u64,
+            DATA_ALIGN as u64,
+        ]),
+    )
+}
+
+/// `task_done` was called more times than items were put.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("task_done() called more times than there were items put")]
+pub struct TaskDoneError;
+
+/// Options for a [`Queue`] or [`JoinableQueue`]. From [`Queue::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct QueueBuilder<T> {
+    name: Option<String>,
+    maxsize: usize,
+    max_bytes: usize,
+    strategy: WaitStrategy,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T: Shareable + Copy> QueueBuilder<T> {
+    /// Names the queue so unrelated processes can open it
+    /// ([`Queue::open`]); without a name it is anonymous.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The most items the queue holds (rounded up to a power of two;
+    /// default 64).
+    pub fn maxsize(mut self, maxsize: usize) -> Self {
+        self.maxsize = maxsize;
+        self
+    }
+
+    /// The longest byte string [`Queue::put_bytes`] accepts (default 0: only
+    /// byte strings up to `size_of::<T>()`). Every slot has room for
+    /// `max(size_of::<T>(), max_bytes)` bytes.
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// The wait strategy of the handle created (default adaptive).
+    pub fn strategy(mut self, strategy: WaitStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    fn build(self, joinable: bool) -> Result<Queue<T>, AttachError> {
+        let slot = self.max_bytes.max(std::mem::size_of::<T>());
+        let cfg = Config::new(self.maxsize, slot).joinable(joinable);
+        let ring = Mpmc::create_in(kind_of::<T>(), self.name.as_deref(), cfg)?;
+        Ok(Queue::wrap(ring, self.strategy))
+    }
+
+    /// Creates the queue.
+    ///
+    /// # Errors
+    /// [`AttachError::InvalidConfig`], [`AttachError::Segment`] (e.g. the
+    /// name is taken).
+    pub fn create(self) -> Result<Queue<T>, AttachError> {
+        self.build(false)
+    }
+
+    /// Creates a joinable queue.
+    ///
+    /// # Errors
+    /// As [`QueueBuilder::create`].
+    pub fn create_joinable(self) -> Result<JoinableQueue<T>, AttachError> {
+        Ok(JoinableQueue {
+            q: self.build(true)?,
+        })
+    }
+}
+
+/// A multi-producer multi-consumer queue of `T` between processes, shaped
+/// like Python's `multiprocessing.Queue`. See the [module docs](self).
+///
+/// Clones share the queue (one mapping); each has its own wait strategy.
+#[derive(Debug)]
+pub struct Queue<T> {
+    ring: Mpmc,
+    strategy: WaitStrategy,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            ring: self.ring.clone(),
+            strategy: self.strategy,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Shareable + Copy> Queue<T> {
+    /// An anonymous queue holding up to `maxsize` items (rounded up to a
+    /// power of two), for this process and its children.
+    ///
+    /// # Errors
+    /// As [`QueueBuilder::create`].
+    pub fn new(maxsize: usize) -> Result<Queue<T>, AttachError> {
+        Queue::builder().maxsize(maxsize).create()
+    }
+
+    /// Options: name, maxsize, room for byte strings, wait strategy.
+    pub fn builder() -> QueueBuilder<T> {
+        QueueBuilder {
+            name: None,
+            maxsize: 64,
+            max_bytes: 0,
+            strategy: WaitStrategy::default(),
+            _t: PhantomData,
+        }
+    }
+
+    /// Opens a named queue of `T` that another process created.
+    ///
+    /// # Errors
+    /// [`AttachError::Segment`] (no such queue, a queue of another `T`, ...)
+    /// or [`AttachError::Corrupt`].
+    pub fn open(name: &str) -> Result<Queue<T>, AttachError> {
+        let ring = Mpmc::open_in(kind_of::<T>(), name)?;
+        Ok(Queue::wrap(ring, WaitStrategy::default()))
+    }
+
+    /// Maps a queue from the descriptor another process passed
+    /// ([`Queue::fd`]).
+    ///
+    /// # Errors
+    /// As [`Queue::open`].
+    pub fn from_fd(fd: OwnedFd) -> Result<Queue<T>, AttachError> {
+        let ring = Mpmc::from_fd_in(kind_of::<T>(), fd)?;
+        Ok(Queue::wrap(ring, WaitStrategy::default()))
+    }
+
+    fn wrap(ring: Mpmc, strategy: WaitStrategy) -> Queue<T> {
+        const { assert!(std::mem::align_of::<T>() <= DATA_ALIGN) };
+        Queue {
+            ring,
+            strategy,
+            _t: PhantomData,
+        }
+    }
+
+    /// The same queue with another wait strategy for this handle's blocking
+    /// calls.
+    pub fn with_strategy(mut self, strategy: WaitStrategy) -> Queue<T> {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The queue's segment descriptor, for a child ([`Queue::from_fd`]).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.ring.fd()
+    }
+
+    /// The queue's name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.ring.name()
+    }
+
+    /// The ring under the queue.
+    pub fn ring(&self) -> &Mpmc {
+        &self.ring
+    }
+
+    fn raw(&self) -> &RawMpmc {
+        self.ring.raw()
+    }
+
+    /// Claims a slot (counting an unfinished task first in a joinable queue,
+    /// and uncounting it if no slot was claimed).
+    #[inline]
+    fn claim(&self, len: usize, wait: Wait) -> Result<mpmc::Reservation<'_>, Fail> {
+        let raw = self.raw();
+        if raw.is_joinable() {
+            raw.unfinished_inc();
+            claim_send(raw, self.strategy, len, wait).inspect_err(|_| {
+                raw.unfinished_dec();
+            })
+        } else {
+            claim_send(raw, self.strategy, len, wait)
+        }
+    }
+
+    /// Puts `item`, waiting for room.
+    ///
+    /// # Errors
+    /// `Closed` (the queue was closed) or `Corrupt`; the item is handed back.
+    #[inline]
+    pub fn put(&self, item: T) -> Result<(), SendError<T>> {
+        match self.claim(std::mem::size_of::<T>(), Wait::Until(None)) {
+            Ok(c) => {
+                mpmc::write_value(c, &item);
+                Ok(())
+            }
+            Err(f) => Err(f.send(item)),
+        }
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `Corrupt`; the item is handed back.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        let wait = Wait::Until(mpmc::deadline_after(timeout));
+        match self.claim(std::mem::size_of::<T>(), wait) {
+            Ok(c) => {
+                mpmc::write_value(c, &item);
+                Ok(())
+            }
+            Err(f) => Err(f.send_timeout(item)),
+        }
+    }
+
+    /// Puts `item` if there is room now.
+    ///
+    /// # Errors
+    /// `Full`, `Closed`, `Corrupt`; the item is handed back.
+    #[inline]
+    pub fn put_nowait(&self, item: T) -> Result<(), TrySendError<T>> {
+        match self.claim(std::mem::size_of::<T>(), Wait::No) {
+            Ok(c) => {
+                mpmc::write_value(c, &item);
+                Ok(())
+            }
+            Err(f) => Err(f.try_send(item)),
+        }
+    }
+
+    /// Takes an item, waiting for one.
+    ///
+    /// # Errors
+    /// `Closed` (closed and drained), `Decode` (the next message was a byte
+    /// string of another length; it is consumed), `Corrupt`.
+    #[inline]
+    pub fn get(&self) -> Result<T, RecvError> {
+        let c = claim_recv(self.raw(), self.strategy, usize::MAX, Wait::Until(None))
+            .map_err(|f| f.recv(usize::MAX))?;
+        mpmc::read_value(c).map_err(RecvError::Decode)
+    }
+
+    /// Takes an item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `Decode`, `Corrupt`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let wait = Wait::Until(mpmc::deadline_after(timeout));
+        let c = claim_recv(self.raw(), self.strategy, usize::MAX, wait)
+            .map_err(|f| f.recv_timeout(usize::MAX))?;
+        mpmc::read_value(c).map_err(RecvTimeoutError::Decode)
+    }
+
+    /// Takes an item if one is ready.
+    ///
+    /// # Errors
+    /// `Empty`, `Closed`, `Decode`, `Corrupt`.
+    #[inline]
+    pub fn get_nowait(&self) -> Result<T, TryRecvError> {
+        let c = claim_recv(self.raw(), self.strategy, usize::MAX, Wait::No)
+            .map_err(|f| f.try_recv(usize::MAX))?;
+        mpmc::read_value(c).map_err(TryRecvError::Decode)
+    }
+
+    /// Puts a byte string of at most `max(size_of::<T>(), max_bytes)` bytes,
+    /// waiting for room.
+    ///
+    /// # Errors
+    /// `Closed`, `TooLarge`, `Corrupt`; the bytes are handed back.
+    pub fn put_bytes<'b>(&self, bytes: &'b [u8]) -> Result<(), SendError<&'b [u8]>> {
+        match self.claim(bytes.len(), Wait::Until(None)) {
+            Ok(mut c) => {
+                c.buf().copy_from_slice(bytes);
+                c.commit();
+                Ok(())
+            }
+            Err(f) => Err(f.send(bytes)),
+        }
+    }
+
+    /// [`Queue::put_bytes`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `TooLarge`, `Corrupt`.
+    pub fn put_bytes_timeout<'b>(
+        &self,
+        bytes: &'b [u8],
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<&'b [u8]>> {
+        let wait = Wait::Until(mpmc::deadline_after(timeout));
+        match self.claim(bytes.len(), wait) {
+            Ok(mut c) => {
+                c.buf().copy_from_slice(bytes);
+                c.commit();
+                Ok(())
+            }
+            Err(f) => Err(f.send_timeout(bytes)),
+        }
+    }
+
+    /// [`Queue::put_bytes`] if there is room now.
+    ///
+    /// # Errors
+    /// `Full`, `Closed`, `TooLarge`, `Corrupt`.
+    pub fn put_bytes_nowait<'b>(&self, bytes: &'b [u8]) -> Result<(), TrySendError<&'b [u8]>> {
+        match self.claim(bytes.len(), Wait::No) {
+            Ok(mut c) => {
+                c.buf().copy_from_slice(bytes);
+                c.commit();
+                Ok(())
+            }
+            Err(f) => Err(f.try_send(bytes)),
+        }
+    }
+
+    /// Takes the next message as bytes (an item put with [`Queue::put`]
+    /// comes out as its `size_of::<T>()` bytes), waiting for one.
+    ///
+    /// # Errors
+    /// `Closed`, `Corrupt`.
+    pub fn get_bytes(&self) -> Result<Vec<u8>, RecvError> {
+        let c = claim_recv(self.raw(), self.strategy, usize::MAX, Wait::Until(None))
+            .map_err(|f| f.recv(usize::MAX))?;
+        Ok(c.bytes().to_vec())
+    }
+
+    /// [`Queue::get_bytes`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `Corrupt`.
+    pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+        let wait = Wait::Until(mpmc::deadline_after(timeout));
+        let c = claim_recv(self.raw(), self.strategy, usize::MAX, wait)
+            .map_err(|f| f.recv_timeout(usize::MAX))?;
+        Ok(c.bytes().to_vec())
+    }
+
+    /// [`Queue::get_bytes`] if a message is ready.
+    ///
+    /// # Errors
+    /// `Empty`, `Closed`, `Corrupt`.
+    pub fn get_bytes_nowait(&self) -> Result<Vec<u8>, TryRecvError> {
+        let c = claim_recv(self.raw(), self.strategy, usize::MAX, Wait::No)
+            .map_err(|f| f.try_recv(usize::MAX))?;
+        Ok(c.bytes().to_vec())
+    }
+
+    /// The number of items in the queue: approximate, since other processes
+    /// put and get concurrently (as in Python); it counts items being put or
+    /// taken at this moment.
+    pub fn qsize(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Whether the queue looked empty (it may stop being empty at any moment).
+    pub fn empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+
+    /// Whether the queue looked full (it may stop being full at any moment).
+    pub fn full(&self) -> bool {
+        self.ring.is_full()
+    }
+
+    /// The most items the queue holds (`maxsize` rounded up to a power of
+    /// two).
+    pub fn maxsize(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// Closes the queue for every process: puts fail with `Closed`, gets
+    /// drain what was put before and then fail with `Closed`.
+    pub fn close(&self) {
+        self.ring.close();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.ring.is_closed()
+    }
+
+    /// Items lost to processes that died mid-put or mid-get. See
+    /// [`Mpmc::lost`].
+    pub fn lost(&self) -> u64 {
+        self.ring.lost()
+    }
+}
+
+/// A [`Queue`] that counts unfinished items, as Python's `JoinableQueue`:
+/// every put adds one, [`JoinableQueue::task_done`] removes one, and
+/// [`JoinableQueue::join`] waits until the count is zero. It dereferences to
+/// the [`Queue`] for `put`, `get` and the rest (a put through it counts).
+///
+/// An item lost to a process that died mid-put or mid-get is uncounted when
+/// it is recovered, so `join` does not wait for it. An item a consumer took
+/// and then died without marking done is still counted (its work was not
+/// done): use [`JoinableQueue::join_timeout`] where that can happen.
+#[derive(Debug)]
+pub struct JoinableQueue<T> {
+    q: Queue<T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue { q: self.q.clone() }
+    }
+}
+
+impl<T> std::ops::Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.q
+    }
+}
+
+impl<T: Shareable + Copy> JoinableQueue<T> {
+    /// An anonymous joinable queue of up to `maxsize` items (rounded up to a
+    /// power of two).
+    ///
+    /// # Errors
+    /// As [`QueueBuilder::create`].
+    pub fn new(maxsize: usize) -> Result<JoinableQueue<T>, AttachError> {
+        Queue::builder().maxsize(maxsize).create_joinable()
+    }
+
+    /// Opens a named joinable queue another process created.
+    ///
+    /// # Errors
+    /// As [`Queue::open`], and [`AttachError::InvalidConfig`] if the queue is
+    /// not joinable.
+    pub fn open(name: &str) -> Result<JoinableQueue<T>, AttachError> {
+        JoinableQueue::check(Queue::open(name)?)
+    }
+
+    /// Maps a joinable queue from a descriptor ([`Queue::fd`]).
+    ///
+    /// # Errors
+    /// As [`JoinableQueue::open`].
+    pub fn from_fd(fd: OwnedFd) -> Result<JoinableQueue<T>, AttachError> {
+        JoinableQueue::check(Queue::from_fd(fd)?)
+    }
+
+    fn check(q: Queue<T>) -> Result<JoinableQueue<T>, AttachError> {
+        if q.raw().is_joinable() {
+            Ok(JoinableQueue { q })
+        } else {
+            Err(AttachError::InvalidConfig("the queue is not joinable"))
+        }
+    }
+
+    /// The same queue with another wait strategy for this handle.
+    pub fn with_strategy(self, strategy: WaitStrategy) -> JoinableQueue<T> {
+        JoinableQueue {
+            q: self.q.with_strategy(strategy),
+        }
+    }
+
+    /// The plain queue handle (puts through it still count).
+    pub fn queue(&self) -> &Queue<T> {
+        &self.q
+    }
+
+    /// Marks one item taken from the queue as done.
+    ///
+    /// # Errors
+    /// [`TaskDoneError`] if every item put has already been marked done
+    /// (nothing changes).
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        if self.q.raw().unfinished_dec() {
+            Ok(())
+        } else {
+            Err(TaskDoneError)
+        }
+    }
+
+    /// Items put and not yet marked done (by any process).
+    pub fn unfinished(&self) -> u64 {
+        self.q.raw().unfinished()
+    }
+
+    /// Waits until every item put has been marked done.
+    pub fn join(&self) {
+        let raw = self.q.raw();
+        raw.all_done().wait(
+            self.q.strategy,
+            None,
+            Some(Duration::from_millis(50)),
+            || (raw.unfinished() == 0).then_some(()),
+        );
+    }
+
+    /// Waits at most `timeout` until every item put has been marked done;
+    /// returns whether they all were.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        let raw = self.q.raw();
+        raw.all_done()
+            .wait(
+                self.q.strategy,
+                mpmc::deadline_after(timeout),
+                Some(Duration::from_millis(50)),
+                || (raw.unfinished() == 0).then_some(()),
+            )
+            .is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    #[repr(C)]
+    struct Job {
+        id: u64,
+        cost: f64,
+    }
+    // SAFETY: `#[repr(C)]`, two 8-byte numbers, no padding, no pointers,
+    // every bit pattern valid.
+    unsafe impl Shareable for Job {}
+
+    #[test]
+    fn python_shaped_calls() {
+        let q = Queue::<Job>::builder()
+            .maxsize(2)
+            .max_bytes(32)
+            .create()
+            .unwrap();
+        assert!(q.empty());
+        q.put(Job { id: 1, cost: 0.5 }).unwrap();
+        q.put_bytes(b"hello").unwrap();
+        assert!(q.full());
+        assert_eq!(q.qsize(), 2);
+        let back = q.put_nowait(Job { id: 3, cost: 1.0 }).unwrap_err();
+        assert!(back.is_full());
+        assert_eq!(back.into_inner().id, 3);
+        assert!(matches!(
+            q.put_timeout(Job { id: 4, cost: 0.0 }, Duration::from_millis(2)),
+            Err(SendTimeoutError::Timeout(Job { id: 4, .. }))
+        ));
+        assert_eq!(q.get().unwrap(), Job { id: 1, cost: 0.5 });
+        // A byte string of the wrong length for `Job` is a decode error.
+        assert!(matches!(q.get_nowait(), Err(TryRecvError::Decode(_))));
+        assert_eq!(q.get_nowait(), Err(TryRecvError::Empty));
+        assert_eq!(
+            q.get_timeout(Duration::from_millis(2)),
+            Err(RecvTimeoutError::Timeout)
+        );
+        q.put_bytes(b"bytes").unwrap();
+        assert_eq!(q.get_bytes().unwrap(), b"bytes");
+        q.put(Job { id: 9, cost: 2.0 }).unwrap();
+        q.close();
+        assert!(q
+            .put_nowait(Job { id: 5, cost: 0.0 })
+            .unwrap_err()
+            .is_closed());
+        assert_eq!(q.get().unwrap().id, 9);
+        assert_eq!(q.get(), Err(RecvError::Closed));
+    }
+
+    #[test]
+    fn task_done_and_join() {
+        let q = JoinableQueue::<u32>::new(4).unwrap();
+        assert_eq!(q.task_done(), Err(TaskDoneError));
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+        assert_eq!(q.unfinished(), 2);
+        assert!(!q.join_timeout(Duration::from_millis(2)));
+        assert_eq!(q.get().unwrap(), 1);
+        q.task_done().unwrap();
+        // A failed put does not count.
+        q.put_nowait(3).unwrap();
+        q.put_nowait(4).unwrap();
+        q.put_nowait(5).unwrap();
+        assert!(q.put_nowait(6).is_err());
+        assert_eq!(q.unfinished(), 4);
+        for _ in 0..4 {
+            q.get().unwrap();
+            q.task_done().unwrap();
+        }
+        q.join();
+        assert_eq!(q.task_done(), Err(TaskDoneError));
+    }
+}
