@@ -6,4 +6,6 @@ pub mod mpmc;
 pub mod pipe;
 pub mod queue;
 pub mod spsc;
+pub mod spsc_pod;
 pub mod spsc_raw;
+pub mod spsc_rkyv;

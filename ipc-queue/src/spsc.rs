@@ -789,27 +789,58 @@ impl Producer {
         &mut self,
         msgs: &[B],
     ) -> Result<usize, TrySendError<()>> {
+        self.batch_inner(
+            msgs.len(),
+            |i| msgs[i].as_ref().len(),
+            |i, dst| dst.copy_from_slice(msgs[i].as_ref()),
+        )
+    }
+
+    /// Writes up to `count` messages of `len` bytes each in place, as many as
+    /// fit now: `write(i, bytes)` fills message `i`. They are published
+    /// together (one index store, at most one wake-up). Returns how many were
+    /// written.
+    ///
+    /// # Errors
+    /// Only when not even the first message fits: as
+    /// [`Producer::try_reserve`].
+    pub fn try_write_batch(
+        &mut self,
+        count: usize,
+        len: usize,
+        write: impl FnMut(usize, &mut [u8]),
+    ) -> Result<usize, TrySendError<()>> {
+        self.batch_inner(count, |_| len, write)
+    }
+
+    fn batch_inner(
+        &mut self,
+        count: usize,
+        len_of: impl Fn(usize) -> usize,
+        mut write: impl FnMut(usize, &mut [u8]),
+    ) -> Result<usize, TrySendError<()>> {
         if self.ep.peer_closed() {
             return Err(TrySendError::Closed(()));
         }
         let mut n = 0;
-        for m in msgs {
-            let m = m.as_ref();
-            match self.raw.try_reserve(m.len()) {
+        while n < count {
+            let len = len_of(n);
+            match self.raw.try_reserve(len) {
                 Ok(r) => {
                     // SAFETY: just reserved, not committed.
-                    unsafe { self.raw.payload(r) }.copy_from_slice(m);
-                    self.raw.commit(r, m.len());
+                    write(n, unsafe { self.raw.payload(r) });
+                    self.raw.commit(r, len);
                     n += 1;
                 }
                 Err(e) => {
-                    let _ = self.raw.take_pad_published();
                     if n == 0 {
+                        let _ = self.raw.take_pad_published();
+                        self.raw.publish();
                         self.ep.wake_peer();
                         return Err(match e {
                             ReserveError::Full => TrySendError::Full(()),
                             ReserveError::TooLarge => {
-                                TrySendError::TooLarge((), self.too_large(m.len()))
+                                TrySendError::TooLarge((), self.too_large(len))
                             }
                             ReserveError::Corrupt(c) => TrySendError::Corrupt((), c),
                         });

@@ -1,0 +1,339 @@
+//! Plain-old-data messages over the SPSC ring: no serialization.
+//!
+//! A typed ring carries values of one type `T: `[`Shareable`]` + Copy`,
+//! each in a fixed-size slot of the byte ring (an 8-byte header, then the
+//! value, 8-byte aligned). The value is written straight into its slot and
+//! read straight out of it ([`PodConsumer::recv_ref`] even hands out `&T` in
+//! place). `Shareable` guarantees every bit pattern is a valid `T`, so bytes a
+//! faulty peer wrote can be wrong but never undefined behaviour.
+//!
+//! The ring records the slot size when it is created; typed ends refuse a
+//! ring of another size ([`AttachError::InvalidConfig`]). Types aligned to
+//! more than 8 bytes are refused at compile time.
+//!
+//! ```
+//! use ipc_queue::spsc_pod;
+//!
+//! let (mut tx, mut rx) = spsc_pod::channel::<u64>(4)?;
+//! for i in 0..4 {
+//!     tx.try_send(i).expect("room for four");
+//! }
+//! assert!(tx.try_send(4).unwrap_err().is_full());
+//! assert_eq!(rx.recv()?, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::error::{
+    AttachError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
+use crate::spsc::{Consumer, Producer, RecvGuard, SpscBuilder, SpscRing};
+use crate::spsc_raw;
+use ipc_core::wait::WaitStrategy;
+use ipc_core::Shareable;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+const fn check_type<T>() {
+    assert!(
+        std::mem::align_of::<T>() <= spsc_raw::RECORD_ALIGN,
+        "types aligned to more than 8 bytes cannot be placed in a ring slot"
+    );
+}
+
+/// The data-area size for a ring that holds at least `n` values of `T`.
+pub fn capacity_for<T>(n: usize) -> usize {
+    spsc_raw::record_len(std::mem::size_of::<T>())
+        .saturating_mul(n.max(1))
+        .max(spsc_raw::MIN_CAPACITY)
+}
+
+impl SpscBuilder {
+    /// Configures a typed ring for values of `T` holding at least `n` of
+    /// them (the byte capacity is rounded up to a power of two, so it may
+    /// hold more).
+    pub fn pod<T: Shareable + Copy>(self, n: usize) -> Self {
+        self.capacity(capacity_for::<T>(n))
+            .fixed_message_len(std::mem::size_of::<T>())
+    }
+}
+
+impl SpscRing {
+    fn check_fixed<T>(&self) -> Result<(), AttachError> {
+        const { check_type::<T>() };
+        if self.fixed_message_len() != std::mem::size_of::<T>() as u64 {
+            return Err(AttachError::InvalidConfig(
+                "the ring was not created for values of this size",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Attaches the producing end of a typed ring.
+    ///
+    /// # Errors
+    /// [`AttachError::InvalidConfig`] if the ring was not created with
+    /// [`SpscBuilder::pod`] for a type of `T`'s size; otherwise as
+    /// [`SpscRing::producer`].
+    pub fn pod_producer<T: Shareable + Copy>(&self) -> Result<PodProducer<T>, AttachError> {
+        self.check_fixed::<T>()?;
+        Ok(PodProducer {
+            inner: self.producer()?,
+            _t: PhantomData,
+        })
+    }
+
+    /// Attaches the consuming end of a typed ring. Errors as
+    /// [`SpscRing::pod_producer`].
+    pub fn pod_consumer<T: Shareable + Copy>(&self) -> Result<PodConsumer<T>, AttachError> {
+        self.check_fixed::<T>()?;
+        Ok(PodConsumer {
+            inner: self.consumer()?,
+            _t: PhantomData,
+        })
+    }
+}
+
+/// An anonymous typed ring holding at least `n` values, with both ends
+/// attached in this process.
+pub fn channel<T: Shareable + Copy>(
+    n: usize,
+) -> Result<(PodProducer<T>, PodConsumer<T>), AttachError> {
+    let ring = SpscRing::builder().pod::<T>(n).create()?;
+    Ok((ring.pod_producer()?, ring.pod_consumer()?))
+}
+
+/// The writing end of a typed ring.
+#[derive(Debug)]
+pub struct PodProducer<T> {
+    inner: Producer,
+    _t: PhantomData<fn(T)>,
+}
+
+/// The reading end of a typed ring.
+#[derive(Debug)]
+pub struct PodConsumer<T> {
+    inner: Consumer,
+    _t: PhantomData<fn() -> T>,
+}
+
+/// A value read in place; dropping it gives the slot back.
+#[derive(Debug)]
+pub struct PodGuard<'a, T> {
+    guard: RecvGuard<'a>,
+    _t: PhantomData<&'a T>,
+}
+
+impl<T: Shareable + Copy> std::ops::Deref for PodGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the guard's bytes are exactly `size_of::<T>()` long
+        // (checked when it was made), 8-aligned in the ring and
+        // `align_of::<T>() <= 8` (checked at compile time); `T: Shareable`
+        // makes any bytes a valid `T`.
+        unsafe { &*self.guard.as_ptr().cast::<T>() }
+    }
+}
+
+#[inline]
+fn write_value<T: Copy>(dst: &mut [u8], value: T) {
+    debug_assert_eq!(dst.len(), std::mem::size_of::<T>());
+    // SAFETY: `dst` has exactly `size_of::<T>()` writable bytes and is
+    // 8-aligned in the ring (`align_of::<T>() <= 8`).
+    unsafe { dst.as_mut_ptr().cast::<T>().write(value) };
+}
+
+#[inline]
+fn read_value<T: Shareable + Copy>(src: &[u8]) -> Option<T> {
+    if src.len() != std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: length checked, 8-aligned in the ring, every bit pattern valid.
+    Some(unsafe { src.as_ptr().cast::<T>().read() })
+}
+
+const WRONG_LEN: &str = "message length is not the size of the type";
+
+impl<T: Shareable + Copy> PodProducer<T> {
+    /// Sends `value` without waiting.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] or [`TrySendError::Closed`], handing `value`
+    /// back; [`TrySendError::Corrupt`].
+    #[inline]
+    pub fn try_send(&mut self, value: T) -> Result<(), TrySendError<T>> {
+        match self.inner.try_reserve(std::mem::size_of::<T>()) {
+            Ok(mut g) => {
+                write_value(&mut g, value);
+                g.commit();
+                Ok(())
+            }
+            Err(e) => Err(e.map(|()| value)),
+        }
+    }
+
+    /// Sends `value`, waiting for room.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] if the consumer closed or died.
+    #[inline]
+    pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
+        match self.inner.reserve(std::mem::size_of::<T>()) {
+            Ok(mut g) => {
+                write_value(&mut g, value);
+                g.commit();
+                Ok(())
+            }
+            Err(e) => Err(e.map(|()| value)),
+        }
+    }
+
+    /// Sends `value`, waiting at most `timeout` for room.
+    pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        match self
+            .inner
+            .reserve_timeout(std::mem::size_of::<T>(), timeout)
+        {
+            Ok(mut g) => {
+                write_value(&mut g, value);
+                g.commit();
+                Ok(())
+            }
+            Err(e) => Err(e.map(|()| value)),
+        }
+    }
+
+    /// Sends as many of `values` as fit now, published together; returns how
+    /// many. Errors only if none fit (as [`PodProducer::try_send`], without
+    /// a value to hand back).
+    pub fn try_send_batch(&mut self, values: &[T]) -> Result<usize, TrySendError<()>> {
+        self.inner
+            .try_write_batch(values.len(), std::mem::size_of::<T>(), |i, dst| {
+                write_value(dst, values[i])
+            })
+    }
+
+    /// Sets how this end waits (see [`Producer::set_wait_strategy`]).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.inner.set_wait_strategy(strategy);
+    }
+
+    /// Whether the consumer closed its end.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// The untyped end underneath.
+    pub fn as_bytes(&mut self) -> &mut Producer {
+        &mut self.inner
+    }
+
+    /// Closes this end (as dropping it does).
+    pub fn close(self) {}
+}
+
+impl<T: Shareable + Copy> PodConsumer<T> {
+    /// The next value, without waiting.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`], [`TryRecvError::Closed`],
+    /// [`TryRecvError::Decode`] for a message of the wrong length (consumed),
+    /// [`TryRecvError::Corrupt`].
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        let g = self.inner.try_recv()?;
+        read_value(&g).ok_or(TryRecvError::Decode(WRONG_LEN))
+    }
+
+    /// The next value, waiting for one.
+    ///
+    /// # Errors
+    /// [`RecvError::Closed`] once the producer closed (or died) and the ring
+    /// is drained; [`RecvError::Decode`], [`RecvError::Corrupt`].
+    #[inline]
+    pub fn recv(&mut self) -> Result<T, RecvError> {
+        let g = self.inner.recv()?;
+        read_value(&g).ok_or(RecvError::Decode(WRONG_LEN))
+    }
+
+    /// The next value, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let g = self.inner.recv_timeout(timeout)?;
+        read_value(&g).ok_or(RecvTimeoutError::Decode(WRONG_LEN))
+    }
+
+    fn guard(g: RecvGuard<'_>) -> Option<PodGuard<'_, T>> {
+        (g.len() == std::mem::size_of::<T>()).then_some(PodGuard {
+            guard: g,
+            _t: PhantomData,
+        })
+    }
+
+    /// The next value in place, without waiting. Errors as
+    /// [`PodConsumer::try_recv`].
+    pub fn try_recv_ref(&mut self) -> Result<PodGuard<'_, T>, TryRecvError> {
+        let g = self.inner.try_recv()?;
+        Self::guard(g).ok_or(TryRecvError::Decode(WRONG_LEN))
+    }
+
+    /// The next value in place, waiting for one. Errors as
+    /// [`PodConsumer::recv`].
+    pub fn recv_ref(&mut self) -> Result<PodGuard<'_, T>, RecvError> {
+        let g = self.inner.recv()?;
+        Self::guard(g).ok_or(RecvError::Decode(WRONG_LEN))
+    }
+
+    /// Calls `f` on every value available now (at most `max`), in place,
+    /// releasing them together. Messages of the wrong length are skipped
+    /// (and counted in the result's second field).
+    ///
+    /// # Errors
+    /// As [`Consumer::try_recv_batch`].
+    pub fn try_recv_batch(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&T),
+    ) -> Result<(usize, usize), TryRecvError> {
+        let mut bad = 0;
+        let n = self
+            .inner
+            .try_recv_batch(max, |b| match read_value::<T>(b) {
+                Some(v) => f(&v),
+                None => bad += 1,
+            })?;
+        Ok((n - bad, bad))
+    }
+
+    /// Like [`PodConsumer::try_recv_batch`], waiting for at least one value.
+    pub fn recv_batch(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&T),
+    ) -> Result<(usize, usize), RecvError> {
+        let mut bad = 0;
+        let n = self.inner.recv_batch(max, |b| match read_value::<T>(b) {
+            Some(v) => f(&v),
+            None => bad += 1,
+        })?;
+        Ok((n - bad, bad))
+    }
+
+    /// Sets how this end waits (see [`Consumer::set_wait_strategy`]).
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.inner.set_wait_strategy(strategy);
+    }
+
+    /// Whether the producer closed its end.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// The untyped end underneath.
+    pub fn as_bytes(&mut self) -> &mut Consumer {
+        &mut self.inner
+    }
+
+    /// Closes this end (as dropping it does).
+    pub fn close(self) {}
+}
