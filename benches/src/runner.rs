@@ -1,0 +1,378 @@
+//! How measurements run: two processes pinned to two cores, a warm-up, then
+//! timed round trips into an HDR histogram, or timed streams of messages.
+//!
+//! The harness is single-threaded whenever it forks (the progress bar does
+//! not tick on a thread of its own), so a forked peer may use anything.
+
+use crate::clock::Clock;
+use crate::machine::pin_to_core;
+use crate::outcome::{Latency, Outcome};
+use crate::shm::{Shm, LINE};
+use ipc_core::Process;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How long the suite runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The default: the whole suite in well under two minutes.
+    Quick,
+    /// Ten times the samples of the quick suite.
+    Full,
+    /// A few hundred samples each: checks that everything runs (tests).
+    Smoke,
+}
+
+/// How fast one round trip of a measurement is, which sets its sample count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speed {
+    /// Spinning on shared memory: well under a microsecond.
+    Spin,
+    /// A kernel wake-up per message: tens of microseconds on a VM.
+    Kernel,
+    /// Starting a process or a Python interpreter: milliseconds.
+    Slow,
+}
+
+/// Everything a measurement needs to know about the run.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// Quick, full or smoke.
+    pub mode: Mode,
+    /// The two cores: the harness side, the peer side.
+    pub cores: (usize, usize),
+    /// The clock for per-sample timing.
+    pub clock: Clock,
+    /// How long one measurement may take before it is abandoned.
+    pub timeout: Duration,
+}
+
+impl Ctx {
+    /// Warm-up rounds and timed rounds for a round-trip measurement.
+    pub fn rounds(&self, speed: Speed) -> (u64, u64) {
+        let (warm, n) = match speed {
+            Speed::Spin => (20_000, 200_000),
+            Speed::Kernel => (1_000, 20_000),
+            Speed::Slow => (5, 100),
+        };
+        self.scaled(warm, n)
+    }
+
+    /// Scales a quick-suite (warm-up, samples) pair to the mode.
+    pub fn scaled(&self, warm: u64, n: u64) -> (u64, u64) {
+        match self.mode {
+            Mode::Quick => (warm, n),
+            Mode::Full => (warm * 2, n * 10),
+            Mode::Smoke => ((warm / 100).max(2), (n / 100).clamp(20, 300)),
+        }
+    }
+
+    /// Scales a quick-suite count (messages, operations) to the mode.
+    pub fn count(&self, quick: u64) -> u64 {
+        match self.mode {
+            Mode::Quick => quick,
+            Mode::Full => quick * 10,
+            Mode::Smoke => (quick / 1000).max(100),
+        }
+    }
+
+    /// How many timed repetitions a throughput measurement makes.
+    pub fn reps(&self) -> u32 {
+        match self.mode {
+            Mode::Quick => 5,
+            Mode::Full => 15,
+            Mode::Smoke => 2,
+        }
+    }
+
+    /// A watch whose deadline is this context's timeout from now.
+    pub fn watch(&self) -> Watch {
+        Watch::new(self.timeout)
+    }
+}
+
+/// A deadline for one measurement, checked by every wait, so a peer that
+/// died or hung turns into an error instead of a hang.
+#[derive(Clone, Copy, Debug)]
+pub struct Watch {
+    deadline: Instant,
+    realtime_deadline: libc::timespec,
+}
+
+impl Watch {
+    /// A watch expiring `timeout` from now.
+    pub fn new(timeout: Duration) -> Watch {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+        now.tv_sec += timeout.as_secs() as libc::time_t + 1;
+        Watch {
+            deadline: Instant::now() + timeout,
+            realtime_deadline: now,
+        }
+    }
+
+    /// The monotonic deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The deadline on `CLOCK_REALTIME` (for `sem_timedwait`).
+    pub fn realtime_deadline(&self) -> &libc::timespec {
+        &self.realtime_deadline
+    }
+
+    /// An error if the deadline has passed.
+    pub fn check(&self, what: &str) -> Result<(), String> {
+        if Instant::now() >= self.deadline {
+            Err(format!("timed out waiting for {what}"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Spins until `ready` returns true; reads the clock every few thousand
+    /// spins only.
+    #[inline]
+    pub fn spin_until(&self, what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+        let mut n: u32 = 0;
+        while !ready() {
+            std::hint::spin_loop();
+            n = n.wrapping_add(1);
+            if n % 16_384 == 0 {
+                self.check(what)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A round-trip measurement: the peer (a forked child) answers, the harness
+/// asks and times.
+pub trait PingPong {
+    /// In the peer: answer `rounds` round trips, checking each message.
+    fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String>;
+    /// In the harness, right after the fork (close the peer's descriptors).
+    fn after_fork(&mut self) {}
+    /// In the harness: send message `i`, wait for the answer, check it.
+    fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String>;
+}
+
+/// Runs a peer process for `f`, pinned to the second core, and returns it.
+fn start_peer(ctx: &Ctx, f: impl FnOnce() -> Result<(), String>) -> Result<Process, String> {
+    let core = ctx.cores.1;
+    Process::builder()
+        .name("ipc-bench-peer")
+        .daemon(true)
+        .fork(move || -> i32 {
+            if let Err(e) = pin_to_core(core) {
+                eprintln!("ipc-bench peer: {e}");
+                return 2;
+            }
+            match f() {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("ipc-bench peer: {e}");
+                    1
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the peer: {e}"))
+}
+
+/// Waits for the peer to exit and turns its status into a result; kills it
+/// if it is still running after `grace`.
+fn finish_peer(peer: Process, grace: Duration) -> Result<(), String> {
+    match peer.join_timeout(grace) {
+        Ok(Some(s)) if s.success() => Ok(()),
+        Ok(Some(s)) => Err(format!("the peer failed ({s})")),
+        Ok(None) => {
+            let _ = peer.kill();
+            let _ = peer.join();
+            Err("the peer did not finish".into())
+        }
+        Err(e) => Err(format!("joining the peer: {e}")),
+    }
+}
+
+/// Stops a peer after the harness side failed, and returns that error.
+fn abandon_peer(peer: Process, err: String) -> String {
+    let _ = peer.kill();
+    let _ = peer.join();
+    err
+}
+
+/// Measures round trips of `pp` at `speed`: a warm-up, then one histogram
+/// sample per round trip, timed with the context's clock.
+///
+/// # Errors
+/// Pinning, starting the peer, a wrong answer, a timeout, or a failed peer.
+pub fn measure_rtt(ctx: &Ctx, speed: Speed, pp: &mut impl PingPong) -> Result<Outcome, String> {
+    let (warm, n) = ctx.rounds(speed);
+    measure_rtt_n(ctx, warm, n, pp)
+}
+
+/// [`measure_rtt`] with explicit warm-up and sample counts.
+///
+/// # Errors
+/// As [`measure_rtt`].
+pub fn measure_rtt_n(
+    ctx: &Ctx,
+    warm: u64,
+    n: u64,
+    pp: &mut impl PingPong,
+) -> Result<Outcome, String> {
+    pin_to_core(ctx.cores.0)?;
+    let total = warm + n;
+    let w = ctx.watch();
+    let peer = {
+        let pp = &mut *pp;
+        start_peer(ctx, move || pp.serve(total, &w))?
+    };
+    pp.after_fork();
+    let clock = ctx.clock;
+    let mut lat = Latency::new(1.0);
+    let run = (|| {
+        for i in 0..warm {
+            pp.round_trip(i, &w)?;
+        }
+        for i in warm..total {
+            let t0 = clock.now();
+            pp.round_trip(i, &w)?;
+            let t1 = clock.now();
+            lat.record_ns(clock.ns(t0, t1));
+        }
+        Ok::<(), String>(())
+    })();
+    if let Err(e) = run {
+        return Err(abandon_peer(peer, e));
+    }
+    finish_peer(peer, Duration::from_secs(10))?;
+    Ok(Outcome::Latency(lat))
+}
+
+/// A throughput measurement: the harness produces, the peer consumes and
+/// checks every message.
+pub trait Stream {
+    /// In the peer: receive `n` messages and check them.
+    fn consume(&mut self, n: u64, w: &Watch) -> Result<(), String>;
+    /// In the harness, right after the fork.
+    fn after_fork(&mut self) {}
+    /// In the harness: send `n` messages.
+    fn produce(&mut self, n: u64, w: &Watch) -> Result<(), String>;
+}
+
+/// Measures messages per second of `s`: an untimed warm-up of `n / 4`
+/// messages, then [`Ctx::reps`] timed runs of `n` messages each, from the
+/// harness's start signal to the peer's "all received" flag. Returns the
+/// median rate and the number of messages timed.
+///
+/// # Errors
+/// As [`measure_rtt`].
+pub fn measure_stream(ctx: &Ctx, n: u64, s: &mut impl Stream) -> Result<(f64, u64), String> {
+    pin_to_core(ctx.cores.0)?;
+    let ctl = Shm::new(2 * LINE)?;
+    let reps = ctx.reps() as u64;
+    let warm = (n / 4).max(1);
+    let w = ctx.watch();
+    let peer = {
+        let s = &mut *s;
+        let ctl = &ctl;
+        start_peer(ctx, move || {
+            for r in 1..=reps + 1 {
+                w.spin_until("the start signal", || {
+                    ctl.u64_at(0).load(Ordering::Acquire) == r
+                })?;
+                s.consume(if r == 1 { warm } else { n }, &w)?;
+                ctl.u64_at(LINE).store(r, Ordering::Release);
+            }
+            Ok(())
+        })?
+    };
+    s.after_fork();
+    let mut rates = Vec::new();
+    let run = (|| {
+        for r in 1..=reps + 1 {
+            let count = if r == 1 { warm } else { n };
+            let t0 = Instant::now();
+            ctl.u64_at(0).store(r, Ordering::Release);
+            s.produce(count, &w)?;
+            w.spin_until("the consumer", || {
+                ctl.u64_at(LINE).load(Ordering::Acquire) == r
+            })?;
+            let secs = t0.elapsed().as_secs_f64();
+            if r > 1 {
+                rates.push(count as f64 / secs);
+            }
+        }
+        Ok::<(), String>(())
+    })();
+    if let Err(e) = run {
+        return Err(abandon_peer(peer, e));
+    }
+    finish_peer(peer, Duration::from_secs(10))?;
+    Ok((median(&mut rates), n * reps))
+}
+
+/// Times `batches` batches of `batch` calls of `op` on this thread and
+/// records the per-call cost of each batch (in picoseconds, so a 20 ns
+/// operation keeps its decimals).
+pub fn measure_batches(ctx: &Ctx, batch: u64, batches: u64, mut op: impl FnMut()) -> Outcome {
+    let clock = ctx.clock;
+    let mut lat = Latency::new(1000.0);
+    for _ in 0..(batches / 10).max(1) {
+        for _ in 0..batch {
+            op();
+        }
+    }
+    for _ in 0..batches {
+        let t0 = clock.now();
+        for _ in 0..batch {
+            op();
+        }
+        let t1 = clock.now();
+        lat.record_ns(clock.ns(t0, t1) / batch as f64);
+    }
+    Outcome::Latency(lat)
+}
+
+/// The median of `v` (sorted in place); 0 for an empty slice.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+
+    #[test]
+    fn smoke_mode_keeps_counts_small() {
+        let ctx = Ctx {
+            mode: Mode::Smoke,
+            cores: (0, 0),
+            clock: Clock::instant(),
+            timeout: Duration::from_secs(1),
+        };
+        let (w, n) = ctx.rounds(Speed::Spin);
+        assert!(w >= 2 && n <= 300);
+    }
+}
