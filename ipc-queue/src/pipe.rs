@@ -1,1 +1,381 @@
-//! `pipe` (work in progress).
+//! `pipe()`: two duplex ends over two SPSC rings, as Python's
+//! `multiprocessing.Pipe()`.
+//!
+//! A [`Pipe`] is one segment holding two [`SpscRing`]s, one per direction.
+//! Each [`Connection`] is the producer of one ring and the consumer of the
+//! other: [`Connection::send_bytes`] / [`Connection::recv_bytes`] move byte
+//! strings, [`Connection::send`] / [`Connection::recv`] plain-old-data
+//! values, [`Connection::send_archive`] / [`Connection::recv_archive`] `rkyv`
+//! values read in place, and [`Connection::poll`] waits for something to
+//! read. Everything inherits the ring's properties: no system call on the
+//! fast path, a peer that closes or dies is reported as
+//! [`RecvError::Closed`] / [`SendError::Closed`] after the data it sent has
+//! been read, and each end may be held by one process at a time.
+//!
+//! ```
+//! let (mut a, mut b) = ipc_queue::pipe::pipe()?;
+//! a.send_bytes(b"ping")?;
+//! assert_eq!(b.recv_bytes()?, b"ping");
+//! b.send(&42u64)?;
+//! assert_eq!(a.recv::<u64>()?, 42);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Between processes, create the [`Pipe`] first, start the child (it
+//! inherits the segment's file descriptor, or opens the pipe by name), and
+//! let each process take its end with [`Pipe::end_a`] or [`Pipe::end_b`].
+
+use crate::error::{AttachError, Corrupt, RecvError, RecvTimeoutError, SendError, TryRecvError};
+use crate::spsc::{Consumer, Producer, RecvGuard, SpscRing};
+use crate::spsc_raw;
+use crate::spsc_rkyv::{self, ArchivedGuard, CheckedArchive, SerializeInPlace};
+use ipc_core::wait::WaitStrategy;
+use ipc_core::{Kind, Segment, Shareable};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The segment kind of a pipe (two SPSC rings back to back).
+pub const KIND: Kind = Kind::new(
+    "ipc-queue/pipe",
+    1,
+    ipc_core::header::layout_hash(&[
+        std::mem::size_of::<spsc_raw::SpscControl>() as u64,
+        spsc_raw::HEADER_LEN as u64,
+        2,
+    ]),
+);
+
+/// The default size of each direction's ring: 64 KiB.
+pub const DEFAULT_CAPACITY: usize = 64 * 1024;
+
+/// Creates or opens a [`Pipe`]. Obtained from [`Pipe::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct PipeBuilder {
+    capacity: usize,
+    name: Option<String>,
+    prefault: bool,
+}
+
+/// Two SPSC rings in one segment, one per direction. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Pipe {
+    a_to_b: SpscRing,
+    b_to_a: SpscRing,
+}
+
+fn second_offset(cap: usize) -> Option<usize> {
+    spsc_raw::memory_size(cap).map(|s| s.next_multiple_of(128))
+}
+
+impl PipeBuilder {
+    /// Each direction's ring size in bytes (rounded up to a power of two).
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Names the segment so an unrelated process can [`Pipe::open`] it;
+    /// without a name it is anonymous.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Touches every page when mapping.
+    pub fn prefault(mut self, yes: bool) -> Self {
+        self.prefault = yes;
+        self
+    }
+
+    /// Creates the pipe.
+    ///
+    /// # Errors
+    /// [`AttachError::InvalidConfig`] for a capacity out of range,
+    /// [`AttachError::Segment`] if the segment cannot be created.
+    pub fn create(self) -> Result<Pipe, AttachError> {
+        let cap = self
+            .capacity
+            .max(spsc_raw::MIN_CAPACITY)
+            .checked_next_power_of_two()
+            .filter(|&c| c <= spsc_raw::MAX_CAPACITY)
+            .ok_or(AttachError::InvalidConfig(
+                "the capacity is larger than 2 GiB",
+            ))?;
+        let off = second_offset(cap).ok_or(AttachError::InvalidConfig("capacity out of range"))?;
+        let size = off + off;
+        let mut b = Segment::builder(KIND).size(size).prefault(self.prefault);
+        if let Some(n) = &self.name {
+            b = b.name(n.clone());
+        }
+        let mut failed = None;
+        let seg = b.create_with(|seg| {
+            let base = seg.payload_ptr();
+            // SAFETY: the payload holds `2 * off` bytes, 128-aligned, not yet
+            // visible to anyone else; the two rings do not overlap.
+            let r = unsafe { spsc_raw::init_in(base, off, cap, 0) }.and_then(|_| {
+                // SAFETY: as above, the second half.
+                unsafe { spsc_raw::init_in(base.add(off), off, cap, 0) }
+            });
+            if let Err(e) = r {
+                failed = Some(e);
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        Pipe::from_segment(seg)
+    }
+}
+
+impl Pipe {
+    /// A builder for a pipe of [`DEFAULT_CAPACITY`] bytes per direction.
+    pub fn builder() -> PipeBuilder {
+        PipeBuilder {
+            capacity: DEFAULT_CAPACITY,
+            name: None,
+            prefault: false,
+        }
+    }
+
+    /// Opens a named pipe created by another process.
+    pub fn open(name: &str) -> Result<Pipe, AttachError> {
+        let seg = Segment::builder(KIND).name(name).open()?;
+        Pipe::from_segment(seg)
+    }
+
+    /// Maps a pipe from its segment's file descriptor.
+    pub fn from_fd(fd: OwnedFd) -> Result<Pipe, AttachError> {
+        Pipe::from_segment(Segment::from_fd(fd, KIND)?)
+    }
+
+    /// Uses a segment that holds a pipe.
+    pub fn from_segment(seg: Segment) -> Result<Pipe, AttachError> {
+        if seg.kind() != KIND {
+            return Err(AttachError::InvalidConfig(
+                "the segment does not hold a pipe",
+            ));
+        }
+        let seg = Arc::new(seg);
+        let a_to_b = SpscRing::from_shared(Arc::clone(&seg), 0)?;
+        let off = second_offset(a_to_b.capacity())
+            .ok_or(Corrupt::new("pipe ring capacity", a_to_b.capacity() as u64))?;
+        let b_to_a = SpscRing::from_shared(seg, off)?;
+        if b_to_a.capacity() != a_to_b.capacity() {
+            return Err(
+                Corrupt::new("pipe rings differ in capacity", b_to_a.capacity() as u64).into(),
+            );
+        }
+        Ok(Pipe { a_to_b, b_to_a })
+    }
+
+    /// The segment's file descriptor, to pass to a child.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.a_to_b.fd()
+    }
+
+    /// The segment holding both rings.
+    pub fn segment(&self) -> &Segment {
+        self.a_to_b.segment()
+    }
+
+    /// Each direction's ring size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.a_to_b.capacity()
+    }
+
+    /// The ring carrying messages from end A to end B.
+    pub fn a_to_b(&self) -> &SpscRing {
+        &self.a_to_b
+    }
+
+    /// The ring carrying messages from end B to end A.
+    pub fn b_to_a(&self) -> &SpscRing {
+        &self.b_to_a
+    }
+
+    /// Attaches end A (sends on `a_to_b`, receives on `b_to_a`).
+    ///
+    /// # Errors
+    /// [`AttachError::AlreadyAttached`] if a live process holds end A.
+    pub fn end_a(&self) -> Result<Connection, AttachError> {
+        Connection::attach(&self.a_to_b, &self.b_to_a)
+    }
+
+    /// Attaches end B (sends on `b_to_a`, receives on `a_to_b`).
+    pub fn end_b(&self) -> Result<Connection, AttachError> {
+        Connection::attach(&self.b_to_a, &self.a_to_b)
+    }
+}
+
+/// An anonymous pipe with both ends attached in this process (Python's
+/// `multiprocessing.Pipe()`); for a child process, create a [`Pipe`] and
+/// attach one end in each process instead.
+pub fn pipe() -> Result<(Connection, Connection), AttachError> {
+    let p = Pipe::builder().create()?;
+    Ok((p.end_a()?, p.end_b()?))
+}
+
+/// One end of a [`Pipe`]: sends to the other end and receives from it.
+#[derive(Debug)]
+pub struct Connection {
+    tx: Producer,
+    rx: Consumer,
+    guess: usize,
+}
+
+const WRONG_LEN: &str = "message length is not the size of the type";
+
+impl Connection {
+    fn attach(out: &SpscRing, inp: &SpscRing) -> Result<Connection, AttachError> {
+        let tx = out.producer()?;
+        let rx = inp.consumer()?;
+        Ok(Connection {
+            tx,
+            rx,
+            guess: spsc_rkyv::first_guess(),
+        })
+    }
+
+    /// Sets how both directions of this end wait.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.tx.set_wait_strategy(strategy);
+        self.rx.set_wait_strategy(strategy);
+    }
+
+    /// [`Connection::set_wait_strategy`], by value.
+    pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Self {
+        self.set_wait_strategy(strategy);
+        self
+    }
+
+    /// The largest message this end can send.
+    pub fn max_message_len(&self) -> usize {
+        self.tx.max_message_len()
+    }
+
+    /// Sends a byte string, waiting for room.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] if the other end closed or died,
+    /// [`SendError::TooLarge`], [`SendError::Corrupt`].
+    #[inline]
+    pub fn send_bytes(&mut self, msg: &[u8]) -> Result<(), SendError<()>> {
+        self.tx.send(msg)
+    }
+
+    /// Receives a byte string into a new `Vec` (allocates; see
+    /// [`Connection::recv_bytes_into`] and [`Connection::recv_in_place`]).
+    ///
+    /// # Errors
+    /// [`RecvError::Closed`] once the other end closed (or died) and
+    /// everything it sent was read; [`RecvError::Corrupt`].
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>, RecvError> {
+        Ok(self.rx.recv()?.to_vec())
+    }
+
+    /// Receives a byte string into `buf`; returns its length.
+    ///
+    /// # Errors
+    /// As [`Connection::recv_bytes`], and [`RecvError::BufferTooSmall`] (the
+    /// message stays).
+    #[inline]
+    pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.rx.recv_into(buf)
+    }
+
+    /// Receives a byte string with a time limit.
+    pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+        Ok(self.rx.recv_timeout(timeout)?.to_vec())
+    }
+
+    /// Receives the next message in place: a guard over its bytes in the
+    /// ring, released when dropped.
+    #[inline]
+    pub fn recv_in_place(&mut self) -> Result<RecvGuard<'_>, RecvError> {
+        self.rx.recv()
+    }
+
+    /// Receives without waiting into `buf`.
+    pub fn try_recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
+        self.rx.try_recv_into(buf)
+    }
+
+    /// Sends a plain-old-data value (its bytes, no serialization).
+    ///
+    /// # Errors
+    /// As [`Connection::send_bytes`].
+    #[inline]
+    pub fn send<T: Shareable + Copy>(&mut self, value: &T) -> Result<(), SendError<()>> {
+        const { assert!(std::mem::align_of::<T>() <= spsc_raw::RECORD_ALIGN) };
+        let mut g = self.tx.reserve(std::mem::size_of::<T>())?;
+        // SAFETY: the grant has exactly `size_of::<T>()` bytes, 8-aligned
+        // (and `align_of::<T>() <= 8`, checked at compile time).
+        unsafe { g.as_mut_ptr().cast::<T>().write(*value) };
+        g.commit();
+        Ok(())
+    }
+
+    /// Receives a plain-old-data value.
+    ///
+    /// # Errors
+    /// As [`Connection::recv_bytes`], and [`RecvError::Decode`] if the
+    /// message does not have `T`'s size (it is consumed).
+    #[inline]
+    pub fn recv<T: Shareable + Copy>(&mut self) -> Result<T, RecvError> {
+        const { assert!(std::mem::align_of::<T>() <= spsc_raw::RECORD_ALIGN) };
+        let g = self.rx.recv()?;
+        if g.len() != std::mem::size_of::<T>() {
+            return Err(RecvError::Decode(WRONG_LEN));
+        }
+        // SAFETY: length checked, 8-aligned in the ring; `T: Shareable`
+        // makes every bit pattern valid.
+        Ok(unsafe { g.as_ptr().cast::<T>().read() })
+    }
+
+    /// Serializes an `rkyv` value straight into the ring.
+    ///
+    /// # Errors
+    /// As [`Connection::send_bytes`]; [`SendError::TooLarge`] if the
+    /// archive exceeds the largest message.
+    pub fn send_archive<T: SerializeInPlace>(&mut self, value: &T) -> Result<(), SendError<()>> {
+        spsc_rkyv::send_blocking(&mut self.tx, &mut self.guess, value)
+    }
+
+    /// Receives an `rkyv` archive of `T`, checked, read in place.
+    ///
+    /// # Errors
+    /// As [`Connection::recv_bytes`], and [`RecvError::Decode`] if the
+    /// archive fails its check (it is consumed).
+    pub fn recv_archive<T: rkyv::Archive>(&mut self) -> Result<ArchivedGuard<'_, T>, RecvError>
+    where
+        T::Archived: CheckedArchive,
+    {
+        let g = self.rx.recv()?;
+        spsc_rkyv::check_guard::<T>(g).map_err(RecvError::Decode)
+    }
+
+    /// Waits until a message can be read, at most `timeout` (`None`: no
+    /// limit; `Some(Duration::ZERO)`: just look). `Ok(false)` on timeout.
+    ///
+    /// # Errors
+    /// [`RecvError::Closed`] if the other end is gone and nothing is left.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool, RecvError> {
+        self.rx.poll(timeout)
+    }
+
+    /// The sending half.
+    pub fn sender(&mut self) -> &mut Producer {
+        &mut self.tx
+    }
+
+    /// The receiving half.
+    pub fn receiver(&mut self) -> &mut Consumer {
+        &mut self.rx
+    }
+
+    /// Closes both directions of this end (as dropping it does): the other
+    /// end reads what was sent, then gets `Closed`.
+    pub fn close(self) {}
+}

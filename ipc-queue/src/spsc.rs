@@ -282,6 +282,31 @@ impl SpscRing {
         })
     }
 
+    /// A ring placed `offset` bytes into a segment that holds several
+    /// (checked like [`SpscRing::from_segment`], without the kind check).
+    pub(crate) fn from_shared(seg: Arc<Segment>, offset: usize) -> Result<SpscRing, AttachError> {
+        let range = seg
+            .check_range(
+                offset as u64,
+                std::mem::size_of::<spsc_raw::SpscControl>() as u64,
+            )
+            .map_err(|_| Corrupt::new("ring offset outside the segment", offset as u64))?;
+        if offset % 128 != 0 {
+            return Err(Corrupt::new("ring offset is not 128-aligned", offset as u64).into());
+        }
+        // SAFETY: `range.start` lies inside the payload (checked) and is
+        // 128-aligned from a 128-aligned payload start; `attach` checks the
+        // capacity against the `payload_len - offset` bytes that remain, and
+        // `seg` is kept alive beside the handle.
+        let raw = unsafe {
+            spsc_raw::attach(
+                seg.payload_ptr().add(range.start),
+                seg.payload_len() - range.start,
+            )
+        }?;
+        Ok(SpscRing { seg, raw })
+    }
+
     /// The segment holding the ring.
     pub fn segment(&self) -> &Segment {
         &self.seg

@@ -182,6 +182,45 @@ fn serialize_into<T: SerializeInPlace>(value: &T, mut grant: Grant<'_>) -> Attem
     Attempt::Done
 }
 
+/// Serializes `value` into `p`'s ring, waiting for room; `guess` is the
+/// reservation size learned so far.
+pub(crate) fn send_blocking<T: SerializeInPlace>(
+    p: &mut Producer,
+    guess: &mut usize,
+    value: &T,
+) -> Result<(), SendError<()>> {
+    let max = p.max_message_len();
+    loop {
+        let len = (*guess + ARCHIVE_ALIGN).min(max);
+        let grant = p.reserve(len)?;
+        match serialize_into(value, grant) {
+            Attempt::Done => return Ok(()),
+            Attempt::TooSmall if len < max => *guess = guess.saturating_mul(2).min(max),
+            Attempt::TooSmall => {
+                return Err(SendError::TooLarge(
+                    (),
+                    MessageTooLarge { len: max + 1, max },
+                ))
+            }
+        }
+    }
+}
+
+/// Checks a received message as an archive of `T`.
+pub(crate) fn check_guard<T: Archive>(
+    g: RecvGuard<'_>,
+) -> Result<ArchivedGuard<'_, T>, &'static str>
+where
+    T::Archived: CheckedArchive,
+{
+    ArchiveConsumer::<T>::checked(g)
+}
+
+/// The first reservation size tried for an archive.
+pub(crate) const fn first_guess() -> usize {
+    FIRST_GUESS
+}
+
 impl<T: Archive + SerializeInPlace> ArchiveProducer<T> {
     fn attempt_len(&self) -> usize {
         (self.guess + ARCHIVE_ALIGN).min(self.inner.max_message_len())
@@ -229,18 +268,7 @@ impl<T: Archive + SerializeInPlace> ArchiveProducer<T> {
     /// # Errors
     /// [`SendError::Closed`], [`SendError::TooLarge`], [`SendError::Corrupt`].
     pub fn send(&mut self, value: &T) -> Result<(), SendError<()>> {
-        loop {
-            let len = self.attempt_len();
-            let grant = self.inner.reserve(len)?;
-            match serialize_into(value, grant) {
-                Attempt::Done => return Ok(()),
-                Attempt::TooSmall => {
-                    if !self.grow() {
-                        return Err(SendError::TooLarge((), self.too_large()));
-                    }
-                }
-            }
-        }
+        send_blocking(&mut self.inner, &mut self.guess, value)
     }
 
     /// Serializes `value` into the ring, waiting at most `timeout` for room.
