@@ -1,0 +1,166 @@
+//! A condition variable as a futex sequence counter.
+//!
+//! A waiter, still holding the mutex, announces itself (`waiters += 1`) and
+//! reads `seq`; it unlocks, sleeps while `seq` is unchanged, then
+//! un-announces and relocks. A notifier bumps `seq`, then wakes one or all
+//! sleepers if `waiters` is non-zero. Since the waiter read `seq` before it
+//! released the mutex, a notification made after that changes `seq` and the
+//! sleep returns at once: nothing is lost. The pair `seq += 1` / `waiters`
+//! read against `waiters += 1` / `seq` read is sequentially consistent.
+//!
+//! Nothing here belongs to a waiter: a waiter that dies leaves `waiters`
+//! one too high, which costs later notifications a spare `FUTEX_WAKE`. No
+//! `pthread_cond_t` is involved, whose internal state a dead waiter can
+//! wedge.
+
+use super::{check_ptr, check_tag, past, tag};
+use crate::Error;
+use ipc_core::futex::{self, WaitOutcome};
+use ipc_core::wait::{Backoff, Phase, WaitStrategy};
+use ipc_core::Segment;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+/// A condition variable over caller memory. 12 bytes.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawCondvar {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+    tag: AtomicU32,
+}
+
+ipc_core::assert_layout!(RawCondvar, size = 12, align = 4);
+// SAFETY: three `AtomicU32`, `#[repr(C)]`, no pointers; every value is a
+// valid state.
+unsafe impl ipc_core::Shareable for RawCondvar {}
+
+impl Default for RawCondvar {
+    fn default() -> Self {
+        RawCondvar::new()
+    }
+}
+
+impl RawCondvar {
+    /// A condition variable nobody waits on.
+    pub const fn new() -> RawCondvar {
+        RawCondvar {
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+            tag: AtomicU32::new(tag::CONDVAR),
+        }
+    }
+
+    /// The bytes it needs (align 4).
+    pub const fn memory_size() -> usize {
+        std::mem::size_of::<RawCondvar>()
+    }
+
+    /// Writes a condition variable at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` valid for writes of [`RawCondvar::memory_size`] bytes, aligned
+    /// to 4, mapped for `'a`, unused by others meanwhile.
+    pub unsafe fn init_in<'a>(ptr: NonNull<u8>) -> &'a RawCondvar {
+        let p = ptr.cast::<RawCondvar>();
+        // SAFETY: the caller guarantees a valid, aligned, exclusive place.
+        unsafe {
+            p.as_ptr().write(RawCondvar::new());
+            p.as_ref()
+        }
+    }
+
+    /// Uses a condition variable initialized at `ptr`, checking its tag.
+    ///
+    /// # Safety
+    /// `ptr` valid for reads and writes of the size for `'a`.
+    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawCondvar, Error> {
+        let p = check_ptr::<RawCondvar>(ptr.as_ptr())?;
+        // SAFETY: valid and aligned; any bit pattern is valid.
+        let c = unsafe { p.as_ref() };
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Initializes one at `offset` of `seg`.
+    pub fn init_at(seg: &Segment, offset: u64) -> Result<&RawCondvar, Error> {
+        let c: &RawCondvar = seg.get(offset)?;
+        c.reset();
+        Ok(c)
+    }
+
+    /// The one at `offset` of `seg`, tag checked.
+    pub fn at(seg: &Segment, offset: u64) -> Result<&RawCondvar, Error> {
+        let c: &RawCondvar = seg.get(offset)?;
+        c.check()?;
+        Ok(c)
+    }
+
+    pub(crate) fn reset(&self) {
+        self.seq.store(0, Ordering::Relaxed);
+        self.waiters.store(0, Ordering::Relaxed);
+        self.tag.store(tag::CONDVAR, Ordering::Release);
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        check_tag(self.tag.load(Ordering::Acquire), tag::CONDVAR, "condvar")
+    }
+
+    /// Step 1 of a wait, called while holding the mutex: announces the
+    /// waiter and returns the key to sleep on.
+    #[inline]
+    pub fn prepare_wait(&self) -> u32 {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Step 2, after unlocking the mutex: sleeps until notified (or a
+    /// spurious wake-up) or `deadline`, then un-announces. Returns `false` if
+    /// the deadline passed without a notification.
+    /// Spins first by `strategy` (a busy-spinning waiter never sleeps).
+    pub fn park(&self, strategy: WaitStrategy, key: u32, deadline: Option<Instant>) -> bool {
+        let mut backoff = Backoff::new(strategy);
+        let mut spins: u32 = 0;
+        let notified = loop {
+            if self.seq.load(Ordering::Acquire) != key {
+                break true;
+            }
+            if backoff.snooze() == Phase::Retry {
+                spins = spins.wrapping_add(1);
+                if spins % 64 == 0 && past(deadline) {
+                    break false;
+                }
+                continue;
+            }
+            let r = futex::wait_until(&self.seq, key, deadline);
+            break r != WaitOutcome::TimedOut || self.seq.load(Ordering::Relaxed) != key;
+        };
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        notified
+    }
+
+    /// Wakes one waiter (at least one, if any waits). No syscall when
+    /// nobody waits.
+    #[inline]
+    pub fn notify_one(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            futex::wake(&self.seq, 1);
+        }
+    }
+
+    /// Wakes every waiter. No syscall when nobody waits.
+    #[inline]
+    pub fn notify_all(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            futex::wake_all(&self.seq);
+        }
+    }
+
+    /// How many waiters are announced (a dead waiter stays counted).
+    pub fn waiters(&self) -> u32 {
+        self.waiters.load(Ordering::Relaxed)
+    }
+}

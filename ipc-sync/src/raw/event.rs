@@ -1,0 +1,209 @@
+//! A manual-reset event on one futex word.
+//!
+//! | `state` | meaning |
+//! |---|---|
+//! | `0` | clear, nobody parked |
+//! | `1` | set |
+//! | `2` | clear, some waiter may be parked |
+//!
+//! `set` swaps in 1 and makes a `FUTEX_WAKE` (all) only if it replaced 2.
+//! A waiter spins by its strategy, then moves 0 to 2 and sleeps while the
+//! word is 2. A waiter that dies while parked leaves a 2, which costs the
+//! next `set` one spare wake-up and nothing else.
+
+use super::{check_ptr, check_tag, deadline_after, past, tag};
+use crate::Error;
+use ipc_core::futex;
+use ipc_core::wait::{Backoff, Phase, WaitStrategy};
+use ipc_core::Segment;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const CLEAR: u32 = 0;
+const SET: u32 = 1;
+const PARKED: u32 = 2;
+
+/// A manual-reset event over caller memory. 8 bytes.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawEvent {
+    state: AtomicU32,
+    tag: AtomicU32,
+}
+
+ipc_core::assert_layout!(RawEvent, size = 8, align = 4);
+// SAFETY: two `AtomicU32`, `#[repr(C)]`, no pointers; any value of `state`
+// other than 1 reads as clear.
+unsafe impl ipc_core::Shareable for RawEvent {}
+
+impl Default for RawEvent {
+    fn default() -> Self {
+        RawEvent::new()
+    }
+}
+
+impl RawEvent {
+    /// A clear event.
+    pub const fn new() -> RawEvent {
+        RawEvent {
+            state: AtomicU32::new(CLEAR),
+            tag: AtomicU32::new(tag::EVENT),
+        }
+    }
+
+    /// The bytes it needs (align 4).
+    pub const fn memory_size() -> usize {
+        std::mem::size_of::<RawEvent>()
+    }
+
+    /// Writes a clear event at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` valid for writes of [`RawEvent::memory_size`] bytes, aligned
+    /// to 4, mapped for `'a`, unused by others meanwhile.
+    pub unsafe fn init_in<'a>(ptr: NonNull<u8>) -> &'a RawEvent {
+        let p = ptr.cast::<RawEvent>();
+        // SAFETY: the caller guarantees a valid, aligned, exclusive place.
+        unsafe {
+            p.as_ptr().write(RawEvent::new());
+            p.as_ref()
+        }
+    }
+
+    /// Uses an event initialized at `ptr`, checking its tag.
+    ///
+    /// # Safety
+    /// `ptr` valid for reads and writes of the size for `'a`.
+    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawEvent, Error> {
+        let p = check_ptr::<RawEvent>(ptr.as_ptr())?;
+        // SAFETY: valid and aligned; any bit pattern is valid.
+        let e = unsafe { p.as_ref() };
+        e.check()?;
+        Ok(e)
+    }
+
+    /// Initializes a clear event at `offset` of `seg`.
+    pub fn init_at(seg: &Segment, offset: u64) -> Result<&RawEvent, Error> {
+        let e: &RawEvent = seg.get(offset)?;
+        e.reset();
+        Ok(e)
+    }
+
+    /// The event at `offset` of `seg`, tag checked.
+    pub fn at(seg: &Segment, offset: u64) -> Result<&RawEvent, Error> {
+        let e: &RawEvent = seg.get(offset)?;
+        e.check()?;
+        Ok(e)
+    }
+
+    pub(crate) fn reset(&self) {
+        self.state.store(CLEAR, Ordering::Relaxed);
+        self.tag.store(tag::EVENT, Ordering::Release);
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        check_tag(self.tag.load(Ordering::Acquire), tag::EVENT, "event")
+    }
+
+    /// Sets the event and wakes every waiter. No syscall unless a waiter
+    /// parked.
+    #[inline]
+    pub fn set(&self) {
+        if self.state.swap(SET, Ordering::Release) == PARKED {
+            futex::wake_all(&self.state);
+        }
+    }
+
+    /// Clears the event (waiters from now on wait for the next `set`).
+    #[inline]
+    pub fn clear(&self) {
+        let _ = self
+            .state
+            .compare_exchange(SET, CLEAR, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Whether the event is set.
+    #[inline]
+    pub fn is_set(&self) -> bool {
+        self.state.load(Ordering::Acquire) == SET
+    }
+
+    /// Waits until the event is set.
+    pub fn wait(&self, strategy: WaitStrategy) {
+        let _ = self.wait_until(strategy, None);
+    }
+
+    /// Waits `timeout` at most; a zero timeout only looks. Returns whether
+    /// the event was set.
+    pub fn wait_timeout(&self, strategy: WaitStrategy, timeout: Duration) -> bool {
+        if timeout.is_zero() {
+            return self.is_set();
+        }
+        self.wait_until(strategy, deadline_after(timeout))
+    }
+
+    /// Waits until `deadline` at most; returns whether the event was set.
+    #[inline]
+    pub fn wait_until(&self, strategy: WaitStrategy, deadline: Option<Instant>) -> bool {
+        self.is_set() || self.wait_slow(strategy, deadline)
+    }
+
+    #[cold]
+    fn wait_slow(&self, strategy: WaitStrategy, deadline: Option<Instant>) -> bool {
+        let mut backoff = Backoff::new(strategy);
+        let mut spins: u32 = 0;
+        loop {
+            if self.is_set() {
+                return true;
+            }
+            if backoff.snooze() == Phase::Retry {
+                spins = spins.wrapping_add(1);
+                if spins % 64 == 0 && past(deadline) {
+                    return self.is_set();
+                }
+                continue;
+            }
+            break;
+        }
+        loop {
+            let s = self.state.load(Ordering::Acquire);
+            if s == SET {
+                return true;
+            }
+            if past(deadline) {
+                return false;
+            }
+            if s != PARKED
+                && self
+                    .state
+                    .compare_exchange(s, PARKED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            futex::wait_until(&self.state, PARKED, deadline);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn set_clear_wait() {
+        let e = Arc::new(RawEvent::new());
+        assert!(!e.wait_timeout(WaitStrategy::ADAPTIVE, Duration::ZERO));
+        assert!(!e.wait_timeout(WaitStrategy::Blocking, Duration::from_millis(5)));
+        let e2 = Arc::clone(&e);
+        let h = std::thread::spawn(move || e2.wait(WaitStrategy::Blocking));
+        std::thread::sleep(Duration::from_millis(10));
+        e.set();
+        h.join().unwrap();
+        assert!(e.is_set());
+        e.clear();
+        assert!(!e.is_set());
+    }
+}

@@ -1,0 +1,100 @@
+//! The raw layer: each primitive's algorithm over caller-provided memory.
+//!
+//! Every raw type is `#[repr(C)]`, made only of atomics and plain integers,
+//! holds no pointer, and is valid for every bit pattern (another process may
+//! write anything into it: the worst a garbage state can do is make a call
+//! fail or wait, never undefined behaviour). Each follows the same
+//! three-step life, so it can live in a segment, on the heap, or anywhere
+//! else:
+//!
+//! - `memory_size(..)`: how many bytes it needs (alignment: `align_of`);
+//! - `init_in(ptr, ..)` (`unsafe`): writes a fresh state at `ptr`;
+//! - `attach(ptr)` (`unsafe`): uses a state another process initialized,
+//!   after checking its object tag.
+//!
+//! `T::at(&segment, offset)` and `T::init_at(&segment, offset, ..)` do the
+//! same inside an [`ipc_core::Segment`], with the offset checked against the
+//! segment's size. The public types of the crate ([`crate::Mutex`], ...) are
+//! these states placed in a segment of their own.
+//!
+//! The memory layouts are part of the ABI recorded in every segment header
+//! ([`ipc_core::header::ABI`]); they are checked at compile time with
+//! [`ipc_core::assert_layout!`].
+
+pub mod barrier;
+pub mod condvar;
+pub mod event;
+pub mod mutex;
+//pub(crate) mod rwlock;
+pub mod semaphore;
+
+pub use barrier::{BarrierWait, RawBarrier, MAX_PARTIES, MEMBER_SLOTS};
+pub use condvar::RawCondvar;
+pub use event::RawEvent;
+pub use mutex::{Acquired, RawLockError, RawMutex, RawReentrantMutex};
+//pub use rwlock::RawRwLock;
+pub use semaphore::RawSemaphore;
+
+use crate::Error;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+/// How often a parked waiter wakes to check that the process it waits for
+/// is still alive. A dead holder is noticed within about this long; a live
+/// one costs a `/proc` read per period per waiter.
+pub const LIVENESS_PERIOD: Duration = Duration::from_millis(10);
+
+/// Object tags written by `init_in` and checked by `attach`.
+pub mod tag {
+    pub(crate) const MUTEX: u32 = 0x4d54_5831; // "MTX1"
+    pub(crate) const REENTRANT: u32 = 0x524d_5431; // "RMT1"
+    pub(crate) const SEMAPHORE: u32 = 0x5345_4d31; // "SEM1"
+    pub(crate) const EVENT: u32 = 0x4556_5431; // "EVT1"
+    pub(crate) const CONDVAR: u32 = 0x434e_4431; // "CND1"
+    pub(crate) const BARRIER: u32 = 0x4241_5231; // "BAR1"
+    #[allow(dead_code)] // the rwlock lands next
+    pub(crate) const RWLOCK: u32 = 0x5257_4c31; // "RWL1"
+}
+
+/// Checks an object tag read from shared memory.
+pub(crate) fn check_tag(found: u32, expected: u32, what: &'static str) -> Result<(), Error> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::WrongObject {
+            expected: what,
+            found,
+        })
+    }
+}
+
+/// Checks that `ptr` is non-null and aligned for `T` (the caller vouches for
+/// the size).
+pub(crate) fn check_ptr<T>(ptr: *mut u8) -> Result<NonNull<T>, Error> {
+    let p = NonNull::new(ptr).ok_or(Error::InvalidArgument("null pointer"))?;
+    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+        return Err(Error::InvalidArgument("misaligned pointer"));
+    }
+    Ok(p.cast())
+}
+
+/// `now + timeout`, or `None` (no limit) when that overflows.
+#[inline]
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+#[inline]
+pub(crate) fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// The earlier of `deadline` and `now + period`.
+#[inline]
+pub(crate) fn next_wake(deadline: Option<Instant>, period: Duration) -> Instant {
+    let p = Instant::now() + period;
+    match deadline {
+        Some(d) if d < p => d,
+        _ => p,
+    }
+}
