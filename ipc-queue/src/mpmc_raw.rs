@@ -94,6 +94,12 @@ const ABORTED: u32 = u32::MAX;
 /// Re-reads of an unchanged index that saw a state word fitting no case
 /// before the ring is declared corrupt.
 const INCONSISTENT_LIMIT: u32 = 1 << 14;
+/// Loop iterations one `try_` call may spend before it gives up with
+/// [`RawError::Busy`]. Only a peer that keeps rewriting the indices (a
+/// hostile or corrupt one) gets near it; it keeps every call finite.
+const ITERATION_LIMIT: u32 = 1 << 20;
+/// Claims one call may recover before it gives up with [`RawError::Busy`].
+const RECOVERY_LIMIT: u32 = 64;
 
 const FLAG_JOINABLE: u32 = 1;
 
@@ -218,6 +224,7 @@ pub struct Watch {
     since: Option<Instant>,
     next_check: Duration,
     checked: bool,
+    recovered: u32,
 }
 
 impl Default for Watch {
@@ -240,6 +247,7 @@ impl Watch {
             since: None,
             next_check: STUCK_AFTER,
             checked: false,
+            recovered: 0,
         }
     }
 
@@ -527,7 +535,12 @@ impl RawMpmc {
         let tail = self.tail();
         let mut pos = tail.load(Ordering::Relaxed);
         let mut inconsistent = 0u32;
+        let mut iterations = 0u32;
         loop {
+            iterations += 1;
+            if iterations > ITERATION_LIMIT {
+                return Err(RawError::Busy);
+            }
             let slot = self.slot(pos);
             let s = slot.state.load(Ordering::Acquire);
             let empty = pos.wrapping_mul(2);
@@ -600,7 +613,12 @@ impl RawMpmc {
         let head = self.head();
         let mut pos = head.load(Ordering::Relaxed);
         let mut inconsistent = 0u32;
+        let mut iterations = 0u32;
         loop {
+            iterations += 1;
+            if iterations > ITERATION_LIMIT {
+                return Err(RawError::Busy);
+            }
             let slot = self.slot(pos);
             let s = slot.state.load(Ordering::Acquire);
             let full = pos.wrapping_mul(2).wrapping_add(1);
@@ -688,8 +706,10 @@ impl RawMpmc {
             }
             Verdict::GiveUp => Err(RawError::Busy),
             Verdict::Check => {
-                if self.recover(pos, state) {
+                if watch.recovered < RECOVERY_LIMIT && self.recover(pos, state) {
+                    let recovered = watch.recovered + 1;
                     *watch = Watch::new();
+                    watch.recovered = recovered;
                     Ok(())
                 } else {
                     Err(RawError::Busy)
