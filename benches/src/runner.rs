@@ -153,10 +153,18 @@ impl Watch {
 /// A round-trip measurement: the peer (a forked child) answers, the harness
 /// asks and times.
 pub trait PingPong {
+    /// In the peer, before it says it is ready (attach ends, close the
+    /// harness's descriptors).
+    fn peer_setup(&mut self) -> Result<(), String> {
+        Ok(())
+    }
     /// In the peer: answer `rounds` round trips, checking each message.
     fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String>;
-    /// In the harness, right after the fork (close the peer's descriptors).
-    fn after_fork(&mut self) {}
+    /// In the harness, right after the fork (close the peer's descriptors,
+    /// attach ends).
+    fn after_fork(&mut self) -> Result<(), String> {
+        Ok(())
+    }
     /// In the harness: send message `i`, wait for the answer, check it.
     fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String>;
 }
@@ -228,14 +236,23 @@ pub fn measure_rtt_n(
     pin_to_core(ctx.cores.0)?;
     let total = warm + n;
     let w = ctx.watch();
+    let ready = Shm::new(LINE)?;
     let peer = {
         let pp = &mut *pp;
-        start_peer(ctx, move || pp.serve(total, &w))?
+        let ready = &ready;
+        start_peer(ctx, move || {
+            pp.peer_setup()?;
+            ready.u64_at(0).store(1, Ordering::Release);
+            pp.serve(total, &w)
+        })?
     };
-    pp.after_fork();
     let clock = ctx.clock;
     let mut lat = Latency::new(1.0);
     let run = (|| {
+        pp.after_fork()?;
+        w.spin_until("the peer to be ready", || {
+            ready.u64_at(0).load(Ordering::Acquire) == 1
+        })?;
         for i in 0..warm {
             pp.round_trip(i, &w)?;
         }
@@ -257,10 +274,16 @@ pub fn measure_rtt_n(
 /// A throughput measurement: the harness produces, the peer consumes and
 /// checks every message.
 pub trait Stream {
+    /// In the peer, before it waits for the first start signal.
+    fn peer_setup(&mut self) -> Result<(), String> {
+        Ok(())
+    }
     /// In the peer: receive `n` messages and check them.
     fn consume(&mut self, n: u64, w: &Watch) -> Result<(), String>;
     /// In the harness, right after the fork.
-    fn after_fork(&mut self) {}
+    fn after_fork(&mut self) -> Result<(), String> {
+        Ok(())
+    }
     /// In the harness: send `n` messages.
     fn produce(&mut self, n: u64, w: &Watch) -> Result<(), String>;
 }
@@ -282,6 +305,7 @@ pub fn measure_stream(ctx: &Ctx, n: u64, s: &mut impl Stream) -> Result<(f64, u6
         let s = &mut *s;
         let ctl = &ctl;
         start_peer(ctx, move || {
+            s.peer_setup()?;
             for r in 1..=reps + 1 {
                 w.spin_until("the start signal", || {
                     ctl.u64_at(0).load(Ordering::Acquire) == r
@@ -292,9 +316,9 @@ pub fn measure_stream(ctx: &Ctx, n: u64, s: &mut impl Stream) -> Result<(f64, u6
             Ok(())
         })?
     };
-    s.after_fork();
     let mut rates = Vec::new();
     let run = (|| {
+        s.after_fork()?;
         for r in 1..=reps + 1 {
             let count = if r == 1 { warm } else { n };
             let t0 = Instant::now();

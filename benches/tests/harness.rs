@@ -52,10 +52,9 @@ struct TempPath(PathBuf);
 
 impl TempPath {
     fn new(tag: &str) -> TempPath {
-        TempPath(std::env::temp_dir().join(format!(
-            "ipc-bench-test-{tag}-{}.json",
-            std::process::id()
-        )))
+        TempPath(
+            std::env::temp_dir().join(format!("ipc-bench-test-{tag}-{}.json", std::process::id())),
+        )
     }
 }
 
@@ -95,7 +94,10 @@ fn num(r: &Value, field: &str) -> f64 {
 fn check_result(r: &Value, ids: &[&str]) -> bool {
     let id = r["id"].as_str().expect("id is a string");
     let unit = r["unit"].as_str().expect("unit is a string");
-    assert!(["ns", "msg/s", "GB/s", "x"].contains(&unit), "{id}: unit {unit}");
+    assert!(
+        ["ns", "msg/s", "GB/s", "x"].contains(&unit),
+        "{id}: unit {unit}"
+    );
     if let Some(b) = r.get("baseline") {
         let b = b.as_str().expect("baseline is a string");
         assert!(ids.contains(&b), "{id}: baseline {b} is not in the results");
@@ -145,8 +147,14 @@ fn quick_test_suite_reports_every_id() {
         }
     }
     // Work that needs neither a second core nor another crate always runs.
-    for id in ["baseline.memcpy.bandwidth", "baseline.pthread_mutex.lock_unlock"] {
-        assert!(measured.contains(&id), "{id} was not measured: {measured:?}");
+    for id in [
+        "baseline.memcpy.bandwidth",
+        "baseline.pthread_mutex.lock_unlock",
+    ] {
+        assert!(
+            measured.contains(&id),
+            "{id} was not measured: {measured:?}"
+        );
     }
 }
 

@@ -171,8 +171,12 @@ impl FdPingPong {
 }
 
 impl PingPong for FdPingPong {
-    fn serve(&mut self, rounds: u64, _w: &Watch) -> Result<(), String> {
+    fn peer_setup(&mut self) -> Result<(), String> {
         self.mine = None;
+        Ok(())
+    }
+
+    fn serve(&mut self, rounds: u64, _w: &Watch) -> Result<(), String> {
         let (tx, rx) = self.theirs.as_ref().ok_or("no descriptors")?;
         let mut buf = [0u8; 8];
         for _ in 0..rounds {
@@ -183,8 +187,9 @@ impl PingPong for FdPingPong {
         Ok(())
     }
 
-    fn after_fork(&mut self) {
+    fn after_fork(&mut self) -> Result<(), String> {
         self.theirs = None;
+        Ok(())
     }
 
     #[inline]
