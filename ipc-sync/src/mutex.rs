@@ -141,9 +141,14 @@ impl<T: Shareable> Mutex<T> {
     }
 
     fn create_in(name: Option<&str>, value: T) -> Result<Self, Error> {
+        Self::create_kind(Self::kind(), name, value)
+    }
+
+    /// Creates a mutex in a segment of the given kind (`Value` uses its own).
+    pub(crate) fn create_kind(kind: Kind, name: Option<&str>, value: T) -> Result<Self, Error> {
         shm::check_align::<MutexCell<T>>()?;
         let mut value = Some(value);
-        let seg = shm::create(Self::kind(), name, Self::memory_size(), |seg| {
+        let seg = shm::create(kind, name, Self::memory_size(), |seg| {
             if let (Ok(c), Some(v)) = (seg.ptr_at::<MutexCell<T>>(0), value.take()) {
                 // SAFETY: in bounds and aligned (`ptr_at`), inside the new
                 // mapping, which nobody else can use before it is ready.
@@ -160,7 +165,15 @@ impl<T: Shareable> Mutex<T> {
     /// another value layout or another version
     /// ([`ipc_core::SegmentError::Header`]).
     pub fn open(name: &str) -> Result<Self, Error> {
-        Self::at(shm::open(Self::kind(), name, Self::memory_size())?, 0)
+        Self::open_kind(Self::kind(), name)
+    }
+
+    pub(crate) fn open_kind(kind: Kind, name: &str) -> Result<Self, Error> {
+        Self::at(shm::open(kind, name, Self::memory_size())?, 0)
+    }
+
+    pub(crate) fn from_fd_kind(kind: Kind, fd: OwnedFd) -> Result<Self, Error> {
+        Self::at(shm::from_fd(fd, kind, Self::memory_size())?, 0)
     }
 
     /// Maps a mutex's segment from a descriptor (inherited by a spawned

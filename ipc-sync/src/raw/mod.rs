@@ -25,14 +25,14 @@ pub mod barrier;
 pub mod condvar;
 pub mod event;
 pub mod mutex;
-//pub(crate) mod rwlock;
+pub mod rwlock;
 pub mod semaphore;
 
 pub use barrier::{BarrierWait, RawBarrier, MAX_PARTIES, MEMBER_SLOTS};
 pub use condvar::RawCondvar;
 pub use event::RawEvent;
 pub use mutex::{Acquired, RawLockError, RawMutex, RawReentrantMutex};
-//pub use rwlock::RawRwLock;
+pub use rwlock::RawRwLock;
 pub use semaphore::RawSemaphore;
 
 use crate::Error;
@@ -45,14 +45,13 @@ use std::time::{Duration, Instant};
 pub const LIVENESS_PERIOD: Duration = Duration::from_millis(10);
 
 /// Object tags written by `init_in` and checked by `attach`.
-pub mod tag {
+pub(crate) mod tag {
     pub(crate) const MUTEX: u32 = 0x4d54_5831; // "MTX1"
     pub(crate) const REENTRANT: u32 = 0x524d_5431; // "RMT1"
     pub(crate) const SEMAPHORE: u32 = 0x5345_4d31; // "SEM1"
     pub(crate) const EVENT: u32 = 0x4556_5431; // "EVT1"
     pub(crate) const CONDVAR: u32 = 0x434e_4431; // "CND1"
     pub(crate) const BARRIER: u32 = 0x4241_5231; // "BAR1"
-    #[allow(dead_code)] // the rwlock lands next
     pub(crate) const RWLOCK: u32 = 0x5257_4c31; // "RWL1"
 }
 

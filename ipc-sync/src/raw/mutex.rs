@@ -589,9 +589,12 @@ impl RawReentrantMutex {
         Ok(m)
     }
 
-    #[allow(dead_code)] // used by the public ReentrantMutex, next
     pub(crate) fn reset(&self) {
         self.inner.reset(tag::REENTRANT);
+    }
+
+    pub(crate) fn tag(&self) -> u32 {
+        self.inner.tag()
     }
 
     /// Locks (again, if the caller holds it), waiting until `deadline`.
