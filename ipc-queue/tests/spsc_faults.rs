@@ -183,9 +183,8 @@ fn killed_producers_lose_no_committed_message() {
     }
     let received = reader.join().unwrap();
     let mut window = 0;
-    for inc in 0..n {
+    for (inc, &got) in received.iter().enumerate().take(n) {
         let committed = cell(&ledger, COMMITTED + inc).load(Ordering::SeqCst);
-        let got = received[inc];
         assert!(
             got == committed || got == committed + 1,
             "incarnation {inc}: committed {committed}, received {got}"
