@@ -5,22 +5,24 @@
 //! - SPSC round trips use two byte rings (one per direction), the in-place
 //!   API: `reserve` + `commit` to send, a `recv` guard to read. The ends'
 //!   wait strategy is what the id says (busy-spin unless noted).
-//! - Throughputs stream one message at a time (`send` of a copy, `recv_into`
-//!   a buffer), as the `rtrb` baseline pushes and pops one at a time.
+//! - SPSC throughputs stream one message at a time, as the `rtrb` baseline
+//!   pushes and pops one at a time: the producer writes each message in place
+//!   (`reserve`, fill, `commit`), the consumer copies it out (`recv_into`), so
+//!   every byte is written once and read once. MPMC streams use `send` and a
+//!   `recv` guard.
+//! - Broadcast round trips use two rings, one publisher each way; `pipe()`
+//!   round trips use the two ends of one pipe with their default (adaptive)
+//!   wait strategy, as a user would.
 
 use crate::baselines::throughput::{COPY, FAST_MESSAGES};
 use crate::outcome::{Outcome, Unit};
 use crate::runner::{measure_rtt, measure_stream, Ctx, PingPong, Speed, Stream, Watch};
 use crate::suite::Entry;
 use ipc_core::wait::WaitStrategy;
+use ipc_queue::broadcast::{Publisher, Start, Subscriber};
 use ipc_queue::mpmc::{Mpmc, Receiver, Sender};
+use ipc_queue::pipe::{Connection, Pipe};
 use ipc_queue::spsc::{Consumer, Producer, SpscRing};
-
-const NOT_YET: &str = "ipc-queue has no committed API for this yet";
-
-fn pending(_: &Ctx) -> Result<Outcome, String> {
-    Ok(Outcome::Skipped(NOT_YET.to_owned()))
-}
 
 /// Ring size of the round-trip measurements (one message in flight).
 const RTT_RING: usize = 4096;
@@ -198,11 +200,12 @@ impl Stream for SpscStream {
     }
 
     fn produce(&mut self, n: u64, _w: &Watch) -> Result<(), String> {
+        let len = self.len;
         let prod = self.prod.as_mut().ok_or("not attached")?;
-        let mut msg = vec![0u8; self.len];
         for i in 0..n {
-            fill(&mut msg, i);
-            prod.send(&msg).map_err(|e| err("send")(&e))?;
+            let mut g = prod.reserve(len).map_err(|e| err("reserve")(&e))?;
+            fill(&mut g, i);
+            g.commit();
         }
         Ok(())
     }
@@ -311,6 +314,124 @@ impl MpmcStream {
     }
 }
 
+/// Broadcast ping-pong: one ring per direction, each with one publisher and
+/// one subscriber. Everything is made before the fork and nothing is dropped
+/// in the peer (dropping a publisher closes its ring for everybody; the peer
+/// leaves with `_exit`, which runs no destructor).
+struct BroadcastPingPong {
+    harness: (Publisher, Subscriber),
+    peer: (Publisher, Subscriber),
+}
+
+impl BroadcastPingPong {
+    fn new() -> Result<BroadcastPingPong, String> {
+        let ring = || Publisher::anonymous(64, 64).map_err(|e| format!("broadcast ring: {e}"));
+        let (to_peer, from_peer) = (ring()?, ring()?);
+        let spin = |s: Subscriber| s.with_strategy(WaitStrategy::BusySpin);
+        let peer_sub = spin(to_peer.subscribe(Start::Next));
+        let harness_sub = spin(from_peer.subscribe(Start::Next));
+        Ok(BroadcastPingPong {
+            harness: (to_peer, harness_sub),
+            peer: (from_peer, peer_sub),
+        })
+    }
+
+    #[inline]
+    fn recv(sub: &mut Subscriber) -> Result<u64, String> {
+        let mut buf = [0u8; 64];
+        let n = sub.recv_into(&mut buf).map_err(|e| err("recv_into")(&e))?;
+        read_msg(&buf[..n], 8).ok_or_else(|| "a garbled message".to_owned())
+    }
+}
+
+impl PingPong for BroadcastPingPong {
+    fn serve(&mut self, rounds: u64, _w: &Watch) -> Result<(), String> {
+        let (publisher, sub) = &mut self.peer;
+        for _ in 0..rounds {
+            let v = Self::recv(sub)?;
+            publisher
+                .publish(&(v + 1).to_le_bytes())
+                .map_err(|e| err("publish")(&e))?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn round_trip(&mut self, i: u64, _w: &Watch) -> Result<(), String> {
+        let (publisher, sub) = &mut self.harness;
+        publisher
+            .publish(&i.to_le_bytes())
+            .map_err(|e| err("publish")(&e))?;
+        let got = Self::recv(sub)?;
+        if got != i + 1 {
+            return Err(format!("round {i}: answer {got}"));
+        }
+        Ok(())
+    }
+}
+
+/// `pipe()` ping-pong: 8-byte `send_bytes` / `recv_bytes_into` on the two
+/// ends of one pipe, default wait strategy.
+struct PipePingPong {
+    pipe: Pipe,
+    end: Option<Connection>,
+}
+
+impl PipePingPong {
+    fn new() -> Result<PipePingPong, String> {
+        Ok(PipePingPong {
+            pipe: Pipe::builder()
+                .prefault(true)
+                .create()
+                .map_err(|e| format!("pipe: {e}"))?,
+            end: None,
+        })
+    }
+
+    #[inline]
+    fn recv(end: &mut Connection) -> Result<u64, String> {
+        let mut buf = [0u8; 8];
+        let n = end
+            .recv_bytes_into(&mut buf)
+            .map_err(|e| err("recv_bytes_into")(&e))?;
+        read_msg(&buf[..n], 8).ok_or_else(|| "a garbled message".to_owned())
+    }
+}
+
+impl PingPong for PipePingPong {
+    fn peer_setup(&mut self) -> Result<(), String> {
+        self.end = Some(self.pipe.end_b().map_err(|e| err("end_b")(&e))?);
+        Ok(())
+    }
+
+    fn serve(&mut self, rounds: u64, _w: &Watch) -> Result<(), String> {
+        let end = self.end.as_mut().ok_or("not attached")?;
+        for _ in 0..rounds {
+            let v = Self::recv(end)?;
+            end.send_bytes(&(v + 1).to_le_bytes())
+                .map_err(|e| err("send_bytes")(&e))?;
+        }
+        Ok(())
+    }
+
+    fn after_fork(&mut self) -> Result<(), String> {
+        self.end = Some(self.pipe.end_a().map_err(|e| err("end_a")(&e))?);
+        Ok(())
+    }
+
+    #[inline]
+    fn round_trip(&mut self, i: u64, _w: &Watch) -> Result<(), String> {
+        let end = self.end.as_mut().ok_or("not attached")?;
+        end.send_bytes(&i.to_le_bytes())
+            .map_err(|e| err("send_bytes")(&e))?;
+        let got = Self::recv(end)?;
+        if got != i + 1 {
+            return Err(format!("round {i}: answer {got}"));
+        }
+        Ok(())
+    }
+}
+
 fn spsc_rtt(
     ctx: &Ctx,
     len: usize,
@@ -371,14 +492,14 @@ pub fn entries() -> Vec<Entry> {
             Ns,
             Some("queue.spsc.rtt.8"),
             &["baseline.c2c.rtt"],
-            pending,
+            |c| measure_rtt(c, Speed::Spin, &mut BroadcastPingPong::new()?),
         ),
         e(
             "queue.pipe.rtt",
             Ns,
             Some("baseline.pipe.rtt"),
             &["baseline.uds.rtt", "baseline.python.pipe.rtt"],
-            pending,
+            |c| measure_rtt(c, Speed::Kernel, &mut PipePingPong::new()?),
         ),
         e(
             "queue.spsc.throughput.8",
