@@ -35,6 +35,12 @@ type Action = Box<dyn Fn() + Send + Sync>;
 /// [`BarrierError::Broken`] (the one that timed out:
 /// [`BarrierError::TimedOut`]) until [`Barrier::reset`].
 ///
+/// A process that is done with the barrier leaves by dropping its handle.
+/// One that exits without running destructors (a forked child leaving with
+/// `_exit`, as [`ipc_core::Process`]'s fork does) must call
+/// [`Barrier::leave`] first, or its exit reads as a death and breaks the
+/// barrier for the others.
+///
 /// ```
 /// let b = ipc_sync::Barrier::anonymous(1)?;
 /// assert!(b.wait()?.is_leader);
@@ -163,6 +169,16 @@ impl Barrier {
         self.inner.get().wait_until(self.strategy, deadline, action)
     }
 
+    /// Stops watching this process for death (what dropping the handle
+    /// does); a later `wait` through this handle joins again.
+    pub fn leave(&self) {
+        let me = ipc_core::ProcessId::current().to_u64();
+        let slot = self.slot.swap(NO_SLOT, Ordering::Relaxed);
+        if slot != NO_SLOT && self.slot_owner.swap(0, Ordering::Relaxed) == me {
+            self.inner.get().unregister(slot);
+        }
+    }
+
     /// The number of parties.
     pub fn parties(&self) -> u32 {
         self.inner.get().parties()
@@ -197,10 +213,6 @@ impl Barrier {
 
 impl Drop for Barrier {
     fn drop(&mut self) {
-        let me = ipc_core::ProcessId::current().to_u64();
-        let slot = self.slot.load(Ordering::Relaxed);
-        if slot != NO_SLOT && self.slot_owner.load(Ordering::Relaxed) == me {
-            self.inner.get().unregister(slot);
-        }
+        self.leave();
     }
 }

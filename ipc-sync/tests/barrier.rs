@@ -176,3 +176,22 @@ fn a_panicking_action_breaks_the_barrier() {
     assert!(r.is_err());
     assert!(b.is_broken());
 }
+
+#[test]
+fn a_forked_party_that_leaves_does_not_break_it() {
+    let b = Barrier::anonymous(2).unwrap();
+    let child = ipc_core::Process::builder()
+        .fork(|| {
+            let ok = b.wait().is_ok();
+            b.leave();
+            i32::from(!ok)
+        })
+        .unwrap();
+    b.wait().unwrap();
+    assert_eq!(join(&child), ExitStatus::Code(0));
+    // Longer than a liveness period: the exited child must not count as dead.
+    assert_eq!(
+        b.wait_timeout(Duration::from_millis(30)),
+        Err(BarrierError::TimedOut)
+    );
+}

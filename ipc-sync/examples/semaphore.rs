@@ -1,0 +1,44 @@
+//! A semaphore with one permit passes a turn back and forth between a
+//! parent and a forked child (a post/wait ping-pong), then a bounded
+//! semaphore refuses a release past its bound.
+//!
+//! Run: `cargo run --release -p ipc-sync --example semaphore`
+
+use ipc_core::Process;
+use ipc_sync::{BoundedSemaphore, ReleaseError, Semaphore};
+use std::time::Instant;
+
+const ROUNDS: u32 = 20_000;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let ping = Semaphore::anonymous(0)?;
+    let pong = Semaphore::anonymous(0)?;
+    let child = Process::builder().name("ponger").fork(|| {
+        for _ in 0..ROUNDS {
+            ping.acquire();
+            pong.release().expect("release");
+        }
+    })?;
+    let t = Instant::now();
+    for _ in 0..ROUNDS {
+        ping.release()?;
+        pong.acquire();
+    }
+    let elapsed = t.elapsed();
+    if !child.join()?.success() {
+        return Err("the child failed".into());
+    }
+    println!(
+        "{ROUNDS} semaphore round trips between two processes, {:.2} us each",
+        elapsed.as_secs_f64() * 1e6 / f64::from(ROUNDS)
+    );
+
+    let bounded = BoundedSemaphore::anonymous(1)?;
+    match bounded.release() {
+        Err(ReleaseError::AboveBound { bound }) => {
+            println!("releasing a full bounded semaphore is refused (bound {bound})")
+        }
+        other => return Err(format!("expected AboveBound, got {other:?}").into()),
+    }
+    Ok(())
+}
