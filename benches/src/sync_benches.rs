@@ -1,36 +1,206 @@
-//! Measurements of `ipc-sync`: its mutex, semaphore and event.
+//! Measurements of `ipc-sync`: its mutex (uncontended, and a hand-off
+//! between two processes), its semaphore and its event, each beside the OS
+//! primitive a program would otherwise use. The primitives keep their
+//! default wait strategy (adaptive: spin, yield, then futex), as a user gets
+//! them.
 
+use crate::baselines::locks::{BATCH, BATCHES};
+use crate::baselines::rtt::{Handoff, TurnLock};
 use crate::outcome::{Outcome, Unit};
+use crate::runner::{measure_batches, measure_rtt, Ctx, PingPong, Speed, Watch};
+use crate::shm::{Shm, LINE};
 use crate::suite::Entry;
+use ipc_sync::{Event, Mutex, Semaphore};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-const NOT_YET: &str = "ipc-sync has no usable API in the committed tree yet";
+/// How long one wait of the semaphore and event ping-pongs may take before
+/// the measurement is abandoned.
+const WAIT_LIMIT: Duration = Duration::from_secs(10);
 
-fn pending(_: &crate::runner::Ctx) -> Result<Outcome, String> {
-    Ok(Outcome::Skipped(NOT_YET.to_owned()))
+/// ns per uncontended `lock` + guard drop of `ipc_sync::Mutex<u64>` in an
+/// anonymous segment.
+///
+/// # Errors
+/// Creating or locking the mutex failed.
+pub fn mutex_lock_unlock(ctx: &Ctx) -> Result<Outcome, String> {
+    let m = Mutex::anonymous(0u64).map_err(|e| format!("mutex: {e}"))?;
+    {
+        let mut g = m.lock().map_err(|e| format!("lock: {e}"))?;
+        *g = 7;
+    }
+    if m.try_lock().map(|g| *g).ok() != Some(7) {
+        return Err("the mutex did not keep its value".into());
+    }
+    {
+        let _g = m.lock().map_err(|e| format!("lock: {e}"))?;
+        if m.try_lock().is_ok() {
+            return Err("try_lock took a held mutex".into());
+        }
+    }
+    let (_, batches) = ctx.scaled(0, BATCHES);
+    Ok(measure_batches(ctx, BATCH, batches, || {
+        if let Ok(g) = m.lock() {
+            std::hint::black_box(&*g);
+        }
+    }))
+}
+
+/// The three hand-off words under an `ipc_sync::Mutex`.
+struct SyncTurnLock(Mutex<[u64; 3]>);
+
+impl TurnLock for SyncTurnLock {
+    #[inline]
+    fn locked<R>(&self, f: impl FnOnce(&mut [u64; 3]) -> R) -> Result<R, String> {
+        match self.0.lock() {
+            Ok(mut g) => Ok(f(&mut g)),
+            Err(e) => Err(format!("lock: {e}")),
+        }
+    }
+}
+
+/// Semaphore ping-pong: two semaphores at 0, one per direction; the message
+/// sits in a shared slot.
+struct SemPingPong {
+    to_peer: Semaphore,
+    from_peer: Semaphore,
+    msg: Shm,
+}
+
+impl SemPingPong {
+    fn new() -> Result<SemPingPong, String> {
+        let sem = || Semaphore::anonymous(0).map_err(|e| format!("semaphore: {e}"));
+        Ok(SemPingPong {
+            to_peer: sem()?,
+            from_peer: sem()?,
+            msg: Shm::new(LINE)?,
+        })
+    }
+}
+
+fn acquire(s: &Semaphore) -> Result<(), String> {
+    if s.acquire_timeout(WAIT_LIMIT) {
+        Ok(())
+    } else {
+        Err("timed out acquiring the semaphore".into())
+    }
+}
+
+fn release(s: &Semaphore) -> Result<(), String> {
+    s.release().map_err(|e| format!("release: {e}"))
+}
+
+fn check(i: u64, got: u64) -> Result<(), String> {
+    if got == i + 1 {
+        Ok(())
+    } else {
+        Err(format!("round {i}: answer {got}"))
+    }
+}
+
+impl PingPong for SemPingPong {
+    fn serve(&mut self, rounds: u64, _w: &Watch) -> Result<(), String> {
+        let msg = self.msg.u64_at(0);
+        for _ in 0..rounds {
+            acquire(&self.to_peer)?;
+            msg.store(msg.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            release(&self.from_peer)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn round_trip(&mut self, i: u64, _w: &Watch) -> Result<(), String> {
+        let msg = self.msg.u64_at(0);
+        msg.store(i, Ordering::Relaxed);
+        release(&self.to_peer)?;
+        acquire(&self.from_peer)?;
+        check(i, msg.load(Ordering::Relaxed))
+    }
+}
+
+/// Event ping-pong: the sender sets an event, the waiter wakes, clears it
+/// and answers through the other event.
+struct EventPingPong {
+    to_peer: Event,
+    from_peer: Event,
+    msg: Shm,
+}
+
+impl EventPingPong {
+    fn new() -> Result<EventPingPong, String> {
+        let ev = || Event::anonymous().map_err(|e| format!("event: {e}"));
+        Ok(EventPingPong {
+            to_peer: ev()?,
+            from_peer: ev()?,
+            msg: Shm::new(LINE)?,
+        })
+    }
+}
+
+fn wait_event(e: &Event) -> Result<(), String> {
+    if e.wait_timeout(WAIT_LIMIT) {
+        e.clear();
+        Ok(())
+    } else {
+        Err("timed out waiting for the event".into())
+    }
+}
+
+impl PingPong for EventPingPong {
+    fn serve(&mut self, rounds: u64, _w: &Watch) -> Result<(), String> {
+        let msg = self.msg.u64_at(0);
+        for _ in 0..rounds {
+            wait_event(&self.to_peer)?;
+            msg.store(msg.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            self.from_peer.set();
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn round_trip(&mut self, i: u64, _w: &Watch) -> Result<(), String> {
+        let msg = self.msg.u64_at(0);
+        msg.store(i, Ordering::Relaxed);
+        self.to_peer.set();
+        wait_event(&self.from_peer)?;
+        check(i, msg.load(Ordering::Relaxed))
+    }
 }
 
 /// The ipc-sync entries of the suite.
 pub fn entries() -> Vec<Entry> {
-    use Unit::*;
-    let e = |id, baseline, also: &'static [&'static str]| Entry {
+    let e = |id, baseline, also: &'static [&'static str], run| Entry {
         id,
-        unit: Ns,
+        unit: Unit::Ns,
         baseline,
         also,
-        run: pending,
+        run,
     };
     vec![
         e(
             "sync.mutex.lock_unlock",
             Some("baseline.pthread_mutex.lock_unlock"),
             &["baseline.raw_sync.mutex.lock_unlock"],
+            mutex_lock_unlock,
         ),
         e(
             "sync.mutex.handoff.rtt",
             Some("baseline.pthread_mutex.handoff.rtt"),
             &[],
+            |c| {
+                let m = Mutex::anonymous([0u64; 3]).map_err(|e| format!("mutex: {e}"))?;
+                measure_rtt(c, Speed::Kernel, &mut Handoff::new(SyncTurnLock(m)))
+            },
         ),
-        e("sync.semaphore.rtt", Some("baseline.posix_sem.rtt"), &[]),
-        e("sync.event.rtt", Some("baseline.futex.rtt"), &[]),
+        e(
+            "sync.semaphore.rtt",
+            Some("baseline.posix_sem.rtt"),
+            &[],
+            |c| measure_rtt(c, Speed::Kernel, &mut SemPingPong::new()?),
+        ),
+        e("sync.event.rtt", Some("baseline.futex.rtt"), &[], |c| {
+            measure_rtt(c, Speed::Kernel, &mut EventPingPong::new()?)
+        }),
     ]
 }
