@@ -548,22 +548,27 @@ impl Subscriber {
     }
 }
 
-/// Room for one `T`, zero-initialized.
+/// Room for one `T` on the stack, zero-initialized.
 struct ValueBuf<T> {
-    buf: Vec<u8>,
-    _t: std::marker::PhantomData<T>,
+    value: std::mem::MaybeUninit<T>,
 }
 
-impl<T> ValueBuf<T> {
+impl<T: Shareable> ValueBuf<T> {
     fn new() -> Self {
         ValueBuf {
-            buf: vec![0u8; std::mem::size_of::<T>()],
-            _t: std::marker::PhantomData,
+            value: std::mem::MaybeUninit::zeroed(),
         }
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buf
+        // SAFETY: `size_of::<T>()` bytes owned by `self`, zero-initialized;
+        // `u8` has no alignment requirement and no invalid values.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.value.as_mut_ptr() as *mut u8,
+                std::mem::size_of::<T>(),
+            )
+        }
     }
 }
 

@@ -218,8 +218,18 @@ fn join(p: &Process, what: &str) -> ExitStatus {
 fn two_producer_and_two_consumer_processes_account_for_every_message() {
     process::init();
     let test = "two_producer_and_two_consumer_processes_account_for_every_message";
-    let per = scaled("MPMC_MESSAGES", 200_000) / 2;
-    let ring = Mpmc::anonymous(256, 24).unwrap();
+    two_by_two(test, 256, scaled("MPMC_MESSAGES", 200_000) / 2);
+}
+
+#[test]
+fn two_by_two_processes_through_a_capacity_two_ring() {
+    process::init();
+    let test = "two_by_two_processes_through_a_capacity_two_ring";
+    two_by_two(test, 2, scaled("MPMC_MESSAGES", 200_000) / 20);
+}
+
+fn two_by_two(test: &str, capacity: usize, per: u64) {
+    let ring = Mpmc::anonymous(capacity, 24).unwrap();
     let book = Book::create(2, per);
     let consumers: Vec<Process> = (0..2)
         .map(|_| start(test, consumer, &[0, 2, per], &ring, &book))
