@@ -2,14 +2,16 @@
 //!
 //! | bits of `state` | meaning |
 //! |---|---|
-//! | 0..28 `READERS` | readers holding the lock |
-//! | 28 `WRITER` | a writer holds the lock (its tid and process in `writer_*`) |
+//! | 0..28 `READERS` | without `WRITER`: readers holding the lock; with it: the writer's tid |
+//! | 28 `WRITER` | a writer holds the lock (its process in `writer_process`) |
 //! | 29 `DIRTY` | a writer died holding it; the data may be torn |
 //! | 30 `NOT_RECOVERABLE` | a dead writer's data was never repaired |
 //! | 31 `WAITERS` | someone may be parked on the word |
 //!
 //! Readers enter with a `CAS` adding one while `WRITER` is clear; a writer
-//! enters with a `CAS` setting `WRITER` while nobody holds the lock. No
+//! enters with a `CAS` from a free word to `WRITER | tid`, so the writer's
+//! identity is published with the lock itself (as in the mutex word), and
+//! records its process just after. No
 //! preference: a steady stream of readers can keep a writer waiting.
 //! Waiters park on the word with a bounded timeout; when it passes and a
 //! writer holds the lock, they check its liveness (pid + start time, then
@@ -168,12 +170,13 @@ impl RawRwLock {
         strategy: WaitStrategy,
         deadline: Option<Instant>,
     ) -> Result<Acquired, RawLockError> {
+        let me = owner::me();
         if self
             .state
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, WRITER | me.tid, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
-            self.record(owner::me());
+            self.record(me);
             return Ok(Acquired::Clean);
         }
         self.slow(Mode::Write, strategy, deadline, false)
@@ -246,7 +249,12 @@ impl RawRwLock {
                 if s & (WRITER | READERS) == 0 {
                     if self
                         .state
-                        .compare_exchange(s, s | WRITER, Ordering::Acquire, Ordering::Relaxed)
+                        .compare_exchange(
+                            s,
+                            s | WRITER | me.tid,
+                            Ordering::Acquire,
+                            Ordering::Relaxed,
+                        )
                         .is_ok()
                     {
                         self.record(me);
@@ -257,6 +265,7 @@ impl RawRwLock {
             }
         }
         if s & WRITER != 0
+            && s & READERS == me.tid
             && self.writer_tid.load(Ordering::Relaxed) == me.tid
             && self.writer_process.load(Ordering::Relaxed) == me.process
         {
@@ -337,19 +346,19 @@ impl RawRwLock {
         if s & WRITER == 0 {
             return false;
         }
-        let tid = self.writer_tid.load(Ordering::Acquire);
+        let tid = s & READERS;
+        let rec_tid = self.writer_tid.load(Ordering::Acquire);
         let process = self.writer_process.load(Ordering::Acquire);
-        if tid == 0 || owner::holder_alive(tid, tid, process) {
+        if tid == 0 || owner::holder_alive(tid, rec_tid, process) {
             return false;
         }
         let cur = self.state.load(Ordering::Relaxed);
-        if cur & WRITER == 0
-            || self.writer_tid.load(Ordering::Relaxed) != tid
+        if cur & (WRITER | READERS) != WRITER | tid
             || self
                 .state
                 .compare_exchange(
                     cur,
-                    (cur & !(WRITER | WAITERS)) | DIRTY,
+                    (cur & !(WRITER | WAITERS | READERS)) | DIRTY,
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
@@ -372,7 +381,7 @@ impl RawRwLock {
     pub fn read_unlock(&self) -> Result<(), UnlockError> {
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
-            if s & READERS == 0 {
+            if s & READERS == 0 || s & WRITER != 0 {
                 return Err(UnlockError::NotLocked);
             }
             let last = s & READERS == 1;
@@ -404,7 +413,7 @@ impl RawRwLock {
         if s & WRITER == 0 {
             return Err(UnlockError::NotLocked);
         }
-        let holder = self.writer_tid.load(Ordering::Relaxed);
+        let holder = s & READERS;
         if holder != me.tid || self.writer_process.load(Ordering::Relaxed) != me.process {
             return Err(UnlockError::NotOwner { holder_tid: holder });
         }
@@ -416,10 +425,10 @@ impl RawRwLock {
     pub(crate) fn write_unlock_held(&self, consistent: bool) {
         let old = if consistent {
             self.state
-                .fetch_and(!(WRITER | WAITERS | DIRTY), Ordering::Release)
+                .fetch_and(!(WRITER | WAITERS | DIRTY | READERS), Ordering::Release)
         } else {
             self.state.fetch_or(NOT_RECOVERABLE, Ordering::Release);
-            self.state.fetch_and(!WRITER, Ordering::Release) | WAITERS
+            self.state.fetch_and(!(WRITER | READERS), Ordering::Release) | WAITERS
         };
         if old & WAITERS != 0 {
             futex::wake_all(&self.state);
@@ -428,7 +437,12 @@ impl RawRwLock {
 
     /// The number of readers holding it now.
     pub fn readers(&self) -> u32 {
-        self.state.load(Ordering::Relaxed) & READERS
+        let s = self.state.load(Ordering::Relaxed);
+        if s & WRITER != 0 {
+            0
+        } else {
+            s & READERS
+        }
     }
 
     /// Whether a writer holds it now.
