@@ -153,3 +153,78 @@ fn three_subscriber_processes_get_every_message_or_an_overrun_count() {
     // The slow subscriber sleeps 200 us per message: it was lapped.
     assert!(word(&results, 2, 2).load(Ordering::Acquire) > 0);
 }
+
+/// Takes the ring over as its publisher and publishes from where the last
+/// publisher stopped, until killed.
+fn endless_publisher(_: &[u8]) -> i32 {
+    let fd = process::take_inherited_fd(0).unwrap();
+    let mut p = match Publisher::from_fd(fd) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("publisher: {e}");
+            return 2;
+        }
+    };
+    loop {
+        let seq = p.published();
+        p.publish(&message(seq)).unwrap();
+        if seq % 64 == 0 {
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn a_killed_publisher_is_noticed_and_replaced() {
+    process::init();
+    let creator = Publisher::anonymous(32, MSG).unwrap();
+    let fd = creator.fd().try_clone_to_owned().unwrap();
+    let mut sub = creator.subscribe(Start::Oldest);
+    drop(creator); // closed; a child takes over
+    let mut buf = [0u8; MSG];
+    let mut expected = 0u64;
+    let rounds = if std::env::var_os("IPC_STRESS").is_some() {
+        100
+    } else {
+        10
+    };
+    for round in 0..rounds {
+        let child = Process::builder()
+            .daemon(true)
+            .exec_args(test_exec_args("a_killed_publisher_is_noticed_and_replaced"))
+            .inherit_fd(std::os::fd::AsFd::as_fd(&fd))
+            .spawn(endless_publisher, b"")
+            .unwrap();
+        let mut received = 0;
+        let mut killed = false;
+        loop {
+            match sub.recv_into_timeout(&mut buf, Duration::from_secs(30)) {
+                Ok(n) => {
+                    let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                    assert_eq!((n, buf), (MSG, message(seq)), "torn message");
+                    assert_eq!(seq, expected, "round {round}");
+                    expected += 1;
+                    received += 1;
+                    if received == 2_000 + 500 * round && !killed {
+                        // Kill it while it publishes as fast as it can.
+                        child.kill().unwrap();
+                        killed = true;
+                    }
+                }
+                Err(ReadError::Lagged(n)) => expected += n,
+                Err(ReadError::Closed) if killed => break,
+                // Closed until the new publisher has taken over: not final.
+                Err(ReadError::Closed) => {
+                    assert!(child.is_alive(), "the new publisher exited");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("round {round}: {e:?} (killed: {killed})"),
+            }
+        }
+        assert_eq!(
+            child.join_timeout(Duration::from_secs(30)).unwrap(),
+            Some(ExitStatus::Signal(libc::SIGKILL))
+        );
+    }
+    assert!(expected > 0);
+}
