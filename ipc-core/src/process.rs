@@ -476,6 +476,13 @@ fn run_spawned(token: &str) -> Result<i32, String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<RawFd>().ok())
         .collect();
+    // Close-on-exec again, as every descriptor of this crate is: otherwise
+    // they would leak into whatever this child starts in turn.
+    for fd in inherited.iter().flatten() {
+        // SAFETY: fcntl on a descriptor number has no memory-safety
+        // preconditions; a number that is not open only fails.
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
     *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = inherited;
     let args_fd = num(args_fd, 10)? as RawFd;
     // SAFETY: the parent passed this descriptor (a memfd holding the

@@ -20,6 +20,34 @@ fn report_identity(_: &[u8]) -> i32 {
     }
 }
 
+/// Checks that the inherited descriptor is close-on-exec again.
+fn inherited_fd_is_cloexec(_: &[u8]) -> i32 {
+    let Some(fd) = process::take_inherited_fd(0) else {
+        return 2;
+    };
+    // SAFETY: F_GETFD on a descriptor we own.
+    let flags = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_GETFD) };
+    if flags & libc::FD_CLOEXEC != 0 {
+        0
+    } else {
+        3
+    }
+}
+
+#[test]
+fn inherited_descriptors_do_not_leak_into_grandchildren() {
+    process::init();
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let child = Process::builder()
+        .exec_args(test_exec_args(
+            "inherited_descriptors_do_not_leak_into_grandchildren",
+        ))
+        .inherit_fd(std::os::fd::AsFd::as_fd(&a))
+        .spawn(inherited_fd_is_cloexec, b"")
+        .unwrap();
+    assert_eq!(child.join().unwrap(), ExitStatus::Code(0));
+}
+
 fn sleep_forever(_: &[u8]) -> i32 {
     loop {
         std::thread::sleep(Duration::from_secs(1));
