@@ -1,11 +1,12 @@
 //! A semaphore with one permit passes a turn back and forth between a
-//! parent and a forked child (a post/wait ping-pong), then a bounded
-//! semaphore refuses a release past its bound.
+//! parent and a forked child (a post/wait ping-pong), a bounded semaphore
+//! refuses a release past its bound, and a recoverable semaphore gets back
+//! the permits of a child that exited holding them.
 //!
 //! Run: `cargo run --release -p ipc-sync --example semaphore`
 
 use ipc_core::Process;
-use ipc_sync::{BoundedSemaphore, ReleaseError, Semaphore};
+use ipc_sync::{BoundedSemaphore, RecoverableSemaphore, ReleaseError, Semaphore};
 use std::time::Instant;
 
 const ROUNDS: u32 = 20_000;
@@ -39,6 +40,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("releasing a full bounded semaphore is refused (bound {bound})")
         }
         other => return Err(format!("expected AboveBound, got {other:?}").into()),
+    }
+
+    // A process that exits holding permits: a recoverable semaphore gets
+    // them back.
+    let pool = RecoverableSemaphore::anonymous(2)?;
+    let holder = Process::builder().name("holder").fork(|| {
+        pool.acquire();
+        pool.acquire();
+    })?;
+    holder.join()?;
+    println!("a child exited holding {} of 2 permits", 2 - pool.value());
+    let back = pool.recover();
+    println!("recovered {back}; free now: {}", pool.value());
+    if pool.value() != 2 {
+        return Err("permits were not recovered".into());
     }
     Ok(())
 }

@@ -161,6 +161,9 @@ pub enum ReleaseError {
     /// The count would overflow a `u32`.
     #[error("the semaphore's count would overflow")]
     Overflow,
+    /// A recoverable semaphore: the calling process holds no permit.
+    #[error("the calling process holds no permit of this semaphore")]
+    NotHeld,
 }
 
 /// Why a barrier wait failed.

@@ -96,5 +96,7 @@ pub use mutex::{Mutex, MutexCell, MutexGuard};
 pub use raw::BarrierWait;
 pub use reentrant::{ReentrantCell, ReentrantMutex, ReentrantMutexGuard};
 pub use rwlock::{RwLock, RwLockCell, RwLockReadGuard, RwLockWriteGuard};
-pub use semaphore::{BoundedCell, BoundedSemaphore, Semaphore, SemaphorePermit};
+pub use semaphore::{
+    BoundedCell, BoundedSemaphore, RecoverableSemaphore, Semaphore, SemaphorePermit,
+};
 pub use value::{Array, IndexError, IndexResult, Value, ValueResult};

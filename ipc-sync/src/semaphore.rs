@@ -1,7 +1,7 @@
 //! [`Semaphore`] and [`BoundedSemaphore`] between processes.
 
 use crate::error::ReleaseError;
-use crate::raw::RawSemaphore;
+use crate::raw::{RawRecoverableSemaphore, RawSemaphore};
 use crate::shm::{common_methods, RawObject, Shared};
 use crate::Error;
 use ipc_core::header::layout_hash;
@@ -62,8 +62,8 @@ impl RawObject for BoundedCell {
 ///
 /// **A process that dies holding permits takes them with it**: the count
 /// stays lower by that many (as with a POSIX `sem_t`); a semaphore records
-/// no holders. Where that matters, guard the resource with a [`crate::Mutex`]
-/// (robust) or re-create the semaphore when a worker dies. A process that
+/// no holders. Where that matters, use a [`RecoverableSemaphore`], whose
+/// permits record their holder and come back when it dies. A process that
 /// dies while *waiting* leaves nothing behind that blocks the others.
 ///
 /// ```
@@ -304,5 +304,154 @@ impl BoundedSemaphore {
     /// The bound (the initial value).
     pub fn bound(&self) -> u32 {
         self.raw().bound().unwrap_or(u32::MAX)
+    }
+}
+
+impl RawObject for RawRecoverableSemaphore {
+    const KIND: Kind = Kind::new(
+        "ipc-sync/recoverable-semaphore",
+        1,
+        layout_hash(&[RawRecoverableSemaphore::memory_size() as u64, 8]),
+    );
+    fn check_object(&self) -> Result<(), Error> {
+        self.check()
+    }
+}
+
+/// A semaphore that gives back the permits of a process that dies holding
+/// them: each permit records its holder process (at most
+/// [`MAX_PERMITS`](crate::raw::recoverable::MAX_PERMITS) permits).
+///
+/// Waiters reclaim dead holders' permits by themselves (checking every
+/// [`LIVENESS_PERIOD`](crate::raw::LIVENESS_PERIOD) while they wait);
+/// [`RecoverableSemaphore::recover`] does it on demand. Permits belong to
+/// the process: only a process holding one may release one
+/// ([`ReleaseError::NotHeld`] otherwise), from any of its threads.
+///
+/// ```
+/// let s = ipc_sync::RecoverableSemaphore::anonymous(1)?;
+/// assert!(s.release().is_err()); // holds none
+/// s.acquire();
+/// assert_eq!(s.held_by_me(), 1);
+/// s.release()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RecoverableSemaphore {
+    inner: Shared<RawRecoverableSemaphore>,
+    strategy: WaitStrategy,
+}
+
+impl std::fmt::Debug for RecoverableSemaphore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoverableSemaphore")
+            .field("value", &self.value())
+            .field("permits", &self.permits())
+            .finish_non_exhaustive()
+    }
+}
+
+common_methods!(RecoverableSemaphore, "recoverable semaphore");
+
+impl RecoverableSemaphore {
+    fn from_shared(inner: Shared<RawRecoverableSemaphore>) -> Self {
+        RecoverableSemaphore {
+            inner,
+            strategy: WaitStrategy::ADAPTIVE,
+        }
+    }
+
+    fn check(permits: u32) -> Result<(), Error> {
+        if permits > crate::raw::recoverable::MAX_PERMITS {
+            return Err(Error::InvalidArgument(
+                "a recoverable semaphore has at most 64 permits",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates one with `permits` free permits in a new named segment.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] above 64 permits; segment errors.
+    pub fn create(name: &str, permits: u32) -> Result<Self, Error> {
+        Self::check(permits)?;
+        Ok(Self::from_shared(Shared::create(
+            Some(name),
+            |r: &RawRecoverableSemaphore| r.reset_to(permits),
+        )?))
+    }
+
+    /// Creates one in an anonymous segment.
+    pub fn anonymous(permits: u32) -> Result<Self, Error> {
+        Self::check(permits)?;
+        Ok(Self::from_shared(Shared::create(
+            None,
+            |r: &RawRecoverableSemaphore| r.reset_to(permits),
+        )?))
+    }
+
+    /// Initializes one at `offset` of any segment.
+    pub fn init_at(seg: Arc<Segment>, offset: u64, permits: u32) -> Result<Self, Error> {
+        Self::check(permits)?;
+        Ok(Self::from_shared(Shared::init_at(
+            seg,
+            offset,
+            |r: &RawRecoverableSemaphore| {
+                r.reset_to(permits);
+                Ok(())
+            },
+        )?))
+    }
+
+    fn raw(&self) -> &RawRecoverableSemaphore {
+        self.inner.get()
+    }
+
+    /// Takes a permit, waiting as long as it takes.
+    pub fn acquire(&self) {
+        let _ = self.raw().acquire_until(self.strategy, None);
+    }
+
+    /// Takes a permit if one is free; never waits.
+    pub fn try_acquire(&self) -> bool {
+        self.raw().try_acquire()
+    }
+
+    /// Takes a permit, waiting `timeout` at most (zero: one try).
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        self.raw().acquire_timeout(self.strategy, timeout)
+    }
+
+    /// Gives back a permit this process holds.
+    ///
+    /// # Errors
+    /// [`ReleaseError::NotHeld`].
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        self.raw().release()
+    }
+
+    /// Frees the permits of dead holders now; returns how many.
+    pub fn recover(&self) -> u32 {
+        self.raw().recover()
+    }
+
+    /// Free permits now.
+    pub fn value(&self) -> u32 {
+        self.raw().value()
+    }
+
+    /// Permits the calling process holds.
+    pub fn held_by_me(&self) -> u32 {
+        self.raw().held_by_me()
+    }
+
+    /// The total number of permits.
+    pub fn permits(&self) -> u32 {
+        self.raw().permits()
+    }
+
+    /// The raw semaphore in shared memory.
+    pub fn as_raw(&self) -> &RawRecoverableSemaphore {
+        self.raw()
     }
 }

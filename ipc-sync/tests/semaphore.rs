@@ -175,3 +175,52 @@ fn placed_at_an_offset_and_checked() {
     b.acquire();
     assert_eq!((s.value(), b.value()), (2, 0));
 }
+
+/// Takes `args[1]` permits of the recoverable semaphore named `args[2..]`,
+/// then waits to be killed.
+fn hold_permits(args: &[u8]) -> i32 {
+    let n = args[0];
+    let s = ipc_sync::RecoverableSemaphore::open(&arg_name(&args[1..])).unwrap();
+    for _ in 0..n {
+        s.acquire();
+    }
+    park_forever()
+}
+
+#[test]
+fn a_dead_holders_permits_come_back() {
+    ipc_core::process::init();
+    const T: &str = "a_dead_holders_permits_come_back";
+    let name = unique_name("rsem");
+    let s = ipc_sync::RecoverableSemaphore::create(&name, 3).unwrap();
+    assert_eq!(s.release(), Err(ReleaseError::NotHeld));
+    let mut args = vec![2u8];
+    args.extend_from_slice(name.as_bytes());
+    let c = spawn(T, hold_permits, &args);
+    wait_for("the child to take two permits", || s.value() == 1);
+    assert!(s.try_acquire());
+    assert!(!s.try_acquire());
+    assert_eq!(s.recover(), 0, "a live holder keeps its permits");
+    kill(&c);
+    // A waiter reclaims the dead holder's permits by itself.
+    assert!(s.acquire_timeout(Duration::from_secs(30)));
+    assert_eq!(s.held_by_me(), 2);
+    assert!(s.try_acquire());
+    assert_eq!(s.value(), 0);
+    for _ in 0..3 {
+        s.release().unwrap();
+    }
+    assert_eq!(s.release(), Err(ReleaseError::NotHeld));
+    assert_eq!(s.value(), 3);
+    // And on demand.
+    let c = spawn(T, hold_permits, &args);
+    wait_for("the child to take two permits", || s.value() == 1);
+    kill(&c);
+    assert_eq!(s.recover(), 2);
+    assert_eq!(s.value(), 3);
+    assert!(matches!(
+        ipc_sync::RecoverableSemaphore::anonymous(65),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(Semaphore::open(&name).is_err());
+}

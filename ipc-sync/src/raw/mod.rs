@@ -25,6 +25,7 @@ pub mod barrier;
 pub mod condvar;
 pub mod event;
 pub mod mutex;
+pub mod recoverable;
 pub mod rwlock;
 pub mod semaphore;
 
@@ -32,6 +33,7 @@ pub use barrier::{BarrierWait, RawBarrier, MAX_PARTIES, MEMBER_SLOTS};
 pub use condvar::RawCondvar;
 pub use event::RawEvent;
 pub use mutex::{Acquired, RawLockError, RawMutex, RawReentrantMutex};
+pub use recoverable::RawRecoverableSemaphore;
 pub use rwlock::RawRwLock;
 pub use semaphore::RawSemaphore;
 
@@ -53,6 +55,7 @@ pub(crate) mod tag {
     pub(crate) const CONDVAR: u32 = 0x434e_4431; // "CND1"
     pub(crate) const BARRIER: u32 = 0x4241_5231; // "BAR1"
     pub(crate) const RWLOCK: u32 = 0x5257_4c31; // "RWL1"
+    pub(crate) const RECOVERABLE: u32 = 0x5253_4d31; // "RSM1"
 }
 
 /// Checks an object tag read from shared memory.

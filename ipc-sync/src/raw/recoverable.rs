@@ -1,0 +1,279 @@
+//! A semaphore whose permits know their holder, so a dead holder's permits
+//! come back.
+//!
+//! Each permit is a slot holding the packed [`ProcessId`] of the process
+//! that holds it (0 = free). Acquiring claims a free slot with one `CAS
+//! 0 -> me`; releasing frees one of the caller's process's slots with
+//! `CAS me -> 0`. There is no window in which a permit is taken but not
+//! recorded, or recorded but not taken: the claim is the record. A waiter
+//! that parks for a whole [`LIVENESS_PERIOD`] scans the slots and frees
+//! those of dead processes (`CAS dead -> 0`, so each is freed once).
+//!
+//! Waiters sleep on `seq`, which every release bumps; a release makes a
+//! `FUTEX_WAKE` only when `waiters` is non-zero (the same Dekker pairing as
+//! [`RawSemaphore`](super::RawSemaphore)).
+//!
+//! Permits belong to a process, not a thread: any thread of the holding
+//! process may release one. At most [`MAX_PERMITS`] permits; acquiring
+//! scans the slots, so it costs a little more than a counting semaphore.
+
+use super::{check_ptr, check_tag, deadline_after, next_wake, past, tag, LIVENESS_PERIOD};
+use crate::error::ReleaseError;
+use crate::owner;
+use crate::Error;
+use ipc_core::futex::{self, WaitOutcome};
+use ipc_core::wait::{Backoff, Phase, WaitStrategy};
+use ipc_core::{ProcessId, Segment};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The most permits a [`RawRecoverableSemaphore`] holds.
+pub const MAX_PERMITS: u32 = 64;
+
+/// A semaphore of at most [`MAX_PERMITS`] permits, each recording its
+/// holder process. 528 bytes.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RawRecoverableSemaphore {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+    permits: AtomicU32,
+    tag: AtomicU32,
+    slots: [AtomicU64; MAX_PERMITS as usize],
+}
+
+ipc_core::assert_layout!(
+    RawRecoverableSemaphore,
+    size = 16 + 8 * MAX_PERMITS as usize,
+    align = 8
+);
+// SAFETY: `#[repr(C)]`, integer atomics only, no padding, no pointers; any
+// slot value is a (possibly dead) holder, which the algorithm handles.
+unsafe impl ipc_core::Shareable for RawRecoverableSemaphore {}
+
+fn check_permits(permits: u32) -> Result<(), Error> {
+    if permits > MAX_PERMITS {
+        return Err(Error::InvalidArgument(
+            "a recoverable semaphore has at most 64 permits",
+        ));
+    }
+    Ok(())
+}
+
+impl RawRecoverableSemaphore {
+    /// The bytes it needs (align 8).
+    pub const fn memory_size() -> usize {
+        std::mem::size_of::<RawRecoverableSemaphore>()
+    }
+
+    /// Writes a semaphore with `permits` free permits at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` valid for writes of [`Self::memory_size`] bytes, aligned to 8,
+    /// mapped for `'a`, unused by others meanwhile.
+    pub unsafe fn init_in<'a>(
+        ptr: NonNull<u8>,
+        permits: u32,
+    ) -> Result<&'a RawRecoverableSemaphore, Error> {
+        check_permits(permits)?;
+        let p = check_ptr::<RawRecoverableSemaphore>(ptr.as_ptr())?;
+        // SAFETY: valid, exclusive, aligned (checked); all-zero is a valid
+        // state of atomics.
+        let s = unsafe {
+            p.as_ptr().write_bytes(0, 1);
+            p.as_ref()
+        };
+        s.reset_to(permits);
+        Ok(s)
+    }
+
+    /// Uses one initialized at `ptr`, checking its tag.
+    ///
+    /// # Safety
+    /// `ptr` valid for reads and writes of the size for `'a`.
+    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawRecoverableSemaphore, Error> {
+        let p = check_ptr::<RawRecoverableSemaphore>(ptr.as_ptr())?;
+        // SAFETY: valid and aligned; any bit pattern is valid.
+        let s = unsafe { p.as_ref() };
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Initializes one at `offset` of `seg`.
+    pub fn init_at(
+        seg: &Segment,
+        offset: u64,
+        permits: u32,
+    ) -> Result<&RawRecoverableSemaphore, Error> {
+        check_permits(permits)?;
+        let s: &RawRecoverableSemaphore = seg.get(offset)?;
+        s.reset_to(permits);
+        Ok(s)
+    }
+
+    /// The one at `offset` of `seg`, tag checked.
+    pub fn at(seg: &Segment, offset: u64) -> Result<&RawRecoverableSemaphore, Error> {
+        let s: &RawRecoverableSemaphore = seg.get(offset)?;
+        s.check()?;
+        Ok(s)
+    }
+
+    pub(crate) fn reset_to(&self, permits: u32) {
+        self.seq.store(0, Ordering::Relaxed);
+        self.waiters.store(0, Ordering::Relaxed);
+        self.permits.store(permits, Ordering::Relaxed);
+        for s in &self.slots {
+            s.store(0, Ordering::Relaxed);
+        }
+        self.tag.store(tag::RECOVERABLE, Ordering::Release);
+    }
+
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        check_tag(
+            self.tag.load(Ordering::Acquire),
+            tag::RECOVERABLE,
+            "recoverable semaphore",
+        )?;
+        check_permits(self.permits.load(Ordering::Relaxed))
+    }
+
+    fn slots(&self) -> &[AtomicU64] {
+        let n = self.permits.load(Ordering::Relaxed).min(MAX_PERMITS) as usize;
+        &self.slots[..n]
+    }
+
+    /// Takes a permit if one is free; never waits.
+    pub fn try_acquire(&self) -> bool {
+        let me = owner::me().process;
+        self.slots().iter().any(|s| {
+            s.load(Ordering::Relaxed) == 0
+                && s.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+        })
+    }
+
+    /// Takes a permit, waiting until `deadline` (`None`: no limit); returns
+    /// whether it got one. Reclaims dead holders' permits while it waits.
+    pub fn acquire_until(&self, strategy: WaitStrategy, deadline: Option<Instant>) -> bool {
+        if self.try_acquire() {
+            return true;
+        }
+        let mut backoff = Backoff::new(strategy);
+        loop {
+            if backoff.snooze() == Phase::Retry {
+                if self.try_acquire() {
+                    return true;
+                }
+                if past(deadline) {
+                    return self.recover() > 0 && self.try_acquire();
+                }
+                continue;
+            }
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let key = self.seq.load(Ordering::SeqCst);
+            if self.try_acquire() {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                return true;
+            }
+            let until = next_wake(deadline, LIVENESS_PERIOD);
+            let r = futex::wait_until(&self.seq, key, Some(until));
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            if self.try_acquire() {
+                return true;
+            }
+            if r == WaitOutcome::TimedOut && self.recover() > 0 && self.try_acquire() {
+                return true;
+            }
+            if past(deadline) {
+                return false;
+            }
+        }
+    }
+
+    /// Takes a permit, waiting `timeout` at most (zero: one try).
+    pub fn acquire_timeout(&self, strategy: WaitStrategy, timeout: Duration) -> bool {
+        if timeout.is_zero() {
+            return self.try_acquire();
+        }
+        self.acquire_until(strategy, deadline_after(timeout))
+    }
+
+    /// Gives back a permit the calling process holds.
+    ///
+    /// # Errors
+    /// [`ReleaseError::NotHeld`] if this process holds none (nothing
+    /// changes).
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        let me = owner::me().process;
+        let freed = self.slots().iter().any(|s| {
+            s.load(Ordering::Relaxed) == me
+                && s.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+        });
+        if !freed {
+            return Err(ReleaseError::NotHeld);
+        }
+        self.bump();
+        Ok(())
+    }
+
+    fn bump(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            futex::wake_all(&self.seq);
+        }
+    }
+
+    /// Frees the permits of dead holder processes (reads `/proc` once per
+    /// distinct holder) and returns how many it freed.
+    pub fn recover(&self) -> u32 {
+        let mut freed = 0;
+        let mut alive: Vec<u64> = Vec::new();
+        for s in self.slots() {
+            let p = s.load(Ordering::Acquire);
+            if p == 0 || alive.contains(&p) {
+                continue;
+            }
+            if owner::process_alive(p) {
+                alive.push(p);
+                continue;
+            }
+            if s.compare_exchange(p, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                log::warn!(
+                    "semaphore permit of dead process {:?} reclaimed",
+                    ProcessId::from_u64(p)
+                );
+                freed += 1;
+            }
+        }
+        if freed > 0 {
+            self.bump();
+        }
+        freed
+    }
+
+    /// The number of free permits now.
+    pub fn value(&self) -> u32 {
+        self.slots()
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) == 0)
+            .count() as u32
+    }
+
+    /// The number of permits the calling process holds.
+    pub fn held_by_me(&self) -> u32 {
+        let me = owner::me().process;
+        self.slots()
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) == me)
+            .count() as u32
+    }
+
+    /// The total number of permits.
+    pub fn permits(&self) -> u32 {
+        self.slots().len() as u32
+    }
+}
