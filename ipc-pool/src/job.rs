@@ -1,0 +1,145 @@
+//! Bookkeeping of submitted work, shared by the caller's handles and the
+//! supervisor thread. Type-agnostic: outputs stay encoded until a typed
+//! handle decodes them in the caller's thread.
+
+use crate::error::TaskError;
+use crate::wire::Wire;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// How one chunk ended.
+#[derive(Clone, Debug)]
+pub(crate) enum ChunkOutcome {
+    /// The worker answered: per input, a status byte and an output or a
+    /// panic message (see [`decode_outputs`]).
+    Done(Vec<u8>),
+    /// The chunk failed as a whole (worker death, timeout, ...).
+    Failed(TaskError),
+}
+
+/// The state of one job (one `map`, `imap`, `apply_async`, ...).
+#[derive(Default)]
+pub(crate) struct JobState {
+    /// Outcomes by chunk index, until a handle takes them.
+    pub(crate) outcomes: BTreeMap<usize, ChunkOutcome>,
+    /// Chunk indices in the order they completed.
+    pub(crate) completed: VecDeque<usize>,
+    /// How many chunks have completed in all.
+    pub(crate) finished: usize,
+}
+
+type Callback = Box<dyn FnOnce(&JobState) + Send>;
+
+/// A job: its state, a condition variable for waiters, an optional callback
+/// run (on the supervisor thread) when `expected` chunks have completed.
+pub(crate) struct Job {
+    state: Mutex<JobState>,
+    cond: Condvar,
+    on_complete: Mutex<Option<(usize, Callback)>>,
+}
+
+impl Job {
+    pub(crate) fn new() -> Arc<Job> {
+        Arc::new(Job {
+            state: Mutex::new(JobState::default()),
+            cond: Condvar::new(),
+            on_complete: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, JobState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` once `expected` chunks have completed (at once if they have).
+    pub(crate) fn on_complete(&self, expected: usize, f: Callback) {
+        let state = self.lock();
+        if state.finished >= expected {
+            f(&state);
+        } else {
+            *self.on_complete.lock().unwrap_or_else(|p| p.into_inner()) = Some((expected, f));
+        }
+    }
+
+    /// Records the outcome of chunk `index` and wakes waiters.
+    pub(crate) fn complete(&self, index: usize, outcome: ChunkOutcome) {
+        let mut state = self.lock();
+        if state.outcomes.insert(index, outcome).is_none() {
+            state.completed.push_back(index);
+            state.finished += 1;
+        }
+        let finished = state.finished;
+        self.cond.notify_all();
+        let mut cb = self.on_complete.lock().unwrap_or_else(|p| p.into_inner());
+        if cb
+            .as_ref()
+            .is_some_and(|(expected, _)| finished >= *expected)
+        {
+            if let Some((_, f)) = cb.take() {
+                f(&state);
+            }
+        }
+    }
+
+    /// Waits until `ready(state)` holds or `deadline` passes; returns the
+    /// guard and whether it holds.
+    pub(crate) fn wait_until(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut(&JobState) -> bool,
+    ) -> (MutexGuard<'_, JobState>, bool) {
+        let mut state = self.lock();
+        loop {
+            if ready(&state) {
+                return (state, true);
+            }
+            match deadline {
+                None => state = self.cond.wait(state).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return (state, false);
+                    }
+                    state = self
+                        .cond
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+/// Decodes the outputs of a chunk of `count` inputs.
+pub(crate) fn decode_outputs<O: Wire>(
+    outcome: &ChunkOutcome,
+    count: usize,
+    out: &mut Vec<Result<O, TaskError>>,
+) {
+    match outcome {
+        ChunkOutcome::Failed(e) => out.extend((0..count).map(|_| Err(e.clone()))),
+        ChunkOutcome::Done(bytes) => {
+            let mut input = &bytes[..];
+            for i in 0..count {
+                let r = match u8::decode(&mut input) {
+                    Ok(0) => O::decode(&mut input).map_err(TaskError::Decode),
+                    Ok(1) => match String::decode(&mut input) {
+                        Ok(message) => Err(TaskError::Panicked { message }),
+                        Err(e) => Err(TaskError::Decode(e)),
+                    },
+                    Ok(b) => Err(TaskError::Decode(format!("status byte {b}"))),
+                    Err(e) => Err(TaskError::Decode(e)),
+                };
+                if let Err(TaskError::Decode(e)) = &r {
+                    // The rest cannot be framed any more.
+                    let e = TaskError::Decode(e.clone());
+                    out.extend((i..count).map(|_| Err(e.clone())));
+                    return;
+                }
+                out.push(r);
+            }
+        }
+    }
+}

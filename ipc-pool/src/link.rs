@@ -1,0 +1,124 @@
+//! The two rings between the parent and one worker: tasks one way, results
+//! the other, each an `ipc-queue` SPSC ring in an anonymous segment of its
+//! own. A replacement worker gets fresh rings, so nothing a dead worker left
+//! half-written can reach its successor.
+
+use crate::error::PoolError;
+use ipc_queue::error::{RecvTimeoutError, TryRecvError, TrySendError};
+use ipc_queue::spsc::{Consumer, Producer, SpscRing};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+/// The worker's two ring descriptors, to hand to its process.
+pub(crate) struct WorkerFds {
+    pub(crate) tasks: OwnedFd,
+    pub(crate) results: OwnedFd,
+}
+
+/// The parent's ends: it produces tasks and consumes results.
+pub(crate) struct ParentEnd {
+    tasks: Producer,
+    results: Consumer,
+}
+
+fn ring_err(e: impl std::fmt::Display) -> PoolError {
+    PoolError::Broken(format!("cannot set up a worker's rings: {e}"))
+}
+
+impl ParentEnd {
+    /// Two fresh rings of `ring_bytes` each; the parent's ends and the
+    /// worker's descriptors.
+    pub(crate) fn create(ring_bytes: usize) -> Result<(ParentEnd, WorkerFds), PoolError> {
+        let t = SpscRing::builder()
+            .capacity(ring_bytes)
+            .create()
+            .map_err(ring_err)?;
+        let r = SpscRing::builder()
+            .capacity(ring_bytes)
+            .create()
+            .map_err(ring_err)?;
+        let fds = WorkerFds {
+            tasks: t.fd().try_clone_to_owned().map_err(ring_err)?,
+            results: r.fd().try_clone_to_owned().map_err(ring_err)?,
+        };
+        let end = ParentEnd {
+            tasks: t.producer().map_err(ring_err)?,
+            results: r.consumer().map_err(ring_err)?,
+        };
+        Ok((end, fds))
+    }
+
+    /// Queues a task; `Ok(false)` if the ring is full now.
+    pub(crate) fn try_send(&mut self, msg: &[u8]) -> Result<bool, String> {
+        match self.tasks.try_send(msg) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full(())) => Ok(false),
+            // A worker that closed its end is exiting; its death is handled
+            // by the supervisor's check.
+            Err(TrySendError::Closed(())) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Takes the next result into `buf`; `Ok(false)` if there is none.
+    pub(crate) fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<bool, String> {
+        match self.results.try_recv() {
+            Ok(msg) => {
+                buf.clear();
+                buf.extend_from_slice(&msg);
+                Ok(true)
+            }
+            Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Whether a result is waiting.
+    pub(crate) fn has_message(&mut self) -> bool {
+        self.results.is_empty().is_ok_and(|empty| !empty)
+    }
+
+    /// The largest message either ring carries.
+    pub(crate) fn max_message(&self) -> usize {
+        self.tasks
+            .max_message_len()
+            .min(self.results.max_message_len())
+    }
+}
+
+/// The worker's ends: it consumes tasks and produces results.
+pub(crate) struct WorkerEnd {
+    tasks: Consumer,
+    results: Producer,
+}
+
+impl WorkerEnd {
+    /// Maps the rings the parent created.
+    pub(crate) fn attach(fds: WorkerFds) -> Result<WorkerEnd, ()> {
+        let t = SpscRing::from_fd(fds.tasks).map_err(drop)?;
+        let r = SpscRing::from_fd(fds.results).map_err(drop)?;
+        Ok(WorkerEnd {
+            tasks: t.consumer().map_err(drop)?,
+            results: r.producer().map_err(drop)?,
+        })
+    }
+
+    /// Waits up to `timeout` for a task and runs `f` on its bytes in place.
+    /// `Ok(None)` on timeout; `Err` once the parent has gone.
+    pub(crate) fn with_task<R>(
+        &mut self,
+        timeout: Duration,
+        f: impl FnOnce(&[u8], &mut Producer) -> R,
+    ) -> Result<Option<R>, ()> {
+        match self.tasks.recv_timeout(timeout) {
+            Ok(msg) => Ok(Some(f(&msg, &mut self.results))),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(_) => Err(()),
+        }
+    }
+
+    /// The largest message the result ring carries.
+    pub(crate) fn max_message(&self) -> usize {
+        self.results.max_message_len()
+    }
+}

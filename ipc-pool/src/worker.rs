@@ -1,0 +1,309 @@
+//! What runs inside a worker process: the loop that takes chunks of inputs
+//! from the worker's ring, runs the function on each, and sends the outputs
+//! back.
+
+use crate::control::{monotonic_ns, Control, READY};
+use crate::link::{WorkerEnd, WorkerFds};
+use crate::protocol::{self, ResultHeader, TaskHeader};
+use crate::wire::Wire;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Runs `count` inputs from `input` through the user's function `func` and
+/// appends, per input, a status byte and the output (or the panic message).
+pub(crate) type Runner =
+    fn(func: *const (), input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String>;
+
+/// Exit code of a worker whose initializer panicked.
+pub(crate) const EXIT_INIT_FAILED: i32 = 3;
+/// Exit code of a worker that received a task it must not run (bad tag).
+pub(crate) const EXIT_BAD_TASK: i32 = 4;
+/// Exit code of a worker that could not attach to its segments.
+pub(crate) const EXIT_ATTACH_FAILED: i32 = 5;
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+fn run_items<I: Wire, O: Wire>(
+    mut input: &[u8],
+    count: u32,
+    out: &mut Vec<u8>,
+    f: impl Fn(I) -> O,
+) -> Result<(), String> {
+    for _ in 0..count {
+        let x = I::decode(&mut input)?;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(x))) {
+            Ok(o) => {
+                out.push(0);
+                o.encode(out);
+            }
+            Err(p) => {
+                out.push(1);
+                panic_message(&*p).encode(out);
+            }
+        }
+    }
+    if !input.is_empty() {
+        return Err(format!("{} bytes left after the inputs", input.len()));
+    }
+    Ok(())
+}
+
+/// The runner for `fn(I) -> O`.
+pub(crate) fn run_map<I: Wire, O: Wire>(
+    func: *const (),
+    input: &[u8],
+    count: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    // SAFETY: a worker calls a runner only for a task whose tag matched, and
+    // only the parent (which holds the key) tags tasks; it pairs this runner
+    // with a `fn(I) -> O` of this same executable, at the address `func`.
+    let f = unsafe { std::mem::transmute::<*const (), fn(I) -> O>(func) };
+    run_items(input, count, out, f)
+}
+
+/// The runner for `fn(A, B) -> O` over `(A, B)` inputs (starmap).
+pub(crate) fn run_star2<A: Wire, B: Wire, O: Wire>(
+    func: *const (),
+    input: &[u8],
+    count: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    // SAFETY: as in `run_map`, for a `fn(A, B) -> O`.
+    let f = unsafe { std::mem::transmute::<*const (), fn(A, B) -> O>(func) };
+    run_items(input, count, out, |(a, b): (A, B)| f(a, b))
+}
+
+/// The runner for `fn(A, B, C) -> O` over `(A, B, C)` inputs (starmap).
+pub(crate) fn run_star3<A: Wire, B: Wire, C: Wire, O: Wire>(
+    func: *const (),
+    input: &[u8],
+    count: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    // SAFETY: as in `run_map`, for a `fn(A, B, C) -> O`.
+    let f = unsafe { std::mem::transmute::<*const (), fn(A, B, C) -> O>(func) };
+    run_items(input, count, out, |(a, b, c): (A, B, C)| f(a, b, c))
+}
+
+/// Everything a worker needs, as passed at start-up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WorkerArgs {
+    pub(crate) slot: u32,
+    pub(crate) slots: u32,
+    pub(crate) key: (u64, u64),
+    /// Offset and tag of the initializer `fn()`, if any.
+    pub(crate) init: Option<(u64, u64)>,
+    /// Exit after this many chunks (0: never).
+    pub(crate) max_tasks: u64,
+}
+
+impl WorkerArgs {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(64);
+        v.extend_from_slice(&self.slot.to_le_bytes());
+        v.extend_from_slice(&self.slots.to_le_bytes());
+        v.extend_from_slice(&self.key.0.to_le_bytes());
+        v.extend_from_slice(&self.key.1.to_le_bytes());
+        let (has, off, tag) = match self.init {
+            Some((o, t)) => (1u64, o, t),
+            None => (0, 0, 0),
+        };
+        v.extend_from_slice(&has.to_le_bytes());
+        v.extend_from_slice(&off.to_le_bytes());
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&self.max_tasks.to_le_bytes());
+        v
+    }
+
+    pub(crate) fn decode(mut b: &[u8]) -> Option<WorkerArgs> {
+        let slot = u32::decode(&mut b).ok()?;
+        let slots = u32::decode(&mut b).ok()?;
+        let key = (u64::decode(&mut b).ok()?, u64::decode(&mut b).ok()?);
+        let has = u64::decode(&mut b).ok()?;
+        let off = u64::decode(&mut b).ok()?;
+        let tag = u64::decode(&mut b).ok()?;
+        let max_tasks = u64::decode(&mut b).ok()?;
+        Some(WorkerArgs {
+            slot,
+            slots,
+            key,
+            init: (has == 1).then_some((off, tag)),
+            max_tasks,
+        })
+    }
+}
+
+/// The spawn entry of a worker: maps the inherited control segment (fd 0)
+/// and rings (fds 1 and 2), then runs the worker loop.
+pub(crate) fn spawn_entry(args: &[u8]) -> i32 {
+    let Some(args) = WorkerArgs::decode(args) else {
+        return EXIT_ATTACH_FAILED;
+    };
+    let take = ipc_core::process::take_inherited_fd;
+    let (Some(cfd), Some(tasks), Some(results)) = (take(0), take(1), take(2)) else {
+        return EXIT_ATTACH_FAILED;
+    };
+    let Ok(control) = Control::attach(cfd, args.slots as usize) else {
+        return EXIT_ATTACH_FAILED;
+    };
+    let Ok(link) = WorkerEnd::attach(WorkerFds { tasks, results }) else {
+        return EXIT_ATTACH_FAILED;
+    };
+    worker_main(&args, &control, link)
+}
+
+enum Step {
+    Continue,
+    Exit(i32),
+}
+
+/// The worker loop. Returns the exit code.
+pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: WorkerEnd) -> i32 {
+    let Some(slot) = control.slot(args.slot as usize) else {
+        return EXIT_ATTACH_FAILED;
+    };
+    if let Some((off, tag)) = args.init {
+        if protocol::tag(args.key, 0, off) != tag {
+            return EXIT_BAD_TASK;
+        }
+        let addr = ipc_core::process::fn_at_offset(off);
+        // SAFETY: the tag matched, so the parent named this address as the
+        // `fn()` initializer it was given, in this same executable.
+        let init = unsafe { std::mem::transmute::<*const (), fn()>(addr) };
+        if std::panic::catch_unwind(init).is_err() {
+            return EXIT_INIT_FAILED;
+        }
+    }
+    slot.state.store(READY, Ordering::Release);
+    control.head().doorbell.notify_all();
+
+    let mut out = Vec::new();
+    let mut verified: Option<(u64, u64, u64)> = None;
+    let max = link.max_message();
+    loop {
+        let step = link.with_task(Duration::from_millis(200), |task, results| {
+            let Some((h, inputs)) = TaskHeader::read(task) else {
+                return Step::Exit(EXIT_BAD_TASK);
+            };
+            if h.kind == protocol::SHUTDOWN {
+                return Step::Exit(0);
+            }
+            if h.kind != protocol::TASK {
+                return Step::Exit(EXIT_BAD_TASK);
+            }
+            if verified != Some((h.runner, h.func, h.tag)) {
+                if protocol::tag(args.key, h.runner, h.func) != h.tag {
+                    return Step::Exit(EXIT_BAD_TASK);
+                }
+                verified = Some((h.runner, h.func, h.tag));
+            }
+            slot.started_ns.store(monotonic_ns(), Ordering::Relaxed);
+            slot.current.store(h.chunk + 1, Ordering::Release);
+            // SAFETY: the tag matched: the parent paired this runner offset
+            // with a `Runner` of this executable.
+            let runner = unsafe {
+                std::mem::transmute::<*const (), Runner>(ipc_core::process::fn_at_offset(h.runner))
+            };
+            let func = ipc_core::process::fn_at_offset(h.func);
+            out.clear();
+            let mut rh = ResultHeader {
+                chunk: h.chunk,
+                status: protocol::OK,
+                count: h.count,
+            };
+            rh.write(&mut out);
+            if let Err(e) = runner(func, inputs, h.count, &mut out) {
+                out.clear();
+                rh.status = protocol::DECODE_FAILED;
+                rh.write(&mut out);
+                e.encode(&mut out);
+            }
+            if out.len() > max {
+                let len = out.len() as u64;
+                out.clear();
+                rh.status = protocol::TOO_LARGE;
+                rh.write(&mut out);
+                len.encode(&mut out);
+            }
+            if results.send(&out).is_err() {
+                return Step::Exit(0);
+            }
+            Step::Continue
+        });
+        match step {
+            Ok(Some(Step::Continue)) => {}
+            Ok(Some(Step::Exit(code))) => return code,
+            Ok(None) => continue,
+            Err(()) => return 0, // the parent closed the rings (or died)
+        }
+        slot.current.store(0, Ordering::Release);
+        let done = slot.done.fetch_add(1, Ordering::AcqRel) + 1;
+        control.head().doorbell.notify_all();
+        if args.max_tasks != 0 && done >= args.max_tasks {
+            return 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: u64) -> u64 {
+        if x == 13 {
+            panic!("unlucky {x}");
+        }
+        x * 2
+    }
+
+    #[test]
+    fn a_runner_maps_and_catches_panics_per_item() {
+        let mut input = Vec::new();
+        for x in [1u64, 13, 5] {
+            x.encode(&mut input);
+        }
+        let mut out = Vec::new();
+        run_map::<u64, u64>(double as fn(u64) -> u64 as *const (), &input, 3, &mut out).unwrap();
+        let mut o = &out[..];
+        assert_eq!(u8::decode(&mut o).unwrap(), 0);
+        assert_eq!(u64::decode(&mut o).unwrap(), 2);
+        assert_eq!(u8::decode(&mut o).unwrap(), 1);
+        assert!(String::decode(&mut o).unwrap().contains("unlucky 13"));
+        assert_eq!(u8::decode(&mut o).unwrap(), 0);
+        assert_eq!(u64::decode(&mut o).unwrap(), 10);
+        assert!(run_map::<u64, u64>(
+            double as fn(u64) -> u64 as *const (),
+            &input[..20],
+            3,
+            &mut out
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn worker_args_round_trip() {
+        let a = WorkerArgs {
+            slot: 3,
+            slots: 4,
+            key: (1, 2),
+            init: Some((7, 8)),
+            max_tasks: 9,
+        };
+        let b = WorkerArgs::decode(&a.encode()).unwrap();
+        assert_eq!(
+            (b.slot, b.slots, b.key, b.init, b.max_tasks),
+            (3, 4, (1, 2), Some((7, 8)), 9)
+        );
+        assert!(WorkerArgs::decode(&a.encode()[..10]).is_none());
+    }
+}
