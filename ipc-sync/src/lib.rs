@@ -73,30 +73,50 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+#[cfg(not(loom))]
 mod barrier;
+#[cfg(not(loom))]
 mod condvar;
 mod error;
+#[cfg(not(loom))]
 mod event;
+#[cfg(not(loom))]
 mod mutex;
 mod owner;
+mod primitive;
 pub mod raw;
+#[cfg(not(loom))]
 mod reentrant;
+#[cfg(not(loom))]
 mod rwlock;
+#[cfg(not(loom))]
 mod semaphore;
+#[cfg(not(loom))]
 mod shm;
+#[cfg(not(loom))]
 mod value;
 
+#[cfg(not(loom))]
 pub use barrier::Barrier;
+#[cfg(not(loom))]
 pub use condvar::{Condvar, WaitResult, WaitTimeoutResult};
 pub use error::{BarrierError, Error, LockError, OwnerDied, ReleaseError, UnlockError};
+#[cfg(not(loom))]
 pub use event::Event;
 pub use ipc_core::wait::WaitStrategy;
+#[cfg(not(loom))]
 pub use mutex::{Mutex, MutexCell, MutexGuard};
+#[cfg(not(loom))]
 pub use raw::BarrierWait;
+#[cfg(not(loom))]
 pub use reentrant::{ReentrantCell, ReentrantMutex, ReentrantMutexGuard};
+#[cfg(not(loom))]
 pub use rwlock::{RwLock, RwLockCell, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(not(loom))]
 pub use semaphore::{
     BoundedCell, BoundedSemaphore, RecoverableSemaphore, Semaphore, SemaphorePermit,
 };
+#[cfg(not(loom))]
 pub use value::{Array, IndexError, IndexResult, Value, ValueResult};

@@ -6,9 +6,13 @@
 //! word. The pair survives pid reuse: a new process with the old pid has
 //! another start time.
 
+#[cfg(not(loom))]
 use ipc_core::liveness::current_tid;
+#[cfg(not(loom))]
 use ipc_core::{Liveness, ProcessId};
+#[cfg(not(loom))]
 use std::cell::Cell;
+#[cfg(not(loom))]
 use std::sync::Once;
 
 /// The calling thread, as recorded in a lock.
@@ -20,12 +24,15 @@ pub(crate) struct Me {
     pub(crate) process: u64,
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static ME: Cell<Me> = const { Cell::new(Me { tid: 0, process: 0 }) };
 }
 
+#[cfg(not(loom))]
 static ATFORK: Once = Once::new();
 
+#[cfg(not(loom))]
 extern "C" fn forget_after_fork() {
     // Runs in the child of a fork, in its only thread (the forking one): a
     // plain TLS store of a `Copy` value without destructor, which is
@@ -34,6 +41,7 @@ extern "C" fn forget_after_fork() {
 }
 
 /// The calling thread's identity: one thread-local load after the first call.
+#[cfg(not(loom))]
 #[inline]
 pub(crate) fn me() -> Me {
     let m = ME.with(Cell::get);
@@ -44,6 +52,7 @@ pub(crate) fn me() -> Me {
     }
 }
 
+#[cfg(not(loom))]
 #[cold]
 fn me_slow() -> Me {
     ATFORK.call_once(|| {
@@ -71,6 +80,7 @@ fn me_slow() -> Me {
 /// and start time) is alive and its thread still exists. If the record is
 /// stale (the holder is between claiming the word and writing the record,
 /// or died there), only the thread id is checked: a missing thread is dead.
+#[cfg(not(loom))]
 pub(crate) fn holder_alive(tid: u32, rec_tid: u32, rec_process: u64) -> bool {
     if rec_tid == tid && rec_process != 0 {
         if ProcessId::liveness_packed(rec_process) == Liveness::Dead {
@@ -84,11 +94,13 @@ pub(crate) fn holder_alive(tid: u32, rec_tid: u32, rec_process: u64) -> bool {
 }
 
 /// Whether a process is alive, from its packed id (0 = nobody: not alive).
+#[cfg(not(loom))]
 pub(crate) fn process_alive(packed: u64) -> bool {
     packed != 0 && ProcessId::liveness_packed(packed) == Liveness::Alive
 }
 
 /// Reads a `stat` file and says whether the task exists and is not a zombie.
+#[cfg(not(loom))]
 fn task_running(path: &str) -> bool {
     let Ok(text) = std::fs::read(path) else {
         return false;
@@ -102,7 +114,57 @@ fn task_running(path: &str) -> bool {
     !matches!(state, None | Some(b'Z') | Some(b'X') | Some(b'x'))
 }
 
-#[cfg(test)]
+/// Under loom: model threads get small ids, all in "process" 1, and a
+/// thread is dead once it called [`die`]. The death is published through
+/// loom atomics (a release store that the liveness check reads with
+/// acquire), as the kernel publishes a process's exit to whoever reads
+/// `/proc` after it: the taker then sees every write the dead holder made.
+#[cfg(loom)]
+mod model {
+    use super::Me;
+    use loom::sync::atomic::{AtomicU32 as LoomU32, Ordering as LoomOrdering};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+
+    loom::lazy_static! {
+        static ref DEAD: [LoomU32; 4] = [
+            LoomU32::new(0),
+            LoomU32::new(0),
+            LoomU32::new(0),
+            LoomU32::new(0),
+        ];
+    }
+
+    loom::thread_local! {
+        static ID: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn me() -> Me {
+        Me {
+            tid: ID.with(|id| *id),
+            process: 1,
+        }
+    }
+
+    pub(crate) fn holder_alive(tid: u32, _rec_tid: u32, _rec_process: u64) -> bool {
+        !DEAD.iter().any(|d| d.load(LoomOrdering::Acquire) == tid)
+    }
+
+    pub(crate) fn die() {
+        let tid = me().tid;
+        let slot = DEAD.iter().find(|d| {
+            d.compare_exchange(0, tid, LoomOrdering::Release, LoomOrdering::Relaxed)
+                .is_ok()
+        });
+        assert!(slot.is_some(), "at most four deaths per model run");
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use model::{die, holder_alive, me};
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -1,4 +1,5 @@
 //! Barriers across processes: rounds with an action, timeouts, dead parties.
+#![cfg(not(loom))]
 
 mod common;
 

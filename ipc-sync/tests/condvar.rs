@@ -1,4 +1,5 @@
 //! Condition variables across processes with the robust mutex.
+#![cfg(not(loom))]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Events across processes: wake every waiter, timeouts, a killed waiter.
+#![cfg(not(loom))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `Mutex<T>`: misuse, counters across processes, and a holder killed with
 //! SIGKILL.
+#![cfg(not(loom))]
 
 mod common;
 

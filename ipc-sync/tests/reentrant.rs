@@ -1,4 +1,5 @@
 //! `ReentrantMutex`: nesting, owner-only unlock, a killed owner.
+#![cfg(not(loom))]
 
 mod common;
 

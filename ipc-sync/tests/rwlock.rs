@@ -1,4 +1,5 @@
 //! `RwLock`: readers see whole updates across processes; a killed writer.
+#![cfg(not(loom))]
 
 mod common;
 

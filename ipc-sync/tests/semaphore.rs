@@ -1,4 +1,5 @@
 //! Semaphores across processes: limits, bounds, misuse, a killed waiter.
+#![cfg(not(loom))]
 
 mod common;
 

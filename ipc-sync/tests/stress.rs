@@ -6,6 +6,7 @@
 //!
 //! The default size keeps `cargo test` short; `IPC_STRESS=1` runs each test
 //! twenty times longer.
+#![cfg(not(loom))]
 
 use ipc_sync::raw::{Acquired, RawLockError, RawMutex, RawRwLock, RawSemaphore};
 use ipc_sync::WaitStrategy;

@@ -1,4 +1,5 @@
 //! `Value` and `Array` shared by name between processes.
+#![cfg(not(loom))]
 
 mod common;
 

@@ -21,20 +21,42 @@
 //! ([`ipc_core::header::ABI`]); they are checked at compile time with
 //! [`ipc_core::assert_layout!`].
 
+#[cfg(not(loom))]
 pub mod barrier;
+#[cfg(not(loom))]
 pub mod condvar;
+#[cfg(not(loom))]
 pub mod event;
 pub mod mutex;
+#[cfg(not(loom))]
 pub mod recoverable;
+#[cfg(not(loom))]
 pub mod rwlock;
+#[cfg(not(loom))]
 pub mod semaphore;
 
+#[cfg(not(loom))]
 pub use barrier::{BarrierWait, RawBarrier, MAX_PARTIES, MEMBER_SLOTS};
+#[cfg(not(loom))]
 pub use condvar::RawCondvar;
+#[cfg(not(loom))]
 pub use event::RawEvent;
 pub use mutex::{Acquired, RawLockError, RawMutex, RawReentrantMutex};
+
+/// Hooks for the loom model of the lock algorithm (`cfg(loom)` only).
+#[cfg(loom)]
+pub mod loom_support {
+    /// Marks the calling model thread dead: a lock it holds may be taken
+    /// over, as from a killed process.
+    pub fn die() {
+        crate::owner::die();
+    }
+}
+#[cfg(not(loom))]
 pub use recoverable::RawRecoverableSemaphore;
+#[cfg(not(loom))]
 pub use rwlock::RawRwLock;
+#[cfg(not(loom))]
 pub use semaphore::RawSemaphore;
 
 use crate::Error;

@@ -40,12 +40,15 @@
 use super::{check_ptr, check_tag, deadline_after, next_wake, past, tag, LIVENESS_PERIOD};
 use crate::error::UnlockError;
 use crate::owner::{self, Me};
+use crate::primitive::futex::{self, WaitOutcome};
+use crate::primitive::{AtomicU32, AtomicU64};
 use crate::Error;
-use ipc_core::futex::{self, WaitOutcome};
 use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::{ProcessId, Segment};
+use ipc_core::ProcessId;
+#[cfg(not(loom))]
+use ipc_core::Segment;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The tid bits of the lock word (Linux tids are below 2^22).
@@ -108,7 +111,9 @@ pub struct RawMutex {
     count: AtomicU32,
 }
 
+#[cfg(not(loom))]
 ipc_core::assert_layout!(RawMutex, size = 24, align = 8);
+#[cfg(not(loom))]
 // SAFETY: `#[repr(C)]`, only integer atomics, no padding (4+4+8+4+4), no
 // pointers, no drop glue; every bit pattern is a state the algorithm copes
 // with (at worst a lock that looks held, whose liveness check then fails).
@@ -123,11 +128,11 @@ impl Default for RawMutex {
 impl RawMutex {
     /// A free lock (for the heap or a `static`; in shared memory use
     /// [`RawMutex::init_in`] or [`RawMutex::init_at`]).
-    pub const fn new() -> RawMutex {
+    pub fn new() -> RawMutex {
         Self::with_tag(tag::MUTEX)
     }
 
-    const fn with_tag(t: u32) -> RawMutex {
+    fn with_tag(t: u32) -> RawMutex {
         RawMutex {
             word: AtomicU32::new(0),
             owner_tid: AtomicU32::new(0),
@@ -178,6 +183,7 @@ impl RawMutex {
 
     /// Initializes a free lock at `offset` in `seg`'s payload (bounds and
     /// alignment checked) and returns it.
+    #[cfg(not(loom))]
     pub fn init_at(seg: &Segment, offset: u64) -> Result<&RawMutex, Error> {
         let m: &RawMutex = seg.get(offset)?;
         m.reset(tag::MUTEX);
@@ -186,6 +192,7 @@ impl RawMutex {
 
     /// The lock at `offset` in `seg`'s payload, after checking bounds,
     /// alignment and the object tag.
+    #[cfg(not(loom))]
     pub fn at(seg: &Segment, offset: u64) -> Result<&RawMutex, Error> {
         let m: &RawMutex = seg.get(offset)?;
         check_tag(m.tag.load(Ordering::Acquire), tag::MUTEX, "mutex")?;
@@ -518,7 +525,9 @@ pub struct RawReentrantMutex {
     inner: RawMutex,
 }
 
+#[cfg(not(loom))]
 ipc_core::assert_layout!(RawReentrantMutex, size = 24, align = 8);
+#[cfg(not(loom))]
 // SAFETY: a transparent-in-practice `#[repr(C)]` wrapper of `RawMutex`,
 // which is `Shareable`.
 unsafe impl ipc_core::Shareable for RawReentrantMutex {}
@@ -531,7 +540,7 @@ impl Default for RawReentrantMutex {
 
 impl RawReentrantMutex {
     /// A free lock.
-    pub const fn new() -> RawReentrantMutex {
+    pub fn new() -> RawReentrantMutex {
         RawReentrantMutex {
             inner: RawMutex::with_tag(tag::REENTRANT),
         }
@@ -572,6 +581,7 @@ impl RawReentrantMutex {
     }
 
     /// Initializes a free lock at `offset` in `seg`.
+    #[cfg(not(loom))]
     pub fn init_at(seg: &Segment, offset: u64) -> Result<&RawReentrantMutex, Error> {
         let m: &RawReentrantMutex = seg.get(offset)?;
         m.inner.reset(tag::REENTRANT);
@@ -579,6 +589,7 @@ impl RawReentrantMutex {
     }
 
     /// The lock at `offset` in `seg`, tag checked.
+    #[cfg(not(loom))]
     pub fn at(seg: &Segment, offset: u64) -> Result<&RawReentrantMutex, Error> {
         let m: &RawReentrantMutex = seg.get(offset)?;
         check_tag(
@@ -689,7 +700,7 @@ impl RawReentrantMutex {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;
