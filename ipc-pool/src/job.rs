@@ -27,6 +27,31 @@ pub(crate) struct JobState {
     pub(crate) completed: VecDeque<usize>,
     /// How many chunks have completed in all.
     pub(crate) finished: usize,
+    /// What the threads waiting on this job wait for; a completion wakes
+    /// them only when one of these holds, so a job nobody waits on costs no
+    /// wake-up syscall per chunk.
+    waits: Vec<Wake>,
+}
+
+/// What a waiter waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// At least this many chunks completed.
+    Finished(usize),
+    /// The chunk with this index completed.
+    Index(usize),
+    /// Any chunk completed that no one has taken yet.
+    Any,
+}
+
+impl JobState {
+    fn satisfies(&self, w: Wake) -> bool {
+        match w {
+            Wake::Finished(n) => self.finished >= n,
+            Wake::Index(i) => self.outcomes.contains_key(&i),
+            Wake::Any => !self.completed.is_empty(),
+        }
+    }
 }
 
 type Callback = Box<dyn FnOnce(&JobState) + Send>;
@@ -70,7 +95,9 @@ impl Job {
             state.finished += 1;
         }
         let finished = state.finished;
-        self.cond.notify_all();
+        if state.waits.iter().any(|&w| state.satisfies(w)) {
+            self.cond.notify_all();
+        }
         let mut cb = self.on_complete.lock().unwrap_or_else(|p| p.into_inner());
         if cb
             .as_ref()
@@ -82,24 +109,25 @@ impl Job {
         }
     }
 
-    /// Waits until `ready(state)` holds or `deadline` passes; returns the
-    /// guard and whether it holds.
+    /// Waits until `want` holds or `deadline` passes; returns the guard and
+    /// whether it holds.
     pub(crate) fn wait_until(
         &self,
         deadline: Option<Instant>,
-        mut ready: impl FnMut(&JobState) -> bool,
+        want: Wake,
     ) -> (MutexGuard<'_, JobState>, bool) {
         let mut state = self.lock();
-        loop {
-            if ready(&state) {
-                return (state, true);
-            }
+        if state.satisfies(want) {
+            return (state, true);
+        }
+        state.waits.push(want);
+        let holds = loop {
             match deadline {
                 None => state = self.cond.wait(state).unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return (state, false);
+                        break false;
                     }
                     state = self
                         .cond
@@ -108,7 +136,14 @@ impl Job {
                         .0;
                 }
             }
+            if state.satisfies(want) {
+                break true;
+            }
+        };
+        if let Some(pos) = state.waits.iter().position(|&w| w == want) {
+            state.waits.swap_remove(pos);
         }
+        (state, holds)
     }
 }
 

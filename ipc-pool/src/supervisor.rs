@@ -129,6 +129,26 @@ struct Worker {
     in_flight: VecDeque<Chunk>,
     dispatched: u64,
     timed_out: Option<u64>,
+    /// When the last result came in, and a moving average of the time
+    /// between results while the worker was busy: how long a chunk takes.
+    last_result: Option<Instant>,
+    chunk_ns: f64,
+}
+
+/// Work the supervisor tries to keep queued ahead of each worker.
+const QUEUED_WORK_NS: f64 = 200_000.0;
+
+impl Worker {
+    /// How many chunks this worker may hold now, at most `limit`.
+    fn depth(&self, limit: usize) -> usize {
+        let limit = limit.max(1);
+        if self.chunk_ns <= 0.0 {
+            return limit.min(8);
+        }
+        ((QUEUED_WORK_NS / self.chunk_ns) as usize)
+            .max(2)
+            .min(limit)
+    }
 }
 
 /// Starts worker `slot`.
@@ -178,6 +198,8 @@ fn start_worker(shared: &Arc<Shared>, cfg: &Config, slot: usize) -> Result<Worke
         in_flight: VecDeque::new(),
         dispatched: 0,
         timed_out: None,
+        last_result: None,
+        chunk_ns: 0.0,
     })
 }
 
@@ -349,6 +371,19 @@ impl Supervisor {
             return;
         };
         let chunk = w.in_flight.remove(pos).expect("position is in range");
+        let now = Instant::now();
+        if let Some(last) = w.last_result {
+            // Only gaps in which the worker was busy say how long a chunk takes.
+            if !w.in_flight.is_empty() || w.chunk_ns == 0.0 {
+                let gap = now.duration_since(last).as_nanos() as f64;
+                w.chunk_ns = if w.chunk_ns == 0.0 {
+                    gap
+                } else {
+                    0.8 * w.chunk_ns + 0.2 * gap
+                };
+            }
+        }
+        w.last_result = Some(now);
         let outcome = match h.status {
             protocol::OK => ChunkOutcome::Done(body.to_vec()),
             protocol::DECODE_FAILED => {
@@ -402,7 +437,8 @@ impl Supervisor {
             let Some(w) = self.workers[i].as_mut() else {
                 continue;
             };
-            while w.in_flight.len() < self.cfg.depth
+            let depth = w.depth(self.cfg.depth);
+            while w.in_flight.len() < depth
                 && (self.cfg.max_tasks_per_child == 0
                     || w.dispatched < self.cfg.max_tasks_per_child)
             {
