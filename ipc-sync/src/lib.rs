@@ -24,6 +24,23 @@
 //! ([`ipc_core::header::ABI`]): a semaphore opened as a mutex is a typed
 //! error. The algorithms themselves work on caller memory in [`raw`].
 //!
+//! | Python `multiprocessing` | here | dead holder / waiter |
+//! |---|---|---|
+//! | `Lock` | [`Mutex<T>`] (with its data) | next locker gets [`LockError::OwnerDied`] |
+//! | `RLock` | [`ReentrantMutex<T>`] | as `Mutex` |
+//! | `Semaphore` | [`Semaphore`] | permits lost (as `sem_t`); waiter: nothing |
+//! | `BoundedSemaphore` | [`BoundedSemaphore`] | as `Semaphore` |
+//! | (none) | [`RecoverableSemaphore`] | permits come back |
+//! | `Condition` | [`Condvar`] with a [`MutexGuard`] | waiter: nothing left behind |
+//! | `Event` | [`Event`] | waiter: nothing left behind |
+//! | `Barrier` | [`Barrier`] | [`BarrierError::Broken`] for the others |
+//! | (none) | [`RwLock<T>`] | dead writer: `OwnerDied`; dead reader: writers time out |
+//! | `Value`, `Array` | [`Value<T>`], [`Array<T, N>`] | as `Mutex` |
+//!
+//! Blocking calls come in three forms: plain (waits as long as it takes),
+//! `try_*` (never waits) and `*_timeout(Duration)` (a zero timeout tries
+//! once). Timeouts run on the monotonic clock.
+//!
 //! # Example
 //!
 //! A parent and a forked child add to a counter under a robust mutex:

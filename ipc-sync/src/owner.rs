@@ -82,6 +82,10 @@ fn me_slow() -> Me {
 /// or died there), only the thread id is checked: a missing thread is dead.
 #[cfg(not(loom))]
 pub(crate) fn holder_alive(tid: u32, rec_tid: u32, rec_process: u64) -> bool {
+    if !proc_readable() {
+        // Without /proc nobody can be proven dead: never take a lock over.
+        return true;
+    }
     if rec_tid == tid && rec_process != 0 {
         if ProcessId::liveness_packed(rec_process) == Liveness::Dead {
             return false;
@@ -94,9 +98,24 @@ pub(crate) fn holder_alive(tid: u32, rec_tid: u32, rec_process: u64) -> bool {
 }
 
 /// Whether a process is alive, from its packed id (0 = nobody: not alive).
+/// Without a readable `/proc`, every recorded process counts as alive.
 #[cfg(not(loom))]
 pub(crate) fn process_alive(packed: u64) -> bool {
-    packed != 0 && ProcessId::liveness_packed(packed) == Liveness::Alive
+    packed != 0 && (!proc_readable() || ProcessId::liveness_packed(packed) == Liveness::Alive)
+}
+
+/// Whether `/proc` can tell us about processes (it may be unmounted in a
+/// container); checked once.
+#[cfg(not(loom))]
+fn proc_readable() -> bool {
+    static READABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READABLE.get_or_init(|| {
+        let ok = std::fs::metadata("/proc/self/stat").is_ok();
+        if !ok {
+            log::warn!("/proc is not readable: dead lock holders cannot be detected");
+        }
+        ok
+    })
 }
 
 /// Reads a `stat` file and says whether the task exists and is not a zombie.

@@ -332,6 +332,15 @@ fn placed_at_an_offset_of_any_segment() {
 #[test]
 fn a_forked_child_shares_an_anonymous_mutex() {
     let m = Mutex::<Counter>::anonymous([0, 0]).unwrap();
+    // The parent's thread identity is cached before the fork: the child
+    // must not inherit it (it would take the parent's lock for its own).
+    drop(m.lock().unwrap());
+    let held = m.lock().unwrap();
+    let child = ipc_core::Process::builder()
+        .fork(|| matches!(m.try_lock(), Err(LockError::WouldBlock)) as i32)
+        .unwrap();
+    assert_eq!(join(&child), ExitStatus::Code(1));
+    drop(held);
     let child = ipc_core::Process::builder()
         .fork(|| increment(&m, 10_000).is_ok() as i32)
         .unwrap();

@@ -17,9 +17,32 @@
 //! segment's size. The public types of the crate ([`crate::Mutex`], ...) are
 //! these states placed in a segment of their own.
 //!
-//! The memory layouts are part of the ABI recorded in every segment header
-//! ([`ipc_core::header::ABI`]); they are checked at compile time with
-//! [`ipc_core::assert_layout!`].
+//! # Shared-memory layout (ABI)
+//!
+//! What this crate places in shared memory, all little-endian words of the
+//! machine, no pointers. Sizes and alignments are checked at compile time
+//! ([`ipc_core::assert_layout!`]). A segment of its own records the type tag
+//! (the FNV-1a hash of the kind name), the version, a layout hash (sizes,
+//! alignments and, for the data-carrying types, the size and alignment of
+//! `T`) and the build's ABI word ([`ipc_core::header::ABI`]: architecture,
+//! libc, endianness, pointer width); opening refuses any mismatch with a
+//! typed error. Nothing here depends on libc's types (no `pthread_*`), so
+//! the libc part of the ABI word is stricter than the layout needs.
+//!
+//! | type | size, align | words | segment kind, version |
+//! |---|---|---|---|
+//! | [`RawMutex`] | 24, 8 | `word: u32` (tid \| waiters), `owner_tid: u32`, `owner_process: u64`, `tag: u32`, `count: u32` | `ipc-sync/mutex` 1 (as `MutexCell<T>`: + `layout: u64` + `T`) |
+//! | [`RawReentrantMutex`] | 24, 8 | a `RawMutex`, `count` = depth | `ipc-sync/reentrant-mutex` 1 |
+//! | [`RawRwLock`] | 24, 8 | `state: u32`, `writer_tid: u32`, `writer_process: u64`, `tag: u32`, reserved | `ipc-sync/rwlock` 1 |
+//! | [`RawSemaphore`] | 16, 4 | `value`, `waiters`, `bound`, `tag` (u32) | `ipc-sync/semaphore` 1, `ipc-sync/bounded-semaphore` 1 |
+//! | [`RawRecoverableSemaphore`] | 528, 8 | `seq`, `waiters`, `permits`, `tag` (u32), 64 holder slots (u64) | `ipc-sync/recoverable-semaphore` 1 |
+//! | [`RawEvent`] | 8, 4 | `state`, `tag` (u32) | `ipc-sync/event` 1 |
+//! | [`RawCondvar`] | 12, 4 | `seq`, `waiters`, `tag` (u32) | `ipc-sync/condvar` 1 |
+//! | [`RawBarrier`] | 536, 8 | `state`, `parties`, `resets`, `parked`, `tag`, reserved (u32), 64 member slots (u64) | `ipc-sync/barrier` 1 |
+//!
+//! `Value<T>` and `Array<T, N>` are a `MutexCell` under the kinds
+//! `ipc-sync/value` 1. Each raw state starts life through `init_in` or
+//! `init_at`, which write its object tag; `attach` and `at` check it.
 
 #[cfg(not(loom))]
 pub mod barrier;
