@@ -1,4 +1,44 @@
-//! A process pool over shared-memory rings (work in progress).
+//! A process pool, as Python's `multiprocessing.Pool`, that never hangs when
+//! a worker dies.
+//!
+//! [`Pool`] starts worker processes (spawned by re-executing the program, or
+//! forked) and runs a plain `fn` over inputs in them: [`Pool::map`],
+//! [`Pool::map_async`], [`Pool::imap`], [`Pool::imap_unordered`],
+//! [`Pool::apply`], [`Pool::apply_async`], [`Pool::starmap`], with Python's
+//! chunking, `close`, `join` and `terminate`. Inputs and outputs cross the
+//! process boundary through shared-memory rings (`ipc-queue`), encoded by
+//! [`Wire`]: plain-old-data is copied as it is.
+//!
+//! What it does differently from Python:
+//! - A worker killed mid-task (SIGKILL, `abort`, the OOM killer) fails only
+//!   the task it was running, with [`TaskError::WorkerDied`] naming its pid
+//!   and exit status (or retries it, by [`DeathPolicy`]); it is replaced and
+//!   every other task completes. Python's `Pool.map` hangs for ever here, and
+//!   `ProcessPoolExecutor` breaks the whole pool.
+//! - A panicking task fails alone ([`TaskError::Panicked`] with its message).
+//! - An initializer that crashes every worker breaks the pool with
+//!   [`PoolError::InitializerFailed`] instead of respawning in a loop.
+//! - A per-task timeout kills and replaces a stuck worker.
+//! - Workers die with the parent, even if it is SIGKILLed.
+//!
+//! Spawned workers re-execute the program, so call
+//! `ipc_core::process::init()` first thing in `main` (in a test, see
+//! `ipc_core::process::test_exec_args`).
+//!
+//! # Example
+//!
+//! ```
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! ipc_core::process::init(); // first thing in main: spawned workers start here
+//! let pool = ipc_pool::Pool::new(2)?;
+//! assert_eq!(pool.map(square, 0..5u64)?, vec![0, 1, 4, 9, 16]);
+//! let lazy: Vec<u64> = pool.imap(square, 0..3u64, 1)?.map(Result::unwrap).collect();
+//! assert_eq!(lazy, vec![0, 1, 4]);
+//! # Ok::<(), ipc_pool::PoolError>(())
+//! ```
 
 mod control;
 pub mod error;
@@ -16,3 +56,27 @@ pub use pool::{
 };
 pub use supervisor::{DeathPolicy, Progress};
 pub use wire::{Pod, Wire};
+
+/// Maps `f` over `inputs` on a pool with one worker per CPU, started for
+/// this call and shut down after it: the common case in one line.
+///
+/// Needs `ipc_core::process::init()` first thing in `main`, as every spawned
+/// pool does.
+///
+/// ```
+/// fn cube(x: i64) -> i64 {
+///     x * x * x
+/// }
+/// ipc_core::process::init();
+/// assert_eq!(ipc_pool::map(cube, vec![1, 2, 3])?, vec![1, 8, 27]);
+/// # Ok::<(), ipc_pool::PoolError>(())
+/// ```
+pub fn map<I: Wire, O: Wire>(
+    f: fn(I) -> O,
+    inputs: impl IntoIterator<Item = I>,
+) -> Result<Vec<O>, PoolError> {
+    let mut pool = Pool::new(ipc_core::cpu_count())?;
+    let out = pool.map(f, inputs);
+    pool.join();
+    out
+}
