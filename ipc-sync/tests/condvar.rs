@@ -125,3 +125,33 @@ fn timeouts_return_timed_out_and_the_guard() {
     cv.notify_all();
     cv.notify_one();
 }
+
+#[test]
+fn a_waiter_relocking_after_a_dead_holder_gets_owner_died() {
+    let m = std::sync::Arc::new(Mutex::anonymous([0u64, 0]).unwrap());
+    let cv = std::sync::Arc::new(Condvar::anonymous().unwrap());
+    let g = m.lock().unwrap();
+    let (seg_m, seg_c) = (m.segment().clone(), cv.segment().clone());
+    // A thread that takes the lock, notifies and exits holding it: the
+    // waiter wakes, and relocking finds a dead owner.
+    let h = std::thread::spawn(move || {
+        let m = Mutex::<State>::at(seg_m, 0).unwrap();
+        let cv = Condvar::at(seg_c, 0).unwrap();
+        let mut g = m.lock().unwrap();
+        g[0] = 1;
+        cv.notify_all();
+        g.leak();
+    });
+    let r = cv.wait_while(g, |s| s[0] == 0);
+    h.join().unwrap();
+    match r {
+        Err(ipc_sync::LockError::OwnerDied(d)) => {
+            let mut g = d.into_guard();
+            assert_eq!(g[0], 1);
+            g.mark_consistent();
+        }
+        Err(e) => panic!("expected OwnerDied, got {e:?}"),
+        Ok(_) => panic!("expected OwnerDied, got a clean relock"),
+    }
+    assert_eq!(m.lock().unwrap()[0], 1);
+}
