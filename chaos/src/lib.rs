@@ -1,0 +1,1 @@
+//! Crash-and-corruption scenarios for the ipc workspace (work in progress).
