@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 const W: f64 = 820.0;
 const H: f64 = 460.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 45.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 60.0;
 /// The x axis runs from 0 to this many nines (99.999%).

@@ -96,23 +96,47 @@ impl Ctx {
 #[derive(Clone, Copy, Debug)]
 pub struct Watch {
     deadline: Instant,
-    realtime_deadline: libc::timespec,
+    /// In the harness: the peer, whose exit ends every wait at once.
+    peer: Option<libc::pid_t>,
 }
 
 impl Watch {
     /// A watch expiring `timeout` from now.
     pub fn new(timeout: Duration) -> Watch {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `now` is a valid, writable timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-        now.tv_sec += timeout.as_secs() as libc::time_t + 1;
         Watch {
             deadline: Instant::now() + timeout,
-            realtime_deadline: now,
+            peer: None,
         }
+    }
+
+    /// The same watch, also ending waits when the child `pid` has exited.
+    pub fn with_peer(self, pid: u32) -> Watch {
+        Watch {
+            peer: Some(pid as libc::pid_t),
+            ..self
+        }
+    }
+
+    /// Whether the watched peer has exited (without reaping it, so its
+    /// `Process` still collects the status).
+    pub fn peer_exited(&self) -> bool {
+        let Some(pid) = self.peer else {
+            return false;
+        };
+        // SAFETY: an all-zero siginfo_t is a valid output buffer.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is writable; WNOWAIT leaves the child unreaped and
+        // WNOHANG makes the call return at once.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: waitid filled `info` (or left it zeroed: pid 0, not exited).
+        r == 0 && unsafe { info.si_pid() } != 0
     }
 
     /// The monotonic deadline.
@@ -120,30 +144,47 @@ impl Watch {
         self.deadline
     }
 
-    /// The deadline on `CLOCK_REALTIME` (for `sem_timedwait`).
-    pub fn realtime_deadline(&self) -> &libc::timespec {
-        &self.realtime_deadline
-    }
-
     /// An error if the deadline has passed.
     pub fn check(&self, what: &str) -> Result<(), String> {
         if Instant::now() >= self.deadline {
             Err(format!("timed out waiting for {what}"))
+        } else if self.peer_exited() {
+            Err(format!("the peer exited while waiting for {what}"))
         } else {
             Ok(())
         }
     }
 
+    /// The end of the next slice of a long wait: 50 ms from now, or the
+    /// deadline if sooner; blocking waits sleep in slices and call
+    /// [`Watch::check`] between them.
+    pub fn slice_end(&self) -> Instant {
+        (Instant::now() + Duration::from_millis(50)).min(self.deadline)
+    }
+
     /// Spins until `ready` returns true; reads the clock every few thousand
     /// spins only.
+    ///
+    /// Only a wait that has lasted some milliseconds looks at the clock and
+    /// the peer, so short waits (every timed one) are never disturbed by a
+    /// system call.
     #[inline]
     pub fn spin_until(&self, what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
         let mut n: u32 = 0;
+        let mut first: Option<Instant> = None;
         while !ready() {
             std::hint::spin_loop();
             n = n.wrapping_add(1);
             if n % 16_384 == 0 {
-                self.check(what)?;
+                let now = Instant::now();
+                let since = *first.get_or_insert(now);
+                if now >= self.deadline {
+                    return Err(format!("timed out waiting for {what}"));
+                }
+                if now.duration_since(since) >= Duration::from_millis(10) {
+                    first = Some(now);
+                    self.check(what)?;
+                }
             }
         }
         Ok(())
@@ -169,21 +210,59 @@ pub trait PingPong {
     fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String>;
 }
 
+/// Where a peer leaves the text of its error for the harness to report.
+struct ErrorBox {
+    shm: Shm,
+}
+
+impl ErrorBox {
+    const CAP: usize = 1024 - 8;
+
+    fn new() -> Result<ErrorBox, String> {
+        Ok(ErrorBox {
+            shm: Shm::new(1024)?,
+        })
+    }
+
+    /// In the peer: records `msg` (cut to the box's size).
+    fn put(&self, msg: &str) {
+        let b = msg.as_bytes();
+        let n = b.len().min(Self::CAP);
+        // SAFETY: only the peer writes these bytes, once, before publishing
+        // their length; the harness reads them only after seeing the length.
+        unsafe { self.shm.bytes_mut(8, n) }.copy_from_slice(&b[..n]);
+        self.shm.u64_at(0).store(n as u64, Ordering::Release);
+    }
+
+    /// In the harness: the peer's error, if it recorded one.
+    fn take(&self) -> Option<String> {
+        let n = (self.shm.u64_at(0).load(Ordering::Acquire) as usize).min(Self::CAP);
+        if n == 0 {
+            return None;
+        }
+        // SAFETY: the peer wrote these bytes before publishing `n` (acquired
+        // above) and never writes them again.
+        let b = unsafe { self.shm.bytes_mut(8, n) };
+        Some(String::from_utf8_lossy(b).into_owned())
+    }
+}
+
 /// Runs a peer process for `f`, pinned to the second core, and returns it.
-fn start_peer(ctx: &Ctx, f: impl FnOnce() -> Result<(), String>) -> Result<Process, String> {
+/// An error of the peer is left in `errors`.
+fn start_peer(
+    ctx: &Ctx,
+    errors: &ErrorBox,
+    f: impl FnOnce() -> Result<(), String>,
+) -> Result<Process, String> {
     let core = ctx.cores.1;
     Process::builder()
         .name("ipc-bench-peer")
         .daemon(true)
         .fork(move || -> i32 {
-            if let Err(e) = pin_to_core(core) {
-                eprintln!("ipc-bench peer: {e}");
-                return 2;
-            }
-            match f() {
+            match pin_to_core(core).and_then(|()| f()) {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("ipc-bench peer: {e}");
+                    errors.put(&e);
                     1
                 }
             }
@@ -193,10 +272,13 @@ fn start_peer(ctx: &Ctx, f: impl FnOnce() -> Result<(), String>) -> Result<Proce
 
 /// Waits for the peer to exit and turns its status into a result; kills it
 /// if it is still running after `grace`.
-fn finish_peer(peer: Process, grace: Duration) -> Result<(), String> {
+fn finish_peer(peer: Process, errors: &ErrorBox, grace: Duration) -> Result<(), String> {
     match peer.join_timeout(grace) {
         Ok(Some(s)) if s.success() => Ok(()),
-        Ok(Some(s)) => Err(format!("the peer failed ({s})")),
+        Ok(Some(s)) => Err(match errors.take() {
+            Some(e) => format!("peer: {e}"),
+            None => format!("the peer failed ({s})"),
+        }),
         Ok(None) => {
             let _ = peer.kill();
             let _ = peer.join();
@@ -206,11 +288,15 @@ fn finish_peer(peer: Process, grace: Duration) -> Result<(), String> {
     }
 }
 
-/// Stops a peer after the harness side failed, and returns that error.
-fn abandon_peer(peer: Process, err: String) -> String {
+/// Stops a peer after the harness side failed; returns the peer's own error
+/// if it left one (the cause), else the harness's.
+fn abandon_peer(peer: Process, errors: &ErrorBox, err: String) -> String {
     let _ = peer.kill();
     let _ = peer.join();
-    err
+    match errors.take() {
+        Some(e) => format!("peer: {e}"),
+        None => err,
+    }
 }
 
 /// Measures round trips of `pp` at `speed`: a warm-up, then one histogram
@@ -237,15 +323,17 @@ pub fn measure_rtt_n(
     let total = warm + n;
     let w = ctx.watch();
     let ready = Shm::new(LINE)?;
+    let errors = ErrorBox::new()?;
     let peer = {
         let pp = &mut *pp;
         let ready = &ready;
-        start_peer(ctx, move || {
+        start_peer(ctx, &errors, move || {
             pp.peer_setup()?;
             ready.u64_at(0).store(1, Ordering::Release);
             pp.serve(total, &w)
         })?
     };
+    let w = w.with_peer(peer.pid());
     let clock = ctx.clock;
     let mut lat = Latency::new(1.0);
     let run = (|| {
@@ -265,9 +353,9 @@ pub fn measure_rtt_n(
         Ok::<(), String>(())
     })();
     if let Err(e) = run {
-        return Err(abandon_peer(peer, e));
+        return Err(abandon_peer(peer, &errors, e));
     }
-    finish_peer(peer, Duration::from_secs(10))?;
+    finish_peer(peer, &errors, Duration::from_secs(10))?;
     Ok(Outcome::Latency(lat))
 }
 
@@ -298,13 +386,14 @@ pub trait Stream {
 pub fn measure_stream(ctx: &Ctx, n: u64, s: &mut impl Stream) -> Result<(f64, u64), String> {
     pin_to_core(ctx.cores.0)?;
     let ctl = Shm::new(2 * LINE)?;
+    let errors = ErrorBox::new()?;
     let reps = ctx.reps() as u64;
     let warm = (n / 4).max(1);
     let w = ctx.watch();
     let peer = {
         let s = &mut *s;
         let ctl = &ctl;
-        start_peer(ctx, move || {
+        start_peer(ctx, &errors, move || {
             s.peer_setup()?;
             for r in 1..=reps + 1 {
                 w.spin_until("the start signal", || {
@@ -316,6 +405,7 @@ pub fn measure_stream(ctx: &Ctx, n: u64, s: &mut impl Stream) -> Result<(f64, u6
             Ok(())
         })?
     };
+    let w = w.with_peer(peer.pid());
     let mut rates = Vec::new();
     let run = (|| {
         s.after_fork()?;
@@ -335,9 +425,9 @@ pub fn measure_stream(ctx: &Ctx, n: u64, s: &mut impl Stream) -> Result<(f64, u6
         Ok::<(), String>(())
     })();
     if let Err(e) = run {
-        return Err(abandon_peer(peer, e));
+        return Err(abandon_peer(peer, &errors, e));
     }
-    finish_peer(peer, Duration::from_secs(10))?;
+    finish_peer(peer, &errors, Duration::from_secs(10))?;
     Ok((median(&mut rates), n * reps))
 }
 

@@ -78,8 +78,8 @@ fn futex_wait_for(word: &AtomicU32, want: u32, w: &Watch) -> Result<(), String> 
         if v == want {
             return Ok(());
         }
-        if futex::wait_until(word, v, Some(w.deadline())) == WaitOutcome::TimedOut {
-            return Err("timed out in FUTEX_WAIT".into());
+        if futex::wait_until(word, v, Some(w.slice_end())) == WaitOutcome::TimedOut {
+            w.check("FUTEX_WAIT")?;
         }
     }
 }
@@ -253,13 +253,16 @@ impl PosixSem {
     #[inline]
     fn wait(&self, off: usize, w: &Watch) -> Result<(), String> {
         loop {
-            // SAFETY: as in `post`; the deadline is a valid timespec.
-            if unsafe { libc::sem_timedwait(self.sem(off), w.realtime_deadline()) } == 0 {
+            let until = realtime_in(50_000_000);
+            // SAFETY: as in `post`; `until` is a valid timespec.
+            if unsafe { libc::sem_timedwait(self.sem(off), &until) } == 0 {
                 return Ok(());
             }
             let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(format!("sem_timedwait: {e}"));
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::ETIMEDOUT) => w.check("sem_timedwait")?,
+                _ => return Err(format!("sem_timedwait: {e}")),
             }
         }
     }
@@ -285,6 +288,20 @@ impl PingPong for PosixSem {
         self.wait(SEM_FROM_PEER, w)?;
         check_reply(i, msg.load(Ordering::Relaxed))
     }
+}
+
+/// `CLOCK_REALTIME` now plus `ns` nanoseconds (for `sem_timedwait`).
+fn realtime_in(ns: i64) -> libc::timespec {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
+    let total = t.tv_nsec as i64 + ns;
+    t.tv_sec += (total / 1_000_000_000) as libc::time_t;
+    t.tv_nsec = (total % 1_000_000_000) as libc::c_long;
+    t
 }
 
 /// A lock that guards the three words of a hand-off: whose turn it is, the
@@ -317,23 +334,21 @@ impl<L: TurnLock> Handoff<L> {
     /// (which may pass the turn on).
     #[inline]
     fn when_turn(&self, me: u64, w: &Watch, f: impl Fn(&mut [u64; 3])) -> Result<(), String> {
-        let mut tries: u32 = 0;
-        loop {
-            let done = self.lock.locked(|d| {
+        let mut failure = None;
+        w.spin_until("the lock hand-off", || {
+            let r = self.lock.locked(|d| {
                 let mine = d[0] == me;
                 if mine {
                     f(d);
                 }
                 mine
-            })?;
-            if done {
-                return Ok(());
-            }
-            tries = tries.wrapping_add(1);
-            if tries % 4096 == 0 {
-                w.check("the lock hand-off")?;
-            }
-        }
+            });
+            r.unwrap_or_else(|e| {
+                failure = Some(e);
+                true
+            })
+        })?;
+        failure.map_or(Ok(()), Err)
     }
 }
 
