@@ -298,7 +298,7 @@ fn realtime_in(ns: i64) -> libc::timespec {
     };
     // SAFETY: `t` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
-    let total = t.tv_nsec as i64 + ns;
+    let total = i64::from(t.tv_nsec) + ns;
     t.tv_sec += (total / 1_000_000_000) as libc::time_t;
     t.tv_nsec = (total % 1_000_000_000) as libc::c_long;
     t
