@@ -291,16 +291,18 @@ impl PingPong for PosixSem {
 }
 
 /// `CLOCK_REALTIME` now plus `ns` nanoseconds (for `sem_timedwait`).
-fn realtime_in(ns: i64) -> libc::timespec {
+fn realtime_in(ns: libc::c_long) -> libc::timespec {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `t` is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut t) };
-    let total = i64::from(t.tv_nsec) + ns;
-    t.tv_sec += (total / 1_000_000_000) as libc::time_t;
-    t.tv_nsec = (total % 1_000_000_000) as libc::c_long;
+    t.tv_nsec += ns;
+    while t.tv_nsec >= 1_000_000_000 {
+        t.tv_nsec -= 1_000_000_000;
+        t.tv_sec += 1;
+    }
     t
 }
 
