@@ -258,7 +258,7 @@ impl Drop for Segment {
 
 impl SegmentBuilder {
     /// Names the segment (`/dev/shm/ipc.<name>`); without a name it is an
-    /// anonymous `memfd`. See [`name::validate`](crate::name::validate).
+    /// anonymous `memfd`. See [`name::validate`].
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
