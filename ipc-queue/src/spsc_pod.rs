@@ -42,10 +42,20 @@ const fn check_type<T>() {
 }
 
 /// The data-area size for a ring that holds at least `n` values of `T`.
+///
+/// Records whose size is a power of two tile the ring exactly; others may
+/// leave a pad of up to one record less 8 bytes at the end of the data area,
+/// which is accounted for.
 pub fn capacity_for<T>(n: usize) -> usize {
-    spsc_raw::record_len(std::mem::size_of::<T>())
-        .saturating_mul(n.max(1))
-        .max(spsc_raw::MIN_CAPACITY)
+    let record = spsc_raw::record_len(std::mem::size_of::<T>());
+    let bytes = if record.is_power_of_two() {
+        record.saturating_mul(n.max(1))
+    } else {
+        record
+            .saturating_mul(n.max(1) + 1)
+            .saturating_sub(spsc_raw::RECORD_ALIGN)
+    };
+    bytes.max(spsc_raw::MIN_CAPACITY)
 }
 
 impl SpscBuilder {

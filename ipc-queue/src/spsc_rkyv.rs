@@ -12,10 +12,12 @@
 //! primitive rkyv has), so a record may carry 8 bytes of leading padding.
 //!
 //! The producer does not know an archive's size before writing it: it
-//! reserves room for the largest archive it has written so far (at least
+//! reserves room for about the size of the last archive it wrote (at least
 //! 256 bytes) and, when that is too small, doubles the reservation and
-//! serializes again, up to the ring's largest message, past which the value
-//! is [`TooLarge`](crate::error::TrySendError::TooLarge).
+//! serializes again. Before it asks for the ring's largest message it checks
+//! (by serializing into a scratch buffer, off the fast path) that the value
+//! fits at all; if not, it is [`TooLarge`](crate::error::TrySendError::TooLarge)
+//! at once, without waiting for room.
 //!
 //! # Trust
 //!
@@ -165,7 +167,7 @@ fn lead(offset: usize) -> usize {
 }
 
 enum Attempt {
-    Done,
+    Done(usize),
     TooSmall,
 }
 
@@ -179,31 +181,80 @@ fn serialize_into<T: SerializeInPlace>(value: &T, mut grant: Grant<'_>) -> Attem
         }
     };
     grant.commit_len(pad + written);
-    Attempt::Done
+    Attempt::Done(written)
 }
 
-/// Serializes `value` into `p`'s ring, waiting for room; `guess` is the
-/// reservation size learned so far.
+/// How long a send may wait for room.
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    Forever,
+    Until(Instant),
+}
+
+/// Whether the archive of `value` fits in `room` bytes, found by
+/// serializing it into a scratch buffer (an allocation: slow path only).
+fn fits<T: SerializeInPlace>(value: &T, room: usize) -> bool {
+    let mut scratch = vec![0u8; room];
+    rkyv::api::high::to_bytes_in::<_, Failure>(value, Buffer::from(&mut scratch[..])).is_ok()
+}
+
+/// Serializes `value` into `p`'s ring; `guess` is the reservation size
+/// learned so far. `Timeout` stands for `Full` when not waiting.
+fn send_inner<T: SerializeInPlace>(
+    p: &mut Producer,
+    guess: &mut usize,
+    value: &T,
+    wait: Wait,
+) -> Result<(), SendTimeoutError<()>> {
+    let max = p.max_message_len();
+    let too_large = MessageTooLarge { len: max + 1, max };
+    loop {
+        let len = (*guess + ARCHIVE_ALIGN).min(max);
+        // Before asking for the largest reservation (which may mean waiting
+        // for the whole ring to drain), make sure the value fits at all.
+        if len == max && !fits(value, max - ARCHIVE_ALIGN) {
+            *guess = FIRST_GUESS;
+            return Err(SendTimeoutError::TooLarge((), too_large));
+        }
+        let grant = match wait {
+            Wait::No => p.try_reserve(len).map_err(|e| match e {
+                TrySendError::Full(()) => SendTimeoutError::Timeout(()),
+                TrySendError::Closed(()) => SendTimeoutError::Closed(()),
+                TrySendError::TooLarge((), m) => SendTimeoutError::TooLarge((), m),
+                TrySendError::Corrupt((), c) => SendTimeoutError::Corrupt((), c),
+            })?,
+            Wait::Forever => p.reserve(len)?,
+            Wait::Until(d) => {
+                p.reserve_timeout(len, d.saturating_duration_since(Instant::now()))?
+            }
+        };
+        match serialize_into(value, grant) {
+            Attempt::Done(written) => {
+                // Next time, reserve for an archive of about this size.
+                *guess = written.next_power_of_two().max(FIRST_GUESS);
+                return Ok(());
+            }
+            Attempt::TooSmall if len < max => *guess = guess.saturating_mul(2).min(max),
+            Attempt::TooSmall => {
+                *guess = FIRST_GUESS;
+                return Err(SendTimeoutError::TooLarge((), too_large));
+            }
+        }
+    }
+}
+
+/// Serializes `value` into `p`'s ring, waiting for room.
 pub(crate) fn send_blocking<T: SerializeInPlace>(
     p: &mut Producer,
     guess: &mut usize,
     value: &T,
 ) -> Result<(), SendError<()>> {
-    let max = p.max_message_len();
-    loop {
-        let len = (*guess + ARCHIVE_ALIGN).min(max);
-        let grant = p.reserve(len)?;
-        match serialize_into(value, grant) {
-            Attempt::Done => return Ok(()),
-            Attempt::TooSmall if len < max => *guess = guess.saturating_mul(2).min(max),
-            Attempt::TooSmall => {
-                return Err(SendError::TooLarge(
-                    (),
-                    MessageTooLarge { len: max + 1, max },
-                ))
-            }
-        }
-    }
+    send_inner(p, guess, value, Wait::Forever).map_err(|e| match e {
+        SendTimeoutError::TooLarge((), m) => SendError::TooLarge((), m),
+        SendTimeoutError::Corrupt((), c) => SendError::Corrupt((), c),
+        _ => SendError::Closed(()),
+    })
 }
 
 /// Checks a received message as an archive of `T`.
@@ -222,19 +273,6 @@ pub(crate) const fn first_guess() -> usize {
 }
 
 impl<T: Archive + SerializeInPlace> ArchiveProducer<T> {
-    fn attempt_len(&self) -> usize {
-        (self.guess + ARCHIVE_ALIGN).min(self.inner.max_message_len())
-    }
-
-    fn grow(&mut self) -> bool {
-        let max = self.inner.max_message_len();
-        if self.attempt_len() >= max {
-            return false;
-        }
-        self.guess = self.guess.saturating_mul(2).min(max);
-        true
-    }
-
     /// Serializes `value` into the ring without waiting.
     ///
     /// # Errors
@@ -242,25 +280,12 @@ impl<T: Archive + SerializeInPlace> ArchiveProducer<T> {
     /// [`TrySendError::Closed`], [`TrySendError::TooLarge`] if the archive
     /// does not fit in the largest message, [`TrySendError::Corrupt`].
     pub fn try_send(&mut self, value: &T) -> Result<(), TrySendError<()>> {
-        loop {
-            let len = self.attempt_len();
-            let grant = self.inner.try_reserve(len)?;
-            match serialize_into(value, grant) {
-                Attempt::Done => return Ok(()),
-                Attempt::TooSmall => {
-                    if !self.grow() {
-                        return Err(TrySendError::TooLarge((), self.too_large()));
-                    }
-                }
-            }
-        }
-    }
-
-    fn too_large(&self) -> MessageTooLarge {
-        MessageTooLarge {
-            len: self.inner.max_message_len() + 1,
-            max: self.inner.max_message_len(),
-        }
+        send_inner(&mut self.inner, &mut self.guess, value, Wait::No).map_err(|e| match e {
+            SendTimeoutError::Timeout(()) => TrySendError::Full(()),
+            SendTimeoutError::TooLarge((), m) => TrySendError::TooLarge((), m),
+            SendTimeoutError::Corrupt((), c) => TrySendError::Corrupt((), c),
+            _ => TrySendError::Closed(()),
+        })
     }
 
     /// Serializes `value` into the ring, waiting for room.
@@ -277,20 +302,10 @@ impl<T: Archive + SerializeInPlace> ArchiveProducer<T> {
         value: &T,
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<()>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let len = self.attempt_len();
-            let left = deadline.saturating_duration_since(Instant::now());
-            let grant = self.inner.reserve_timeout(len, left)?;
-            match serialize_into(value, grant) {
-                Attempt::Done => return Ok(()),
-                Attempt::TooSmall => {
-                    if !self.grow() {
-                        return Err(SendTimeoutError::TooLarge((), self.too_large()));
-                    }
-                }
-            }
-        }
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until);
+        send_inner(&mut self.inner, &mut self.guess, value, deadline)
     }
 
     /// Sets how this end waits (see [`Producer::set_wait_strategy`]).
