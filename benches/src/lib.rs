@@ -45,6 +45,7 @@ pub mod clock;
 pub mod machine;
 pub mod outcome;
 pub mod plot;
+pub mod pool_benches;
 pub mod queue_benches;
 pub mod report;
 pub mod runner;

@@ -117,6 +117,32 @@ pub fn parse_cpu_list(s: &str) -> Option<Vec<usize>> {
     Some(out)
 }
 
+/// Lets the calling thread (and the processes it starts) run on `cores`.
+///
+/// # Errors
+/// The OS error, e.g. when a core does not exist or is not allowed.
+pub fn pin_to_cores(cores: &[usize]) -> Result<(), String> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &core in cores {
+        if core >= libc::CPU_SETSIZE as usize {
+            return Err(format!("core {core} is out of range"));
+        }
+        // SAFETY: `core` is below CPU_SETSIZE (checked above).
+        unsafe { libc::CPU_SET(core, &mut set) };
+    }
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 = this thread.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot run on cores {cores:?}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
 /// Pins the calling thread to `core` (`sched_setaffinity`).
 ///
 /// # Errors

@@ -46,10 +46,6 @@ const fn e(
     }
 }
 
-fn pending(what: &str) -> Result<Outcome, String> {
-    Ok(Outcome::Skipped(what.to_owned()))
-}
-
 /// Every measurement, baselines first (in the order they run).
 pub fn entries() -> Vec<Entry> {
     use Unit::*;
@@ -125,42 +121,8 @@ pub fn entries() -> Vec<Entry> {
     ];
     v.extend(crate::queue_benches::entries());
     v.extend(crate::sync_benches::entries());
-    v.extend(pool_entries());
+    v.extend(crate::pool_benches::entries());
     v
-}
-
-fn pool_entries() -> Vec<Entry> {
-    const WHY: &str = "ipc-pool not built yet";
-    vec![
-        Entry {
-            id: "pool.map.task",
-            unit: Unit::Ns,
-            baseline: Some("baseline.python.pool.task"),
-            also: &[],
-            run: |_| pending(WHY),
-        },
-        Entry {
-            id: "pool.map.task.default",
-            unit: Unit::Ns,
-            baseline: Some("baseline.python.pool.task.default"),
-            also: &[],
-            run: |_| pending(WHY),
-        },
-        Entry {
-            id: "pool.startup",
-            unit: Unit::Ns,
-            baseline: None,
-            also: &[],
-            run: |_| pending(WHY),
-        },
-        Entry {
-            id: "pool.cpu_bound.speedup",
-            unit: Unit::Speedup,
-            baseline: None,
-            also: &[],
-            run: |_| pending(WHY),
-        },
-    ]
 }
 
 /// The entries `filter` selects (by substring of the id; `None`: all),

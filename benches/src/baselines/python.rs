@@ -124,6 +124,27 @@ if __name__ == "__main__":
     emit(out)
 "#;
 
+/// Scales a quick-suite count of a Python measurement to the mode (Python
+/// runs are slower than the harness's own, so `--full` multiplies by 5).
+fn scale(ctx: &Ctx, quick: u64) -> u64 {
+    match ctx.mode {
+        Mode::Quick => quick,
+        Mode::Full => quick * 5,
+        Mode::Smoke => (quick / 50).max(20),
+    }
+}
+
+/// How many timed maps the pool measurements make (Python's and
+/// `ipc-pool`'s alike); each gives one sample, its per-task cost.
+pub const POOL_MAPS: u64 = 5;
+
+/// Tasks per map of the pool measurements: 2 000 with chunksize 1, 50 000
+/// with the default chunksize (in the quick suite). The `ipc-pool` figures
+/// use the same counts, so the two pools do the same work.
+pub fn pool_tasks(ctx: &Ctx, default_chunksize: bool) -> u64 {
+    scale(ctx, if default_chunksize { 50_000 } else { 2_000 })
+}
+
 /// Which Python measurement to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PyBench {
@@ -164,22 +185,30 @@ pub fn run(ctx: &Ctx, which: PyBench) -> Result<Outcome, String> {
     if let Err(why) = AVAILABLE.get_or_init(availability) {
         return Ok(Outcome::Skipped(why.clone()));
     }
-    let scale = |quick: u64| match ctx.mode {
-        Mode::Quick => quick,
-        Mode::Full => quick * 5,
-        Mode::Smoke => (quick / 50).max(20),
-    };
+    let scale = |quick: u64| scale(ctx, quick);
     let (script, warm, n, extra, per_ns): (&str, u64, u64, Vec<String>, f64) = match which {
         PyBench::PipeRtt => (PIPE_RTT, 500, scale(5_000), vec![], 1.0),
         PyBench::QueueRtt => (QUEUE_RTT, 200, scale(2_000), vec![], 1.0),
         PyBench::Lock => (LOCK, 50, scale(500), vec![], 1000.0),
         PyBench::PoolTask => {
-            let tasks = scale(2_000);
-            (POOL, 1, 5, vec!["1".into(), tasks.to_string()], 1000.0)
+            let tasks = pool_tasks(ctx, false);
+            (
+                POOL,
+                1,
+                POOL_MAPS,
+                vec!["1".into(), tasks.to_string()],
+                1000.0,
+            )
         }
         PyBench::PoolTaskDefault => {
-            let tasks = scale(50_000);
-            (POOL, 1, 5, vec!["0".into(), tasks.to_string()], 1000.0)
+            let tasks = pool_tasks(ctx, true);
+            (
+                POOL,
+                1,
+                POOL_MAPS,
+                vec!["0".into(), tasks.to_string()],
+                1000.0,
+            )
         }
     };
     let warm = if ctx.mode == Mode::Smoke {
