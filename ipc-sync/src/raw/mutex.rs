@@ -746,6 +746,22 @@ mod tests {
         );
     }
 
+    /// A holder killed between its `CAS` and its owner record: the record
+    /// names the previous holder (alive), the word a thread that is gone.
+    #[test]
+    fn a_holder_killed_before_its_record_is_still_found_dead() {
+        let dead_tid = std::thread::spawn(|| owner::me().tid).join().unwrap();
+        let m = RawMutex::new();
+        assert_eq!(m.try_lock(), Ok(Acquired::Clean)); // record: this thread
+        m.word.store(dead_tid | WAITERS, Ordering::Relaxed);
+        assert_eq!(
+            m.try_lock(),
+            Ok(Acquired::OwnerDied { previous: None }),
+            "a stale record must not hide the dead holder"
+        );
+        m.unlock().unwrap();
+    }
+
     #[test]
     fn timeouts_and_zero_timeout() {
         let m = Arc::new(RawMutex::new());

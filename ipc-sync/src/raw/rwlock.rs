@@ -486,6 +486,18 @@ mod tests {
         l.write_unlock(true).unwrap();
     }
 
+    /// A writer killed between its `CAS` and writing its process record:
+    /// the word names a thread that no longer exists, the record is stale.
+    #[test]
+    fn a_writer_killed_before_its_record_is_still_found_dead() {
+        let dead_tid = std::thread::spawn(|| owner::me().tid).join().unwrap();
+        let l = RawRwLock::new();
+        l.state.store(WRITER | dead_tid, Ordering::Relaxed);
+        assert!(matches!(l.try_write(), Ok(Acquired::OwnerDied { .. })));
+        l.write_unlock(true).unwrap();
+        assert_eq!(l.try_read(), Ok(Acquired::Clean));
+    }
+
     #[test]
     fn a_dead_writer_is_reported_until_repaired() {
         let l = Arc::new(RawRwLock::new());
