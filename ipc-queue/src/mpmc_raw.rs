@@ -235,9 +235,14 @@ impl Default for Watch {
 
 enum Verdict {
     Spin,
+    Yield,
     Check,
     GiveUp,
 }
+
+/// Past this, a waiter behind a claimed slot yields instead of spinning: the
+/// claimer is probably descheduled and may need this very CPU.
+const YIELD_AFTER: Duration = Duration::from_micros(20);
 
 impl Watch {
     /// A watch that has seen nothing yet.
@@ -269,6 +274,8 @@ impl Watch {
             Verdict::Check
         } else if self.checked {
             Verdict::GiveUp
+        } else if waited >= YIELD_AFTER {
+            Verdict::Yield
         } else {
             Verdict::Spin
         }
@@ -702,6 +709,10 @@ impl RawMpmc {
         match watch.observe(pos & self.mask, state) {
             Verdict::Spin => {
                 std::hint::spin_loop();
+                Ok(())
+            }
+            Verdict::Yield => {
+                std::thread::yield_now();
                 Ok(())
             }
             Verdict::GiveUp => Err(RawError::Busy),
