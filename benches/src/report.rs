@@ -59,10 +59,10 @@ pub fn table(records: &[Record]) -> String {
         .unwrap_or(8)
         .max(8);
     let mut out = format!(
-        "{:<idw$}  {:>10} {:>10} {:>10} {:>11}  {:<5}  {:<basew$}  {:>8}\n",
-        "id", "p50|value", "p99", "p99.9", "max", "unit", "baseline", "ratio"
+        "{:<idw$}  {:>10} {:>10} {:>10} {:>11}  {:<5} {:>6}  {:<basew$}  {:>8}\n",
+        "id", "p50|value", "p99", "p99.9", "max", "unit", "n", "baseline", "ratio"
     );
-    out.push_str(&"-".repeat(idw + basew + 66));
+    out.push_str(&"-".repeat(idw + basew + 73));
     out.push('\n');
     for r in records {
         let base = r.baseline.unwrap_or("-");
@@ -72,25 +72,27 @@ pub fn table(records: &[Record]) -> String {
             Outcome::Latency(l) => {
                 let s = l.summary();
                 format!(
-                    "{:<idw$}  {:>10} {:>10} {:>10} {:>11}  {:<5}  {:<basew$}  {:>8}",
+                    "{:<idw$}  {:>10} {:>10} {:>10} {:>11}  {:<5} {:>6}  {:<basew$}  {:>8}",
                     r.id,
                     fmt_value(s.p50, u),
                     fmt_value(s.p99, u),
                     fmt_value(s.p999, u),
                     fmt_value(s.max, u),
                     u.as_str(),
+                    fmt_count(l.samples()),
                     base,
                     ratio
                 )
             }
-            Outcome::Throughput { value, .. } => format!(
-                "{:<idw$}  {:>10} {:>10} {:>10} {:>11}  {:<5}  {:<basew$}  {:>8}",
+            Outcome::Throughput { value, samples } => format!(
+                "{:<idw$}  {:>10} {:>10} {:>10} {:>11}  {:<5} {:>6}  {:<basew$}  {:>8}",
                 r.id,
                 fmt_value(*value, u),
                 "",
                 "",
                 "",
                 u.as_str(),
+                fmt_count(*samples),
                 base,
                 ratio
             ),
@@ -100,6 +102,19 @@ pub fn table(records: &[Record]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A sample count as the table shows it: 950, 20k, 1.5M.
+pub fn fmt_count(n: u64) -> String {
+    if n >= 10_000_000 {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1_000_000 {
+        format!("{:.1}M", n as f64 / 1e6)
+    } else if n >= 10_000 {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
 }
 
 /// A ratio as the table shows it.
@@ -189,6 +204,9 @@ mod tests {
         assert_eq!(fmt_value(12_345_678.0, Unit::MsgPerSec), "12.346M");
         assert_eq!(fmt_ratio(1.234), "1.23x");
         assert_eq!(fmt_ratio(0.0123), "0.0123x");
+        assert_eq!(fmt_count(200_000), "200k");
+        assert_eq!(fmt_count(1_500_000), "1.5M");
+        assert_eq!(fmt_count(950), "950");
     }
 
     #[test]

@@ -85,6 +85,18 @@ impl Ctx {
         }
     }
 
+    /// How long one measurement may keep collecting samples: it stops early,
+    /// with the samples it has (the `samples` field says how many), once this
+    /// has passed. Keeps the quick suite short on a loaded machine, where a
+    /// kernel wake-up can wait for a whole time slice.
+    pub fn budget(&self) -> Duration {
+        match self.mode {
+            Mode::Quick => Duration::from_millis(2500),
+            Mode::Full => Duration::from_secs(30),
+            Mode::Smoke => Duration::from_secs(1),
+        }
+    }
+
     /// A watch whose deadline is this context's timeout from now.
     pub fn watch(&self) -> Watch {
         Watch::new(self.timeout)
@@ -288,6 +300,13 @@ fn finish_peer(peer: Process, errors: &ErrorBox, grace: Duration) -> Result<(), 
     }
 }
 
+/// Stops a peer that is waiting for work the harness will not send (the
+/// measurement used up its time budget).
+fn stop_peer(peer: Process) {
+    let _ = peer.kill();
+    let _ = peer.join();
+}
+
 /// Stops a peer after the harness side failed; returns the peer's own error
 /// if it left one (the cause), else the harness's.
 fn abandon_peer(peer: Process, errors: &ErrorBox, err: String) -> String {
@@ -300,7 +319,8 @@ fn abandon_peer(peer: Process, errors: &ErrorBox, err: String) -> String {
 }
 
 /// Measures round trips of `pp` at `speed`: a warm-up, then one histogram
-/// sample per round trip, timed with the context's clock.
+/// sample per round trip, timed with the context's clock, until the planned
+/// count or [`Ctx::budget`] is reached.
 ///
 /// # Errors
 /// Pinning, starting the peer, a wrong answer, a timeout, or a failed peer.
@@ -335,27 +355,38 @@ pub fn measure_rtt_n(
     };
     let w = w.with_peer(peer.pid());
     let clock = ctx.clock;
+    let budget = ctx.budget();
     let mut lat = Latency::new(1.0);
     let run = (|| {
         pp.after_fork()?;
         w.spin_until("the peer to be ready", || {
             ready.u64_at(0).load(Ordering::Acquire) == 1
         })?;
+        let start = Instant::now();
         for i in 0..warm {
             pp.round_trip(i, &w)?;
+            if i % 64 == 63 && start.elapsed() > budget / 4 {
+                break;
+            }
         }
+        let start = Instant::now();
         for i in warm..total {
             let t0 = clock.now();
             pp.round_trip(i, &w)?;
             let t1 = clock.now();
             lat.record_ns(clock.ns(t0, t1));
+            if i % 64 == 63 && start.elapsed() > budget {
+                // Out of time: the peer waits for a round that never comes.
+                return Ok(false);
+            }
         }
-        Ok::<(), String>(())
+        Ok::<bool, String>(true)
     })();
-    if let Err(e) = run {
-        return Err(abandon_peer(peer, &errors, e));
+    match run {
+        Err(e) => return Err(abandon_peer(peer, &errors, e)),
+        Ok(true) => finish_peer(peer, &errors, Duration::from_secs(10))?,
+        Ok(false) => stop_peer(peer),
     }
-    finish_peer(peer, &errors, Duration::from_secs(10))?;
     Ok(Outcome::Latency(lat))
 }
 
@@ -377,9 +408,10 @@ pub trait Stream {
 }
 
 /// Measures messages per second of `s`: an untimed warm-up of `n / 4`
-/// messages, then [`Ctx::reps`] timed runs of `n` messages each, from the
-/// harness's start signal to the peer's "all received" flag. Returns the
-/// median rate and the number of messages timed.
+/// messages, then [`Ctx::reps`] timed runs of `n` messages each (fewer, but
+/// at least one, if [`Ctx::budget`] runs out), from the harness's start
+/// signal to the peer's "all received" flag. Returns the median rate and the
+/// number of messages timed.
 ///
 /// # Errors
 /// As [`measure_rtt`].
@@ -407,9 +439,15 @@ pub fn measure_stream(ctx: &Ctx, n: u64, s: &mut impl Stream) -> Result<(f64, u6
     };
     let w = w.with_peer(peer.pid());
     let mut rates = Vec::new();
+    let budget = ctx.budget();
+    let start = Instant::now();
     let run = (|| {
         s.after_fork()?;
         for r in 1..=reps + 1 {
+            if r > 2 && start.elapsed() > budget {
+                // Out of time: the peer waits for a start that never comes.
+                return Ok(false);
+            }
             let count = if r == 1 { warm } else { n };
             let t0 = Instant::now();
             ctl.u64_at(0).store(r, Ordering::Release);
@@ -422,13 +460,15 @@ pub fn measure_stream(ctx: &Ctx, n: u64, s: &mut impl Stream) -> Result<(f64, u6
                 rates.push(count as f64 / secs);
             }
         }
-        Ok::<(), String>(())
+        Ok::<bool, String>(true)
     })();
-    if let Err(e) = run {
-        return Err(abandon_peer(peer, &errors, e));
+    match run {
+        Err(e) => return Err(abandon_peer(peer, &errors, e)),
+        Ok(true) => finish_peer(peer, &errors, Duration::from_secs(10))?,
+        Ok(false) => stop_peer(peer),
     }
-    finish_peer(peer, &errors, Duration::from_secs(10))?;
-    Ok((median(&mut rates), n * reps))
+    let timed = rates.len() as u64;
+    Ok((median(&mut rates), n * timed))
 }
 
 /// Times `batches` batches of `batch` calls of `op` on this thread and

@@ -47,6 +47,7 @@ fn start_join(
     let (warm, n) = (warm, n * 2);
     let w = ctx.watch();
     let mut lat = Latency::new(1.0);
+    let started = Instant::now();
     for i in 0..warm + n {
         let t0 = Instant::now();
         let child = start(i).map_err(|e| format!("start: {e}"))?;
@@ -60,6 +61,9 @@ fn start_join(
             lat.record_ns(ns);
         }
         w.check("process starts")?;
+        if lat.samples() >= 10 && started.elapsed() > ctx.budget() {
+            break;
+        }
     }
     Ok(Outcome::Latency(lat))
 }

@@ -10,16 +10,19 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Shared prelude: arguments, pinning and output.
+/// Shared prelude: arguments (cores, warm-up and sample counts, the time
+/// budget in ns after which sampling stops early), pinning and output.
 const PRELUDE: &str = r#"
 import os, sys, time, multiprocessing as mp
-A, B, WARM, N = (int(x) for x in sys.argv[1:5])
+A, B, WARM, N, BUDGET = (int(x) for x in sys.argv[1:6])
 ns = time.perf_counter_ns
 def pin(core):
     try:
         os.sched_setaffinity(0, {core})
     except OSError as e:
         sys.exit("cannot pin to core %d: %s" % (core, e))
+def out_of_time(stop, out):
+    return len(out) >= 10 and ns() > stop
 def emit(values):
     print("samples", *values)
 "#;
@@ -39,7 +42,10 @@ if __name__ == "__main__":
     p = ctx.Process(target=child, args=(b, WARM + N))
     p.start()
     out = []
+    stop = None
     for i in range(WARM + N):
+        if i == WARM:
+            stop = ns() + BUDGET
         t0 = ns()
         a.send_bytes(i.to_bytes(8, "little"))
         r = int.from_bytes(a.recv_bytes(), "little")
@@ -48,6 +54,9 @@ if __name__ == "__main__":
             sys.exit("wrong answer")
         if i >= WARM:
             out.append(t1 - t0)
+            if out_of_time(stop, out):
+                break
+    p.terminate()
     p.join()
     emit(out)
 "#;
@@ -66,7 +75,10 @@ if __name__ == "__main__":
     p = ctx.Process(target=child, args=(q1, q2, WARM + N))
     p.start()
     out = []
+    stop = None
     for i in range(WARM + N):
+        if i == WARM:
+            stop = ns() + BUDGET
         t0 = ns()
         q1.put(i)
         r = q2.get()
@@ -75,6 +87,9 @@ if __name__ == "__main__":
             sys.exit("wrong answer")
         if i >= WARM:
             out.append(t1 - t0)
+            if out_of_time(stop, out):
+                break
+    p.terminate()
     p.join()
     emit(out)
 "#;
@@ -87,7 +102,10 @@ if __name__ == "__main__":
     lock = mp.get_context("fork").Lock()
     acq, rel = lock.acquire, lock.release
     out = []
+    stop = None
     for b in range(WARM + N):
+        if b == WARM:
+            stop = ns() + BUDGET
         t0 = ns()
         for _ in range(1000):
             acq()
@@ -95,16 +113,19 @@ if __name__ == "__main__":
         t1 = ns()
         if b >= WARM:
             out.append((t1 - t0) / 1000)
+            if out_of_time(stop, out):
+                break
     emit(out)
 "#;
 
-/// Per-task cost of `Pool(2).map` over a trivial function; argv[5] is the
-/// chunksize (0: the default), argv[6] the tasks per map. N maps are timed.
+/// Per-task cost of `Pool(2).map` over a trivial function; argv[6] is the
+/// chunksize (0: the default), argv[7] the tasks per map. N maps are timed
+/// (fewer if the budget runs out).
 const POOL: &str = r#"
 def f(x):
     return x + 1
 if __name__ == "__main__":
-    chunk, tasks = int(sys.argv[5]), int(sys.argv[6])
+    chunk, tasks = int(sys.argv[6]), int(sys.argv[7])
     kw = {"chunksize": chunk} if chunk > 0 else {}
     try:
         os.sched_setaffinity(0, {A, B})
@@ -114,7 +135,10 @@ if __name__ == "__main__":
         for _ in range(WARM):
             pool.map(f, range(tasks // 4 + 1), **kw)
         out = []
+        stop = ns() + BUDGET
         for _ in range(N):
+            if out and ns() > stop:
+                break
             t0 = ns()
             r = pool.map(f, range(tasks), **kw)
             t1 = ns()
@@ -224,6 +248,7 @@ pub fn run(ctx: &Ctx, which: PyBench) -> Result<Outcome, String> {
         .arg(ctx.cores.1.to_string())
         .arg(warm.to_string())
         .arg(n.to_string())
+        .arg(ctx.budget().as_nanos().to_string())
         .args(&extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

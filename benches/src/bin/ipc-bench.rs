@@ -26,7 +26,8 @@ USAGE: ipc-bench [OPTIONS]
   -h, --help        this text
 
 Reading the table: latencies are round trips (or per-operation costs) in ns;
-ratio = p50 / baseline p50 for latencies (below 1: faster than the baseline),
+n = samples (round trips, batches or messages timed); ratio = p50 / baseline
+p50 for latencies (below 1: faster than the baseline),
 value / baseline value for throughputs (above 1: more than the baseline).";
 
 struct Args {
