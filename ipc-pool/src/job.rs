@@ -104,7 +104,10 @@ impl Job {
             .is_some_and(|(expected, _)| finished >= *expected)
         {
             if let Some((_, f)) = cb.take() {
-                f(&state);
+                // A panicking callback must not take the supervisor with it.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&state))).is_err() {
+                    log::warn!("a result callback panicked");
+                }
             }
         }
     }

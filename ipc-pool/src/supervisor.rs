@@ -33,7 +33,7 @@ pub enum DeathPolicy {
     #[default]
     FailTask,
     /// The task runs again on another worker, up to this many times, then
-    /// fails.
+    /// fails. (A task that timed out is not run again.)
     Retry(u32),
     /// The pool breaks: every outstanding task fails and new work is refused.
     BreakPool,
@@ -240,7 +240,12 @@ pub(crate) fn run(
         buf: Vec::new(),
         rotate: 0,
     };
-    sup.main_loop();
+    // A bug here must not leave callers waiting for ever: break the pool,
+    // which fails every outstanding task and kills the workers.
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sup.main_loop())) {
+        let why = format!("the supervisor panicked: {}", worker::panic_message(&*p));
+        sup.break_pool(TaskError::PoolBroken(why));
+    }
 }
 
 fn publish_pids(shared: &Shared, workers: &[Option<Worker>]) {
@@ -269,7 +274,9 @@ impl Supervisor {
             }
             let mut progress = self.collect();
             progress |= self.dispatch();
-            if !progress || last_check.elapsed() >= Duration::from_millis(1) {
+            // A death rings no doorbell: look for one every 2 ms (a waitpid
+            // per worker), and before sleeping.
+            if last_check.elapsed() >= Duration::from_millis(2) {
                 self.check_workers();
                 self.check_timeouts();
                 last_check = Instant::now();
@@ -286,6 +293,12 @@ impl Supervisor {
                 continue;
             }
             if backoff.snooze() == Phase::Park {
+                self.check_workers();
+                self.check_timeouts();
+                last_check = Instant::now();
+                if self.shared.broken().is_some() {
+                    return;
+                }
                 let busy = self
                     .workers
                     .iter()
@@ -300,15 +313,26 @@ impl Supervisor {
                 let deadline = Instant::now() + poll;
                 let workers = &mut self.workers;
                 let shared = &self.shared;
+                let limit = self.cfg.depth;
+                let max_tasks = self.cfg.max_tasks_per_child;
                 doorbell.wait(WaitStrategy::Blocking, Some(deadline), None, || {
+                    // Pending work only counts if some worker has room for it:
+                    // otherwise the supervisor would spin while workers compute.
+                    let room = || {
+                        workers.iter().flatten().any(|w| {
+                            w.in_flight.len() < w.depth(limit)
+                                && (max_tasks == 0 || w.dispatched < max_tasks)
+                        })
+                    };
                     let ready = shared.terminate.load(Ordering::Acquire)
-                        || workers.iter_mut().flatten().any(|w| w.link.has_message())
-                        || !shared
+                        || shared.closed.load(Ordering::Acquire)
+                        || (!shared
                             .pending
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .is_empty()
-                        || shared.closed.load(Ordering::Acquire);
+                            && room())
+                        || workers.iter_mut().flatten().any(|w| w.link.has_message());
                     ready.then_some(())
                 });
                 backoff.reset();
@@ -413,10 +437,13 @@ impl Supervisor {
             + chunk.items as u64;
         chunk.job.complete(chunk.index, outcome);
         if let Some(hook) = &self.cfg.progress {
-            hook(Progress {
+            let p = Progress {
                 done,
                 total: self.shared.submitted.load(Ordering::Relaxed),
-            });
+            };
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(p))).is_err() {
+                log::warn!("the pool's progress hook panicked");
+            }
         }
     }
 

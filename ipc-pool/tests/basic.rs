@@ -262,3 +262,21 @@ fn bad_input_is_a_typed_error() {
     assert!(matches!(p.apply(square, 1), Err(PoolError::Closed)));
     p.join();
 }
+
+#[test]
+fn a_panicking_callback_or_progress_hook_does_not_stop_the_pool() {
+    init();
+    let p = Pool::builder()
+        .workers(1)
+        .on_progress(|_| panic!("progress hook fails on purpose"))
+        .exec_args(test_exec_args(
+            "a_panicking_callback_or_progress_hook_does_not_stop_the_pool",
+        ))
+        .build()
+        .unwrap();
+    let h = p
+        .apply_async_with(square, 3, |_| panic!("callback fails on purpose"))
+        .unwrap();
+    assert_eq!(h.get().unwrap(), 9);
+    assert_eq!(p.map(square, 0..10u64).unwrap().len(), 10);
+}
