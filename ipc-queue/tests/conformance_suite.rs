@@ -313,7 +313,7 @@ pub fn threads_no_loss_no_dup<Q: Conformance>() {
         while seq < n {
             match tx.try_send(&message(seq, len_for::<Q>(seq, max))) {
                 Outcome::Done => seq += 1,
-                Outcome::Full => std::hint::spin_loop(),
+                Outcome::Full => std::thread::yield_now(),
                 other => panic!("send {seq}: {other:?}"),
             }
         }
@@ -331,7 +331,7 @@ pub fn threads_no_loss_no_dup<Q: Conformance>() {
                 );
                 next += 1;
             }
-            Outcome::Empty => std::hint::spin_loop(),
+            Outcome::Empty => std::thread::yield_now(),
             Outcome::Closed => break,
             other => panic!("recv {next}: {other:?}"),
         }
