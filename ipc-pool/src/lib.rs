@@ -4,7 +4,8 @@
 //! [`Pool`] starts worker processes (spawned by re-executing the program, or
 //! forked) and runs a plain `fn` over inputs in them: [`Pool::map`],
 //! [`Pool::map_async`], [`Pool::imap`], [`Pool::imap_unordered`],
-//! [`Pool::apply`], [`Pool::apply_async`], [`Pool::starmap`], with Python's
+//! [`Pool::apply`], [`Pool::apply_async`], [`Pool::starmap`] (and a
+//! capturing closure with forked workers: [`PoolBuilder::build_with`]), with Python's
 //! chunking, `close`, `join` and `terminate`. Inputs and outputs cross the
 //! process boundary through shared-memory rings (`ipc-queue`), encoded by
 //! [`Wire`]: plain-old-data is copied as it is.
@@ -42,6 +43,7 @@
 
 mod control;
 pub mod error;
+mod fn_pool;
 mod job;
 mod link;
 mod pool;
@@ -51,6 +53,7 @@ pub mod wire;
 mod worker;
 
 pub use error::{PoolError, TaskError};
+pub use fn_pool::FnPool;
 pub use pool::{
     default_chunksize, AsyncResult, IMap, MapResult, Pool, PoolBuilder, DEFAULT_RING_BYTES,
 };

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 /// A function to run in the workers: the user's function and the runner
 /// monomorphized for its argument and result types.
 #[derive(Clone, Copy)]
-struct Target {
-    runner: Runner,
-    func: *const (),
+pub(crate) struct Target {
+    pub(crate) runner: Runner,
+    pub(crate) func: *const (),
 }
 
 /// Bytes of each ring (one per direction per worker) unless set otherwise.
@@ -126,6 +126,29 @@ impl PoolBuilder {
     pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.cfg.progress = Some(Arc::new(f));
         self
+    }
+
+    /// Starts forked workers bound to the closure `f`, which may capture
+    /// anything: each worker is a copy of this process taken after `f`
+    /// exists, so it runs `f` with what it captured. The start method is
+    /// always fork (a spawned worker would not have the closure).
+    ///
+    /// ```
+    /// let offset = 100u64; // captured
+    /// let pool = ipc_pool::Pool::builder().workers(2).build_with(move |x: u64| x + offset)?;
+    /// assert_eq!(pool.map(0..3u64)?, vec![100, 101, 102]);
+    /// # Ok::<(), ipc_pool::PoolError>(())
+    /// ```
+    pub fn build_with<I, O, F>(mut self, f: F) -> Result<crate::FnPool<I, O, F>, PoolError>
+    where
+        I: Wire,
+        O: Wire,
+        F: Fn(I) -> O + 'static,
+    {
+        let f = Box::new(f);
+        self.cfg.method = StartMethod::Fork;
+        let pool = self.build()?;
+        Ok(crate::fn_pool::FnPool::new(pool, f))
     }
 
     /// Starts the workers.
@@ -437,15 +460,24 @@ impl Pool {
         items: impl IntoIterator<Item = I>,
         chunksize: Option<usize>,
     ) -> Result<MapResult<O>, PoolError> {
-        let items: Vec<I> = items.into_iter().collect();
-        let (job, sizes) = self.submit_all(
+        self.map_async_target(
             Target {
                 runner: worker::run_map::<I, O>,
                 func: f as *const (),
             },
             items,
             chunksize,
-        )?;
+        )
+    }
+
+    pub(crate) fn map_async_target<I: Wire, O: Wire>(
+        &self,
+        target: Target,
+        items: impl IntoIterator<Item = I>,
+        chunksize: Option<usize>,
+    ) -> Result<MapResult<O>, PoolError> {
+        let items: Vec<I> = items.into_iter().collect();
+        let (job, sizes) = self.submit_all(target, items, chunksize)?;
         Ok(MapResult {
             job,
             sizes,
@@ -529,6 +561,20 @@ impl Pool {
         chunksize: usize,
         ordered: bool,
     ) -> Result<IMap<'_, O, It::IntoIter>, PoolError> {
+        let target = Target {
+            runner: worker::run_map::<I, O>,
+            func: f as *const (),
+        };
+        self.imap_target(target, items, chunksize, ordered)
+    }
+
+    pub(crate) fn imap_target<I: Wire, O: Wire, It: IntoIterator<Item = I>>(
+        &self,
+        target: Target,
+        items: It,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMap<'_, O, It::IntoIter>, PoolError> {
         if chunksize == 0 {
             return Err(PoolError::ZeroChunksize);
         }
@@ -536,10 +582,7 @@ impl Pool {
             pool: self,
             job: Job::new(),
             input: Some(items.into_iter()),
-            target: Target {
-                runner: worker::run_map::<I, O>,
-                func: f as *const (),
-            },
+            target,
             chunksize,
             ordered,
             window: 2 * self.workers + 2,
@@ -662,6 +705,12 @@ impl<O: Wire> MapResult<O> {
 /// The handle of [`Pool::apply_async`].
 pub struct AsyncResult<O> {
     inner: MapResult<O>,
+}
+
+impl<O> From<MapResult<O>> for AsyncResult<O> {
+    fn from(inner: MapResult<O>) -> Self {
+        AsyncResult { inner }
+    }
 }
 
 impl<O: Wire> AsyncResult<O> {

@@ -71,6 +71,22 @@ pub(crate) fn run_map<I: Wire, O: Wire>(
     run_items(input, count, out, f)
 }
 
+/// The runner for a closure `F: Fn(I) -> O` owned by an `FnPool`.
+pub(crate) fn run_closure<I: Wire, O: Wire, F: Fn(I) -> O>(
+    func: *const (),
+    input: &[u8],
+    count: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    // SAFETY: the tag matched, so the parent named `func` as the address of
+    // the `F` its `FnPool` owns. Workers of an `FnPool` are always forked
+    // from that parent after `F` was boxed, so the same address holds the
+    // same `F` in this copy of its memory, and the parent keeps it alive for
+    // as long as the pool (and so this worker) exists.
+    let f = unsafe { &*(func as *const F) };
+    run_items(input, count, out, f)
+}
+
 /// The runner for `fn(A, B) -> O` over `(A, B)` inputs (starmap).
 pub(crate) fn run_star2<A: Wire, B: Wire, O: Wire>(
     func: *const (),

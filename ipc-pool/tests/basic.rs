@@ -280,3 +280,23 @@ fn a_panicking_callback_or_progress_hook_does_not_stop_the_pool() {
     assert_eq!(h.get().unwrap(), 9);
     assert_eq!(p.map(square, 0..10u64).unwrap().len(), 10);
 }
+
+#[test]
+fn a_capturing_closure_runs_in_forked_workers() {
+    let table: Vec<u64> = (0..100).map(|x| x * 3).collect();
+    let salt = String::from("captured");
+    let mut p = Pool::builder()
+        .workers(2)
+        .build_with(move |i: u64| (table[i as usize], salt.len() as u64))
+        .unwrap();
+    let out = p.map(0..100u64).unwrap();
+    assert!(out
+        .iter()
+        .enumerate()
+        .all(|(i, &(v, l))| v == 3 * i as u64 && l == 8));
+    assert_eq!(p.apply(7).unwrap(), (21, 8));
+    let lazy: Vec<(u64, u64)> = p.imap(0..10u64, 3).unwrap().map(Result::unwrap).collect();
+    assert_eq!(lazy.len(), 10);
+    assert_eq!(p.map_results(0..3u64, Some(1)).unwrap().len(), 3);
+    p.pool_mut().join();
+}
