@@ -474,7 +474,9 @@ impl<T: Shareable + Copy> Queue<T> {
 /// An item lost to a process that died mid-put or mid-get is uncounted when
 /// it is recovered, so `join` does not wait for it. An item a consumer took
 /// and then died without marking done is still counted (its work was not
-/// done): use [`JoinableQueue::join_timeout`] where that can happen.
+/// done), and so is one whose producer died in the few instructions between
+/// counting it and claiming its slot: use [`JoinableQueue::join_timeout`]
+/// where processes may die.
 #[derive(Debug)]
 pub struct JoinableQueue<T> {
     q: Queue<T>,

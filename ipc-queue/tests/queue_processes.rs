@@ -115,3 +115,60 @@ fn a_named_queue_is_opened_by_an_unrelated_process() {
         Some(ExitStatus::Code(0))
     );
 }
+
+/// Takes one item and holds it (the claim open) until killed.
+fn holder(_: &[u8]) -> i32 {
+    let q = JoinableQueue::<u64>::from_fd(process::take_inherited_fd(0).unwrap()).unwrap();
+    let out = Segment::from_fd(process::take_inherited_fd(1).unwrap(), Kind::BYTES).unwrap();
+    let rx = q.ring().receiver();
+    let msg = rx.recv().unwrap();
+    let flag: &AtomicU64 = out.get(0).unwrap();
+    flag.store(1 + msg.len() as u64, Ordering::Release);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_worker_killed_holding_an_item_does_not_hang_join() {
+    process::init();
+    let q = JoinableQueue::<u64>::new(4).unwrap();
+    let out = Segment::builder(Kind::BYTES).size(64).create().unwrap();
+    let child = Process::builder()
+        .daemon(true)
+        .exec_args(test_exec_args(
+            "a_worker_killed_holding_an_item_does_not_hang_join",
+        ))
+        .inherit_fd(q.fd())
+        .inherit_fd(out.fd())
+        .spawn(holder, b"")
+        .unwrap();
+    q.put(1).unwrap();
+    let flag: &AtomicU64 = out.get(0).unwrap();
+    let t = std::time::Instant::now();
+    while flag.load(Ordering::Acquire) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "holder never took it"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(flag.load(Ordering::Acquire), 9);
+    child.kill().unwrap();
+    assert_eq!(
+        child.join_timeout(Duration::from_secs(30)).unwrap(),
+        Some(ExitStatus::Signal(libc::SIGKILL))
+    );
+    // A lap later a producer needs the dead worker's slot, finds it dead,
+    // releases the slot and uncounts the item it held.
+    for v in 2..=5 {
+        q.put_timeout(v, Duration::from_secs(30)).unwrap();
+    }
+    for v in 2..=5 {
+        assert_eq!(q.get().unwrap(), v);
+        q.task_done().unwrap();
+    }
+    assert!(q.join_timeout(Duration::from_secs(30)), "join hangs");
+    assert_eq!(q.lost(), 1);
+    assert_eq!(q.unfinished(), 0);
+}
