@@ -183,6 +183,27 @@ mod model {
 #[cfg(loom)]
 pub(crate) use model::{die, holder_alive, me};
 
+/// The tid of a thread that has exited and whose task is gone (a joined
+/// thread's task can outlive `join` by a moment). For tests.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn exited_thread_tid() -> u32 {
+    let tid = std::thread::spawn(|| me().tid).join().unwrap_or(0);
+    wait_gone(tid);
+    tid
+}
+
+#[cfg(all(test, not(loom)))]
+fn wait_gone(tid: u32) {
+    let start = std::time::Instant::now();
+    while holder_alive(tid, 0, 0) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "thread {tid} never went away"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -195,7 +216,9 @@ mod tests {
         assert!(holder_alive(m.tid, m.tid, m.process));
         let other = std::thread::spawn(me).join().unwrap();
         assert_ne!(other.tid, m.tid);
-        // The thread has exited: its record says dead.
+        // The thread has exited (its task may linger a moment after join):
+        // its record says dead.
+        wait_gone(other.tid);
         assert!(!holder_alive(other.tid, other.tid, other.process));
     }
 

@@ -750,7 +750,7 @@ mod tests {
     /// names the previous holder (alive), the word a thread that is gone.
     #[test]
     fn a_holder_killed_before_its_record_is_still_found_dead() {
-        let dead_tid = std::thread::spawn(|| owner::me().tid).join().unwrap();
+        let dead_tid = owner::exited_thread_tid();
         let m = RawMutex::new();
         assert_eq!(m.try_lock(), Ok(Acquired::Clean)); // record: this thread
         m.word.store(dead_tid | WAITERS, Ordering::Relaxed);

@@ -490,7 +490,7 @@ mod tests {
     /// the word names a thread that no longer exists, the record is stale.
     #[test]
     fn a_writer_killed_before_its_record_is_still_found_dead() {
-        let dead_tid = std::thread::spawn(|| owner::me().tid).join().unwrap();
+        let dead_tid = owner::exited_thread_tid();
         let l = RawRwLock::new();
         l.state.store(WRITER | dead_tid, Ordering::Relaxed);
         assert!(matches!(l.try_write(), Ok(Acquired::OwnerDied { .. })));
@@ -522,7 +522,10 @@ mod tests {
         std::thread::spawn(move || assert_eq!(l3.try_write(), Ok(Acquired::Clean)))
             .join()
             .unwrap();
-        assert!(matches!(l.try_write(), Ok(Acquired::OwnerDied { .. })));
+        assert!(matches!(
+            l.write_until(WaitStrategy::Blocking, None),
+            Ok(Acquired::OwnerDied { .. })
+        ));
         l.write_unlock(false).unwrap();
         assert_eq!(l.try_read(), Err(RawLockError::NotRecoverable));
         assert_eq!(
