@@ -685,14 +685,16 @@ fn open_fd(
         })?;
         let size = st.st_size.max(0) as u64;
         if size >= HEADER_SIZE as u64 {
-            let map = map_fd(&fd, size as usize, prefault).map_err(|source| SegmentError::Io {
+            // The header alone first: nothing the object claims (its size
+            // included) is acted on before the header checks out.
+            let head = map_fd(&fd, HEADER_SIZE, false).map_err(|source| SegmentError::Io {
                 op: "mmap",
                 name: label.into(),
                 source,
             })?;
-            // SAFETY: the mapping is at least HEADER_SIZE bytes and
-            // page-aligned; every header field is an atomic.
-            let header = unsafe { &*(map.as_mut_ptr() as *const SegmentHeader) };
+            // SAFETY: the mapping is HEADER_SIZE bytes and page-aligned;
+            // every header field is an atomic.
+            let header = unsafe { &*(head.as_mut_ptr() as *const SegmentHeader) };
             let magic = header.magic();
             if magic != 0 && magic != MAGIC {
                 return Err(header_err(crate::header::HeaderError::BadMagic {
@@ -706,6 +708,13 @@ fn open_fd(
                             .validate(&kind, size, min_payload)
                             .map_err(header_err)?;
                         let payload_len = header.payload_len() as usize;
+                        let map = map_fd(&fd, size as usize, prefault).map_err(|source| {
+                            SegmentError::Io {
+                                op: "mmap",
+                                name: label.into(),
+                                source,
+                            }
+                        })?;
                         log::debug!("segment {label:?} opened: {size} bytes, kind {}", kind.name);
                         return Ok(Segment {
                             map,
