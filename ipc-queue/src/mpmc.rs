@@ -219,6 +219,13 @@ impl Mpmc {
         self.shared.raw.is_closed()
     }
 
+    /// Finishes every claim held by a dead process now, instead of when a
+    /// waiter next needs that slot; returns how many it finished. Reads
+    /// `/proc` once per claimed slot: a slow path.
+    pub fn sweep(&self) -> u64 {
+        self.shared.raw.sweep()
+    }
+
     /// Messages claimed but never delivered, over the ring's life, by every
     /// process: sends a dead (or panicking) producer left unfinished, and
     /// messages a consumer died holding.

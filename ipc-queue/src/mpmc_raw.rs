@@ -786,6 +786,24 @@ impl RawMpmc {
         true
     }
 
+    /// Finds every slot claimed by a dead process and finishes its claim
+    /// (as a waiter on that slot would); returns how many it recovered.
+    /// Costs a `/proc` read per claimed slot: call it on a slow path, e.g.
+    /// while waiting for something no live process may be about to do.
+    pub fn sweep(&self) -> u64 {
+        let mut n = 0;
+        for idx in 0..self.cap {
+            let s = self.slot(idx).state.load(Ordering::Acquire);
+            if s & BUSY != 0 {
+                let owner = s & ID_MASK;
+                if ProcessId::liveness_packed(owner) == Liveness::Dead && self.recover(idx, s) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// Joinable rings: one more unfinished task (call before sending).
     pub fn unfinished_inc(&self) {
         self.control().unfinished.fetch_add(1, Ordering::AcqRel);
@@ -1060,6 +1078,24 @@ mod tests {
         send(&r, b"c").unwrap();
         assert_eq!(recv(&r).unwrap(), b"c");
         assert_eq!(r.lost(), 1);
+    }
+
+    #[test]
+    fn sweep_finishes_dead_claims_only() {
+        let (_m, r) = ring(4, 4);
+        send(&r, b"a").unwrap();
+        send(&r, b"b").unwrap();
+        let dead = 7; // pid 0: never alive
+        r.slot(0)
+            .state
+            .store(BUSY | READING | dead, Ordering::Release);
+        r.head().store(1, Ordering::Release);
+        let live = r.try_claim_send(1, &mut Watch::new()).unwrap();
+        assert_eq!(r.sweep(), 1);
+        assert_eq!(r.lost(), 1);
+        assert_eq!(r.sweep(), 0);
+        drop(live);
+        assert_eq!(recv(&r).unwrap(), b"b");
     }
 
     #[test]

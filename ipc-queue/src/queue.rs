@@ -62,7 +62,7 @@ use ipc_core::wait::WaitStrategy;
 use ipc_core::{Kind, Shareable};
 use std::marker::PhantomData;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The segment kind of a queue of `T` (its size and alignment are part of the
 /// layout hash, so a process expecting another `T` cannot open it).
@@ -78,6 +78,10 @@ pub fn kind_of<T>() -> Kind {
         ]),
     )
 }
+
+/// How often a waiting [`JoinableQueue::join`] looks for items held by dead
+/// processes.
+pub const JOIN_SWEEP: Duration = Duration::from_millis(50);
 
 /// `task_done` was called more times than items were put.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -561,27 +565,35 @@ impl<T: Shareable + Copy> JoinableQueue<T> {
     }
 
     /// Waits until every item put has been marked done.
+    ///
+    /// While it waits it also looks, every [`JOIN_SWEEP`], for items that
+    /// processes died holding ([`RawMpmc::sweep`]), so that such an item is
+    /// uncounted even if nobody puts again.
     pub fn join(&self) {
-        let raw = self.q.raw();
-        raw.all_done().wait(
-            self.q.strategy,
-            None,
-            Some(Duration::from_millis(50)),
-            || (raw.unfinished() == 0).then_some(()),
-        );
+        self.join_until(None);
     }
 
     /// Waits at most `timeout` until every item put has been marked done;
-    /// returns whether they all were.
+    /// returns whether they all were. Sweeps as [`JoinableQueue::join`].
     pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_until(mpmc::deadline_after(timeout))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> bool {
         let raw = self.q.raw();
+        let mut next_sweep = Instant::now() + JOIN_SWEEP;
         raw.all_done()
-            .wait(
-                self.q.strategy,
-                mpmc::deadline_after(timeout),
-                Some(Duration::from_millis(50)),
-                || (raw.unfinished() == 0).then_some(()),
-            )
+            .wait(self.q.strategy, deadline, Some(JOIN_SWEEP), || {
+                if raw.unfinished() == 0 {
+                    return Some(());
+                }
+                let now = Instant::now();
+                if now >= next_sweep {
+                    next_sweep = now + JOIN_SWEEP;
+                    raw.sweep();
+                }
+                None
+            })
             .is_some()
     }
 }
