@@ -136,6 +136,8 @@ pub struct Record {
     pub ratio: Option<f64>,
     /// Further comparisons worth reading beside the main one: (id, ratio).
     pub also: Vec<(&'static str, f64)>,
+    /// Wall time the measurement took, in seconds (set-up included).
+    pub seconds: f64,
 }
 
 /// Ratio of two headlines, when both exist and the denominator is positive.

@@ -176,6 +176,7 @@ fn record_json(r: &Record) -> Value {
             o.insert("ratio".into(), num(x));
         }
     }
+    o.insert("seconds".into(), num(r.seconds));
     if !r.also.is_empty() {
         let also: Vec<Value> = r
             .also
@@ -218,6 +219,7 @@ mod tests {
             baseline: Some("b"),
             ratio: None,
             also: vec![],
+            seconds: 0.0,
         };
         let v = record_json(&r);
         assert_eq!(v["skipped"], "not built");

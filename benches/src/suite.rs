@@ -148,6 +148,7 @@ pub fn run(ctx: &Ctx, entries: &[Entry], mut progress: impl FnMut(usize, &Entry)
     let mut records: Vec<Record> = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         progress(i, e);
+        let t0 = std::time::Instant::now();
         let outcome = match (e.run)(ctx) {
             Ok(o) => o,
             Err(err) => Outcome::Skipped(format!("failed: {err}")),
@@ -159,6 +160,7 @@ pub fn run(ctx: &Ctx, entries: &[Entry], mut progress: impl FnMut(usize, &Entry)
             baseline: e.baseline,
             ratio: None,
             also: vec![],
+            seconds: t0.elapsed().as_secs_f64(),
         });
     }
     for (i, e) in entries.iter().enumerate() {

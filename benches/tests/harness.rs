@@ -64,7 +64,12 @@ impl Drop for TempPath {
     }
 }
 
+/// One harness run at a time: two runs at once would each pin two spinning
+/// processes to the same two cores and crawl.
+static ONE_RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run_harness(extra: &[&str], tag: &str) -> (Value, String) {
+    let _one = ONE_RUN.lock().unwrap_or_else(|p| p.into_inner());
     let out_file = TempPath::new(tag);
     let out = Command::new(env!("CARGO_BIN_EXE_ipc-bench"))
         .arg("--quick-test")
@@ -134,6 +139,9 @@ fn quick_test_suite_reports_every_id() {
     assert!(machine["cpu_model"].is_string(), "{machine}");
     assert!(machine["cores"].as_u64().is_some_and(|c| c >= 1));
     assert!(machine["kernel"].is_string());
+    assert!(
+        machine["hyperthread_siblings"].is_boolean() || machine["hyperthread_siblings"].is_null()
+    );
     let results = doc["results"].as_array().expect("results array");
     let ids: Vec<&str> = results.iter().filter_map(|r| r["id"].as_str()).collect();
     for want in REQUIRED {
