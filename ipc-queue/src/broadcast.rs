@@ -258,6 +258,11 @@ impl Publisher {
         self.shared.raw.slot_size()
     }
 
+    /// The largest message in bytes: the same as `slot_size`.
+    pub fn max_message_len(&self) -> usize {
+        self.shared.raw.slot_size()
+    }
+
     /// Closes the ring: subscribers drain, then get [`ReadError::Closed`].
     /// (Dropping the publisher does the same.)
     pub fn close(self) {}
@@ -323,9 +328,19 @@ impl Subscriber {
     }
 
     /// The same subscriber with another wait strategy.
-    pub fn with_strategy(mut self, strategy: WaitStrategy) -> Subscriber {
+    pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Subscriber {
         self.strategy = strategy;
         self
+    }
+
+    /// Sets the wait strategy of this subscriber's blocking calls.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// The wait strategy of this subscriber.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.strategy
     }
 
     /// Messages this subscriber missed because the publisher lapped it.
@@ -351,6 +366,11 @@ impl Subscriber {
 
     /// The largest message in bytes.
     pub fn slot_size(&self) -> usize {
+        self.shared.raw.slot_size()
+    }
+
+    /// The largest message in bytes: the same as `slot_size`.
+    pub fn max_message_len(&self) -> usize {
         self.shared.raw.slot_size()
     }
 

@@ -193,6 +193,11 @@ impl Mpmc {
         self.shared.raw.slot_size()
     }
 
+    /// The largest message in bytes: the same as [`Mpmc::slot_size`].
+    pub fn max_message_len(&self) -> usize {
+        self.shared.raw.slot_size()
+    }
+
     /// Messages queued now: approximate while others send or receive.
     pub fn len(&self) -> usize {
         self.shared.raw.len()
@@ -412,13 +417,23 @@ pub struct Sender {
 
 impl Sender {
     /// The same endpoint with another wait strategy for its blocking calls.
-    pub fn with_strategy(mut self, strategy: WaitStrategy) -> Sender {
+    pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Sender {
         self.strategy = strategy;
         self
     }
 
+    /// Sets the wait strategy of this endpoint's blocking calls.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// The largest message in bytes (the slot size).
+    pub fn max_message_len(&self) -> usize {
+        self.shared.raw.slot_size()
+    }
+
     /// The wait strategy of this endpoint.
-    pub fn strategy(&self) -> WaitStrategy {
+    pub fn wait_strategy(&self) -> WaitStrategy {
         self.strategy
     }
 
@@ -617,13 +632,23 @@ pub struct Receiver {
 
 impl Receiver {
     /// The same endpoint with another wait strategy for its blocking calls.
-    pub fn with_strategy(mut self, strategy: WaitStrategy) -> Receiver {
+    pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Receiver {
         self.strategy = strategy;
         self
     }
 
+    /// Sets the wait strategy of this endpoint's blocking calls.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// The largest message in bytes (the slot size).
+    pub fn max_message_len(&self) -> usize {
+        self.shared.raw.slot_size()
+    }
+
     /// The wait strategy of this endpoint.
-    pub fn strategy(&self) -> WaitStrategy {
+    pub fn wait_strategy(&self) -> WaitStrategy {
         self.strategy
     }
 
@@ -862,7 +887,7 @@ mod tests {
             WaitStrategy::BusySpin,
             WaitStrategy::ADAPTIVE,
         ] {
-            let tx2 = tx.clone().with_strategy(strategy);
+            let tx2 = tx.clone().with_wait_strategy(strategy);
             let h = std::thread::spawn(move || tx2.send(b"2").map_err(|e| e.to_string()));
             std::thread::sleep(Duration::from_millis(5));
             assert_eq!(rx.recv().unwrap().len(), 1);

@@ -123,7 +123,7 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
     }
 
     /// The wait strategy of the handle created (default adaptive).
-    pub fn strategy(mut self, strategy: WaitStrategy) -> Self {
+    pub fn wait_strategy(mut self, strategy: WaitStrategy) -> Self {
         self.strategy = strategy;
         self
     }
@@ -228,9 +228,19 @@ impl<T: Shareable + Copy> Queue<T> {
 
     /// The same queue with another wait strategy for this handle's blocking
     /// calls.
-    pub fn with_strategy(mut self, strategy: WaitStrategy) -> Queue<T> {
+    pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Queue<T> {
         self.strategy = strategy;
         self
+    }
+
+    /// Sets the wait strategy of this handle's blocking calls.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
+    }
+
+    /// The wait strategy of this handle.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.strategy
     }
 
     /// The queue's segment descriptor, for a child ([`Queue::from_fd`]).
@@ -535,9 +545,9 @@ impl<T: Shareable + Copy> JoinableQueue<T> {
     }
 
     /// The same queue with another wait strategy for this handle.
-    pub fn with_strategy(self, strategy: WaitStrategy) -> JoinableQueue<T> {
+    pub fn with_wait_strategy(self, strategy: WaitStrategy) -> JoinableQueue<T> {
         JoinableQueue {
-            q: self.q.with_strategy(strategy),
+            q: self.q.with_wait_strategy(strategy),
         }
     }
 

@@ -14,7 +14,7 @@ fn run(capacity: usize, producers: u64, consumers: usize, per: u64, strategy: Wa
     std::thread::scope(|s| {
         let mut prod = Vec::new();
         for p in 0..producers {
-            let tx = tx.clone().with_strategy(strategy);
+            let tx = tx.clone().with_wait_strategy(strategy);
             prod.push(s.spawn(move || {
                 for i in 0..per {
                     tx.send_value([p, i]).unwrap();
@@ -22,7 +22,7 @@ fn run(capacity: usize, producers: u64, consumers: usize, per: u64, strategy: Wa
             }));
         }
         for _ in 0..consumers {
-            let rx = rx.clone().with_strategy(strategy);
+            let rx = rx.clone().with_wait_strategy(strategy);
             let seen = &seen;
             s.spawn(move || {
                 let mut last = vec![None::<u64>; producers as usize];
@@ -118,8 +118,8 @@ fn a_panicking_writer_aborts_its_message_and_the_ring_goes_on() {
 fn close_wakes_parked_receivers_and_senders() {
     let (tx, rx) = channel(1, 8).unwrap();
     tx.send(b"fill").unwrap();
-    let tx2 = tx.clone().with_strategy(WaitStrategy::Blocking);
-    let rx2 = rx.clone().with_strategy(WaitStrategy::Blocking);
+    let tx2 = tx.clone().with_wait_strategy(WaitStrategy::Blocking);
+    let rx2 = rx.clone().with_wait_strategy(WaitStrategy::Blocking);
     let s = std::thread::spawn(move || tx2.send(b"blocked").map_err(|e| e.is_closed()));
     std::thread::sleep(Duration::from_millis(20));
     tx.close();
