@@ -87,11 +87,13 @@ pub(crate) fn holder_alive(tid: u32, rec_tid: u32, rec_process: u64) -> bool {
         return true;
     }
     if rec_tid == tid && rec_process != 0 {
-        if ProcessId::liveness_packed(rec_process) == Liveness::Dead {
-            return false;
-        }
-        let pid = ProcessId::from_u64(rec_process).pid;
-        task_running(&format!("/proc/{pid}/task/{tid}/stat"))
+        // The record is the holder's: the same process (pid and start time;
+        // its leader may be a zombie while other threads run) and the
+        // thread still there.
+        let id = ProcessId::from_u64(rec_process);
+        let same_process = read_stat(&format!("/proc/{}/stat", id.pid))
+            .is_some_and(|(_, start)| start & 0xffff_ffff == id.start_time);
+        same_process && task_running(&format!("/proc/{}/task/{tid}/stat", id.pid))
     } else {
         task_running(&format!("/proc/{tid}/stat"))
     }
@@ -118,19 +120,24 @@ fn proc_readable() -> bool {
     })
 }
 
-/// Reads a `stat` file and says whether the task exists and is not a zombie.
+/// Whether the task of a `stat` file exists and is not a zombie.
 #[cfg(not(loom))]
 fn task_running(path: &str) -> bool {
-    let Ok(text) = std::fs::read(path) else {
-        return false;
-    };
-    let Some(close) = text.iter().rposition(|&b| b == b')') else {
-        return false;
-    };
-    let state = text
-        .get(close + 1..)
-        .and_then(|rest| rest.iter().find(|b| !b.is_ascii_whitespace()).copied());
-    !matches!(state, None | Some(b'Z') | Some(b'X') | Some(b'x'))
+    read_stat(path).is_some_and(|(state, _)| !matches!(state, b'Z' | b'X' | b'x'))
+}
+
+/// The state letter and start time (field 22) of a `stat` file. The
+/// command name (field 2) may hold spaces and parentheses, so fields are
+/// counted from the last `)`.
+#[cfg(not(loom))]
+fn read_stat(path: &str) -> Option<(u8, u64)> {
+    let text = std::fs::read(path).ok()?;
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
 }
 
 /// Under loom: model threads get small ids, all in "process" 1, and a
