@@ -842,7 +842,9 @@ impl RawMpmc {
 
 /// A claimed slot for one outgoing message. [`WriteClaim::commit`] publishes
 /// it; dropping it uncommitted publishes an aborted message that receivers
-/// skip (counted in [`RawMpmc::lost`]).
+/// skip (counted in [`RawMpmc::lost`]). Leaking it (`mem::forget`) leaves the
+/// slot claimed by a live process: the ring stops at that slot until this
+/// process exits.
 #[derive(Debug)]
 pub struct WriteClaim<'a> {
     ring: &'a RawMpmc,
@@ -898,7 +900,9 @@ impl Drop for WriteClaim<'_> {
     }
 }
 
-/// A claimed message. Dropping it releases the slot to producers.
+/// A claimed message. Dropping it releases the slot to producers (also when
+/// a panic unwinds through it: the message counts as delivered). Leaking it
+/// leaves the slot claimed until this process exits.
 #[derive(Debug)]
 pub struct ReadClaim<'a> {
     ring: &'a RawMpmc,
