@@ -235,8 +235,8 @@ impl MpmcPingPong {
             (&self.from_peer, &self.to_peer)
         };
         self.ends = Some((
-            s.sender().with_strategy(WaitStrategy::BusySpin),
-            r.receiver().with_strategy(WaitStrategy::BusySpin),
+            s.sender().with_wait_strategy(WaitStrategy::BusySpin),
+            r.receiver().with_wait_strategy(WaitStrategy::BusySpin),
         ));
     }
 
@@ -287,7 +287,10 @@ struct MpmcStream {
 
 impl Stream for MpmcStream {
     fn consume(&mut self, n: u64, _w: &Watch) -> Result<(), String> {
-        let rx = self.ring.receiver().with_strategy(WaitStrategy::BusySpin);
+        let rx = self
+            .ring
+            .receiver()
+            .with_wait_strategy(WaitStrategy::BusySpin);
         for want in 0..n {
             let v = Self::recv_value(&rx)?;
             if v != want {
@@ -298,7 +301,10 @@ impl Stream for MpmcStream {
     }
 
     fn produce(&mut self, n: u64, _w: &Watch) -> Result<(), String> {
-        let tx = self.ring.sender().with_strategy(WaitStrategy::BusySpin);
+        let tx = self
+            .ring
+            .sender()
+            .with_wait_strategy(WaitStrategy::BusySpin);
         for i in 0..n {
             tx.send(&i.to_le_bytes()).map_err(|e| err("send")(&e))?;
         }
@@ -327,7 +333,7 @@ impl BroadcastPingPong {
     fn new() -> Result<BroadcastPingPong, String> {
         let ring = || Publisher::anonymous(64, 64).map_err(|e| format!("broadcast ring: {e}"));
         let (to_peer, from_peer) = (ring()?, ring()?);
-        let spin = |s: Subscriber| s.with_strategy(WaitStrategy::BusySpin);
+        let spin = |s: Subscriber| s.with_wait_strategy(WaitStrategy::BusySpin);
         let peer_sub = spin(to_peer.subscribe(Start::Next));
         let harness_sub = spin(from_peer.subscribe(Start::Next));
         Ok(BroadcastPingPong {
