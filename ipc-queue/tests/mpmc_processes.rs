@@ -75,6 +75,13 @@ impl Book {
             .get(self.words_offset() + 16 * self.producers)
             .unwrap()
     }
+
+    /// Messages recorded by every consumer so far.
+    fn total(&self) -> &AtomicU64 {
+        self.seg
+            .get(self.words_offset() + 16 * self.producers + 8)
+            .unwrap()
+    }
 }
 
 fn encode(producer: u64, seq: u64) -> [u8; 24] {
@@ -181,6 +188,7 @@ fn consumer(a: &[u8]) -> i32 {
                 // may make the message both received and counted lost, never
                 // received and unaccounted.
                 book.count(p, s).fetch_add(1, Ordering::AcqRel);
+                book.total().fetch_add(1, Ordering::AcqRel);
                 dawdle(s);
                 drop(msg);
             }
@@ -294,8 +302,19 @@ fn sigkilled_producers_and_consumers_lose_nothing_unaccounted() {
     // Messages whose sender was killed mid-send: they may or may not exist.
     let mut uncertain = std::collections::HashSet::new();
     let mut kills = 0u64;
-    for _ in 0..rounds {
+    let mut seen = 0;
+    for round in 0..rounds {
         std::thread::sleep(Duration::from_micros(500 + rng.next() % 15_000));
+        // Survivors keep going: messages still flow after every kill so far.
+        let t = Instant::now();
+        while book.total().load(Ordering::Acquire) <= seen {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "no message got through since round {round}: the ring is wedged"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        seen = book.total().load(Ordering::Acquire);
         let victim = rng.next() % 4;
         if victim < 2 {
             let id = victim;
