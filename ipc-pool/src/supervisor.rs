@@ -169,6 +169,7 @@ fn start_worker(shared: &Arc<Shared>, cfg: &Config, slot: usize) -> Result<Worke
         key: shared.key,
         init,
         max_tasks: cfg.max_tasks_per_child,
+        timed: cfg.task_timeout.is_some(),
     };
     let mut b = Process::builder()
         .name(format!("PoolWorker-{slot}"))

@@ -121,6 +121,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) init: Option<(u64, u64)>,
     /// Exit after this many chunks (0: never).
     pub(crate) max_tasks: u64,
+    /// Whether the pool has a task timeout (so chunks need a start time).
+    pub(crate) timed: bool,
 }
 
 impl WorkerArgs {
@@ -138,6 +140,7 @@ impl WorkerArgs {
         v.extend_from_slice(&off.to_le_bytes());
         v.extend_from_slice(&tag.to_le_bytes());
         v.extend_from_slice(&self.max_tasks.to_le_bytes());
+        v.push(u8::from(self.timed));
         v
     }
 
@@ -149,12 +152,14 @@ impl WorkerArgs {
         let off = u64::decode(&mut b).ok()?;
         let tag = u64::decode(&mut b).ok()?;
         let max_tasks = u64::decode(&mut b).ok()?;
+        let timed = bool::decode(&mut b).ok()?;
         Some(WorkerArgs {
             slot,
             slots,
             key,
             init: (has == 1).then_some((off, tag)),
             max_tasks,
+            timed,
         })
     }
 }
@@ -205,6 +210,7 @@ pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: Worker
 
     let mut out = Vec::new();
     let mut verified: Option<(u64, u64, u64)> = None;
+    let mut done = 0u64;
     let max = link.max_message();
     loop {
         let step = link.with_task(Duration::from_millis(200), |task, results| {
@@ -223,7 +229,9 @@ pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: Worker
                 }
                 verified = Some((h.runner, h.func, h.tag));
             }
-            slot.started_ns.store(monotonic_ns(), Ordering::Relaxed);
+            if args.timed {
+                slot.started_ns.store(monotonic_ns(), Ordering::Relaxed);
+            }
             slot.current.store(h.chunk + 1, Ordering::Release);
             // SAFETY: the tag matched: the parent paired this runner offset
             // with a `Runner` of this executable.
@@ -263,7 +271,9 @@ pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: Worker
             Err(()) => return 0, // the parent closed the rings (or died)
         }
         slot.current.store(0, Ordering::Release);
-        let done = slot.done.fetch_add(1, Ordering::AcqRel) + 1;
+        // Only this worker writes its slot's count.
+        done += 1;
+        slot.done.store(done, Ordering::Release);
         control.head().doorbell.notify_all();
         if args.max_tasks != 0 && done >= args.max_tasks {
             return 0;
@@ -314,11 +324,12 @@ mod tests {
             key: (1, 2),
             init: Some((7, 8)),
             max_tasks: 9,
+            timed: true,
         };
         let b = WorkerArgs::decode(&a.encode()).unwrap();
         assert_eq!(
-            (b.slot, b.slots, b.key, b.init, b.max_tasks),
-            (3, 4, (1, 2), Some((7, 8)), 9)
+            (b.slot, b.slots, b.key, b.init, b.max_tasks, b.timed),
+            (3, 4, (1, 2), Some((7, 8)), 9, true)
         );
         assert!(WorkerArgs::decode(&a.encode()[..10]).is_none());
     }
