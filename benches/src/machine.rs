@@ -19,6 +19,9 @@ pub struct Machine {
     pub virtualized: bool,
     /// The clock used for latencies and its rate.
     pub clock: String,
+    /// The 1-minute load average when the run started (`/proc/loadavg`):
+    /// other work on the machine shows in every figure.
+    pub load_average: Option<f64>,
 }
 
 impl Machine {
@@ -47,6 +50,7 @@ impl Machine {
                 clock.source_name(),
                 clock.ns_per_tick()
             ),
+            load_average: load_average(),
         }
     }
 
@@ -57,13 +61,17 @@ impl Machine {
             Some(false) => "no (separate physical cores)",
             None => "unknown",
         };
+        let load = self
+            .load_average
+            .map_or_else(|| "unknown".to_owned(), |l| format!("{l:.2}"));
         format!(
-            "cpu: {}{}\ncores: {}   kernel: {}   clock: {}\ncore pair: {},{}   hyper-thread siblings: {}",
+            "cpu: {}{}\ncores: {}   kernel: {}   clock: {}   load average: {}\ncore pair: {},{}   hyper-thread siblings: {}",
             self.cpu_model,
             if self.virtualized { " (virtual machine)" } else { "" },
             self.cores,
             self.kernel,
             self.clock,
+            load,
             self.pair.0,
             self.pair.1,
             sib
@@ -80,8 +88,18 @@ impl Machine {
             "hyperthread_siblings": self.siblings,
             "virtualized": self.virtualized,
             "clock": self.clock,
+            "load_average": self.load_average,
         })
     }
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn kernel_release() -> String {
