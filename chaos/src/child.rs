@@ -13,6 +13,7 @@ pub(crate) enum Role {
     Publisher,
     Subscriber,
     Locker,
+    PermitHolder,
     SemWaiter,
     CondvarWaiter,
     EventWaiter,
@@ -24,7 +25,7 @@ pub(crate) enum Role {
     HostileMutex,
 }
 
-const ROLES: [Role; 16] = [
+const ROLES: [Role; 17] = [
     Role::SpscProducer,
     Role::SpscConsumer,
     Role::MpmcProducer,
@@ -32,6 +33,7 @@ const ROLES: [Role; 16] = [
     Role::Publisher,
     Role::Subscriber,
     Role::Locker,
+    Role::PermitHolder,
     Role::SemWaiter,
     Role::CondvarWaiter,
     Role::EventWaiter,
@@ -53,6 +55,7 @@ impl Role {
             Role::Publisher => "bcast-publisher",
             Role::Subscriber => "bcast-subscriber",
             Role::Locker => "mutex-locker",
+            Role::PermitHolder => "permit-holder",
             Role::SemWaiter => "sem-waiter",
             Role::CondvarWaiter => "condvar-waiter",
             Role::EventWaiter => "event-waiter",
@@ -140,6 +143,7 @@ pub(crate) fn child_main(args: &[u8]) -> i32 {
         Role::Publisher => rings::publisher(&a),
         Role::Subscriber => rings::subscriber(&a),
         Role::Locker => locks::locker(&a),
+        Role::PermitHolder => locks::permit_holder(&a),
         Role::SemWaiter | Role::CondvarWaiter | Role::EventWaiter | Role::BarrierWaiter => {
             waiters::waiter(&a)
         }

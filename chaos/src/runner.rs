@@ -502,6 +502,13 @@ impl Round<'_> {
     ) -> u64 {
         let end = Instant::now() + self.cfg.round_len;
         let mut kills = 0;
+        // A third of the rounds kill in quick succession, so kills also land
+        // on children still starting and attaching.
+        let hi_ms = if self.rng.chance(1, 3) {
+            (hi_ms / 8).max(lo_ms + 1)
+        } else {
+            hi_ms
+        };
         while Instant::now() < end && !self.timed_out() {
             self.pause_ms(lo_ms, hi_ms);
             let candidates: Vec<usize> = (0..kids.len())

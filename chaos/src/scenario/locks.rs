@@ -7,7 +7,7 @@ use crate::child::{ChildArgs, ChildResult, Role};
 use crate::ledger::{field, Ledger};
 use crate::rng::Rng;
 use crate::runner::Round;
-use ipc_sync::{LockError, Mutex, MutexGuard};
+use ipc_sync::{LockError, Mutex, MutexGuard, RecoverableSemaphore};
 use std::time::{Duration, Instant};
 
 /// `[a, b, updates, recoveries]`: an update does `a += 1`, some work,
@@ -157,6 +157,90 @@ pub(crate) fn mutex_round(round: &mut Round<'_>) {
             "{violations} invariant violations, {wedged} lock waits over {LOCK_WAIT:?} \
              ({holding} kills while holding, {recoveries} recoveries)"
         ));
+    }
+}
+
+/// Takes and gives back permits of a `RecoverableSemaphore`, holding each
+/// a random while; a kill while holding must not lose the permit.
+pub(crate) fn permit_holder(a: &ChildArgs) -> ChildResult {
+    let l = Ledger::open(&a.ledger).map_err(|e| e.to_string())?;
+    let s = RecoverableSemaphore::open(&a.target).map_err(|e| e.to_string())?;
+    let mut rng = Rng::new(a.seed);
+    l.set(a.slot, field::READY, 1);
+    while !l.stopping() {
+        if !s.acquire_timeout(LOCK_WAIT) {
+            l.add(a.slot, field::OVERLONG, 1);
+            continue;
+        }
+        l.set(a.slot, field::PHASE, 1);
+        for _ in 0..rng.range(0, 20_000) {
+            std::hint::spin_loop();
+        }
+        if rng.chance(1, 3) {
+            std::thread::sleep(Duration::from_micros(rng.range(10, 500)));
+        }
+        l.set(a.slot, field::PHASE, 0);
+        if let Err(e) = s.release() {
+            l.add(a.slot, field::VIOLATIONS, 1);
+            return Err(format!("release: {e}"));
+        }
+        l.add(a.slot, field::OK_CALLS, 1);
+    }
+    Ok(())
+}
+
+/// Holders of a recoverable semaphore killed at random moments, holding or
+/// not: the others never wait out a permit a dead process held, and at the
+/// end every permit is back.
+pub(crate) fn permits_round(round: &mut Round<'_>) {
+    let (sname, lname) = (round.name("permits"), round.name("ledger"));
+    let ledger = match Ledger::create(&lname) {
+        Ok(l) => l,
+        Err(e) => return round.fail(format!("ledger: {e}")),
+    };
+    let permits = round.rng.range(1, 4) as u32;
+    let s = match RecoverableSemaphore::create(&sname, permits) {
+        Ok(s) => s,
+        Err(e) => return round.fail(format!("create recoverable semaphore: {e}")),
+    };
+    let n = permits as usize + round.rng.range(1, 4) as usize;
+    let mut kids: Vec<_> = (0..n)
+        .map(|i| {
+            let seed = round.rng.next_u64();
+            round.spawn(ChildArgs::new(Role::PermitHolder, &sname, &lname, i, seed))
+        })
+        .collect();
+    let mut holding = 0u64;
+    round.chaos(
+        &mut kids,
+        3,
+        60,
+        |_| true,
+        |a| {
+            if ledger.get(a.slot, field::PHASE) != 0 {
+                holding += 1;
+            }
+            ledger.set(a.slot, field::PHASE, 0);
+        },
+    );
+    round.stop(&ledger);
+    round.finish_all(&mut kids, Duration::from_secs(15));
+    let sum = |f: usize| (0..n).map(|i| ledger.get(i, f)).sum::<u64>();
+    let wedged = sum(field::OVERLONG);
+    let mut violations = sum(field::VIOLATIONS);
+    s.recover();
+    if s.value() != permits {
+        violations += 1;
+        round.fail(format!(
+            "{} of {permits} permits free after every holder exited or was reaped              ({holding} kills while holding)",
+            s.value()
+        ));
+    }
+    round.report.owner_died_recoveries += holding;
+    round.report.invariant_violations += violations;
+    round.report.wedged_waiters += wedged;
+    if wedged > 0 {
+        round.fail(format!("{wedged} permit waits over {LOCK_WAIT:?}"));
     }
 }
 

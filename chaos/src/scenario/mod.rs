@@ -33,6 +33,10 @@ pub(crate) const ALL: &[Scenario] = &[
         run: locks::mutex_round,
     },
     Scenario {
+        name: "recoverable-semaphore",
+        run: locks::permits_round,
+    },
+    Scenario {
         name: "semaphore",
         run: waiters::semaphore_round,
     },

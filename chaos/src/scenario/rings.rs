@@ -99,10 +99,21 @@ pub(crate) fn spsc_producer(a: &ChildArgs) -> ChildResult {
     let l = Ledger::open(&a.ledger).map_err(|e| e.to_string())?;
     let ring = SpscRing::open(&a.target).map_err(|e| e.to_string())?;
     let mut p = attach(|| ring.producer())?;
+    // Half the incarnations copy, half write in place (a kill between
+    // reserve and commit must leave no trace).
+    let in_place = a.seed % 2 == 1;
     produce(&l, a.slot, 0, SPSC_MAX, |m| {
         let give_up = Instant::now() + Duration::from_secs(10);
         loop {
-            match p.send_timeout(m, CALL) {
+            let r = if in_place {
+                p.reserve_timeout(m.len(), CALL).map(|mut g| {
+                    g.copy_from_slice(m);
+                    g.commit();
+                })
+            } else {
+                p.send_timeout(m, CALL)
+            };
+            match r {
                 Ok(()) => return Ok(()),
                 Err(SendTimeoutError::Timeout(())) if Instant::now() < give_up => {}
                 Err(e) => return Err(format!("send: {e}")),
@@ -118,10 +129,23 @@ pub(crate) fn spsc_consumer(a: &ChildArgs) -> ChildResult {
     let mut buf = vec![0u8; SPSC_MAX];
     let prev = l.get(a.slot, field::OUTCOME);
     let mut last = prev.checked_sub(1);
+    // Half the incarnations read in place through a guard: a kill while it
+    // lives must make the message come again, and it is recorded only after
+    // the guard is gone.
+    let in_place = a.seed % 2 == 1;
     l.set(a.slot, field::READY, 1);
     loop {
         l.set(a.slot, field::PHASE, 1);
-        match c.recv_into_timeout(&mut buf, CALL) {
+        let r = if in_place {
+            c.recv_timeout(CALL).map(|g| {
+                let n = g.len();
+                buf[..n].copy_from_slice(&g);
+                n
+            })
+        } else {
+            c.recv_into_timeout(&mut buf, CALL)
+        };
+        match r {
             Ok(n) => record(&l, a.slot, &buf[..n], &mut last, true),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Closed) if l.stopping() => {
@@ -247,12 +271,23 @@ pub(crate) fn mpmc_producer(a: &ChildArgs) -> ChildResult {
     let l = Ledger::open(&a.ledger).map_err(|e| e.to_string())?;
     let ring = Mpmc::open(&a.target).map_err(|e| e.to_string())?;
     let tx = ring.sender();
+    let in_place = a.seed % 2 == 1;
     produce(&l, a.slot, (a.slot as u64) << 32, MPMC_SLOT, |m| {
         let give_up = Instant::now() + Duration::from_secs(10);
         loop {
-            match tx.send_timeout(m, CALL) {
+            let r = if in_place {
+                tx.reserve_timeout(m.len(), CALL)
+                    .map(|mut c| {
+                        c.buf().copy_from_slice(m);
+                        c.commit();
+                    })
+                    .map_err(|e| e.to_string())
+            } else {
+                tx.send_timeout(m, CALL).map_err(|e| e.to_string())
+            };
+            match r {
                 Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Timeout(_)) if Instant::now() < give_up => {}
+                Err(_) if Instant::now() < give_up && !tx.is_closed() => {}
                 Err(e) => return Err(format!("send: {e}")),
             }
         }
@@ -265,10 +300,22 @@ pub(crate) fn mpmc_consumer(a: &ChildArgs) -> ChildResult {
     let rx = ring.receiver();
     let mut buf = vec![0u8; MPMC_SLOT];
     let mut last = None;
+    // Half the incarnations read in place: a kill while the claim lives
+    // makes the next receiver recover it as lost.
+    let in_place = a.seed % 2 == 1;
     l.set(a.slot, field::READY, 1);
     loop {
         l.set(a.slot, field::PHASE, 1);
-        match rx.recv_into_timeout(&mut buf, CALL) {
+        let r = if in_place {
+            rx.recv_timeout(CALL).map(|m| {
+                let n = m.len();
+                buf[..n].copy_from_slice(m.bytes());
+                n
+            })
+        } else {
+            rx.recv_into_timeout(&mut buf, CALL)
+        };
+        match r {
             Ok(n) => record(&l, a.slot, &buf[..n], &mut last, false),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Closed) => {
