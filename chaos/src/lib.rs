@@ -33,12 +33,12 @@
 //! Children re-execute the program, so `ipc_core::process::init()` comes
 //! first in `main`:
 //!
-//! ```no_run
+//! ```
 //! ipc_core::process::init();
 //! let cfg = ipc_chaos::Config {
 //!     duration: None,
-//!     rounds: Some(3),
-//!     scenarios: vec!["mutex".into()],
+//!     rounds: Some(2),
+//!     scenarios: vec!["semaphore".into(), "event".into()],
 //!     ..ipc_chaos::Config::default()
 //! };
 //! let report = ipc_chaos::run(&cfg);
