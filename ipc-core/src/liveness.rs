@@ -116,7 +116,9 @@ impl ProcessId {
     /// Packs pid and the low 32 bits of the start time into one `u64`, for
     /// places that must claim or compare an owner with one atomic operation.
     /// Zero is never produced for a real process (pid 0 is never a user
-    /// process), so 0 can mean "no owner".
+    /// process), so 0 can mean "no owner". Linux pids are at most 2^22
+    /// (`PID_MAX_LIMIT`), so bits 54 to 63 of a packed id are always zero:
+    /// callers may use them as flags of their own.
     #[inline]
     pub const fn to_u64(&self) -> u64 {
         ((self.pid as u64) << 32) | (self.start_time & 0xffff_ffff)
@@ -226,6 +228,19 @@ mod tests {
         assert_eq!(parse_stat(line), Some((b'S', 987654)));
         assert_eq!(parse_stat(b"garbage"), None);
         assert_eq!(parse_stat(b"1 (x) S 1"), None);
+    }
+
+    #[test]
+    fn the_top_bits_of_a_packed_id_are_free() {
+        let max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+        let max: u64 = max.trim().parse().unwrap();
+        assert!(max <= 1 << 22);
+        let id = ProcessId {
+            pid: (1 << 22) as u32,
+            reserved: 0,
+            start_time: u64::MAX,
+        };
+        assert_eq!(id.to_u64() >> 54, 0);
     }
 
     #[test]
