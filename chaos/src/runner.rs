@@ -542,3 +542,59 @@ impl Round<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_kills_the_registered_processes_of_an_overdue_round() {
+        let w = Watchdog::start();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        w.arm(
+            Instant::now() + Duration::from_millis(50),
+            "test round".into(),
+        );
+        w.register(child.id());
+        let end = Instant::now() + Duration::from_secs(10);
+        while !w.fired() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(w.fired());
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        assert!(w.disarm(), "disarm reports the hang");
+        assert!(!w.fired());
+    }
+
+    #[test]
+    fn any_goal_row_makes_the_report_dirty() {
+        assert!(Report::default().is_clean());
+        let rows = Report::default().goal_rows().len();
+        for i in 0..rows {
+            let mut r = Report::default();
+            match i {
+                0 => r.duplicates = 1,
+                1 => r.torn = 1,
+                2 => r.reordered = 1,
+                3 => r.accounting_mismatches = 1,
+                4 => r.invariant_violations = 1,
+                5 => r.wedged_waiters = 1,
+                6 => r.pool_bad_results = 1,
+                7 => r.overlong_calls = 1,
+                8 => r.child_failures = 1,
+                9 => r.hangs = 1,
+                10 => r.segments_left = 1,
+                _ => r.orphans = 1,
+            }
+            assert!(!r.is_clean(), "row {i}");
+            assert!(r.to_string().contains("FAIL"));
+        }
+    }
+}
