@@ -26,14 +26,22 @@ pub fn rtrb_throughput(ctx: &Ctx) -> Result<Outcome, String> {
         let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(4096);
         let count = if rep == 0 { n / 4 } else { n };
         let core = ctx.cores.1;
+        let w = ctx.watch();
         let consumer = std::thread::spawn(move || -> Result<(), String> {
             pin_to_core(core)?;
             let mut expect = 0u64;
+            let mut empty: u32 = 0;
             while expect < count {
                 match rx.pop() {
                     Ok(v) if v == expect => expect += 1,
                     Ok(v) => return Err(format!("rtrb: got {v}, expected {expect}")),
-                    Err(_) => std::hint::spin_loop(),
+                    Err(_) => {
+                        std::hint::spin_loop();
+                        empty = empty.wrapping_add(1);
+                        if empty % 65_536 == 0 {
+                            w.check("the rtrb producer")?;
+                        }
+                    }
                 }
             }
             Ok(())
@@ -41,15 +49,27 @@ pub fn rtrb_throughput(ctx: &Ctx) -> Result<Outcome, String> {
         pin_to_core(ctx.cores.0)?;
         let t0 = Instant::now();
         let mut i = 0u64;
+        let mut full: u32 = 0;
         while i < count {
             match tx.push(i) {
                 Ok(()) => i += 1,
-                Err(_) => std::hint::spin_loop(),
+                Err(_) => {
+                    std::hint::spin_loop();
+                    full = full.wrapping_add(1);
+                    // A consumer that stopped (on a wrong value) leaves the
+                    // ring full for ever: look now and then.
+                    if full % 65_536 == 0 && (consumer.is_finished() || w.check("rtrb").is_err()) {
+                        break;
+                    }
+                }
             }
         }
         consumer
             .join()
             .map_err(|_| "rtrb consumer panicked".to_string())??;
+        if i < count {
+            return Err(format!("rtrb: the producer stopped after {i} of {count}"));
+        }
         let secs = t0.elapsed().as_secs_f64();
         if rep > 0 {
             rates.push(count as f64 / secs);
