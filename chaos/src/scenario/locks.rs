@@ -56,8 +56,14 @@ pub(crate) fn locker(a: &ChildArgs) -> ChildResult {
             }
             Err(LockError::OwnerDied(d)) => {
                 let mut g = d.into_guard();
+                l.set(a.slot, field::PHASE, 1);
                 if !repair(&mut g) {
                     l.add(a.slot, field::VIOLATIONS, 1);
+                }
+                // A kill here, repaired but not yet marked consistent, must
+                // hand the next locker OwnerDied again, not NotRecoverable.
+                for _ in 0..rng.range(0, 20_000) {
+                    std::hint::spin_loop();
                 }
                 g.mark_consistent();
                 l.add(a.slot, field::RECOVERIES, 1);

@@ -4,7 +4,7 @@
 
 use crate::runner::Round;
 use ipc_core::process::ExitStatus;
-use ipc_pool::{Pool, PoolError, TaskError};
+use ipc_pool::{DeathPolicy, Pool, PoolError, TaskError};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex as StdMutex;
@@ -22,16 +22,23 @@ fn expected(x: u64) -> u64 {
     crate::rng::mix(x ^ 0xc4a0_5e11)
 }
 
-fn build(round: &mut Round<'_>) -> Option<Pool> {
+/// Builds the round's pool; a third of the rounds retry a dead worker's
+/// task instead of failing it (then every task must succeed). Returns the
+/// pool and whether it retries.
+fn build(round: &mut Round<'_>) -> Option<(Pool, bool)> {
+    let retry = round.rng.chance(1, 3);
     let mut b = Pool::builder()
         .workers(2)
         .max_init_failures(1_000_000) // kills also land on workers still starting
         .max_respawns_per_sec(500);
+    if retry {
+        b = b.on_worker_death(DeathPolicy::Retry(1000));
+    }
     if let Some(a) = &round.cfg.exec_args {
         b = b.exec_args(a.clone());
     }
     match b.build() {
-        Ok(p) => Some(p),
+        Ok(p) => Some((p, retry)),
         Err(e) => {
             round.fail(format!("pool: {e}"));
             round.report.pool_bad_results += 1;
@@ -72,6 +79,7 @@ fn killer(
 fn judge(
     round: &mut Round<'_>,
     killed: &HashSet<u32>,
+    retry: bool,
     what: &str,
     r: &Result<u64, TaskError>,
     want: Option<u64>,
@@ -79,6 +87,13 @@ fn judge(
     round.report.pool_tasks += 1;
     match r {
         Ok(v) if want.is_none_or(|w| w == *v) => true,
+        Err(TaskError::WorkerDied { .. }) if retry => {
+            round.report.pool_bad_results += 1;
+            round.fail(format!(
+                "{what}: {r:?} although the pool retries dead workers' tasks"
+            ));
+            false
+        }
         Err(TaskError::WorkerDied { pid, status }) => {
             if killed.contains(pid) && *status == ExitStatus::Signal(libc::SIGKILL) {
                 round.report.pool_worker_died += 1;
@@ -109,7 +124,7 @@ fn finish_pool(round: &mut Round<'_>, mut pool: Pool, killed: &HashSet<u32>) {
 }
 
 pub(crate) fn map_round(round: &mut Round<'_>) {
-    let Some(pool) = build(round) else {
+    let Some((pool, retry)) = build(round) else {
         return;
     };
     let n = round.rng.range(100, 1500);
@@ -138,6 +153,7 @@ pub(crate) fn map_round(round: &mut Round<'_>) {
                 judge(
                     round,
                     &killed,
+                    retry,
                     &format!("map task {i}"),
                     r,
                     Some(expected(i as u64)),
@@ -163,7 +179,7 @@ pub(crate) fn map_round(round: &mut Round<'_>) {
 }
 
 pub(crate) fn imap_round(round: &mut Round<'_>) {
-    let Some(pool) = build(round) else {
+    let Some((pool, retry)) = build(round) else {
         return;
     };
     let n = round.rng.range(100, 1500);
@@ -196,7 +212,7 @@ pub(crate) fn imap_round(round: &mut Round<'_>) {
     // Outputs identify their inputs: each must appear at most once.
     let mut want: HashMap<u64, u64> = (0..n).map(|x| (expected(x), x)).collect();
     for (i, r) in results.iter().enumerate() {
-        let ok = judge(round, &killed, &format!("imap result {i}"), r, None);
+        let ok = judge(round, &killed, retry, &format!("imap result {i}"), r, None);
         if let (true, Ok(v)) = (ok, r) {
             if want.remove(v).is_none() {
                 round.report.pool_bad_results += 1;

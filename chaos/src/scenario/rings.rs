@@ -337,7 +337,7 @@ pub(crate) fn mpmc_consumer(a: &ChildArgs) -> ChildResult {
 
 pub(crate) fn mpmc_round(round: &mut Round<'_>) {
     let (rname, lname) = (round.name("mpmc"), round.name("ledger"));
-    let cap = [2usize, 8, 32][round.rng.range(0, 3) as usize];
+    let cap = [1usize, 2, 8, 32][round.rng.range(0, 4) as usize];
     let ledger = match Ledger::create(&lname) {
         Ok(l) => l,
         Err(e) => return round.fail(format!("ledger: {e}")),
@@ -497,7 +497,7 @@ pub(crate) fn subscriber(a: &ChildArgs) -> ChildResult {
 
 pub(crate) fn broadcast_round(round: &mut Round<'_>) {
     let (rname, lname) = (round.name("bcast"), round.name("ledger"));
-    let cap = [4usize, 16, 64][round.rng.range(0, 3) as usize];
+    let cap = [1usize, 2, 4, 16, 64][round.rng.range(0, 5) as usize];
     let ledger = match Ledger::create(&lname) {
         Ok(l) => l,
         Err(e) => return round.fail(format!("ledger: {e}")),
