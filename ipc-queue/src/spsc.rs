@@ -483,6 +483,18 @@ impl Endpoint {
         deadline: Option<Instant>,
         mut ready: impl FnMut() -> Option<R>,
     ) -> Waited<R> {
+        // A zero timeout (`poll(Some(ZERO))`): look once, do not spin.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return match ready() {
+                Some(r) => Waited::Ready(r),
+                // Closed after its last publish: look again before saying so.
+                None if self.peer_closed() => match ready() {
+                    Some(r) => Waited::Ready(r),
+                    None => Waited::PeerGone,
+                },
+                None => Waited::TimedOut,
+            };
+        }
         let mut next_liveness = None;
         let gone = |this: &Endpoint, next: &mut Option<Instant>| -> bool {
             if this.peer_closed() {
@@ -1094,7 +1106,8 @@ impl Consumer {
             Err(TryRecvError::Empty) => {}
             Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
             Err(TryRecvError::Corrupt(c)) => return Err(RecvTimeoutError::Corrupt(c)),
-            Err(_) => unreachable!("peeking reports only empty, closed or corrupt"),
+            // Peeking reports only empty, closed or corrupt.
+            Err(_) => return Err(RecvTimeoutError::Closed),
         }
         let ring = self.ep.ring;
         let raw = &mut self.raw;

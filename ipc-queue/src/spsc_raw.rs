@@ -690,17 +690,6 @@ impl RawConsumer {
         &self.ring
     }
 
-    /// Committed bytes past `head`, reloading `tail` only when the cached
-    /// copy says there are none.
-    #[inline]
-    fn available(&mut self) -> Result<u64, Corrupt> {
-        let cached = self.cached_tail.wrapping_sub(self.head);
-        if cached != 0 {
-            return Ok(cached);
-        }
-        self.reload_tail()
-    }
-
     #[inline]
     fn reload_tail(&mut self) -> Result<u64, Corrupt> {
         // SYNC POINT: pairs with the producer's release store of `tail`.
@@ -721,15 +710,33 @@ impl RawConsumer {
     #[inline]
     pub fn try_peek(&mut self) -> Result<Option<Peeked>, Corrupt> {
         loop {
-            let avail = self.available()?;
-            if avail == 0 {
-                return Ok(None);
-            }
             let off = self.head & self.ring.mask;
-            // SAFETY: `head` is 8-aligned (checked with every tail reload and
-            // advanced by record lengths only), so `off + 8 <= cap`, and at
-            // least 8 committed bytes lie there.
-            let word = unsafe { self.ring.at(off).cast::<u64>().read_volatile() };
+            // SAFETY: `head` is 8-aligned (checked at attach and advanced by
+            // record lengths only), so `off + 8 <= cap`: the header slot lies
+            // inside the data area.
+            let slot = unsafe { self.ring.at(off) }.cast::<u64>();
+            let mut avail = self.cached_tail.wrapping_sub(self.head);
+            let word;
+            if avail == 0 {
+                // SYNC POINT: pairs with the producer's release store of
+                // `tail`. The header is read right after, before `tail`'s
+                // value is known, so that on x86 both cache misses overlap
+                // (loads are not reordered with loads: if `tail` shows the
+                // record, the header read sees it too). The word is only used
+                // if `tail` says it was committed.
+                let tail = self.ring.ctrl().tail.0.load(Ordering::Acquire);
+                // SAFETY: inside the data area (see above); a volatile read
+                // of memory another process may be writing.
+                word = unsafe { slot.read_volatile() };
+                avail = self.ring.check_span(tail, self.head)?;
+                self.cached_tail = tail;
+                if avail == 0 {
+                    return Ok(None);
+                }
+            } else {
+                // SAFETY: as above; at least 8 committed bytes lie there.
+                word = unsafe { slot.read_volatile() };
+            }
             let len = (word & 0xffff_ffff) as usize;
             let kind = (word >> 32) as u32;
             let to_end = self.ring.cap - off;
