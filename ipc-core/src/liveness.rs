@@ -116,7 +116,7 @@ impl ProcessId {
     /// Packs pid and the low 32 bits of the start time into one `u64`, for
     /// places that must claim or compare an owner with one atomic operation.
     /// Zero is never produced for a real process (pid 0 is never a user
-    /// process), so 0 can mean "no owner". Linux pids are at most 2^22
+    /// process), so 0 can mean "no owner". Linux pids are below 2^22
     /// (`PID_MAX_LIMIT`), so bits 54 to 63 of a packed id are always zero:
     /// callers may use them as flags of their own.
     #[inline]
@@ -235,8 +235,9 @@ mod tests {
         let max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
         let max: u64 = max.trim().parse().unwrap();
         assert!(max <= 1 << 22);
+        // Pids are below pid_max, so the largest is 2^22 - 1.
         let id = ProcessId {
-            pid: (1 << 22) as u32,
+            pid: (1 << 22) - 1,
             reserved: 0,
             start_time: u64::MAX,
         };
