@@ -9,7 +9,7 @@
 #[cfg(not(loom))]
 use ipc_core::liveness::current_tid;
 #[cfg(not(loom))]
-use ipc_core::{Liveness, ProcessId};
+use ipc_core::ProcessId;
 #[cfg(not(loom))]
 use std::cell::Cell;
 #[cfg(not(loom))]
@@ -101,9 +101,30 @@ pub(crate) fn holder_alive(tid: u32, rec_tid: u32, rec_process: u64) -> bool {
 
 /// Whether a process is alive, from its packed id (0 = nobody: not alive).
 /// Without a readable `/proc`, every recorded process counts as alive.
+/// A process whose main thread has exited shows a zombie leader while its
+/// other threads run: it counts as alive while any of its tasks runs.
 #[cfg(not(loom))]
 pub(crate) fn process_alive(packed: u64) -> bool {
-    packed != 0 && (!proc_readable() || ProcessId::liveness_packed(packed) == Liveness::Alive)
+    if packed == 0 {
+        return false;
+    }
+    if !proc_readable() {
+        return true;
+    }
+    let id = ProcessId::from_u64(packed);
+    match read_stat(&format!("/proc/{}/stat", id.pid)) {
+        Some((state, start)) if start & 0xffff_ffff == id.start_time => {
+            if !matches!(state, b'Z' | b'X' | b'x') {
+                return true;
+            }
+            std::fs::read_dir(format!("/proc/{}/task", id.pid)).is_ok_and(|tasks| {
+                tasks
+                    .flatten()
+                    .any(|t| task_running(&format!("{}/stat", t.path().display())))
+            })
+        }
+        _ => false,
+    }
 }
 
 /// Whether `/proc` can tell us about processes (it may be unmounted in a

@@ -37,9 +37,13 @@ unsafe impl<T: Shareable> Shareable for RwLockCell<T> {}
 /// [`RwLockWriteGuard::mark_consistent`], or the lock becomes
 /// [`LockError::NotRecoverable`] when that guard is dropped.
 ///
-/// **Readers are anonymous**: a reader that dies holding a read lock keeps
-/// writers out; give writers a timeout ([`RwLock::write_timeout`]) where
-/// readers may be killed. There is no writer preference.
+/// **Dead readers**: read locks are also counted per process, and a writer
+/// that waits on readers for a [`LIVENESS_PERIOD`](crate::raw::LIVENESS_PERIOD)
+/// releases those of dead processes (readers change nothing, so the data
+/// stays consistent). A reader killed within the two instructions between
+/// the lock word and its count, or beyond 32 reading processes, is not
+/// recovered: give writers a timeout ([`RwLock::write_timeout`]) where that
+/// matters. There is no writer preference.
 ///
 /// ```
 /// let l = ipc_sync::RwLock::anonymous(5u64)?;

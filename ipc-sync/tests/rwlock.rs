@@ -88,6 +88,46 @@ fn a_killed_writer_is_reported_to_readers_and_writers() {
     assert!(matches!(l.try_write(), Err(LockError::NotRecoverable)));
 }
 
+/// Takes two read locks and waits to be killed.
+fn die_reading(args: &[u8]) -> i32 {
+    let l = RwLock::<[u64; 2]>::open(&arg_name(args)).unwrap();
+    let a = l.read().unwrap();
+    let b = l.read().unwrap();
+    std::mem::forget((a, b));
+    park_forever()
+}
+
+#[test]
+fn a_killed_readers_locks_are_released_for_writers() {
+    ipc_core::process::init();
+    let name = unique_name("rw-reader");
+    let l = RwLock::create(&name, [0u64, 0]).unwrap();
+    let c = spawn(
+        "a_killed_readers_locks_are_released_for_writers",
+        die_reading,
+        &name_arg(&name),
+    );
+    wait_for("the child to read-lock twice", || l.raw().readers() == 2);
+    let mine = l.read().unwrap();
+    assert!(matches!(l.try_write(), Err(LockError::WouldBlock)));
+    kill(&c);
+    assert!(
+        matches!(l.try_write(), Err(LockError::WouldBlock)),
+        "a live reader remains"
+    );
+    assert_eq!(
+        l.raw().readers(),
+        1,
+        "only the dead process's locks are released"
+    );
+    drop(mine);
+    // No timeout: the writer must get in once the dead reader is noticed.
+    let mut g = l.write().unwrap();
+    g[0] = 1;
+    drop(g);
+    assert_eq!(*l.read().unwrap(), [1, 0]);
+}
+
 #[test]
 fn misuse_and_timeouts() {
     let l = RwLock::anonymous(0u32).unwrap();

@@ -33,7 +33,7 @@
 //! |---|---|---|---|
 //! | [`RawMutex`] | 24, 8 | `word: u32` (tid \| waiters), `owner_tid: u32`, `owner_process: u64`, `tag: u32`, `count: u32` | `ipc-sync/mutex` 1 (as `MutexCell<T>`: + `layout: u64` + `T`) |
 //! | [`RawReentrantMutex`] | 24, 8 | a `RawMutex`, `count` = depth | `ipc-sync/reentrant-mutex` 1 |
-//! | [`RawRwLock`] | 24, 8 | `state: u32`, `writer_tid: u32`, `writer_process: u64`, `tag: u32`, reserved | `ipc-sync/rwlock` 1 |
+//! | [`RawRwLock`] | 408, 8 | `state: u32`, `writer_tid: u32`, `writer_process: u64`, `tag: u32`, reserved, 32 reader processes (u64), 32 reader counts (u32) | `ipc-sync/rwlock` 1 |
 //! | [`RawSemaphore`] | 16, 4 | `value`, `waiters`, `bound`, `tag` (u32) | `ipc-sync/semaphore` 1, `ipc-sync/bounded-semaphore` 1 |
 //! | [`RawRecoverableSemaphore`] | 528, 8 | `seq`, `waiters`, `permits`, `tag` (u32), 64 holder slots (u64) | `ipc-sync/recoverable-semaphore` 1 |
 //! | [`RawEvent`] | 8, 4 | `state`, `tag` (u32) | `ipc-sync/event` 1 |

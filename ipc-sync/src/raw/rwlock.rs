@@ -21,9 +21,16 @@
 //! the data consistent clears `DIRTY`, one that does not sets
 //! `NOT_RECOVERABLE`.
 //!
-//! **Readers are anonymous**: a reader that dies holding the lock leaves the
-//! count one too high, so writers wait until their timeout
-//! ([`RawLockError::TimedOut`]). Use writers' timeouts where readers may die.
+//! **Dead readers**: besides the count in the word, each process's read
+//! locks are counted in a slot of a small table ([`READER_SLOTS`] processes,
+//! the slot claimed with `CAS 0 -> process id`). A writer that waits for a
+//! whole [`LIVENESS_PERIOD`] on readers checks the table and subtracts the
+//! count of every dead process from the word. The slot is bumped *after* the
+//! word when locking and dropped *before* it when unlocking, so a slot never
+//! counts more than its process holds: recovery can leave a read lock behind
+//! (a reader killed in the two instructions between, or a process beyond the
+//! table's size), never take away a live reader's. Writers' timeouts
+//! ([`RawLockError::TimedOut`]) bound the wait in those rare cases.
 
 use super::mutex::{Acquired, RawLockError};
 use super::{check_ptr, check_tag, deadline_after, next_wake, past, tag, LIVENESS_PERIOD};
@@ -43,7 +50,11 @@ const DIRTY: u32 = 1 << 29;
 const NOT_RECOVERABLE: u32 = 1 << 30;
 const WAITERS: u32 = 1 << 31;
 
-/// A robust readers-writer lock word over caller memory. 24 bytes.
+/// How many reader processes the dead-reader table tracks.
+pub const READER_SLOTS: usize = 32;
+
+/// A robust readers-writer lock word over caller memory: 24 bytes of lock
+/// plus the reader table, 408 in all.
 #[repr(C)]
 #[derive(Debug)]
 pub struct RawRwLock {
@@ -52,9 +63,11 @@ pub struct RawRwLock {
     writer_process: AtomicU64,
     tag: AtomicU32,
     _reserved: AtomicU32,
+    reader_process: [AtomicU64; READER_SLOTS],
+    reader_count: [AtomicU32; READER_SLOTS],
 }
 
-ipc_core::assert_layout!(RawRwLock, size = 24, align = 8);
+ipc_core::assert_layout!(RawRwLock, size = 24 + 12 * READER_SLOTS, align = 8);
 // SAFETY: `#[repr(C)]`, integer atomics, no padding, no pointers; every bit
 // pattern is a state the algorithm handles (at worst a lock that looks held).
 unsafe impl ipc_core::Shareable for RawRwLock {}
@@ -81,6 +94,8 @@ impl RawRwLock {
             writer_process: AtomicU64::new(0),
             tag: AtomicU32::new(tag::RWLOCK),
             _reserved: AtomicU32::new(0),
+            reader_process: [const { AtomicU64::new(0) }; READER_SLOTS],
+            reader_count: [const { AtomicU32::new(0) }; READER_SLOTS],
         }
     }
 
@@ -133,6 +148,10 @@ impl RawRwLock {
         self.state.store(0, Ordering::Relaxed);
         self.writer_tid.store(0, Ordering::Relaxed);
         self.writer_process.store(0, Ordering::Relaxed);
+        for (p, c) in self.reader_process.iter().zip(&self.reader_count) {
+            p.store(0, Ordering::Relaxed);
+            c.store(0, Ordering::Relaxed);
+        }
         self.tag.store(tag::RWLOCK, Ordering::Release);
     }
 
@@ -157,6 +176,7 @@ impl RawRwLock {
                 .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
         {
+            self.record_read(owner::me().process);
             return Ok(Acquired::Clean);
         }
         self.slow(Mode::Read, strategy, deadline, false)
@@ -240,6 +260,7 @@ impl RawRwLock {
                         .compare_exchange(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
                     {
+                        self.record_read(me.process);
                         return Some(Ok(how));
                     }
                     return None;
@@ -295,7 +316,7 @@ impl RawRwLock {
                 continue; // lost a race: try again at once
             }
             if once {
-                if self.reclaim_dead_writer(s) {
+                if self.reclaim_dead(s) {
                     continue;
                 }
                 return Err(RawLockError::WouldBlock);
@@ -305,7 +326,7 @@ impl RawRwLock {
                 if spins % 256 == 0 {
                     let now = Instant::now();
                     if last_check.is_some_and(|t| now - t >= LIVENESS_PERIOD)
-                        && self.reclaim_dead_writer(s)
+                        && self.reclaim_dead(s)
                     {
                         continue;
                     }
@@ -319,7 +340,7 @@ impl RawRwLock {
                 continue;
             }
             if past(deadline) {
-                if self.reclaim_dead_writer(s) {
+                if self.reclaim_dead(s) {
                     continue;
                 }
                 return Err(RawLockError::TimedOut);
@@ -334,9 +355,90 @@ impl RawRwLock {
             }
             let until = next_wake(deadline, LIVENESS_PERIOD);
             if futex::wait_until(&self.state, s | WAITERS, Some(until)) == WaitOutcome::TimedOut {
-                self.reclaim_dead_writer(s | WAITERS);
+                self.reclaim_dead(s | WAITERS);
             }
         }
+    }
+
+    /// The slot of process `me` in the reader table (claimed if needed).
+    fn reader_slot(&self, me: u64, claim: bool) -> Option<usize> {
+        let start = ((me ^ (me >> 32)) as usize) % READER_SLOTS;
+        (0..READER_SLOTS)
+            .map(|k| (start + k) % READER_SLOTS)
+            .find(|&i| {
+                let p = self.reader_process[i].load(Ordering::Relaxed);
+                p == me
+                    || (claim
+                        && p == 0
+                        && self.reader_process[i]
+                            .compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok())
+            })
+    }
+
+    /// Counts a read lock just taken in the process's slot (after the word).
+    #[inline]
+    fn record_read(&self, me: u64) {
+        if let Some(i) = self.reader_slot(me, true) {
+            self.reader_count[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Uncounts a read lock about to be released (before the word); never
+    /// below zero, so a slot never counts more than its process holds.
+    #[inline]
+    fn unrecord_read(&self, me: u64) {
+        if let Some(i) = self.reader_slot(me, false) {
+            let _ = self.reader_count[i]
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
+        }
+    }
+
+    /// Frees what a dead holder of state `s` keeps: the writer's lock, or the
+    /// read locks of dead processes.
+    #[cold]
+    fn reclaim_dead(&self, s: u32) -> bool {
+        if s & WRITER != 0 {
+            self.reclaim_dead_writer(s)
+        } else if s & READERS != 0 {
+            self.reclaim_dead_readers()
+        } else {
+            false
+        }
+    }
+
+    /// Subtracts the read locks of dead processes from the word; returns
+    /// whether any were freed.
+    #[cold]
+    fn reclaim_dead_readers(&self) -> bool {
+        let mut freed = 0;
+        for (slot, count) in self.reader_process.iter().zip(&self.reader_count) {
+            let p = slot.load(Ordering::Acquire);
+            if p == 0 || owner::process_alive(p) {
+                continue;
+            }
+            let c = count.swap(0, Ordering::AcqRel);
+            let _ = slot.compare_exchange(p, 0, Ordering::AcqRel, Ordering::Relaxed);
+            if c == 0 {
+                continue;
+            }
+            let r = self
+                .state
+                .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |s| {
+                    (s & WRITER == 0).then(|| s - c.min(s & READERS))
+                });
+            if r.is_ok() {
+                log::warn!(
+                    "rwlock: {c} read lock(s) of dead process {:?} released",
+                    ProcessId::from_u64(p)
+                );
+                freed += c;
+            }
+        }
+        if freed > 0 {
+            futex::wake_all(&self.state);
+        }
+        freed > 0
     }
 
     /// If a writer holds the lock in state `s` and is dead, clears `WRITER`
@@ -380,6 +482,10 @@ impl RawRwLock {
     /// [`UnlockError::NotLocked`] if no reader holds it.
     pub fn read_unlock(&self) -> Result<(), UnlockError> {
         let mut s = self.state.load(Ordering::Relaxed);
+        if s & READERS == 0 || s & WRITER != 0 {
+            return Err(UnlockError::NotLocked);
+        }
+        self.unrecord_read(owner::me().process);
         loop {
             if s & READERS == 0 || s & WRITER != 0 {
                 return Err(UnlockError::NotLocked);
