@@ -362,25 +362,32 @@ pub fn measure_rtt_n(
         w.spin_until("the peer to be ready", || {
             ready.u64_at(0).load(Ordering::Acquire) == 1
         })?;
+        // Rounds are numbered on: a warm-up cut short by the budget leaves
+        // the peer expecting more rounds than the harness sends, which the
+        // count below notices.
+        let mut round = 0;
         let start = Instant::now();
-        for i in 0..warm {
-            pp.round_trip(i, &w)?;
-            if i % 64 == 63 && start.elapsed() > budget / 4 {
+        while round < warm {
+            pp.round_trip(round, &w)?;
+            round += 1;
+            if round % 64 == 0 && start.elapsed() > budget / 4 {
                 break;
             }
         }
         let start = Instant::now();
-        for i in warm..total {
+        for k in 0..n {
             let t0 = clock.now();
-            pp.round_trip(i, &w)?;
+            pp.round_trip(round, &w)?;
             let t1 = clock.now();
+            round += 1;
             lat.record_ns(clock.ns(t0, t1));
-            if i % 64 == 63 && start.elapsed() > budget {
-                // Out of time: the peer waits for a round that never comes.
-                return Ok(false);
+            if k % 64 == 63 && start.elapsed() > budget {
+                break;
             }
         }
-        Ok::<bool, String>(true)
+        // Fewer rounds than the peer serves: it waits for one that never
+        // comes, and is stopped.
+        Ok::<bool, String>(round == total)
     })();
     match run {
         Err(e) => return Err(abandon_peer(peer, &errors, e)),
@@ -516,6 +523,42 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&mut []), 0.0);
+    }
+
+    /// A cache-line ping-pong whose harness side dawdles 10 ms per round.
+    struct Slow(crate::baselines::rtt::C2c);
+
+    impl PingPong for Slow {
+        fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String> {
+            self.0.serve(rounds, w)
+        }
+        fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String> {
+            std::thread::sleep(Duration::from_millis(10));
+            self.0.round_trip(i, w)
+        }
+    }
+
+    #[test]
+    fn the_budget_cuts_warm_up_and_sampling_and_stops_the_peer() {
+        let ctx = Ctx {
+            mode: Mode::Smoke,
+            cores: (0, ipc_core::cpu_count().min(2) - 1),
+            clock: Clock::instant(),
+            timeout: Duration::from_secs(30),
+        };
+        let mut pp = Slow(crate::baselines::rtt::C2c::new().expect("segment"));
+        // 100 warm-up rounds would take 1 s: cut at 64 (a quarter of the
+        // 1 s budget is gone by then); sampling is cut at 128 rounds; the
+        // peer, still expecting rounds, is stopped rather than awaited.
+        let out = measure_rtt_n(&ctx, 100, 200, &mut pp).expect("measured");
+        let Outcome::Latency(l) = out else {
+            panic!("not a latency: {out:?}");
+        };
+        assert_eq!(l.samples(), 128);
+        assert!(
+            l.quantile_ns(0.5) >= 10e6,
+            "each sample includes the 10 ms pause"
+        );
     }
 
     #[test]
