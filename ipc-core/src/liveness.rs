@@ -97,15 +97,7 @@ impl ProcessId {
     /// Whether this process still runs. Reads `/proc`: a slow path (a few
     /// microseconds), never call it per message.
     pub fn liveness(&self) -> Liveness {
-        if self.pid == 0 {
-            return Liveness::Dead;
-        }
-        match read_stat(self.pid) {
-            Some((state, start)) if state != b'Z' && state != b'X' && start == self.start_time => {
-                Liveness::Alive
-            }
-            _ => Liveness::Dead,
-        }
+        alive_if(self.pid, |start| start == self.start_time)
     }
 
     /// Shorthand for `liveness() == Liveness::Alive`.
@@ -138,18 +130,43 @@ impl ProcessId {
     /// Liveness of a packed id from [`ProcessId::to_u64`].
     pub fn liveness_packed(packed: u64) -> Liveness {
         let id = ProcessId::from_u64(packed);
-        match read_stat(id.pid) {
-            Some((state, start))
-                if id.pid != 0
-                    && state != b'Z'
-                    && state != b'X'
-                    && start & 0xffff_ffff == id.start_time =>
-            {
-                Liveness::Alive
-            }
-            _ => Liveness::Dead,
-        }
+        alive_if(id.pid, |start| start & 0xffff_ffff == id.start_time)
     }
+}
+
+/// Whether `pid` runs and its start time passes `same`. A zombie thread-group
+/// leader with other threads still running is alive: the process lives as
+/// long as any of its threads does (the leader may have left with
+/// `pthread_exit`).
+fn alive_if(pid: u32, same: impl Fn(u64) -> bool) -> Liveness {
+    if pid == 0 {
+        return Liveness::Dead;
+    }
+    match read_stat(pid) {
+        Some((state, start)) if same(start) => {
+            let running = match state {
+                b'X' => false,
+                b'Z' => other_threads_alive(pid),
+                _ => true,
+            };
+            if running {
+                Liveness::Alive
+            } else {
+                Liveness::Dead
+            }
+        }
+        _ => Liveness::Dead,
+    }
+}
+
+/// Whether `/proc/<pid>/task` lists a thread besides the leader.
+fn other_threads_alive(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_str() != Some(&pid.to_string()))
+        })
+        .unwrap_or(false)
 }
 
 fn read_start_time(pid: u32) -> Option<u64> {
@@ -220,6 +237,65 @@ mod tests {
         }
         .is_alive());
         assert!(ProcessId::of(0).is_none());
+    }
+
+    #[test]
+    fn a_process_whose_main_thread_left_is_alive_while_others_run() {
+        // A forked child whose main thread leaves while a second thread
+        // runs: its leader is a zombie, the process is not.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only makes raw syscalls and thread calls, then
+        // ends by pthread_exit / _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            extern "C" fn worker(_: *mut libc::c_void) -> *mut libc::c_void {
+                // SAFETY: sleeping and exiting are async-signal-safe.
+                unsafe {
+                    libc::sleep(30);
+                    libc::_exit(0)
+                }
+            }
+            // SAFETY: a zeroed pthread_t is only written by pthread_create.
+            let mut t: libc::pthread_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `worker` matches the start routine's signature.
+            unsafe { libc::pthread_create(&mut t, std::ptr::null(), worker, std::ptr::null_mut()) };
+            // SAFETY: closing our copy of the write end, then ending this
+            // thread alone with the raw exit syscall (not exit_group, and no
+            // unwinding through Rust frames, which pthread_exit would force).
+            unsafe {
+                libc::close(fds[1]);
+                libc::syscall(libc::SYS_exit, 0);
+            }
+            unreachable!("SYS_exit does not return");
+        }
+        // SAFETY: our copy of the write end.
+        unsafe { libc::close(fds[1]) };
+        let mut b = [0u8; 1];
+        // The write end closes when the leader has left.
+        // SAFETY: reading into a 1-byte buffer.
+        unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+        // SAFETY: our read end.
+        unsafe { libc::close(fds[0]) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while read_stat(pid as u32).map(|(s, _)| s) != Some(b'Z') {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the leader never became a zombie"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let id = ProcessId::of(pid as u32).unwrap();
+        assert!(id.is_alive(), "a live thread keeps the process alive");
+        assert_eq!(ProcessId::liveness_packed(id.to_u64()), Liveness::Alive);
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        assert!(!id.is_alive());
     }
 
     #[test]

@@ -288,7 +288,11 @@ fn a_creator_killed_during_init_is_reported_and_reclaimed() {
         child_hang_in_init,
         name.as_bytes(),
     );
-    assert!(eventually(|| exists(&name)));
+    // Kill it once its header is written (the magic is the last field the
+    // creator stores before running the initializer).
+    assert!(eventually(
+        || std::fs::read(path_of(&name)).is_ok_and(|b| b.len() >= 8 && b[..8] != [0u8; 8])
+    ));
     child.kill().unwrap();
     child.join().unwrap();
     match Segment::builder(K)
