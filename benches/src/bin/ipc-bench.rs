@@ -136,6 +136,13 @@ fn main() {
             args.cores.0
         );
     }
+    if let Some(load) = machine.load_average.filter(|&l| l >= machine.cores as f64) {
+        println!(
+            "warning: the machine is busy (load average {load:.1} on {} cores): every figure, \
+             the floor included, is noisy, and so are the ratios",
+            machine.cores
+        );
+    }
     if machine.siblings == Some(true) {
         println!("note: the two cores are hyper-thread siblings; figures are not cross-core");
     }
