@@ -1,4 +1,59 @@
-//! Lock-free ring buffers between processes (work in progress).
+//! Lock-free rings between processes: SPSC, MPMC and broadcast, with byte,
+//! plain-old-data and `rkyv` messages written and read in place, and the
+//! Python-shaped front doors `Queue`, `JoinableQueue` and `pipe()`.
+//!
+//! Every ring lives in an `ipc-core` segment: named, so unrelated processes
+//! connect by name, or anonymous (a `memfd`) for a parent and the children it
+//! starts. Opening checks the segment's type tag and layout; every index and
+//! length read from shared memory is checked before use, so a corrupted or
+//! hostile peer makes a call fail with [`error::Corrupt`], never read or
+//! write outside the ring. Nothing makes a system call on the fast path: a
+//! side issues `FUTEX_WAKE` only when the other has announced it is parked.
+//! Each endpoint chooses its [`WaitStrategy`](ipc_core::wait::WaitStrategy):
+//! busy-spin, adaptive (the default) or blocking.
+//!
+//! | ring | module | what it is for |
+//! |---|---|---|
+//! | single producer, single consumer | [`spsc`] ([`spsc_pod`], [`spsc_rkyv`], algorithm in [`spsc_raw`]) | the lowest latency: variable-length messages reserved and committed in place |
+//! | many producers, many consumers | [`mpmc`] | work queues; a producer or consumer SIGKILLed mid-operation does not wedge the others ([`mpmc::Mpmc::lost`] counts what it took with it) |
+//! | one publisher, many subscribers | [`broadcast`] | fan-out; a subscriber that falls behind learns how many messages it lost, and never reads a torn one |
+//! | Python's `Queue`, `JoinableQueue` | [`queue`] | `put`/`get` with `_nowait` and `_timeout` forms, `task_done`/`join` |
+//! | Python's `Pipe` | [`mod@pipe`], [`pipe()`] | two duplex [`Connection`]s over two SPSC rings |
+//!
+//! Errors are per operation and hand the value back ([`error`]): a full ring
+//! is `TrySendError::Full(value)`, a closed or dead peer `Closed`, a message
+//! that can never fit `TooLarge` at send time.
+//!
+//! # Example
+//!
+//! A forked child produces three messages in place; the parent reads them
+//! in place:
+//!
+//! ```
+//! use ipc_core::Process;
+//! use ipc_queue::spsc::SpscRing;
+//!
+//! let ring = SpscRing::builder().capacity(4096).create()?;
+//! let child = Process::builder().fork(|| {
+//!     let mut tx = ring.producer().expect("the producer end is free");
+//!     for i in 0..3u8 {
+//!         let mut grant = tx.reserve(2).expect("the consumer is alive");
+//!         grant.copy_from_slice(&[i, i * 10]); // written straight into the ring
+//!         grant.commit();
+//!     }
+//! })?;
+//! let mut rx = ring.consumer()?;
+//! for i in 0..3u8 {
+//!     let msg = rx.recv()?; // a guard over the bytes in the ring
+//!     assert_eq!(&*msg, &[i, i * 10]);
+//! }
+//! assert!(child.join()?.success());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The `examples/` folder has a runnable two-process program per ring type:
+//! `spsc_bytes`, `spsc_pod`, `spsc_rkyv`, `spsc_pingpong`, `mpmc`, `queue`,
+//! `broadcast` and `pipe` (`cargo run --release -p ipc-queue --example pipe`).
 
 pub mod broadcast;
 pub mod error;
@@ -9,3 +64,6 @@ pub mod spsc;
 pub mod spsc_pod;
 pub mod spsc_raw;
 pub mod spsc_rkyv;
+
+pub use pipe::{pipe, Connection};
+pub use queue::{JoinableQueue, Queue};
