@@ -124,16 +124,20 @@ pub fn svg(title: &str, curves: &[Curve<'_>]) -> String {
     s
 }
 
-/// "120 ns", "67.4 us", "3.1 ms".
+/// "120 ns", "67.4 us", "3.1 ms": what the plot's axis and legend show.
 pub fn ns_label(ns: f64) -> String {
-    if ns >= 1e6 {
-        format!("{:.3} ms", ns / 1e6)
+    let (v, unit) = if ns >= 1e6 {
+        (ns / 1e6, "ms")
     } else if ns >= 1e3 {
-        format!("{:.3} us", ns / 1e3)
+        (ns / 1e3, "us")
     } else {
-        format!("{ns:.3} ns")
+        (ns, "ns")
+    };
+    if v >= 100.0 || v == v.round() {
+        format!("{v:.0} {unit}")
+    } else {
+        format!("{v:.1} {unit}")
     }
-    .replace(".000 ", " ")
 }
 
 fn escape(s: &str) -> String {
@@ -158,5 +162,13 @@ mod tests {
         assert!(doc.starts_with("<svg"));
         assert!(doc.trim_end().ends_with("</svg>"));
         assert_eq!(doc.matches("<polyline").count(), 2);
+    }
+
+    #[test]
+    fn labels_read_like_durations() {
+        assert_eq!(ns_label(120.0), "120 ns");
+        assert_eq!(ns_label(67_412.0), "67.4 us");
+        assert_eq!(ns_label(1e6), "1 ms");
+        assert_eq!(ns_label(3.5), "3.5 ns");
     }
 }
