@@ -14,6 +14,9 @@ pub struct Report {
     pub processes_started: u64,
     /// Processes killed with SIGKILL by the runner (pool workers included).
     pub processes_killed: u64,
+    /// Kills that landed inside an operation: a send or receive under way,
+    /// a lock or permit held (from the victim's ledger phase word).
+    pub kills_mid_operation: u64,
     /// Ring messages sent (completed sends, plus in-flight sends that were
     /// delivered or reported lost).
     pub messages_sent: u64,
@@ -126,10 +129,11 @@ impl fmt::Display for Report {
             format!("{:#x}", self.seed),
             ""
         )?;
-        let info: [(&str, u64); 13] = [
+        let info: [(&str, u64); 14] = [
             ("rounds run", self.rounds),
             ("processes started", self.processes_started),
             ("processes killed (SIGKILL)", self.processes_killed),
+            ("  of which inside an operation", self.kills_mid_operation),
             ("messages sent", self.messages_sent),
             ("messages received", self.messages_received),
             ("messages reported lost by the API", self.messages_lost),

@@ -156,6 +156,7 @@ pub(crate) fn mutex_round(round: &mut Round<'_>) {
         }
     }
     round.report.owner_died_recoveries += recoveries;
+    round.report.kills_mid_operation += holding;
     round.report.invariant_violations += violations;
     round.report.wedged_waiters += wedged;
     if violations > 0 || wedged > 0 {
@@ -242,7 +243,7 @@ pub(crate) fn permits_round(round: &mut Round<'_>) {
             s.value()
         ));
     }
-    round.report.owner_died_recoveries += holding;
+    round.report.kills_mid_operation += holding;
     round.report.invariant_violations += violations;
     round.report.wedged_waiters += wedged;
     if wedged > 0 {

@@ -208,6 +208,7 @@ fn settle(
     let delivered = received + lost;
     let hi = completed + slack.producers_mid_send;
     round.report.messages_sent += delivered.clamp(completed, hi);
+    round.report.kills_mid_operation += slack.producers_mid_send + slack.consumers_mid_recv;
     round.report.messages_received += received;
     round.report.messages_lost += lost;
     round.report.duplicates += dups;
@@ -574,6 +575,7 @@ pub(crate) fn broadcast_round(round: &mut Round<'_>) {
     let written = audit_sub.position() + audit_sub.pending();
     let completed = ledger.get(0, field::COMPLETED);
     round.report.messages_sent += written;
+    round.report.kills_mid_operation += slack.producers_mid_send;
     round.report.messages_received += audit.received;
     round.report.messages_lost += audit.lost;
     let kid_sum = |f: usize| ledger.get(1, f) + ledger.get(2, f);

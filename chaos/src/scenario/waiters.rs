@@ -119,6 +119,7 @@ fn start_and_kill(
         let victim = kids.swap_remove(i);
         if round.kill(victim) {
             round.report.waiters_killed += 1;
+            round.report.kills_mid_operation += 1;
         }
     }
     kids
