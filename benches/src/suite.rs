@@ -180,6 +180,20 @@ pub fn run(ctx: &Ctx, entries: &[Entry], mut progress: impl FnMut(usize, &Entry)
     records
 }
 
+/// Measures the cache-line floor again (as `baseline.c2c.rtt` does) and
+/// returns its p50 in ns. Run at the end of a suite, it shows whether the
+/// floor moved during the run: on a virtual machine the host may place the
+/// two virtual CPUs nearer or farther apart at any time.
+///
+/// # Errors
+/// As the measurement.
+pub fn floor_p50(ctx: &Ctx) -> Result<f64, String> {
+    match measure_rtt(ctx, Speed::Spin, &mut C2c::new()?)? {
+        Outcome::Latency(l) => Ok(l.quantile_ns(0.5)),
+        other => Err(format!("unexpected outcome {other:?}")),
+    }
+}
+
 /// Every id the suite reports, in order.
 pub fn all_ids() -> Vec<&'static str> {
     entries().iter().map(|e| e.id).collect()

@@ -165,6 +165,18 @@ fn main() {
         bar.set_position(i as u64);
         bar.set_message(e.id);
     });
+    // The floor again, to show whether it moved while the suite ran.
+    let floor_start = records
+        .iter()
+        .find(|r| r.id == "baseline.c2c.rtt")
+        .and_then(|r| match &r.outcome {
+            Outcome::Latency(l) => Some(l.quantile_ns(0.5)),
+            _ => None,
+        });
+    let floor_end = floor_start.and_then(|_| {
+        bar.set_message("baseline.c2c.rtt again");
+        suite::floor_p50(&ctx).ok()
+    });
     bar.finish_and_clear();
     let took = started.elapsed();
     print!("{}", report::table(&records));
@@ -175,10 +187,25 @@ fn main() {
     println!(
         "\nratio: latency p50 / baseline p50 (below 1 = faster); throughput value / baseline value (above 1 = more)"
     );
+    if let (Some(a), Some(b)) = (floor_start, floor_end) {
+        let moved = a.max(b) / a.min(b).max(1.0) > 1.5;
+        println!(
+            "floor check: baseline.c2c.rtt p50 {a:.0} ns at the start, {b:.0} ns at the end{}",
+            if moved {
+                " -- the floor moved during the run (on a VM the host may place the two \
+                 virtual CPUs nearer or farther apart), so ratios against it carry that range"
+            } else {
+                " (steady)"
+            }
+        );
+    }
     println!("ran in {:.1} s", took.as_secs_f64());
     let mut failed = false;
     if let Some(path) = &args.json {
-        let doc = report::json(&machine, mode_name, &records);
+        let mut doc = report::json(&machine, mode_name, &records);
+        if let Some(b) = floor_end {
+            doc["machine"]["c2c_rtt_p50_at_end"] = serde_json::json!(b);
+        }
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         if let Err(e) = std::fs::write(path, text + "\n") {
             eprintln!("ipc-bench: cannot write {}: {e}", path.display());
