@@ -25,7 +25,7 @@ pub(crate) struct Target {
 }
 
 /// Bytes of each ring (one per direction per worker) unless set otherwise.
-pub const DEFAULT_RING_BYTES: usize = 1 << 20;
+pub const DEFAULT_RING_BYTES: usize = 256 << 10;
 
 /// Configures and starts a [`Pool`]. Obtained from [`Pool::builder`].
 #[must_use]
@@ -64,8 +64,13 @@ impl PoolBuilder {
         self
     }
 
-    /// Bytes of each ring between the parent and a worker (default 1 MiB):
-    /// an encoded chunk of inputs or outputs must fit in a quarter of it.
+    /// Bytes of each ring between the parent and a worker (default 256 KiB;
+    /// each worker has two, created when it starts). With the default
+    /// chunksize, chunks are cut to fit; with an explicit one, a chunk whose
+    /// encoded inputs exceed a ring message is refused with
+    /// [`PoolError::MessageTooLarge`], and one whose outputs do fails with
+    /// [`TaskError::OutputTooLarge`]. A message may take the whole ring
+    /// less 8 bytes ([`Pool::max_message`]).
     pub fn ring_bytes(mut self, n: usize) -> Self {
         self.cfg.ring_bytes = n;
         self
@@ -291,19 +296,31 @@ impl Pool {
         items: &mut dyn Iterator<Item = I>,
         chunksize: usize,
         max_chunks: usize,
+        cap_bytes: bool,
     ) -> Result<Vec<(Chunk, usize)>, PoolError> {
+        // A default-sized chunk also closes at half a ring message, so a
+        // default map of large inputs never meets MessageTooLarge.
+        let byte_cap = if cap_bytes {
+            self.max_message / 2
+        } else {
+            usize::MAX
+        };
         let runner_off = ipc_core::process::fn_offset(target.runner as *const ());
         let func_off = ipc_core::process::fn_offset(target.func);
         let tag = protocol::tag(self.shared.key, runner_off, func_off);
         let mut out = Vec::new();
         let mut index = first_index;
         while out.len() < max_chunks {
-            let mut message = Vec::with_capacity(protocol::TASK_HEADER + 16 * chunksize);
+            let guess = chunksize.saturating_mul(16).min(self.max_message);
+            let mut message = Vec::with_capacity(protocol::TASK_HEADER + guess);
             message.resize(protocol::TASK_HEADER, 0);
             let mut count = 0u32;
             for x in (&mut *items).take(chunksize) {
                 x.encode(&mut message);
                 count += 1;
+                if message.len() >= byte_cap {
+                    break;
+                }
             }
             if count == 0 {
                 break;
@@ -346,10 +363,10 @@ impl Pool {
         items: Vec<I>,
         chunksize: Option<usize>,
     ) -> Result<(Arc<Job>, Vec<usize>), PoolError> {
-        let chunksize = match chunksize {
+        let (chunksize, default) = match chunksize {
             Some(0) => return Err(PoolError::ZeroChunksize),
-            Some(c) => c,
-            None => default_chunksize(items.len(), self.workers),
+            Some(c) => (c, false),
+            None => (default_chunksize(items.len(), self.workers), true),
         };
         let job = Job::new();
         let chunks = self.chunks(
@@ -359,6 +376,7 @@ impl Pool {
             &mut items.into_iter(),
             chunksize,
             usize::MAX,
+            default,
         )?;
         let sizes = chunks.iter().map(|(_, n)| *n).collect();
         self.shared.submit(chunks.into_iter().map(|(c, _)| c))?;
@@ -789,6 +807,7 @@ impl<O: Wire, I: Wire, It: Iterator<Item = I>> IMap<'_, O, It> {
             input,
             self.chunksize,
             self.window - in_flight,
+            false,
         )?;
         if chunks.is_empty() {
             self.input = None;

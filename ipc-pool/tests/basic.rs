@@ -300,3 +300,32 @@ fn a_capturing_closure_runs_in_forked_workers() {
     assert_eq!(p.map_results(0..3u64, Some(1)).unwrap().len(), 3);
     p.pool_mut().join();
 }
+
+fn total_len(v: Vec<u8>) -> u64 {
+    v.len() as u64
+}
+
+#[test]
+fn a_default_map_cuts_large_inputs_into_chunks_that_fit() {
+    init();
+    let p = Pool::builder()
+        .workers(2)
+        .ring_bytes(64 * 1024)
+        .exec_args(test_exec_args(
+            "a_default_map_cuts_large_inputs_into_chunks_that_fit",
+        ))
+        .build()
+        .unwrap();
+    // 400 inputs of 10 KB: 4 MB, far more than one ring message, and the
+    // default chunksize (400 / 8 = 50 inputs, 500 KB) would not fit either.
+    let inputs: Vec<Vec<u8>> = (0..400).map(|i| vec![i as u8; 10_000]).collect();
+    assert_eq!(
+        p.map(total_len, inputs.clone()).unwrap(),
+        vec![10_000u64; 400]
+    );
+    // An explicit chunksize is taken as given, and refused when it cannot fit.
+    assert!(matches!(
+        p.map_chunked(total_len, inputs, 50),
+        Err(PoolError::MessageTooLarge { .. })
+    ));
+}
