@@ -24,6 +24,14 @@ pub(crate) struct Target {
     pub(crate) func: *const (),
 }
 
+/// How many inputs go into a chunk, and whether it also closes when its
+/// encoding reaches half a ring message (the default chunk size does).
+#[derive(Clone, Copy)]
+struct Chunking {
+    items: usize,
+    cap_bytes: bool,
+}
+
 /// Bytes of each ring (one per direction per worker) unless set otherwise.
 pub const DEFAULT_RING_BYTES: usize = 256 << 10;
 
@@ -294,13 +302,13 @@ impl Pool {
         target: Target,
         first_index: usize,
         items: &mut dyn Iterator<Item = I>,
-        chunksize: usize,
+        size: Chunking,
         max_chunks: usize,
-        cap_bytes: bool,
     ) -> Result<Vec<(Chunk, usize)>, PoolError> {
+        let chunksize = size.items;
         // A default-sized chunk also closes at half a ring message, so a
         // default map of large inputs never meets MessageTooLarge.
-        let byte_cap = if cap_bytes {
+        let byte_cap = if size.cap_bytes {
             self.max_message / 2
         } else {
             usize::MAX
@@ -374,9 +382,11 @@ impl Pool {
             target,
             0,
             &mut items.into_iter(),
-            chunksize,
+            Chunking {
+                items: chunksize,
+                cap_bytes: default,
+            },
             usize::MAX,
-            default,
         )?;
         let sizes = chunks.iter().map(|(_, n)| *n).collect();
         self.shared.submit(chunks.into_iter().map(|(c, _)| c))?;
@@ -805,9 +815,11 @@ impl<O: Wire, I: Wire, It: Iterator<Item = I>> IMap<'_, O, It> {
             self.target,
             self.next_index,
             input,
-            self.chunksize,
+            Chunking {
+                items: self.chunksize,
+                cap_bytes: false,
+            },
             self.window - in_flight,
-            false,
         )?;
         if chunks.is_empty() {
             self.input = None;

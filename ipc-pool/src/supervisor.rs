@@ -431,12 +431,10 @@ impl Supervisor {
     }
 
     fn finish(&self, chunk: Chunk, outcome: ChunkOutcome) {
-        let done = self
-            .shared
-            .done
-            .fetch_add(chunk.items as u64, Ordering::Relaxed)
-            + chunk.items as u64;
-        chunk.job.complete(chunk.index, outcome);
+        let items = chunk.items as u64;
+        let done = self.shared.done.fetch_add(items, Ordering::Relaxed) + items;
+        // Report progress before the result becomes visible, so a caller
+        // that has its result has also seen it counted.
         if let Some(hook) = &self.cfg.progress {
             let p = Progress {
                 done,
@@ -446,6 +444,7 @@ impl Supervisor {
                 log::warn!("the pool's progress hook panicked");
             }
         }
+        chunk.job.complete(chunk.index, outcome);
     }
 
     /// Hands pending chunks to workers with room.
