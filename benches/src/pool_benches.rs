@@ -13,6 +13,7 @@ use crate::machine::pin_to_cores;
 use crate::outcome::{Latency, Outcome, Unit};
 use crate::runner::{median, Ctx, Mode};
 use crate::suite::Entry;
+use ipc_core::process::StartMethod;
 use ipc_pool::Pool;
 use std::time::Instant;
 
@@ -36,9 +37,14 @@ fn burn(seed: u64) -> u64 {
 }
 
 fn two_workers(ctx: &Ctx) -> Result<Pool, String> {
+    two_workers_by(ctx, StartMethod::Spawn)
+}
+
+fn two_workers_by(ctx: &Ctx, method: StartMethod) -> Result<Pool, String> {
     pin_to_cores(&[ctx.cores.0, ctx.cores.1])?;
     Pool::builder()
         .workers(2)
+        .start_method(method)
         .build()
         .map_err(|e| format!("pool: {e}"))
 }
@@ -86,11 +92,13 @@ fn map_task(ctx: &Ctx, default_chunksize: bool) -> Result<Outcome, String> {
 
 /// ns from `Pool::builder().workers(2).build()` to the first result of an
 /// `apply` (both workers spawned and one task served).
-fn startup(ctx: &Ctx) -> Result<Outcome, String> {
+/// Starting a pool of two workers until its first `apply` has answered (as
+/// the Python baseline does); the pool is then joined, untimed.
+fn startup(ctx: &Ctx, method: StartMethod) -> Result<Outcome, String> {
     let mut lat = Latency::new(1.0);
     for i in 0..=ctx.reps() {
         let t0 = Instant::now();
-        let mut pool = two_workers(ctx)?;
+        let mut pool = two_workers_by(ctx, method)?;
         let got = pool.apply(add_one, 41);
         let ns = t0.elapsed().as_nanos() as f64;
         pool.join();
@@ -104,14 +112,14 @@ fn startup(ctx: &Ctx) -> Result<Outcome, String> {
     Ok(Outcome::Latency(lat))
 }
 
-/// Sequential time over parallel time of `burn` mapped over N inputs (32 in
+/// Sequential time over parallel time of `burn` mapped over N inputs (128 in
 /// the quick suite), on two workers with the default chunksize; the median
 /// of [`Ctx::reps`] runs (fewer if the budget runs out).
 fn cpu_bound_speedup(ctx: &Ctx) -> Result<Outcome, String> {
     let n: u64 = match ctx.mode {
         Mode::Smoke => 4,
-        Mode::Quick => 32,
-        Mode::Full => 256,
+        Mode::Quick => 128,
+        Mode::Full => 1024,
     };
     let mut pool = two_workers(ctx)?;
     let result = (|| {
@@ -166,7 +174,18 @@ pub fn entries() -> Vec<Entry> {
             Some("baseline.python.pool.task.default"),
             |c| map_task(c, true),
         ),
-        e("pool.startup", Unit::Ns, None, startup),
+        e(
+            "pool.startup",
+            Unit::Ns,
+            Some("baseline.python.pool.startup"),
+            |c| startup(c, StartMethod::Spawn),
+        ),
+        e(
+            "pool.startup.fork",
+            Unit::Ns,
+            Some("baseline.python.pool.startup"),
+            |c| startup(c, StartMethod::Fork),
+        ),
         e(
             "pool.cpu_bound.speedup",
             Unit::Speedup,

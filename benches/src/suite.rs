@@ -116,6 +116,9 @@ pub fn entries() -> Vec<Entry> {
         e("baseline.python.pool.task.default", Ns, None, |c| {
             python::run(c, PyBench::PoolTaskDefault)
         }),
+        e("baseline.python.pool.startup", Ns, None, |c| {
+            python::run(c, PyBench::PoolStartup)
+        }),
         e("process.start.fork", Ns, None, workspace::start_fork),
         e("process.start.spawn", Ns, None, workspace::start_spawn),
     ];

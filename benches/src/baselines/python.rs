@@ -148,6 +148,37 @@ if __name__ == "__main__":
     emit(out)
 "#;
 
+/// Starting `Pool(2)` (fork context, Python's default on Linux) until its
+/// first `apply` has answered; the pool is then closed and joined, untimed.
+const POOL_START: &str = r#"
+def f(x):
+    return x + 1
+if __name__ == "__main__":
+    try:
+        os.sched_setaffinity(0, {A, B})
+    except OSError as e:
+        sys.exit("cannot use cores %d,%d: %s" % (A, B, e))
+    ctx = mp.get_context("fork")
+    out = []
+    stop = None
+    for i in range(WARM + N):
+        if i == WARM:
+            stop = ns() + BUDGET
+        t0 = ns()
+        pool = ctx.Pool(2)
+        r = pool.apply(f, (41,))
+        t1 = ns()
+        pool.close()
+        pool.join()
+        if r != 42:
+            sys.exit("wrong result")
+        if i >= WARM:
+            out.append(t1 - t0)
+            if out_of_time(stop, out):
+                break
+    emit(out)
+"#;
+
 /// Scales a quick-suite count of a Python measurement to the mode (Python
 /// runs are slower than the harness's own, so `--full` multiplies by 5).
 fn scale(ctx: &Ctx, quick: u64) -> u64 {
@@ -182,6 +213,8 @@ pub enum PyBench {
     PoolTask,
     /// `baseline.python.pool.task.default` (default chunksize)
     PoolTaskDefault,
+    /// `baseline.python.pool.startup` (`Pool(2)` until its first `apply`)
+    PoolStartup,
 }
 
 /// Whether `python3` with `multiprocessing` can run here; the reason if not.
@@ -224,6 +257,7 @@ pub fn run(ctx: &Ctx, which: PyBench) -> Result<Outcome, String> {
                 1000.0,
             )
         }
+        PyBench::PoolStartup => (POOL_START, 1, scale(10), vec![], 1.0),
         PyBench::PoolTaskDefault => {
             let tasks = pool_tasks(ctx, true);
             (
