@@ -51,16 +51,25 @@ proptest! {
             .size(256)
             .open_timeout(Duration::from_millis(20))
             .open();
-        // Fields checked against the caller's kind and the real size:
-        // magic 0..8, header version 8..12, type tag 16..24, layout hash
-        // 24..32, type version 32..36, ABI 36..40, total size 40..48,
-        // payload length 48..56.
+        // Fields checked against the caller's kind and the real size: magic
+        // 0..8, header version 8..12, type tag 16..24, layout hash 24..32,
+        // type version 32..36, ABI 36..40, total size 40..48. The payload
+        // length (48..56) may say anything between what the opener needs
+        // and the room the file has.
         let checked = |lo: usize, hi: usize| (lo..hi).any(|i| {
             i >= offset && i < offset + n && bytes[i - offset] != old[i - offset]
         });
-        let must_fail = checked(0, 12) || checked(16, 56);
+        let file_len = file.metadata().unwrap().len();
+        let mut word = [0u8; 8];
+        file.read_exact_at(&mut word, 48).unwrap();
+        let payload = u64::from_le_bytes(word);
+        let room = file_len - HEADER_SIZE as u64;
+        let must_fail = checked(0, 12) || checked(16, 48) || payload < 256 || payload > room;
         match &opened {
-            Ok(_) => prop_assert!(!must_fail, "a changed checked field was accepted"),
+            Ok(s) => {
+                prop_assert!(!must_fail, "a changed checked field was accepted");
+                prop_assert!(s.payload_len() as u64 <= room, "the payload reaches past the file");
+            }
             Err(SegmentError::Header { .. }
                 | SegmentError::NotReady { .. }
                 | SegmentError::Poisoned { .. }
