@@ -458,17 +458,30 @@ impl Supervisor {
             return false;
         }
         let n = self.workers.len();
+        let limit = self.cfg.depth;
+        let max_tasks = self.cfg.max_tasks_per_child;
+        // One chunk per worker per pass, round-robin: chunks are spread over
+        // the workers as evenly as their room allows, whatever the depth
+        // estimate (a stale one, from earlier tiny tasks, must not hand a
+        // whole map of long chunks to the first worker).
+        let mut full = vec![false; n];
         let mut any = false;
-        for k in 0..n {
-            let i = (self.rotate + k) % n;
-            let Some(w) = self.workers[i].as_mut() else {
-                continue;
-            };
-            let depth = w.depth(self.cfg.depth);
-            while w.in_flight.len() < depth
-                && (self.cfg.max_tasks_per_child == 0
-                    || w.dispatched < self.cfg.max_tasks_per_child)
-            {
+        while !pending.is_empty() && full.iter().any(|f| !f) {
+            for k in 0..n {
+                let i = (self.rotate + k) % n;
+                if full[i] {
+                    continue;
+                }
+                let Some(w) = self.workers[i].as_mut() else {
+                    full[i] = true;
+                    continue;
+                };
+                if w.in_flight.len() >= w.depth(limit)
+                    || (max_tasks != 0 && w.dispatched >= max_tasks)
+                {
+                    full[i] = true;
+                    continue;
+                }
                 let Some(chunk) = pending.pop_front() else {
                     break;
                 };
@@ -480,13 +493,13 @@ impl Supervisor {
                     }
                     Ok(false) => {
                         pending.push_front(chunk);
-                        break;
+                        full[i] = true;
                     }
                     Err(why) => {
                         pending.push_front(chunk);
+                        full[i] = true;
                         log::warn!("pool worker {i}: {why}; killing it");
                         let _ = w.process.kill();
-                        break;
                     }
                 }
             }

@@ -329,3 +329,29 @@ fn a_default_map_cuts_large_inputs_into_chunks_that_fit() {
         Err(PoolError::MessageTooLarge { .. })
     ));
 }
+
+fn busy_ms(ms: u64) -> u32 {
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    while std::time::Instant::now() < end {
+        std::hint::spin_loop();
+    }
+    std::process::id()
+}
+
+#[test]
+fn long_chunks_after_tiny_tasks_are_spread_over_every_worker() {
+    init();
+    let p = pool(
+        "long_chunks_after_tiny_tasks_are_spread_over_every_worker",
+        2,
+    );
+    // Thousands of tiny tasks teach the dispatcher that chunks are quick...
+    p.map_chunked(square, 0..20_000u64, 1).unwrap();
+    // ...then eight long chunks must still go to both workers, not all to one.
+    let pids: std::collections::HashSet<u32> = p
+        .map_chunked(busy_ms, vec![30u64; 8], 1)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(pids.len(), 2, "every chunk ran on one worker");
+}
