@@ -684,6 +684,8 @@ impl Producer {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn reserve_raw(
         &mut self,
         len: usize,
@@ -749,9 +751,10 @@ impl Producer {
     /// [`SendError::TooLarge`], [`SendError::Corrupt`].
     #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError<()>> {
-        let r = match self.reserve_raw(len, None) {
+        let r = match self.try_reserve_raw(len) {
             Ok(r) => r,
-            Err(e) => return Err(timeout_to_send(e)),
+            Err(TrySendError::Full(())) => self.reserve_raw(len, None).map_err(timeout_to_send)?,
+            Err(e) => return Err(try_to_send(e)),
         };
         Ok(Grant { producer: self, r })
     }
@@ -1179,6 +1182,7 @@ impl Consumer {
         }
     }
 
+    #[inline]
     fn copy_out(&mut self, p: Peeked, buf: &mut [u8]) -> Result<usize, (usize, usize)> {
         if p.len() > buf.len() {
             return Err((p.len(), buf.len()));

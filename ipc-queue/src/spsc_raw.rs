@@ -50,6 +50,13 @@
 //! (a volatile copy) and the copy is what gets checked and used, so a peer
 //! rewriting it concurrently cannot slip a value past the checks.
 //!
+//! The per-message paths are split in two: an inlined fast path that covers
+//! the common case (a message record that fits the cached span, room that
+//! the cached `head` already shows) with a few comparisons, and an
+//! out-of-line slow path for everything else (pads, reloads that find the
+//! ring full, records that fail a check), which redoes every check and names
+//! the failure. The fast path accepts nothing the slow path would refuse.
+//!
 //! Payload bytes are handed out as slices into the shared memory. Another
 //! process may write them at any time (that is the nature of shared memory,
 //! outside what the Rust abstract machine describes); the ring's protocol
@@ -546,6 +553,29 @@ impl RawProducer {
     /// the caller to wake the consumer, who must skip the pad to free room.
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Reservation, ReserveError> {
+        // Fast path: the record fits before the end of the data area and the
+        // cached `head` already shows room for it. `tail - cached_head` was
+        // checked to be at most the capacity when `head` was last loaded and
+        // only grows by reserved (checked) amounts since, so the subtraction
+        // cannot wrap. Anything else takes the slow path, which redoes every
+        // check and reports why.
+        let off = self.tail & self.ring.mask;
+        if len <= self.ring.max_message_len() {
+            let need = record_len(len) as u64;
+            if need <= self.ring.cap - off
+                && self.ring.cap - self.tail.wrapping_sub(self.cached_head) >= need
+            {
+                return Ok(Reservation { off, len });
+            }
+        }
+        self.try_reserve_slow(len)
+    }
+
+    /// [`RawProducer::try_reserve`] when the fast path does not apply: too
+    /// large, a pad needed, or the cached `head` says full.
+    #[cold]
+    #[inline(never)]
+    fn try_reserve_slow(&mut self, len: usize) -> Result<Reservation, ReserveError> {
         if len > self.ring.max_message_len() {
             return Err(ReserveError::TooLarge);
         }
@@ -709,6 +739,53 @@ impl RawConsumer {
     /// [`RawConsumer::take_released_pad`]).
     #[inline]
     pub fn try_peek(&mut self) -> Result<Option<Peeked>, Corrupt> {
+        // Fast path: a message record (no pad) that passes every check. The
+        // span `cached_tail - head` was checked against the capacity when
+        // `tail` was loaded and shrinks only by checked record lengths, so
+        // `avail` needs no new check; anything unusual (a pad, a bad header)
+        // goes to the slow path, which reads the header again and checks it
+        // in full.
+        let off = self.head & self.ring.mask;
+        // SAFETY: `head` is 8-aligned (checked at attach and advanced by
+        // record lengths only), so `off + 8 <= cap`: the header slot lies
+        // inside the data area.
+        let slot = unsafe { self.ring.at(off) }.cast::<u64>();
+        let mut avail = self.cached_tail.wrapping_sub(self.head);
+        let word;
+        if avail == 0 {
+            // SYNC POINT: pairs with the producer's release store of `tail`;
+            // the early header read is explained in `try_peek_slow`.
+            let tail = self.ring.ctrl().tail.0.load(Ordering::Acquire);
+            // SAFETY: inside the data area (see above); a volatile read of
+            // memory another process may be writing, used only if `tail`
+            // says it was committed.
+            word = unsafe { slot.read_volatile() };
+            avail = self.ring.check_span(tail, self.head)?;
+            self.cached_tail = tail;
+            if avail == 0 {
+                return Ok(None);
+            }
+        } else {
+            // SAFETY: as above; at least 8 committed bytes lie there.
+            word = unsafe { slot.read_volatile() };
+        }
+        // Computed in `u64` from a `u32` length, so it cannot overflow;
+        // `need` within the rest of the area also bounds the length by the
+        // largest message.
+        let len32 = word & 0xffff_ffff;
+        let need = (len32 + (HEADER_LEN + RECORD_ALIGN - 1) as u64) & !(RECORD_ALIGN as u64 - 1);
+        let len = len32 as usize;
+        if (word >> 32) as u32 == KIND_MSG && need <= avail && need <= self.ring.cap - off {
+            return Ok(Some(Peeked { off, len, need }));
+        }
+        self.try_peek_slow()
+    }
+
+    /// [`RawConsumer::try_peek`] in full: pads, and the precise error for a
+    /// record that fails its checks.
+    #[cold]
+    #[inline(never)]
+    fn try_peek_slow(&mut self) -> Result<Option<Peeked>, Corrupt> {
         loop {
             let off = self.head & self.ring.mask;
             // SAFETY: `head` is 8-aligned (checked at attach and advanced by
