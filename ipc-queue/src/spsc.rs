@@ -661,8 +661,21 @@ impl Producer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn try_reserve_raw(&mut self, len: usize) -> Result<Reservation, TrySendError<()>> {
+        // Fast path: open, and room that the cached head already shows (no
+        // pad to publish, so nobody to wake).
+        if !self.ep.peer_closed() {
+            if let Some(r) = self.raw.try_reserve_fast(len) {
+                return Ok(r);
+            }
+        }
+        self.try_reserve_raw_slow(len)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn try_reserve_raw_slow(&mut self, len: usize) -> Result<Reservation, TrySendError<()>> {
         if self.ep.peer_closed() {
             return Err(TrySendError::Closed(()));
         }

@@ -559,16 +559,26 @@ impl RawProducer {
         // only grows by reserved (checked) amounts since, so the subtraction
         // cannot wrap. Anything else takes the slow path, which redoes every
         // check and reports why.
+        match self.try_reserve_fast(len) {
+            Some(r) => Ok(r),
+            None => self.try_reserve_slow(len),
+        }
+    }
+
+    /// The fast path of [`RawProducer::try_reserve`] alone: `None` when it
+    /// does not apply (then `try_reserve` decides). Never publishes a pad.
+    #[inline(always)]
+    pub(crate) fn try_reserve_fast(&mut self, len: usize) -> Option<Reservation> {
         let off = self.tail & self.ring.mask;
         if len <= self.ring.max_message_len() {
             let need = record_len(len) as u64;
             if need <= self.ring.cap - off
                 && self.ring.cap - self.tail.wrapping_sub(self.cached_head) >= need
             {
-                return Ok(Reservation { off, len });
+                return Some(Reservation { off, len });
             }
         }
-        self.try_reserve_slow(len)
+        None
     }
 
     /// [`RawProducer::try_reserve`] when the fast path does not apply: too
