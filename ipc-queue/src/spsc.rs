@@ -1222,8 +1222,20 @@ impl Consumer {
     }
 
     /// Copies the next message into `buf`, waiting for one.
-    #[inline]
+    #[inline(always)]
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        // Fast path: a message the cached tail already shows, that fits.
+        if let Some(p) = self.raw.try_peek_cached() {
+            if let Ok(n) = self.copy_out(p, buf) {
+                return Ok(n);
+            }
+        }
+        self.recv_into_slow(buf)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn recv_into_slow(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         let p = match self.peek() {
             Ok(Some(p)) => p,
             Ok(None) => self.wait_peek(None).map_err(timeout_to_recv)?,

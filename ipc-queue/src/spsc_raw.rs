@@ -444,6 +444,26 @@ impl RawRing {
         Ok(used)
     }
 
+    /// The message record whose header `word` was read at `off`, if it is a
+    /// message (not a pad) that lies within the `avail` committed bytes and
+    /// before the end of the area; `None` for anything else.
+    #[inline(always)]
+    fn check_message(&self, off: u64, word: u64, avail: u64) -> Option<Peeked> {
+        // Computed in `u64` from a `u32` length, so it cannot overflow;
+        // `need` within the rest of the area also bounds the length by the
+        // largest message.
+        let len32 = word & 0xffff_ffff;
+        let need = (len32 + (HEADER_LEN + RECORD_ALIGN - 1) as u64) & !(RECORD_ALIGN as u64 - 1);
+        if (word >> 32) as u32 == KIND_MSG && need <= avail && need <= self.cap - off {
+            return Some(Peeked {
+                off,
+                len: len32 as usize,
+                need,
+            });
+        }
+        None
+    }
+
     /// A pointer to `off` in the data area.
     ///
     /// # Safety
@@ -779,16 +799,27 @@ impl RawConsumer {
             // SAFETY: as above; at least 8 committed bytes lie there.
             word = unsafe { slot.read_volatile() };
         }
-        // Computed in `u64` from a `u32` length, so it cannot overflow;
-        // `need` within the rest of the area also bounds the length by the
-        // largest message.
-        let len32 = word & 0xffff_ffff;
-        let need = (len32 + (HEADER_LEN + RECORD_ALIGN - 1) as u64) & !(RECORD_ALIGN as u64 - 1);
-        let len = len32 as usize;
-        if (word >> 32) as u32 == KIND_MSG && need <= avail && need <= self.ring.cap - off {
-            return Ok(Some(Peeked { off, len, need }));
+        match self.ring.check_message(off, word, avail) {
+            Some(p) => Ok(Some(p)),
+            None => self.try_peek_slow(),
         }
-        self.try_peek_slow()
+    }
+
+    /// The next message if the cached `tail` already shows one and its
+    /// header passes every check; `None` otherwise (then
+    /// [`RawConsumer::try_peek`] decides). Loads no shared index.
+    #[inline(always)]
+    pub(crate) fn try_peek_cached(&mut self) -> Option<Peeked> {
+        let avail = self.cached_tail.wrapping_sub(self.head);
+        if avail == 0 {
+            return None;
+        }
+        let off = self.head & self.ring.mask;
+        // SAFETY: `head` is 8-aligned, so the header slot lies inside the
+        // data area, and at least 8 committed bytes lie there (`avail` was
+        // checked against the capacity when `tail` was loaded).
+        let word = unsafe { self.ring.at(off).cast::<u64>().read_volatile() };
+        self.ring.check_message(off, word, avail)
     }
 
     /// [`RawConsumer::try_peek`] in full: pads, and the precise error for a
