@@ -135,20 +135,20 @@ impl ProcessId {
 }
 
 /// Whether `pid` runs and its start time passes `same`. A zombie thread-group
-/// leader with other threads still running is alive: the process lives as
+/// leader with another thread still running is alive: the process lives as
 /// long as any of its threads does (the leader may have left with
-/// `pthread_exit`).
+/// `pthread_exit`). Without a readable `/proc` nobody can be proven dead, so
+/// everyone counts as alive: nothing a live process holds is ever taken over.
 fn alive_if(pid: u32, same: impl Fn(u64) -> bool) -> Liveness {
     if pid == 0 {
         return Liveness::Dead;
     }
+    if !proc_readable() {
+        return Liveness::Alive;
+    }
     match read_stat(pid) {
         Some((state, start)) if same(start) => {
-            let running = match state {
-                b'X' => false,
-                b'Z' => other_threads_alive(pid),
-                _ => true,
-            };
+            let running = !is_dead_state(state) || any_task_running(pid);
             if running {
                 Liveness::Alive
             } else {
@@ -159,14 +159,54 @@ fn alive_if(pid: u32, same: impl Fn(u64) -> bool) -> Liveness {
     }
 }
 
-/// Whether `/proc/<pid>/task` lists a thread besides the leader.
-fn other_threads_alive(pid: u32) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.flatten()
-                .any(|e| e.file_name().to_str() != Some(&pid.to_string()))
+/// Zombie, or dead (`X`, and `x` on old kernels).
+fn is_dead_state(state: u8) -> bool {
+    matches!(state, b'Z' | b'X' | b'x')
+}
+
+/// Whether any thread of process `pid` runs (is neither zombie nor dead).
+fn any_task_running(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
+        tasks.flatten().any(|t| {
+            std::fs::read(t.path().join("stat"))
+                .ok()
+                .and_then(|text| parse_stat(&text))
+                .is_some_and(|(state, _)| !is_dead_state(state))
         })
-        .unwrap_or(false)
+    })
+}
+
+/// Whether `/proc` can tell us about processes (it may be missing in a
+/// container); checked once, with a warning when it cannot.
+pub fn proc_readable() -> bool {
+    static READABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READABLE.get_or_init(|| {
+        let ok = std::fs::metadata("/proc/self/stat").is_ok();
+        if !ok {
+            log::warn!("/proc is not readable: dead processes cannot be detected");
+        }
+        ok
+    })
+}
+
+/// Liveness of one thread: thread `tid` of process `pid`, or, with `pid`
+/// `None`, whatever process thread `tid` belongs to. Alive while the thread
+/// exists and is not a zombie; alive too when `/proc` cannot be read.
+pub fn thread_liveness(pid: Option<u32>, tid: u32) -> Liveness {
+    if tid == 0 {
+        return Liveness::Dead;
+    }
+    if !proc_readable() {
+        return Liveness::Alive;
+    }
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/task/{tid}/stat"),
+        None => format!("/proc/{tid}/stat"),
+    };
+    match std::fs::read(path).ok().and_then(|text| parse_stat(&text)) {
+        Some((state, _)) if !is_dead_state(state) => Liveness::Alive,
+        _ => Liveness::Dead,
+    }
 }
 
 fn read_start_time(pid: u32) -> Option<u64> {

@@ -7,7 +7,7 @@
 //! another start time.
 
 #[cfg(not(loom))]
-use ipc_core::liveness::current_tid;
+use ipc_core::liveness::{current_tid, thread_liveness, Liveness};
 #[cfg(not(loom))]
 use ipc_core::ProcessId;
 #[cfg(not(loom))]
@@ -80,85 +80,24 @@ fn me_slow() -> Me {
 /// and start time) is alive and its thread still exists. If the record is
 /// stale (the holder is between claiming the word and writing the record,
 /// or died there), only the thread id is checked: a missing thread is dead.
+/// Without a readable `/proc` every holder counts as alive (ipc-core's rule):
+/// a lock is never taken over on a guess.
 #[cfg(not(loom))]
 pub(crate) fn holder_alive(tid: u32, rec_tid: u32, rec_process: u64) -> bool {
-    if !proc_readable() {
-        // Without /proc nobody can be proven dead: never take a lock over.
-        return true;
-    }
     if rec_tid == tid && rec_process != 0 {
-        // The record is the holder's: the same process (pid and start time;
-        // its leader may be a zombie while other threads run) and the
-        // thread still there.
         let id = ProcessId::from_u64(rec_process);
-        let same_process = read_stat(&format!("/proc/{}/stat", id.pid))
-            .is_some_and(|(_, start)| start & 0xffff_ffff == id.start_time);
-        same_process && task_running(&format!("/proc/{}/task/{tid}/stat", id.pid))
+        process_alive(rec_process) && thread_liveness(Some(id.pid), tid) == Liveness::Alive
     } else {
-        task_running(&format!("/proc/{tid}/stat"))
+        thread_liveness(None, tid) == Liveness::Alive
     }
 }
 
 /// Whether a process is alive, from its packed id (0 = nobody: not alive).
-/// Without a readable `/proc`, every recorded process counts as alive.
-/// A process whose main thread has exited shows a zombie leader while its
-/// other threads run: it counts as alive while any of its tasks runs.
+/// See [`ProcessId::liveness_packed`]: a zombie leader with a running thread
+/// is alive, and so is everyone when `/proc` cannot be read.
 #[cfg(not(loom))]
 pub(crate) fn process_alive(packed: u64) -> bool {
-    if packed == 0 {
-        return false;
-    }
-    if !proc_readable() {
-        return true;
-    }
-    let id = ProcessId::from_u64(packed);
-    match read_stat(&format!("/proc/{}/stat", id.pid)) {
-        Some((state, start)) if start & 0xffff_ffff == id.start_time => {
-            if !matches!(state, b'Z' | b'X' | b'x') {
-                return true;
-            }
-            std::fs::read_dir(format!("/proc/{}/task", id.pid)).is_ok_and(|tasks| {
-                tasks
-                    .flatten()
-                    .any(|t| task_running(&format!("{}/stat", t.path().display())))
-            })
-        }
-        _ => false,
-    }
-}
-
-/// Whether `/proc` can tell us about processes (it may be unmounted in a
-/// container); checked once.
-#[cfg(not(loom))]
-fn proc_readable() -> bool {
-    static READABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *READABLE.get_or_init(|| {
-        let ok = std::fs::metadata("/proc/self/stat").is_ok();
-        if !ok {
-            log::warn!("/proc is not readable: dead lock holders cannot be detected");
-        }
-        ok
-    })
-}
-
-/// Whether the task of a `stat` file exists and is not a zombie.
-#[cfg(not(loom))]
-fn task_running(path: &str) -> bool {
-    read_stat(path).is_some_and(|(state, _)| !matches!(state, b'Z' | b'X' | b'x'))
-}
-
-/// The state letter and start time (field 22) of a `stat` file. The
-/// command name (field 2) may hold spaces and parentheses, so fields are
-/// counted from the last `)`.
-#[cfg(not(loom))]
-fn read_stat(path: &str) -> Option<(u8, u64)> {
-    let text = std::fs::read(path).ok()?;
-    let close = text.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = *fields.next()?.as_bytes().first()?;
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
+    packed != 0 && ProcessId::liveness_packed(packed) == Liveness::Alive
 }
 
 /// Under loom: model threads get small ids, all in "process" 1, and a
