@@ -60,15 +60,15 @@ impl ParentEnd {
         }
     }
 
-    /// Takes the next result into `buf`; `Ok(false)` if there is none.
-    pub(crate) fn try_recv(&mut self, buf: &mut Vec<u8>) -> Result<bool, String> {
+    /// Runs `f` on the next result's bytes in place; `Ok(None)` if there is
+    /// none.
+    pub(crate) fn try_recv_with<R>(
+        &mut self,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, String> {
         match self.results.try_recv() {
-            Ok(msg) => {
-                buf.clear();
-                buf.extend_from_slice(&msg);
-                Ok(true)
-            }
-            Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => Ok(false),
+            Ok(msg) => Ok(Some(f(&msg))),
+            Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => Ok(None),
             Err(e) => Err(e.to_string()),
         }
     }

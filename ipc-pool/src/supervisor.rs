@@ -238,7 +238,6 @@ pub(crate) fn run(
         workers,
         init_failures: 0,
         respawns: VecDeque::new(),
-        buf: Vec::new(),
         rotate: 0,
     };
     // A bug here must not leave callers waiting for ever: break the pool,
@@ -260,7 +259,6 @@ struct Supervisor {
     workers: Vec<Option<Worker>>,
     init_failures: u32,
     respawns: VecDeque<Instant>,
-    buf: Vec<u8>,
     rotate: usize,
 }
 
@@ -358,34 +356,43 @@ impl Supervisor {
     fn collect(&mut self) -> bool {
         let mut any = false;
         for i in 0..self.workers.len() {
-            while let Some(w) = self.workers[i].as_mut() {
-                match w.link.try_recv(&mut self.buf) {
-                    Ok(true) => {
-                        any = true;
-                        let msg = std::mem::take(&mut self.buf);
-                        self.on_result(i, &msg);
-                        self.buf = msg;
-                    }
-                    Ok(false) => break,
-                    Err(why) => {
-                        // A corrupt ring: the worker cannot be trusted.
-                        log::warn!("pool worker {i}: {why}; killing it");
-                        let _ = w.process.kill();
-                        break;
-                    }
+            any |= self.drain(i);
+        }
+        any
+    }
+
+    /// Takes every result worker `i` has sent; whether there was any. A
+    /// malformed result or a corrupt ring gets the worker killed.
+    fn drain(&mut self, i: usize) -> bool {
+        let mut any = false;
+        while let Some(w) = self.workers[i].as_mut() {
+            // The body is copied once, out of the ring into the outcome.
+            let msg = w
+                .link
+                .try_recv_with(|m| ResultHeader::read(m).map(|(h, body)| (h, body.to_vec())));
+            match msg {
+                Ok(Some(Some((h, body)))) => {
+                    any = true;
+                    self.on_result(i, h, body);
+                }
+                Ok(None) => break,
+                Ok(Some(None)) => {
+                    log::warn!("pool worker {i} sent a malformed result; killing it");
+                    let _ = w.process.kill();
+                    break;
+                }
+                Err(why) => {
+                    log::warn!("pool worker {i}: {why}; killing it");
+                    let _ = w.process.kill();
+                    break;
                 }
             }
         }
         any
     }
 
-    fn on_result(&mut self, i: usize, msg: &[u8]) {
+    fn on_result(&mut self, i: usize, h: ResultHeader, body: Vec<u8>) {
         let Some(w) = self.workers[i].as_mut() else {
-            return;
-        };
-        let Some((h, body)) = ResultHeader::read(msg) else {
-            log::warn!("pool worker {i} sent a malformed result; killing it");
-            let _ = w.process.kill();
             return;
         };
         let Some(pos) = w.in_flight.iter().position(|c| c.id == h.chunk) else {
@@ -410,15 +417,15 @@ impl Supervisor {
         }
         w.last_result = Some(now);
         let outcome = match h.status {
-            protocol::OK => ChunkOutcome::Done(body.to_vec()),
+            protocol::OK => ChunkOutcome::Done(body),
             protocol::DECODE_FAILED => {
-                let mut b = body;
+                let mut b = &body[..];
                 ChunkOutcome::Failed(TaskError::Decode(
                     String::decode(&mut b).unwrap_or_default(),
                 ))
             }
             protocol::TOO_LARGE => {
-                let mut b = body;
+                let mut b = &body[..];
                 let len = u64::decode(&mut b).unwrap_or(0) as usize;
                 ChunkOutcome::Failed(TaskError::OutputTooLarge {
                     len,
@@ -521,16 +528,7 @@ impl Supervisor {
                 continue;
             };
             // Results it sent before dying are valid: take them first.
-            while let Some(w) = self.workers[i].as_mut() {
-                match w.link.try_recv(&mut self.buf) {
-                    Ok(true) => {
-                        let msg = std::mem::take(&mut self.buf);
-                        self.on_result(i, &msg);
-                        self.buf = msg;
-                    }
-                    _ => break,
-                }
-            }
+            self.drain(i);
             let Some(mut w) = self.workers[i].take() else {
                 continue;
             };
