@@ -4,6 +4,7 @@
 //! half-written can reach its successor.
 
 use crate::error::PoolError;
+use ipc_core::wait::WaitStrategy;
 use ipc_queue::error::{RecvTimeoutError, TryRecvError, TrySendError};
 use ipc_queue::spsc::{Consumer, Producer, SpscRing};
 use std::os::fd::OwnedFd;
@@ -41,9 +42,18 @@ impl ParentEnd {
             tasks: t.fd().try_clone_to_owned().map_err(ring_err)?,
             results: r.fd().try_clone_to_owned().map_err(ring_err)?,
         };
+        // The parent only polls its ends (it sleeps on the pool's doorbell,
+        // never on these rings): declaring them busy-spin tells the worker's
+        // ends they need not fence and check for a parked peer per message.
         let end = ParentEnd {
-            tasks: t.producer().map_err(ring_err)?,
-            results: r.consumer().map_err(ring_err)?,
+            tasks: t
+                .producer()
+                .map_err(ring_err)?
+                .with_wait_strategy(WaitStrategy::BusySpin),
+            results: r
+                .consumer()
+                .map_err(ring_err)?
+                .with_wait_strategy(WaitStrategy::BusySpin),
         };
         Ok((end, fds))
     }
