@@ -38,10 +38,11 @@ use std::time::Duration;
 /// The segment kind of a pipe (two SPSC rings back to back).
 pub const KIND: Kind = Kind::new(
     "ipc-queue/pipe",
-    1,
+    2,
     ipc_core::header::layout_hash(&[
         std::mem::size_of::<spsc_raw::SpscControl>() as u64,
         spsc_raw::HEADER_LEN as u64,
+        spsc_raw::SLACK as u64,
         2,
     ]),
 );

@@ -73,12 +73,13 @@ use std::time::{Duration, Instant};
 /// block; the capacity is read from the ring and checked when attaching.
 pub const KIND: Kind = Kind::new(
     "ipc-queue/spsc",
-    1,
+    2,
     ipc_core::header::layout_hash(&[
         std::mem::size_of::<spsc_raw::SpscControl>() as u64,
         std::mem::align_of::<spsc_raw::SpscControl>() as u64,
         spsc_raw::HEADER_LEN as u64,
         spsc_raw::RECORD_ALIGN as u64,
+        spsc_raw::SLACK as u64,
     ]),
 );
 
@@ -110,8 +111,9 @@ pub struct SpscRing {
 
 impl SpscBuilder {
     /// The data area's size in bytes, rounded up to a power of two (at least
-    /// 16). Records take 8 bytes of header plus the message rounded up to 8,
-    /// so a ring of `c` bytes holds `c / 16` messages of 8 bytes.
+    /// 32). Records take 8 bytes of header plus the message rounded up to 8,
+    /// and the ring keeps one 8-byte slot free after its last record, so a
+    /// ring of `c` bytes holds `c / 16 - 1` messages of 8 bytes.
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = bytes;
         self
@@ -166,7 +168,9 @@ impl SpscBuilder {
             .ok_or(AttachError::InvalidConfig(
                 "the capacity is larger than 2 GiB",
             ))?;
-        if self.fixed_len != 0 && spsc_raw::record_len(self.fixed_len) > c {
+        if self.fixed_len != 0
+            && spsc_raw::capacity_for_message(self.fixed_len).is_none_or(|need| need > c)
+        {
             return Err(AttachError::InvalidConfig(
                 "the capacity cannot hold one message",
             ));
@@ -323,7 +327,8 @@ impl SpscRing {
         self.raw.capacity()
     }
 
-    /// The largest message the ring carries (`capacity - 8`).
+    /// The largest message the ring carries: `capacity - 16` (a record
+    /// header, and the free slot the ring keeps after its last record).
     pub fn max_message_len(&self) -> usize {
         self.raw.max_message_len()
     }
@@ -1107,7 +1112,7 @@ impl Consumer {
         }
         if self.ep.peer_closed() {
             // The producer stores `closed` after its last publish; seeing
-            // `closed` (acquire), a reload of `tail` sees everything.
+            // `closed` (acquire), a new look at the header sees everything.
             if let Some(p) = self.peek()? {
                 return Ok(p);
             }
@@ -1224,8 +1229,8 @@ impl Consumer {
     /// Copies the next message into `buf`, waiting for one.
     #[inline(always)]
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        // Fast path: a message the cached tail already shows, that fits.
-        if let Some(p) = self.raw.try_peek_cached() {
+        // Fast path: a committed message that passes every check and fits.
+        if let Some(p) = self.raw.try_peek_fast() {
             if let Ok(n) = self.copy_out(p, buf) {
                 return Ok(n);
             }
@@ -1365,7 +1370,7 @@ mod tests {
             tx.try_send(&[0; 249]),
             Err(TrySendError::TooLarge(
                 (),
-                MessageTooLarge { len: 249, max: 248 }
+                MessageTooLarge { len: 249, max: 240 }
             ))
         ));
         tx.close();

@@ -9,7 +9,7 @@
 //! # Layout
 //!
 //! [`memory_size`] bytes: a [`SpscControl`] block of five 128-byte lines, then
-//! the data area of `capacity` bytes (a power of two, at least 16).
+//! the data area of `capacity` bytes (a power of two, at least 32).
 //!
 //! | line | contents | written by |
 //! |---|---|---|
@@ -24,38 +24,54 @@
 //!
 //! `head` and `tail` are positions in bytes that only grow (a `u64` does not
 //! wrap in the lifetime of a machine); the offset in the data area is the
-//! position masked by `capacity - 1`. The producer keeps its own `tail` and a
-//! cached copy of `head` in process-local memory and reloads `head` only when
-//! the cached value says the ring is full; the consumer does the same with
-//! `tail`. So in the steady state each side writes one line of its own and
-//! reads the other's only when it has to.
+//! position masked by `capacity - 1`.
 //!
-//! # Framing
+//! # Framing and publication
 //!
-//! Each message is a record: an 8-byte header (`len: u32`, `kind: u32`), the
-//! payload, and padding up to a multiple of 8. Payloads are therefore 8-byte
-//! aligned. A record is always contiguous in the data area: when it does not
-//! fit before the end, the producer writes a *pad record* covering the rest
-//! of the area, publishes it, and places the message at offset 0 (the
-//! consumer skips pad records). The largest message is `capacity - 8` bytes
-//! ([`RawRing::max_message_len`]); it fits once the ring has drained.
+//! Each message is a record: an 8-byte header word (`len: u32`, `kind: u32`),
+//! the payload, and padding up to a multiple of 8. Payloads are therefore
+//! 8-byte aligned. A record is always contiguous in the data area: when it
+//! does not fit before the end, the producer writes a *pad record* covering
+//! the rest of the area and places the message at offset 0 (the consumer
+//! skips pad records).
+//!
+//! A record is published by its own header: the producer writes the payload,
+//! clears the header slot that follows the record (stores 0 there), then
+//! stores the header word with release ordering. The consumer loads the
+//! header word at its `head` with acquire ordering: 0 means nothing is
+//! committed there yet, anything else is a record whose payload is visible.
+//! The cleared slot is what makes this sound: when the consumer moves past a
+//! record, the slot it reaches next was cleared before that record was
+//! published, so it can never mistake what an earlier lap left there (an old
+//! header, or payload bytes) for a new record. The producer therefore keeps
+//! [`SLACK`] bytes free after its last record, and the largest message is
+//! `capacity - 16` bytes ([`RawRing::max_message_len`]); it fits once the
+//! ring has drained.
+//!
+//! So a message costs the consumer one cache line (the record's own) in the
+//! steady state, not two (an index and the record): the consumer never reads
+//! `tail`. The producer still stores `tail` after each publish, on a line
+//! that nobody reads on the per-message path; it serves [`RawRing::used_bytes`]
+//! and a producer taking over from a dead one. The producer keeps a cached
+//! copy of `head` in process-local memory and reloads it only when the cached
+//! value says the ring is full.
 //!
 //! # Trust
 //!
-//! Everything read from the shared memory is checked before use: `tail` and
-//! `head` must be 8-aligned and at most `capacity` apart; a record header must
-//! have a known kind, a length that fits in the data area without crossing its
-//! end and within the committed bytes; a pad must cover exactly the rest of
-//! the area. A failed check is a [`Corrupt`] error. The header is read once
-//! (a volatile copy) and the copy is what gets checked and used, so a peer
-//! rewriting it concurrently cannot slip a value past the checks.
+//! Everything read from the shared memory is checked before use: `head` and
+//! `tail` must be 8-aligned and at most `capacity` apart; a record header must
+//! have a known kind and a length that fits in the data area without
+//! crossing its end; a pad must cover exactly the rest of the area. A failed
+//! check is a [`Corrupt`] error. The header is loaded once and the loaded
+//! value is what gets checked and used, so a peer rewriting it concurrently
+//! cannot slip a value past the checks.
 //!
 //! The per-message paths are split in two: an inlined fast path that covers
-//! the common case (a message record that fits the cached span, room that
-//! the cached `head` already shows) with a few comparisons, and an
-//! out-of-line slow path for everything else (pads, reloads that find the
-//! ring full, records that fail a check), which redoes every check and names
-//! the failure. The fast path accepts nothing the slow path would refuse.
+//! the common case (a message record, room that the cached `head` already
+//! shows) with a few comparisons, and an out-of-line slow path for everything
+//! else (pads, reloads that find the ring full, records that fail a check),
+//! which redoes every check and names the failure. The fast path accepts
+//! nothing the slow path would refuse.
 //!
 //! Payload bytes are handed out as slices into the shared memory. Another
 //! process may write them at any time (that is the nature of shared memory,
@@ -73,14 +89,18 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub const HEADER_LEN: usize = 8;
 /// Records start, and payloads are aligned, at multiples of this.
 pub const RECORD_ALIGN: usize = 8;
-/// The smallest data area: one record holding an 8-byte message.
-pub const MIN_CAPACITY: usize = 16;
+/// Bytes the producer keeps free after its last record: the header slot it
+/// clears before publishing a record.
+pub const SLACK: usize = HEADER_LEN;
+/// The smallest data area: one record holding an 8-byte message, and the
+/// slot after it.
+pub const MIN_CAPACITY: usize = 32;
 /// The largest data area accepted (lengths are stored as `u32`).
 pub const MAX_CAPACITY: usize = 1 << 31;
 
 const KIND_MSG: u32 = 0x4d53_4731; // "1GSM"
 const KIND_PAD: u32 = 0x5041_4431; // "1DAP"
-const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"SPSCRNG1");
+const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"SPSCRNG2");
 
 /// One 128-byte line.
 #[repr(C, align(128))]
@@ -151,7 +171,7 @@ pub const fn memory_size(capacity: usize) -> Option<usize> {
 /// The data-area size (power of two) needed so that a message of `len`
 /// bytes fits, or `None` if that is larger than [`MAX_CAPACITY`].
 pub const fn capacity_for_message(len: usize) -> Option<usize> {
-    let need = record_len(len);
+    let need = record_len(len) + SLACK;
     if need > MAX_CAPACITY {
         return None;
     }
@@ -163,6 +183,12 @@ pub const fn capacity_for_message(len: usize) -> Option<usize> {
 #[inline]
 pub const fn record_len(len: usize) -> usize {
     (HEADER_LEN + len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
+}
+
+/// A record header word.
+#[inline(always)]
+const fn header_word(len: u64, kind: u32) -> u64 {
+    len | ((kind as u64) << 32)
 }
 
 /// Initializes a ring in `len` bytes at `ptr`.
@@ -194,7 +220,8 @@ pub unsafe fn init_in(
     }
     // SAFETY: the caller gives exclusive, writable memory of at least `size`
     // bytes; `SpscControl` is valid when zeroed (atomics only), and writing
-    // it whole is the initialization.
+    // it whole is the initialization. Zeroing the data area clears every
+    // header slot.
     unsafe {
         ptr.as_ptr().write_bytes(0, size);
         ptr.cast::<SpscControl>()
@@ -278,6 +305,14 @@ unsafe impl Send for RawRing {}
 // SAFETY: as above; `&RawRing` gives access to atomics only.
 unsafe impl Sync for RawRing {}
 
+/// A record header that passed its checks.
+enum Record {
+    /// A message record.
+    Msg(Peeked),
+    /// A pad record of this many bytes, reaching the end of the data area.
+    Pad(u64),
+}
+
 impl RawRing {
     #[inline]
     fn ctrl(&self) -> &SpscControl {
@@ -294,7 +329,7 @@ impl RawRing {
     /// The largest message the ring carries.
     #[inline]
     pub fn max_message_len(&self) -> usize {
-        self.cap as usize - HEADER_LEN
+        self.cap as usize - HEADER_LEN - SLACK
     }
 
     /// The fixed message length of a typed ring (0 for a byte ring).
@@ -303,12 +338,20 @@ impl RawRing {
     }
 
     /// Bytes committed and not yet released (records, headers and pads
-    /// included). A snapshot: it may change at any moment.
+    /// included), as far as the published indices show. A snapshot: it may
+    /// change at any moment.
     pub fn used_bytes(&self) -> usize {
         let c = self.ctrl();
         let head = c.head.0.load(Ordering::Acquire);
         let tail = c.tail.0.load(Ordering::Acquire);
-        tail.wrapping_sub(head).min(self.cap) as usize
+        // The consumer may already have read records whose `tail` is not
+        // stored yet: then `head` is ahead and nothing is known to be queued.
+        let used = tail.wrapping_sub(head);
+        if used > self.cap {
+            0
+        } else {
+            used as usize
+        }
     }
 
     /// The event count the consumer parks on (signalled after a commit).
@@ -396,39 +439,78 @@ impl RawRing {
             .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
     }
 
-    /// A producer end starting at the ring's published `tail`.
+    /// A producer end that continues after the last committed record.
+    ///
+    /// That is normally the published `tail`, but a producer that died
+    /// between publishing a record (its header) and storing `tail` leaves
+    /// records past it, and the consumer may even have read them: the new
+    /// end starts from whichever index is further along and walks over the
+    /// committed records it finds there, up to the cleared slot.
     ///
     /// Only one producer may exist at a time (across every process); the
     /// public layer enforces it with [`RawRing::claim`].
     pub fn producer(&self) -> Result<RawProducer, Corrupt> {
         let c = self.ctrl();
-        let tail = c.tail.0.load(Ordering::Acquire);
         let head = c.head.0.load(Ordering::Acquire);
-        self.check_span(tail, head)?;
-        Ok(RawProducer {
+        let tail = c.tail.0.load(Ordering::Acquire);
+        if (tail | head) % RECORD_ALIGN as u64 != 0 {
+            return Err(Corrupt::new("index is not record-aligned", tail | head));
+        }
+        let mut end = if tail.wrapping_sub(head) <= self.cap {
+            tail
+        } else if head.wrapping_sub(tail) <= self.cap {
+            head
+        } else {
+            return Err(Corrupt::new(
+                "tail and head are further apart than the capacity",
+                tail.wrapping_sub(head),
+            ));
+        };
+        loop {
+            if end.wrapping_sub(head) > self.cap - SLACK as u64 {
+                return Err(Corrupt::new(
+                    "committed records leave no free slot",
+                    end.wrapping_sub(head),
+                ));
+            }
+            let off = end & self.mask;
+            // SYNC POINT: pairs with the release store of each header.
+            let word = self.header_at(off).load(Ordering::Acquire);
+            if word == 0 {
+                break;
+            }
+            end = end.wrapping_add(match self.parse(off, word)? {
+                Record::Msg(p) => p.need,
+                Record::Pad(n) => n,
+            });
+        }
+        let mut p = RawProducer {
             ring: *self,
-            tail,
+            tail: end,
             published_tail: tail,
             cached_head: head,
             pad_published: false,
-        })
+        };
+        p.publish();
+        Ok(p)
     }
 
     /// A consumer end starting at the ring's published `head`.
     pub fn consumer(&self) -> Result<RawConsumer, Corrupt> {
-        let c = self.ctrl();
-        let head = c.head.0.load(Ordering::Acquire);
-        let tail = c.tail.0.load(Ordering::Acquire);
-        self.check_span(tail, head)?;
+        let head = self.ctrl().head.0.load(Ordering::Acquire);
+        if head % RECORD_ALIGN as u64 != 0 {
+            return Err(Corrupt::new("index is not record-aligned", head));
+        }
         Ok(RawConsumer {
             ring: *self,
             head,
             published_head: head,
-            cached_tail: head,
             released_pad: false,
         })
     }
 
+    /// Checks the consumer's `head` against the producer's `tail`: 8-aligned,
+    /// at most the capacity behind. Returns the bytes in use.
     #[inline]
     fn check_span(&self, tail: u64, head: u64) -> Result<u64, Corrupt> {
         let used = tail.wrapping_sub(head);
@@ -438,23 +520,41 @@ impl RawRing {
                 used,
             ));
         }
-        if (tail | head) % RECORD_ALIGN as u64 != 0 {
-            return Err(Corrupt::new("index is not record-aligned", tail | head));
+        if head % RECORD_ALIGN as u64 != 0 {
+            return Err(Corrupt::new("index is not record-aligned", head));
         }
         Ok(used)
     }
 
-    /// The message record whose header `word` was read at `off`, if it is a
-    /// message (not a pad) that lies within the `avail` committed bytes and
-    /// before the end of the area; `None` for anything else.
+    /// The header slot at `off` in the data area.
+    ///
+    /// `off` must be 8-aligned and below the capacity (checked in debug
+    /// builds; every caller derives it from an 8-aligned position masked by
+    /// `capacity - 1`, or from a checked record end).
     #[inline(always)]
-    fn check_message(&self, off: u64, word: u64, avail: u64) -> Option<Peeked> {
-        // Computed in `u64` from a `u32` length, so it cannot overflow;
-        // `need` within the rest of the area also bounds the length by the
-        // largest message.
+    fn header_at(&self, off: u64) -> &AtomicU64 {
+        debug_assert!(off % 8 == 0 && off < self.cap);
+        // SAFETY: `off` is 8-aligned and `off + 8 <= cap`, so the word lies
+        // inside the data area, which starts 128-aligned: the pointer is
+        // aligned for `AtomicU64`, any bits are a valid value, and the
+        // memory stays mapped while `self` is used (the contract of
+        // `attach`). Header slots are only ever accessed as atomics while
+        // they can be read by the other end (see the module docs).
+        unsafe { AtomicU64::from_ptr(self.at(off).cast::<u64>()) }
+    }
+
+    /// The message record whose header `word` was read at `off`, if it is a
+    /// message (not a pad) whose record fits before the end of the area and
+    /// leaves the free slot; `None` for anything else.
+    #[inline(always)]
+    fn check_message(&self, off: u64, word: u64) -> Option<Peeked> {
+        // Computed in `u64` from a `u32` length, so it cannot overflow.
         let len32 = word & 0xffff_ffff;
         let need = (len32 + (HEADER_LEN + RECORD_ALIGN - 1) as u64) & !(RECORD_ALIGN as u64 - 1);
-        if (word >> 32) as u32 == KIND_MSG && need <= avail && need <= self.cap - off {
+        if (word >> 32) as u32 == KIND_MSG
+            && need <= self.cap - off
+            && need <= self.cap - SLACK as u64
+        {
             return Some(Peeked {
                 off,
                 len: len32 as usize,
@@ -462,6 +562,33 @@ impl RawRing {
             });
         }
         None
+    }
+
+    /// Checks the non-zero header `word` read at `off` in full, naming what
+    /// is wrong.
+    fn parse(&self, off: u64, word: u64) -> Result<Record, Corrupt> {
+        let len = word & 0xffff_ffff;
+        let to_end = self.cap - off;
+        match (word >> 32) as u32 {
+            KIND_MSG => {
+                if len > self.max_message_len() as u64 {
+                    return Err(Corrupt::new("message length exceeds the ring", len));
+                }
+                if record_len(len as usize) as u64 > to_end {
+                    return Err(Corrupt::new("message crosses the end of the ring", len));
+                }
+                self.check_message(off, word)
+                    .map(Record::Msg)
+                    .ok_or(Corrupt::new("bad message header", word))
+            }
+            KIND_PAD => {
+                if len != to_end {
+                    return Err(Corrupt::new("pad does not reach the end of the ring", len));
+                }
+                Ok(Record::Pad(len))
+            }
+            _ => Err(Corrupt::new("unknown record kind", word)),
+        }
     }
 
     /// A pointer to `off` in the data area.
@@ -520,7 +647,7 @@ pub enum ReserveError {
 #[derive(Debug)]
 pub struct RawProducer {
     ring: RawRing,
-    /// Bytes written so far, published or not.
+    /// Bytes written so far; every record below it is published.
     tail: u64,
     /// The tail as last stored in shared memory.
     published_tail: u64,
@@ -535,15 +662,24 @@ impl RawProducer {
         &self.ring
     }
 
-    /// Whether `need` bytes are free, reloading `head` only if the cached
-    /// copy says they are not.
+    /// Free bytes by the cached `head`, less the slot kept clear. `tail -
+    /// cached_head` was checked to be at most the capacity less the slack
+    /// when `head` was loaded and grows only by checked amounts since, so
+    /// this does not wrap.
+    #[inline(always)]
+    fn room(&self) -> u64 {
+        self.ring.cap - SLACK as u64 - self.tail.wrapping_sub(self.cached_head)
+    }
+
+    /// Whether a record of `need` bytes can be placed, reloading `head` only
+    /// if the cached copy says it cannot.
     #[inline]
     fn has_room(&mut self, need: u64) -> Result<bool, Corrupt> {
-        if self.ring.cap - self.tail.wrapping_sub(self.cached_head) >= need {
+        if self.room() >= need {
             return Ok(true);
         }
         self.reload_head()?;
-        Ok(self.ring.cap - self.tail.wrapping_sub(self.cached_head) >= need)
+        Ok(self.room() >= need)
     }
 
     #[cold]
@@ -555,6 +691,9 @@ impl RawProducer {
         if head.wrapping_sub(self.cached_head) > self.ring.cap {
             return Err(Corrupt::new("head moved backwards", head));
         }
+        if self.tail.wrapping_sub(head) > self.ring.cap - SLACK as u64 {
+            return Err(Corrupt::new("head is behind the free slot", head));
+        }
         self.cached_head = head;
         Ok(())
     }
@@ -562,7 +701,7 @@ impl RawProducer {
     /// Free bytes as far as this end knows (reloads the consumer's head).
     pub fn free_bytes(&mut self) -> Result<usize, Corrupt> {
         self.reload_head()?;
-        Ok((self.ring.cap - self.tail.wrapping_sub(self.cached_head)) as usize)
+        Ok(self.room() as usize)
     }
 
     /// Reserves room for a `len`-byte message. On success the payload bytes
@@ -574,11 +713,8 @@ impl RawProducer {
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Reservation, ReserveError> {
         // Fast path: the record fits before the end of the data area and the
-        // cached `head` already shows room for it. `tail - cached_head` was
-        // checked to be at most the capacity when `head` was last loaded and
-        // only grows by reserved (checked) amounts since, so the subtraction
-        // cannot wrap. Anything else takes the slow path, which redoes every
-        // check and reports why.
+        // cached `head` already shows room for it. Anything else takes the
+        // slow path, which redoes every check and reports why.
         match self.try_reserve_fast(len) {
             Some(r) => Ok(r),
             None => self.try_reserve_slow(len),
@@ -592,9 +728,7 @@ impl RawProducer {
         let off = self.tail & self.ring.mask;
         if len <= self.ring.max_message_len() {
             let need = record_len(len) as u64;
-            if need <= self.ring.cap - off
-                && self.ring.cap - self.tail.wrapping_sub(self.cached_head) >= need
-            {
+            if need <= self.ring.cap - off && self.room() >= need {
                 return Some(Reservation { off, len });
             }
         }
@@ -616,9 +750,9 @@ impl RawProducer {
             if !self.has_room(to_end).map_err(ReserveError::Corrupt)? {
                 return Err(ReserveError::Full);
             }
-            // SAFETY: `off` is 8-aligned and `to_end >= 8` bytes remain, all
-            // free (checked), so this process alone may write them.
-            unsafe { write_header(self.ring.at(off), to_end as u32, KIND_PAD) };
+            // `to_end >= 8` free bytes from `off` (8-aligned) to the end,
+            // and the slot after them: this process alone may write them.
+            self.put_header(off, to_end, header_word(to_end, KIND_PAD));
             self.tail = self.tail.wrapping_add(to_end);
             self.publish();
             self.pad_published = true;
@@ -628,6 +762,18 @@ impl RawProducer {
             return Err(ReserveError::Full);
         }
         Ok(Reservation { off, len })
+    }
+
+    /// Publishes the record of `need` bytes at `off` (free, checked room)
+    /// with the header `word`: clears the slot after it, then stores the
+    /// header with release ordering.
+    #[inline(always)]
+    fn put_header(&self, off: u64, need: u64, word: u64) {
+        let next = (off + need) & self.ring.mask;
+        self.ring.header_at(next).store(0, Ordering::Relaxed);
+        // SYNC POINT: pairs with the consumer's acquire load of this header:
+        // the payload and the cleared slot after it are visible with it.
+        self.ring.header_at(off).store(word, Ordering::Release);
     }
 
     /// Whether a pad record was published since the last call (the consumer
@@ -660,9 +806,9 @@ impl RawProducer {
         unsafe { std::slice::from_raw_parts(self.ring.at(r.off + HEADER_LEN as u64), r.len) }
     }
 
-    /// Writes the header of a reservation, shortened to `len` bytes
-    /// (`len <= r.len()`), and moves the local tail past it. Not visible to
-    /// the consumer until [`RawProducer::publish`].
+    /// Publishes a reservation, shortened to `len` bytes (`len <= r.len()`):
+    /// the consumer may read it from now on. [`RawProducer::publish`] then
+    /// stores the new `tail` for [`RawRing::used_bytes`].
     ///
     /// # Panics
     /// If `len > r.len()`.
@@ -673,18 +819,18 @@ impl RawProducer {
             "commit of {len} bytes into a grant of {}",
             r.len
         );
-        // SAFETY: the header slot is the first 8 bytes of the reserved,
-        // still unpublished record.
-        unsafe { write_header(self.ring.at(r.off), len as u32, KIND_MSG) };
-        self.tail = (self.tail & !self.ring.mask) + r.off + record_len(len) as u64;
+        let need = record_len(len) as u64;
+        self.put_header(r.off, need, header_word(len as u64, KIND_MSG));
+        self.tail = (self.tail & !self.ring.mask) + r.off + need;
     }
 
-    /// Makes every committed record visible to the consumer (one store).
+    /// Stores the `tail` of every committed record (one store, on a line the
+    /// consumer does not read per message).
     #[inline]
     pub fn publish(&mut self) {
         if self.tail != self.published_tail {
-            // SYNC POINT: pairs with the consumer's acquire load of `tail`:
-            // every record and header written before is visible with it.
+            // SYNC POINT: pairs with the acquire loads of `tail` in
+            // `used_bytes` and in a producer taking over.
             self.ring.ctrl().tail.0.store(self.tail, Ordering::Release);
             self.published_tail = self.tail;
         }
@@ -731,15 +877,13 @@ impl Peeked {
     }
 }
 
-/// The reading end of a ring. Process-local state: the authoritative head and
-/// a cached copy of the producer's tail.
+/// The reading end of a ring. Process-local state: the authoritative head.
 #[derive(Debug)]
 pub struct RawConsumer {
     ring: RawRing,
     /// Bytes consumed so far, published or not.
     head: u64,
     published_head: u64,
-    cached_tail: u64,
     released_pad: bool,
 }
 
@@ -750,18 +894,20 @@ impl RawConsumer {
         &self.ring
     }
 
-    #[inline]
-    fn reload_tail(&mut self) -> Result<u64, Corrupt> {
-        // SYNC POINT: pairs with the producer's release store of `tail`.
-        let tail = self.ring.ctrl().tail.0.load(Ordering::Acquire);
-        let used = self.ring.check_span(tail, self.head)?;
-        self.cached_tail = tail;
-        Ok(used)
+    /// The header word at `head`, loaded with acquire ordering.
+    #[inline(always)]
+    fn header(&self) -> (u64, u64) {
+        // `head` is 8-aligned (checked at attach and advanced by checked
+        // record lengths only), so the slot lies inside the data area.
+        let off = self.head & self.ring.mask;
+        // SYNC POINT: pairs with the producer's release store of the header
+        // in `put_header`: the record's payload is visible with it.
+        (off, self.ring.header_at(off).load(Ordering::Acquire))
     }
 
-    /// Whether a message (or pad) is committed and unread. Reloads `tail`.
+    /// Whether a message (or pad) is committed and unread.
     pub fn has_data(&mut self) -> Result<bool, Corrupt> {
-        Ok(self.reload_tail()? != 0)
+        Ok(self.header().1 != 0)
     }
 
     /// The next message, if one is committed, after checking its header.
@@ -769,57 +915,22 @@ impl RawConsumer {
     /// [`RawConsumer::take_released_pad`]).
     #[inline]
     pub fn try_peek(&mut self) -> Result<Option<Peeked>, Corrupt> {
-        // Fast path: a message record (no pad) that passes every check. The
-        // span `cached_tail - head` was checked against the capacity when
-        // `tail` was loaded and shrinks only by checked record lengths, so
-        // `avail` needs no new check; anything unusual (a pad, a bad header)
-        // goes to the slow path, which reads the header again and checks it
-        // in full.
-        let off = self.head & self.ring.mask;
-        // SAFETY: `head` is 8-aligned (checked at attach and advanced by
-        // record lengths only), so `off + 8 <= cap`: the header slot lies
-        // inside the data area.
-        let slot = unsafe { self.ring.at(off) }.cast::<u64>();
-        let mut avail = self.cached_tail.wrapping_sub(self.head);
-        let word;
-        if avail == 0 {
-            // SYNC POINT: pairs with the producer's release store of `tail`;
-            // the early header read is explained in `try_peek_slow`.
-            let tail = self.ring.ctrl().tail.0.load(Ordering::Acquire);
-            // SAFETY: inside the data area (see above); a volatile read of
-            // memory another process may be writing, used only if `tail`
-            // says it was committed.
-            word = unsafe { slot.read_volatile() };
-            avail = self.ring.check_span(tail, self.head)?;
-            self.cached_tail = tail;
-            if avail == 0 {
-                return Ok(None);
-            }
-        } else {
-            // SAFETY: as above; at least 8 committed bytes lie there.
-            word = unsafe { slot.read_volatile() };
+        let (off, word) = self.header();
+        if let Some(p) = self.ring.check_message(off, word) {
+            return Ok(Some(p));
         }
-        match self.ring.check_message(off, word, avail) {
-            Some(p) => Ok(Some(p)),
-            None => self.try_peek_slow(),
+        if word == 0 {
+            return Ok(None);
         }
+        self.try_peek_slow()
     }
 
-    /// The next message if the cached `tail` already shows one and its
-    /// header passes every check; `None` otherwise (then
-    /// [`RawConsumer::try_peek`] decides). Loads no shared index.
+    /// The next message if one is committed and its header passes every
+    /// check; `None` otherwise (then [`RawConsumer::try_peek`] decides).
     #[inline(always)]
-    pub(crate) fn try_peek_cached(&mut self) -> Option<Peeked> {
-        let avail = self.cached_tail.wrapping_sub(self.head);
-        if avail == 0 {
-            return None;
-        }
-        let off = self.head & self.ring.mask;
-        // SAFETY: `head` is 8-aligned, so the header slot lies inside the
-        // data area, and at least 8 committed bytes lie there (`avail` was
-        // checked against the capacity when `tail` was loaded).
-        let word = unsafe { self.ring.at(off).cast::<u64>().read_volatile() };
-        self.ring.check_message(off, word, avail)
+    pub(crate) fn try_peek_fast(&mut self) -> Option<Peeked> {
+        let (off, word) = self.header();
+        self.ring.check_message(off, word)
     }
 
     /// [`RawConsumer::try_peek`] in full: pads, and the precise error for a
@@ -828,71 +939,17 @@ impl RawConsumer {
     #[inline(never)]
     fn try_peek_slow(&mut self) -> Result<Option<Peeked>, Corrupt> {
         loop {
-            let off = self.head & self.ring.mask;
-            // SAFETY: `head` is 8-aligned (checked at attach and advanced by
-            // record lengths only), so `off + 8 <= cap`: the header slot lies
-            // inside the data area.
-            let slot = unsafe { self.ring.at(off) }.cast::<u64>();
-            let mut avail = self.cached_tail.wrapping_sub(self.head);
-            let word;
-            if avail == 0 {
-                // SYNC POINT: pairs with the producer's release store of
-                // `tail`. The header is read right after, before `tail`'s
-                // value is known, so that on x86 both cache misses overlap
-                // (loads are not reordered with loads: if `tail` shows the
-                // record, the header read sees it too). The word is only used
-                // if `tail` says it was committed.
-                let tail = self.ring.ctrl().tail.0.load(Ordering::Acquire);
-                // SAFETY: inside the data area (see above); a volatile read
-                // of memory another process may be writing.
-                word = unsafe { slot.read_volatile() };
-                avail = self.ring.check_span(tail, self.head)?;
-                self.cached_tail = tail;
-                if avail == 0 {
-                    return Ok(None);
-                }
-            } else {
-                // SAFETY: as above; at least 8 committed bytes lie there.
-                word = unsafe { slot.read_volatile() };
+            let (off, word) = self.header();
+            if word == 0 {
+                return Ok(None);
             }
-            let len = (word & 0xffff_ffff) as usize;
-            let kind = (word >> 32) as u32;
-            let to_end = self.ring.cap - off;
-            match kind {
-                KIND_MSG => {
-                    if len > self.ring.max_message_len() {
-                        return Err(Corrupt::new("message length exceeds the ring", len as u64));
-                    }
-                    let need = record_len(len) as u64;
-                    if need > to_end {
-                        return Err(Corrupt::new(
-                            "message crosses the end of the ring",
-                            len as u64,
-                        ));
-                    }
-                    if need > avail {
-                        return Err(Corrupt::new(
-                            "message length exceeds the committed bytes",
-                            len as u64,
-                        ));
-                    }
-                    return Ok(Some(Peeked { off, len, need }));
-                }
-                KIND_PAD => {
-                    if len as u64 != to_end {
-                        return Err(Corrupt::new(
-                            "pad does not reach the end of the ring",
-                            len as u64,
-                        ));
-                    }
-                    if to_end > avail {
-                        return Err(Corrupt::new("pad exceeds the committed bytes", len as u64));
-                    }
-                    self.head = self.head.wrapping_add(to_end);
+            match self.ring.parse(off, word)? {
+                Record::Msg(p) => return Ok(Some(p)),
+                Record::Pad(n) => {
+                    self.head = self.head.wrapping_add(n);
                     self.publish();
                     self.released_pad = true;
                 }
-                _ => return Err(Corrupt::new("unknown record kind", word)),
             }
         }
     }
@@ -912,7 +969,7 @@ impl RawConsumer {
     #[inline]
     pub unsafe fn payload(&self, p: Peeked) -> &[u8] {
         // SAFETY: checked by `try_peek`: the payload lies inside the data
-        // area and within committed bytes the producer no longer writes.
+        // area, in a record the producer published and no longer writes.
         unsafe { std::slice::from_raw_parts(self.ring.at(p.off + HEADER_LEN as u64), p.len) }
     }
 
@@ -952,18 +1009,6 @@ impl RawConsumer {
         self.publish();
         Ok(Some(p.len))
     }
-}
-
-/// Writes a record header.
-///
-/// # Safety
-/// `at` must be 8-aligned and writable for 8 bytes, inside a record this
-/// producer owns.
-#[inline]
-unsafe fn write_header(at: *mut u8, len: u32, kind: u32) {
-    let word = u64::from(len) | (u64::from(kind) << 32);
-    // SAFETY: per the contract above.
-    unsafe { at.cast::<u64>().write_volatile(word) };
 }
 
 /// A ring over heap memory, for tests and single-process use.
@@ -1025,14 +1070,19 @@ mod tests {
 
     #[test]
     fn sizes_and_capacities() {
-        assert_eq!(memory_size(16), Some(640 + 16));
-        assert_eq!(memory_size(24), None);
-        assert_eq!(memory_size(8), None);
-        assert_eq!(capacity_for_message(8), Some(16));
-        assert_eq!(capacity_for_message(9), Some(32));
-        assert_eq!(capacity_for_message(0), Some(16));
+        assert_eq!(memory_size(16), None);
+        assert_eq!(memory_size(32), Some(640 + 32));
+        assert_eq!(memory_size(48), None);
+        assert_eq!(capacity_for_message(0), Some(32));
+        assert_eq!(capacity_for_message(8), Some(32));
+        assert_eq!(capacity_for_message(16), Some(32));
+        assert_eq!(capacity_for_message(17), Some(64));
         assert_eq!(record_len(0), 8);
         assert_eq!(record_len(1), 16);
+        for len in [0, 1, 8, 16, 17, 100, 4096] {
+            let h = HeapRing::new(capacity_for_message(len).unwrap()).unwrap();
+            assert!(h.ring().max_message_len() >= len);
+        }
     }
 
     #[test]
@@ -1040,8 +1090,8 @@ mod tests {
         let h = HeapRing::new(64).unwrap();
         let mut p = h.ring().producer().unwrap();
         let mut c = h.ring().consumer().unwrap();
-        assert_eq!(h.ring().max_message_len(), 56);
-        assert_eq!(p.try_push(&[0; 57]), Err(ReserveError::TooLarge));
+        assert_eq!(h.ring().max_message_len(), 48);
+        assert_eq!(p.try_push(&[0; 49]), Err(ReserveError::TooLarge));
         for round in 0..50u8 {
             let len = (round as usize * 7) % 40;
             let msg: Vec<u8> = (0..len as u8).map(|b| b ^ round).collect();
@@ -1056,42 +1106,133 @@ mod tests {
             assert_eq!(&buf[..len], &msg[..]);
             assert_eq!(c.try_pop_into(&mut buf), Ok(None));
         }
-        // The largest message needs the whole area: the producer pads to the
-        // end, and once the consumer has skipped the pad it fits.
-        if p.try_push(&[1; 56]) == Err(ReserveError::Full) {
+        // The largest message needs the whole area but the free slot: the
+        // producer pads to the end, and once the consumer has skipped the
+        // pad it fits.
+        if p.try_push(&[1; 48]) == Err(ReserveError::Full) {
             assert!(p.take_pad_published());
             assert_eq!(c.try_peek(), Ok(None));
             assert!(c.take_released_pad());
-            p.try_push(&[1; 56]).unwrap();
+            p.try_push(&[1; 48]).unwrap();
         }
         assert_eq!(p.try_push(&[]), Err(ReserveError::Full));
-        let mut buf = [0u8; 56];
-        assert_eq!(c.try_pop_into(&mut buf[..10]), Err(Ok(56)));
-        assert_eq!(c.try_pop_into(&mut buf), Ok(Some(56)));
-        assert_eq!(buf, [1; 56]);
+        let mut buf = [0u8; 48];
+        assert_eq!(c.try_pop_into(&mut buf[..10]), Err(Ok(48)));
+        assert_eq!(c.try_pop_into(&mut buf), Ok(Some(48)));
+        assert_eq!(buf, [1; 48]);
     }
 
     #[test]
-    fn corrupt_indices_are_errors() {
+    fn a_record_is_visible_before_tail_is_stored() {
         let h = HeapRing::new(64).unwrap();
         let mut p = h.ring().producer().unwrap();
         let mut c = h.ring().consumer().unwrap();
+        let r = p.try_reserve(3).unwrap();
+        // SAFETY: just reserved.
+        unsafe { p.payload(r) }.copy_from_slice(b"abc");
+        assert_eq!(c.try_peek(), Ok(None));
+        p.commit(r, 3);
+        // Not published: `tail` still says empty, the header says otherwise.
+        assert_eq!(h.ring().used_bytes(), 0);
+        let mut buf = [0u8; 8];
+        assert_eq!(c.try_pop_into(&mut buf), Ok(Some(3)));
+        // The consumer is now ahead of the stored `tail`.
+        assert_eq!(h.ring().used_bytes(), 0);
+        p.publish();
+        assert_eq!(h.ring().used_bytes(), 0);
+    }
+
+    #[test]
+    fn a_new_producer_continues_after_unpublished_records() {
+        let h = HeapRing::new(128).unwrap();
+        let mut p = h.ring().producer().unwrap();
+        let mut c = h.ring().consumer().unwrap();
+        p.try_push(b"one").unwrap();
+        // Two records committed, `tail` never stored (a producer that died
+        // right after publishing them).
+        for msg in [&b"two"[..], b"three"] {
+            let r = p.try_reserve(msg.len()).unwrap();
+            // SAFETY: just reserved.
+            unsafe { p.payload(r) }.copy_from_slice(msg);
+            p.commit(r, msg.len());
+        }
+        let mut p = h.ring().producer().unwrap();
+        assert_eq!(h.ring().used_bytes(), 48);
+        p.try_push(b"four").unwrap();
+        let mut buf = [0u8; 8];
+        for want in [&b"one"[..], b"two", b"three", b"four"] {
+            let n = c.try_pop_into(&mut buf).unwrap().unwrap();
+            assert_eq!(&buf[..n], want);
+        }
+        // The consumer read records whose `tail` was never stored: the next
+        // producer starts from `head`.
+        let r = p.try_reserve(4).unwrap();
+        // SAFETY: just reserved.
+        unsafe { p.payload(r) }.copy_from_slice(b"five");
+        p.commit(r, 4);
+        assert_eq!(c.try_pop_into(&mut buf), Ok(Some(4)));
+        let mut p = h.ring().producer().unwrap();
+        p.try_push(b"six").unwrap();
+        assert_eq!(c.try_pop_into(&mut buf), Ok(Some(3)));
+        assert_eq!(&buf[..3], b"six");
+        assert_eq!(c.try_pop_into(&mut buf), Ok(None));
+    }
+
+    #[test]
+    fn corrupt_records_and_indices_are_errors() {
+        let h = HeapRing::new(64).unwrap();
+        let ring = *h.ring();
+        let mut p = ring.producer().unwrap();
+        let mut c = ring.consumer().unwrap();
         p.try_push(b"hello").unwrap();
-        // A tail far ahead of head.
-        h.ring().ctrl().tail.0.store(1 << 40, Ordering::Release);
-        assert!(c.try_peek().is_err());
-        // A header claiming more bytes than committed.
-        h.ring().ctrl().tail.0.store(16, Ordering::Release);
-        // SAFETY: offset 0 of the data area, 8-aligned, test-owned memory.
-        unsafe { write_header(h.ring().at(0), 40, KIND_MSG) };
+        let slot = ring.header_at(0);
+        let good = slot.load(Ordering::Relaxed);
+        let cases = [
+            (header_word(49, KIND_MSG), "message length exceeds the ring"),
+            (header_word(5, 77), "unknown record kind"),
+            (
+                header_word(16, KIND_PAD),
+                "pad does not reach the end of the ring",
+            ),
+        ];
+        for (word, what) in cases {
+            slot.store(word, Ordering::Relaxed);
+            assert_eq!(c.try_peek().unwrap_err().what, what);
+        }
+        slot.store(good, Ordering::Relaxed);
+        let mut buf = [0u8; 8];
+        assert_eq!(c.try_pop_into(&mut buf), Ok(Some(5)));
+        for _ in 0..2 {
+            p.try_push(b"x").unwrap();
+            assert_eq!(c.try_pop_into(&mut buf), Ok(Some(1)));
+        }
+        // The consumer is at offset 48: a 16-byte message would cross the end.
+        ring.header_at(48)
+            .store(header_word(16, KIND_MSG), Ordering::Relaxed);
         assert_eq!(
             c.try_peek().unwrap_err().what,
-            "message length exceeds the committed bytes"
+            "message crosses the end of the ring"
         );
-        // SAFETY: as above.
-        unsafe { write_header(h.ring().at(0), 5, 77) };
-        assert_eq!(c.try_peek().unwrap_err().what, "unknown record kind");
-        h.ring().ctrl().head.0.store(3, Ordering::Release);
+        ring.header_at(48).store(0, Ordering::Relaxed);
+        // Indices: a misaligned head, and a tail far from head.
+        ring.ctrl().head.0.store(3, Ordering::Release);
         assert!(p.free_bytes().is_err());
+        assert!(ring.consumer().is_err());
+        ring.ctrl().head.0.store(48, Ordering::Release);
+        ring.ctrl().tail.0.store(1 << 40, Ordering::Release);
+        assert_eq!(
+            ring.producer().unwrap_err().what,
+            "tail and head are further apart than the capacity"
+        );
+        // Records claimed all the way round the ring.
+        ring.ctrl().tail.0.store(48, Ordering::Release);
+        for off in [48, 0, 16, 32] {
+            ring.header_at(off)
+                .store(header_word(8, KIND_MSG), Ordering::Relaxed);
+        }
+        assert_eq!(
+            ring.producer().unwrap_err().what,
+            "committed records leave no free slot"
+        );
     }
 }

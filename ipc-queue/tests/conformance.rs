@@ -8,7 +8,7 @@ use ipc_queue::error::{TryRecvError, TrySendError};
 use ipc_queue::pipe::{Connection, Pipe};
 use ipc_queue::spsc::{Consumer, Producer, SpscRing};
 use ipc_queue::spsc_pod::{PodConsumer, PodProducer};
-use ipc_queue::spsc_raw::record_len;
+use ipc_queue::spsc_raw::{record_len, SLACK};
 use suite::{Conformance, Outcome, SuiteRx, SuiteTx};
 
 fn send_outcome<T>(r: Result<(), TrySendError<T>>) -> Outcome {
@@ -65,7 +65,7 @@ impl Conformance for Bytes {
     const VARIABLE: bool = true;
     fn channel(capacity: usize, max_len: usize) -> (Producer, Consumer) {
         let ring = SpscRing::builder()
-            .capacity(record_len(max_len) * capacity)
+            .capacity(record_len(max_len) * capacity + SLACK)
             .create()
             .unwrap();
         (ring.producer().unwrap(), ring.consumer().unwrap())
@@ -148,7 +148,7 @@ impl Conformance for PipeAtoB {
     const VARIABLE: bool = true;
     fn channel(capacity: usize, max_len: usize) -> (PipeTx, PipeRx) {
         let p = Pipe::builder()
-            .capacity(record_len(max_len) * capacity)
+            .capacity(record_len(max_len) * capacity + SLACK)
             .create()
             .unwrap();
         (PipeTx(p.end_a().unwrap()), PipeRx(p.end_b().unwrap()))

@@ -39,29 +39,15 @@ fn each_corrupt_field_is_reported() {
     let mut tx = ring.producer().unwrap();
     let mut rx = ring.consumer().unwrap();
     tx.send(b"0123456789").unwrap();
-    let good_tail = word(&ring, TAIL).load(Ordering::Relaxed);
     let good_header = word(&ring, DATA).load(Ordering::Relaxed);
 
-    // A tail further from head than the capacity.
-    word(&ring, TAIL).store(1 << 40, Ordering::Relaxed);
-    assert_eq!(
-        corrupt_what(rx.try_recv().unwrap_err()),
-        "tail and head are further apart than the capacity"
-    );
-    // A tail that is not on a record boundary.
-    word(&ring, TAIL).store(good_tail + 3, Ordering::Relaxed);
-    assert_eq!(
-        corrupt_what(rx.try_recv().unwrap_err()),
-        "index is not record-aligned"
-    );
-    word(&ring, TAIL).store(good_tail, Ordering::Relaxed);
+    let good_tail = word(&ring, TAIL).load(Ordering::Relaxed);
 
-    // A length beyond what was committed, beyond the ring, crossing its end.
-    word(&ring, DATA).store(header(200, b"1GSM"), Ordering::Relaxed);
-    assert_eq!(
-        corrupt_what(rx.try_recv().unwrap_err()),
-        "message length exceeds the committed bytes"
-    );
+    // The consumer reads record headers, never `tail`: a wild `tail` does
+    // not disturb it (a producer taking over refuses one; see the ring's
+    // unit tests).
+    word(&ring, TAIL).store(1 << 40, Ordering::Relaxed);
+
     word(&ring, DATA).store(header(u32::MAX, b"1GSM"), Ordering::Relaxed);
     assert_eq!(
         corrupt_what(rx.try_recv().unwrap_err()),
@@ -84,6 +70,7 @@ fn each_corrupt_field_is_reported() {
     // Restored, the message reads fine: nothing was consumed on the way.
     word(&ring, DATA).store(good_header, Ordering::Relaxed);
     assert_eq!(&*rx.try_recv().unwrap(), b"0123456789");
+    word(&ring, TAIL).store(good_tail, Ordering::Relaxed);
 
     // The producer checks the consumer's index the same way.
     while tx.try_send(&[0; 32]).is_ok() {}
@@ -106,10 +93,8 @@ fn a_message_crossing_the_end_is_refused() {
         drop(rx.recv().unwrap());
     }
     tx.send(&[2; 8]).unwrap();
-    // 16 bytes remain before the end; claim a 40-byte message there and
-    // commit enough bytes for it.
+    // 16 bytes remain before the end; claim a 40-byte message there.
     word(&ring, DATA + 48).store(header(40, b"1GSM"), Ordering::Relaxed);
-    word(&ring, TAIL).store(48 + 48, Ordering::Relaxed);
     assert_eq!(
         corrupt_what(rx.try_recv().unwrap_err()),
         "message crosses the end of the ring"

@@ -141,7 +141,7 @@ fn total() -> u64 {
 
 #[test]
 fn tiny_rings_under_random_schedules() {
-    for (i, capacity) in [16usize, 32, 64, 128].into_iter().enumerate() {
+    for (i, capacity) in [32usize, 64, 128, 256].into_iter().enumerate() {
         for seed in 0..3 {
             run(capacity, total(), seed * 31 + i as u64);
         }
