@@ -42,7 +42,9 @@ fn err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
 #[inline]
 fn fill(buf: &mut [u8], v: u64) {
     buf[..8].copy_from_slice(&v.to_le_bytes());
-    buf[8..].fill(v as u8);
+    if buf.len() > 8 {
+        buf[8..].fill(v as u8);
+    }
 }
 
 /// Reads back what [`fill`] wrote; `None` if the bytes do not match.
