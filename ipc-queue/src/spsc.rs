@@ -836,9 +836,10 @@ impl Producer {
         Ok(())
     }
 
-    /// Copies as many of `msgs` as fit now, in order, and publishes them
-    /// together (one index store, at most one wake-up). Returns how many
-    /// were sent; the caller retries with the rest.
+    /// Copies as many of `msgs` as fit now, in order. Each is readable as
+    /// soon as it is written; the batch ends with one index store and at
+    /// most one wake-up. Returns how many were sent; the caller retries with
+    /// the rest.
     ///
     /// # Errors
     /// Only when not even the first message could be sent: as
@@ -855,9 +856,9 @@ impl Producer {
     }
 
     /// Writes up to `count` messages of `len` bytes each in place, as many as
-    /// fit now: `write(i, bytes)` fills message `i`. They are published
-    /// together (one index store, at most one wake-up). Returns how many were
-    /// written.
+    /// fit now: `write(i, bytes)` fills message `i`. Each is readable as
+    /// soon as it is written; the batch ends with one index store and at
+    /// most one wake-up. Returns how many were written.
     ///
     /// # Errors
     /// Only when not even the first message fits: as

@@ -219,8 +219,8 @@ impl<T: Shareable + Copy> PodProducer<T> {
         }
     }
 
-    /// Sends as many of `values` as fit now, published together; returns how
-    /// many. Errors only if none fit (as [`PodProducer::try_send`], without
+    /// Sends as many of `values` as fit now (one index store and at most one
+    /// wake-up for the batch); returns how many. Errors only if none fit (as [`PodProducer::try_send`], without
     /// a value to hand back).
     pub fn try_send_batch(&mut self, values: &[T]) -> Result<usize, TrySendError<()>> {
         self.inner
