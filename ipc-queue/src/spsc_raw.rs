@@ -196,14 +196,14 @@ const PREFETCH_AHEAD: u64 = 4 * LINE;
 /// the program's meaning: a prefetch reads nothing and cannot fault.
 #[inline(always)]
 fn prefetch_for_write(at: *const u8) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: `prefetchw` only hints the cache; it does not access memory
     // architecturally, cannot fault, and touches no register but its
     // address operand. CPUs without the instruction treat it as a no-op.
     unsafe {
         std::arch::asm!("prefetchw [{0}]", in(reg) at, options(nostack, preserves_flags, readonly));
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(any(not(target_arch = "x86_64"), miri))]
     let _ = at;
 }
 
