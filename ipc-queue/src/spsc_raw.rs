@@ -689,11 +689,13 @@ impl RawProducer {
 
     /// Free bytes by the cached `head`, less the slot kept clear. `tail -
     /// cached_head` was checked to be at most the capacity less the slack
-    /// when `head` was loaded and grows only by checked amounts since, so
-    /// this does not wrap.
+    /// when `head` was loaded and grows only by reserved amounts since; the
+    /// subtraction saturates all the same, so that a reservation committed
+    /// out of turn (a misuse of this safe API) reads as a full ring instead
+    /// of a panic.
     #[inline(always)]
     fn room(&self) -> u64 {
-        self.ring.cap - SLACK as u64 - self.tail.wrapping_sub(self.cached_head)
+        (self.ring.cap - SLACK as u64).saturating_sub(self.tail.wrapping_sub(self.cached_head))
     }
 
     /// Whether a record of `need` bytes can be placed, reloading `head` only
@@ -1212,6 +1214,31 @@ mod tests {
         assert_eq!(c.try_pop_into(&mut buf), Ok(Some(3)));
         assert_eq!(&buf[..3], b"six");
         assert_eq!(c.try_pop_into(&mut buf), Ok(None));
+    }
+
+    #[test]
+    fn a_reservation_committed_out_of_turn_does_not_panic() {
+        let h = HeapRing::new(64).unwrap();
+        let mut p = h.ring().producer().unwrap();
+        let mut c = h.ring().consumer().unwrap();
+        let mut buf = [0u8; 48];
+        // A reservation near the end of the area, kept past a wrap.
+        p.try_push(&[1; 24]).unwrap();
+        let stale = p.try_reserve(16).unwrap();
+        p.commit(stale, 16);
+        assert_eq!(c.try_pop_into(&mut buf), Ok(Some(24)));
+        assert_eq!(c.try_pop_into(&mut buf), Ok(Some(16)));
+        p.publish();
+        for _ in 0..3 {
+            let _ = p.try_push(&[2; 8]);
+            let _ = c.try_pop_into(&mut buf);
+        }
+        // Committed again, a lap later: the ring's state is wrong from here
+        // on, but every call returns.
+        p.commit(stale, 16);
+        let _ = p.try_reserve(8);
+        let _ = p.free_bytes();
+        let _ = c.try_pop_into(&mut buf);
     }
 
     #[test]
