@@ -7,20 +7,13 @@ use ipc_queue::broadcast::{Publisher, ReadError, Start, KIND};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::Rng;
+
 const SLOT: usize = 24;
 const STRIDE: u64 = 48; // 16-byte header + 24 bytes, rounded to 16
 const NEXT: u64 = 128;
 const SLOTS: u64 = 256;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 #[test]
 fn scribbles_give_typed_errors_never_a_crash() {

@@ -13,6 +13,9 @@ use ipc_queue::spsc_raw::SpscControl;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::Rng;
+
 const TAIL: usize = 128;
 const HEAD: usize = 256;
 const DATA: usize = std::mem::size_of::<SpscControl>();
@@ -108,13 +111,11 @@ fn scribble(args: &[u8]) -> i32 {
     let ring = SpscRing::from_fd(take_inherited_fd(0).unwrap()).unwrap();
     let cap = ring.capacity();
     let words = (DATA + cap) / 8;
-    let mut x = u64::from(std::process::id()) | 1;
+    let mut rng = Rng(u64::from(std::process::id()) | 1);
     let start = Instant::now();
     let mut writes = 0u64;
     while start.elapsed() < Duration::from_millis(millis) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next();
         // Mostly the indices and the headers at the start of records.
         let index = match x % 4 {
             0 => TAIL / 8,

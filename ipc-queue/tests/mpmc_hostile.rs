@@ -8,6 +8,9 @@ use ipc_queue::mpmc::{self, Mpmc};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::Rng;
+
 const SLOT: usize = 32;
 const STRIDE: u64 = 48; // 16-byte slot header + 32 bytes
 const HEAD: u64 = 128;
@@ -26,16 +29,6 @@ fn state(seg: &Segment, i: u64) -> &AtomicU64 {
 
 fn len(seg: &Segment, i: u64) -> &AtomicU32 {
     seg.get(SLOTS + i * STRIDE + 8).unwrap()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[test]

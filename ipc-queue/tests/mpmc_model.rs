@@ -23,6 +23,9 @@
 //! real code are argued in its documentation and exercised by the threaded
 //! and multi-process tests. `IPC_STRESS=1` runs ten times as many schedules.
 
+mod common;
+use common::Rng;
+
 const BUSY: u64 = 1 << 63;
 const READING: u64 = 1 << 62;
 const ID_MASK: u64 = READING - 1;
@@ -275,16 +278,6 @@ impl World {
             }
         };
         self.threads[k].pc = next;
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 

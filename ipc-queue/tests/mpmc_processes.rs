@@ -13,6 +13,9 @@ use ipc_queue::mpmc::Mpmc;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::Rng;
+
 fn scaled(var: &str, default: u64) -> u64 {
     if let Some(v) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
         return v;
@@ -265,18 +268,6 @@ fn two_by_two(test: &str, capacity: usize, per: u64) {
     assert!(ring.is_empty());
 }
 
-/// A tiny xorshift, seeded from the clock: the schedule differs per run and
-/// is printed so a failure can be understood.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn sigkilled_producers_and_consumers_lose_nothing_unaccounted() {
     process::init();
@@ -289,6 +280,8 @@ fn sigkilled_producers_and_consumers_lose_nothing_unaccounted() {
             .unwrap()
             .as_nanos() as u64
         | 1;
+    // The schedule differs per run; the seed is printed so a failure can be
+    // understood.
     eprintln!("fault injection seed {seed:#x}, {rounds} rounds");
     let mut rng = Rng(seed);
     let ring = Mpmc::anonymous(16, 24).unwrap();
