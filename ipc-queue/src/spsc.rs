@@ -1207,7 +1207,7 @@ impl Consumer {
             return Err((p.len(), buf.len()));
         }
         // SAFETY: `p` is the current peeked message.
-        copy_short(buf, unsafe { self.raw.payload(p) });
+        spsc_raw::copy_short(buf, unsafe { self.raw.payload(p) });
         self.raw.advance(p);
         self.raw.publish();
         self.ep.wake_peer();
@@ -1334,20 +1334,6 @@ impl Consumer {
     pub fn close(self) {}
 }
 
-/// Copies `src` to the front of `dst` (`dst.len() >= src.len()`). Messages
-/// of 8 to 16 bytes, the common small case, take two overlapping 8-byte
-/// moves inline instead of a call to `memcpy`.
-#[inline(always)]
-fn copy_short(dst: &mut [u8], src: &[u8]) {
-    let n = src.len();
-    if (8..=16).contains(&n) && dst.len() >= n {
-        dst[..8].copy_from_slice(&src[..8]);
-        dst[n - 8..n].copy_from_slice(&src[n - 8..]);
-    } else {
-        dst[..n].copy_from_slice(src);
-    }
-}
-
 fn timeout_to_recv(e: RecvTimeoutError) -> RecvError {
     match e {
         RecvTimeoutError::Timeout | RecvTimeoutError::Closed => RecvError::Closed,
@@ -1362,19 +1348,6 @@ fn timeout_to_recv(e: RecvTimeoutError) -> RecvError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn copy_short_copies_every_length_exactly() {
-        let src: Vec<u8> = (1..=40).collect();
-        for n in 0..=32 {
-            for extra in [0, 1, 9] {
-                let mut dst = vec![0u8; n + extra];
-                copy_short(&mut dst, &src[..n]);
-                assert_eq!(&dst[..n], &src[..n], "length {n}");
-                assert!(dst[n..].iter().all(|&b| b == 0), "length {n}: wrote past");
-            }
-        }
-    }
 
     #[test]
     fn single_process_round_trip() {
