@@ -96,14 +96,7 @@ impl PipeBuilder {
     /// [`AttachError::InvalidConfig`] for a capacity out of range,
     /// [`AttachError::Segment`] if the segment cannot be created.
     pub fn create(self) -> Result<Pipe, AttachError> {
-        let cap = self
-            .capacity
-            .max(spsc_raw::MIN_CAPACITY)
-            .checked_next_power_of_two()
-            .filter(|&c| c <= spsc_raw::MAX_CAPACITY)
-            .ok_or(AttachError::InvalidConfig(
-                "the capacity is larger than 2 GiB",
-            ))?;
+        let cap = crate::spsc::round_capacity(self.capacity)?;
         let off = second_offset(cap).ok_or(AttachError::InvalidConfig("capacity out of range"))?;
         let size = off + off;
         let mut b = Segment::builder(KIND).size(size).prefault(self.prefault);

@@ -109,6 +109,19 @@ pub struct SpscRing {
     raw: RawRing,
 }
 
+/// A requested data-area size rounded up to the power of two a ring uses
+/// (at least [`spsc_raw::MIN_CAPACITY`]), or the error for one above
+/// [`spsc_raw::MAX_CAPACITY`].
+pub(crate) fn round_capacity(bytes: usize) -> Result<usize, AttachError> {
+    bytes
+        .max(spsc_raw::MIN_CAPACITY)
+        .checked_next_power_of_two()
+        .filter(|&c| c <= spsc_raw::MAX_CAPACITY)
+        .ok_or(AttachError::InvalidConfig(
+            "the capacity is larger than 2 GiB",
+        ))
+}
+
 impl SpscBuilder {
     /// The data area's size in bytes, rounded up to a power of two (at least
     /// 32). Records take 8 bytes of header plus the message rounded up to 8,
@@ -160,14 +173,7 @@ impl SpscBuilder {
     }
 
     fn rounded_capacity(&self) -> Result<usize, AttachError> {
-        let c = self
-            .capacity
-            .max(spsc_raw::MIN_CAPACITY)
-            .checked_next_power_of_two()
-            .filter(|&c| c <= spsc_raw::MAX_CAPACITY)
-            .ok_or(AttachError::InvalidConfig(
-                "the capacity is larger than 2 GiB",
-            ))?;
+        let c = round_capacity(self.capacity)?;
         if self.fixed_len != 0
             && spsc_raw::capacity_for_message(self.fixed_len).is_none_or(|need| need > c)
         {
