@@ -94,6 +94,32 @@ const ABORTED: u32 = u32::MAX;
 /// Re-reads of an unchanged index that saw a state word fitting no case
 /// before the ring is declared corrupt.
 const INCONSISTENT_LIMIT: u32 = 1 << 14;
+/// Rereads `index` after the slot at `pos` showed the state `s`, which
+/// fits no case for that position. A moved index is the normal race (another
+/// claimer went first): its new value is returned. An index that has not
+/// moved while the state still fits nothing counts towards
+/// [`INCONSISTENT_LIMIT`], past which the ring is corrupt (`what`).
+#[inline]
+fn reread(
+    index: &AtomicU64,
+    pos: u64,
+    s: u64,
+    inconsistent: &mut u32,
+    what: &'static str,
+) -> Result<u64, RawError> {
+    let now = index.load(Ordering::Relaxed);
+    if now == pos {
+        *inconsistent += 1;
+        if *inconsistent >= INCONSISTENT_LIMIT {
+            return Err(RawError::Corrupt(Corrupt::new(what, s)));
+        }
+        std::hint::spin_loop();
+    } else {
+        *inconsistent = 0;
+    }
+    Ok(now)
+}
+
 /// Loop iterations one `try_` call may spend before it gives up with
 /// [`RawError::Busy`]. Only a peer that keeps rewriting the indices (a
 /// hostile or corrupt one) gets near it; it keeps every call finite.
@@ -586,20 +612,13 @@ impl RawMpmc {
                     return Err(RawError::Full);
                 }
             }
-            let now = tail.load(Ordering::Relaxed);
-            if now == pos {
-                inconsistent += 1;
-                if inconsistent >= INCONSISTENT_LIMIT {
-                    return Err(RawError::Corrupt(Corrupt::new(
-                        "slot state does not match the tail",
-                        s,
-                    )));
-                }
-                std::hint::spin_loop();
-            } else {
-                inconsistent = 0;
-            }
-            pos = now;
+            pos = reread(
+                tail,
+                pos,
+                s,
+                &mut inconsistent,
+                "slot state does not match the tail",
+            )?;
         }
     }
 
@@ -685,20 +704,13 @@ impl RawMpmc {
                     return Err(RawError::Empty);
                 }
             }
-            let now = head.load(Ordering::Relaxed);
-            if now == pos {
-                inconsistent += 1;
-                if inconsistent >= INCONSISTENT_LIMIT {
-                    return Err(RawError::Corrupt(Corrupt::new(
-                        "slot state does not match the head",
-                        s,
-                    )));
-                }
-                std::hint::spin_loop();
-            } else {
-                inconsistent = 0;
-            }
-            pos = now;
+            pos = reread(
+                head,
+                pos,
+                s,
+                &mut inconsistent,
+                "slot state does not match the head",
+            )?;
         }
     }
 
