@@ -641,8 +641,9 @@ impl Producer {
         self.raw.ring().max_message_len()
     }
 
-    /// Free bytes in the ring now (records need 8 bytes of header and are
-    /// rounded up to 8). It may grow at any moment.
+    /// Free bytes in the ring now, less the 8-byte slot the ring keeps clear
+    /// after its last record (records need 8 bytes of header and are rounded
+    /// up to 8). It may grow at any moment.
     pub fn free_bytes(&mut self) -> Result<usize, Corrupt> {
         self.raw.free_bytes()
     }
