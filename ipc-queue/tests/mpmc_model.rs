@@ -20,8 +20,8 @@
 //! - the ring ends empty with `head == tail`.
 //!
 //! The model runs under sequential consistency; the memory orderings of the
-//! real code are argued in its documentation and exercised by the threaded
-//! and multi-process tests. `IPC_STRESS=1` runs ten times as many schedules.
+//! real code are argued in its documentation, model-checked by loom in
+//! `tests/loom.rs` and exercised by the threaded and multi-process tests. `IPC_STRESS=1` runs ten times as many schedules.
 
 mod common;
 use common::Rng;
