@@ -10,19 +10,30 @@
 //!   (`reserve`, fill, `commit`), the consumer copies it out (`recv_into`), so
 //!   every byte is written once and read once. MPMC streams use `send` and a
 //!   `recv` guard.
+//! - `baseline.c2c.rtt.interleaved` and `queue.spsc.rtt.8.interleaved` are
+//!   one run in which the cache-line ping-pong and the 8-byte SPSC round
+//!   trip take turns in blocks of [`crate::runner::INTERLEAVE_BLOCK`] round
+//!   trips, so that
+//!   their ratio compares the two under the same placement of the virtual
+//!   CPUs (which the host may change every few seconds).
 //! - Broadcast round trips use two rings, one publisher each way; `pipe()`
 //!   round trips use the two ends of one pipe with their default (adaptive)
 //!   wait strategy, as a user would.
 
+use crate::baselines::rtt::C2c;
 use crate::baselines::throughput::{COPY, FAST_MESSAGES};
+use crate::outcome::Latency;
 use crate::outcome::{Outcome, Unit};
-use crate::runner::{measure_rtt, measure_stream, Ctx, PingPong, Speed, Stream, Watch};
+use crate::runner::{
+    measure_rtt, measure_rtt_interleaved, measure_stream, Ctx, PingPong, Speed, Stream, Watch,
+};
 use crate::suite::Entry;
 use ipc_core::wait::WaitStrategy;
 use ipc_queue::broadcast::{Publisher, Start, Subscriber};
 use ipc_queue::mpmc::{Mpmc, Receiver, Sender};
 use ipc_queue::pipe::{Connection, Pipe};
 use ipc_queue::spsc::{Consumer, Producer, SpscRing};
+use std::sync::Mutex;
 
 /// Ring size of the round-trip measurements (one message in flight).
 const RTT_RING: usize = 4096;
@@ -449,6 +460,31 @@ fn spsc_rtt(
     measure_rtt(ctx, speed, &mut SpscPingPong::new(len, strategy)?)
 }
 
+/// The SPSC half of the interleaved measurement, from the run of
+/// `baseline.c2c.rtt.interleaved` to the row after it.
+static INTERLEAVED_SPSC: Mutex<Option<Latency>> = Mutex::new(None);
+
+/// `baseline.c2c.rtt.interleaved`: runs both halves, reports the cache-line
+/// half and keeps the SPSC half for `queue.spsc.rtt.8.interleaved`.
+fn c2c_interleaved(ctx: &Ctx) -> Result<Outcome, String> {
+    let mut spsc = SpscPingPong::new(8, WaitStrategy::BusySpin)?;
+    let (c2c, ours) = measure_rtt_interleaved(ctx, Speed::Spin, &mut C2c::new()?, &mut spsc)?;
+    *INTERLEAVED_SPSC.lock().map_err(|_| "a poisoned lock")? = Some(ours);
+    Ok(Outcome::Latency(c2c))
+}
+
+/// `queue.spsc.rtt.8.interleaved`: the SPSC half of the run above.
+fn spsc_interleaved(_ctx: &Ctx) -> Result<Outcome, String> {
+    let ours = INTERLEAVED_SPSC
+        .lock()
+        .map_err(|_| "a poisoned lock")?
+        .take();
+    Ok(ours.map_or_else(
+        || Outcome::Skipped("measured by baseline.c2c.rtt.interleaved, which did not run".into()),
+        Outcome::Latency,
+    ))
+}
+
 fn spsc_stream(ctx: &Ctx, len: usize, ring: usize, quick: u64) -> Result<(f64, u64), String> {
     measure_stream(ctx, ctx.count(quick), &mut SpscStream::new(len, ring)?)
 }
@@ -473,6 +509,20 @@ pub fn entries() -> Vec<Entry> {
             Some("baseline.c2c.rtt"),
             &[],
             |c| spsc_rtt(c, 64, WaitStrategy::BusySpin, Speed::Spin),
+        ),
+        e(
+            "baseline.c2c.rtt.interleaved",
+            Ns,
+            Some("baseline.c2c.rtt"),
+            &[],
+            c2c_interleaved,
+        ),
+        e(
+            "queue.spsc.rtt.8.interleaved",
+            Ns,
+            Some("baseline.c2c.rtt.interleaved"),
+            &[],
+            spsc_interleaved,
         ),
         e(
             "queue.spsc.rtt.adaptive",

@@ -339,6 +339,109 @@ pub fn measure_rtt_n(
     n: u64,
     pp: &mut impl PingPong,
 ) -> Result<Outcome, String> {
+    let mut lat = Latency::new(1.0);
+    measure_rtt_each(ctx, warm, n, pp, |_, ns| lat.record_ns(ns))?;
+    Ok(Outcome::Latency(lat))
+}
+
+/// Round trips taking turns between two ping-pongs in blocks, so that both
+/// see the same placement of the two virtual CPUs: `a` serves rounds in
+/// even-numbered blocks, `b` in odd ones, in one peer
+/// process.
+struct Interleaved<'a, A, B> {
+    a: &'a mut A,
+    b: &'a mut B,
+    /// Round trips per block.
+    block: u64,
+}
+
+/// Round trips per block of an interleaved measurement: long enough that
+/// the first, colder round trips of a block do not move the median, short
+/// enough (well under a millisecond) that both sides see every placement.
+/// Short runs (`--quick-test`) use smaller blocks, at least 8 per run.
+pub const INTERLEAVE_BLOCK: u64 = 1000;
+
+/// Whether round `round` of an interleaved measurement belongs to `a`.
+fn in_a(round: u64, block: u64) -> bool {
+    (round / block) % 2 == 0
+}
+
+impl<A: PingPong, B: PingPong> PingPong for Interleaved<'_, A, B> {
+    fn peer_setup(&mut self) -> Result<(), String> {
+        self.a.peer_setup()?;
+        self.b.peer_setup()
+    }
+
+    fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String> {
+        let mut round = 0;
+        while round < rounds {
+            let n = self.block.min(rounds - round);
+            if in_a(round, self.block) {
+                self.a.serve(n, w)?;
+            } else {
+                self.b.serve(n, w)?;
+            }
+            round += n;
+        }
+        Ok(())
+    }
+
+    fn after_fork(&mut self) -> Result<(), String> {
+        self.a.after_fork()?;
+        self.b.after_fork()
+    }
+
+    #[inline]
+    fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String> {
+        // Each block numbers its rounds from 0, as each `serve` call does.
+        let j = i % self.block;
+        if in_a(i, self.block) {
+            self.a.round_trip(j, w)
+        } else {
+            self.b.round_trip(j, w)
+        }
+    }
+}
+
+/// Measures the round trips of `a` and `b` taking turns in blocks of
+/// [`INTERLEAVE_BLOCK`] within one run at `speed`, and returns the two
+/// distributions. On a virtual machine whose CPUs the host moves every few
+/// seconds, the ratio of their medians is steady where two measurements made
+/// one after the other are not.
+///
+/// # Errors
+/// As [`measure_rtt`].
+pub fn measure_rtt_interleaved(
+    ctx: &Ctx,
+    speed: Speed,
+    a: &mut impl PingPong,
+    b: &mut impl PingPong,
+) -> Result<(Latency, Latency), String> {
+    let (warm, n) = ctx.rounds(speed);
+    let block = (n / 8).clamp(1, INTERLEAVE_BLOCK);
+    // Whole blocks, so that the warm-up ends where a block of `a` starts.
+    let warm = warm.div_ceil(2 * block) * 2 * block;
+    let (mut la, mut lb) = (Latency::new(1.0), Latency::new(1.0));
+    let mut pp = Interleaved { a, b, block };
+    measure_rtt_each(ctx, warm, n, &mut pp, |round, ns| {
+        if in_a(round, block) {
+            la.record_ns(ns);
+        } else {
+            lb.record_ns(ns);
+        }
+    })?;
+    Ok((la, lb))
+}
+
+/// The body of [`measure_rtt_n`]: `record` gets each timed round's number
+/// and round-trip time in ns.
+fn measure_rtt_each(
+    ctx: &Ctx,
+    warm: u64,
+    n: u64,
+    pp: &mut impl PingPong,
+    mut record: impl FnMut(u64, f64),
+) -> Result<(), String> {
     pin_to_core(ctx.cores.0)?;
     let total = warm + n;
     let w = ctx.watch();
@@ -356,7 +459,6 @@ pub fn measure_rtt_n(
     let w = w.with_peer(peer.pid());
     let clock = ctx.clock;
     let budget = ctx.budget();
-    let mut lat = Latency::new(1.0);
     let run = (|| {
         pp.after_fork()?;
         w.spin_until("the peer to be ready", || {
@@ -379,8 +481,8 @@ pub fn measure_rtt_n(
             let t0 = clock.now();
             pp.round_trip(round, &w)?;
             let t1 = clock.now();
+            record(round, clock.ns(t0, t1));
             round += 1;
-            lat.record_ns(clock.ns(t0, t1));
             if k % 64 == 63 && start.elapsed() > budget {
                 break;
             }
@@ -394,7 +496,7 @@ pub fn measure_rtt_n(
         Ok(true) => finish_peer(peer, &errors, Duration::from_secs(10))?,
         Ok(false) => stop_peer(peer),
     }
-    Ok(Outcome::Latency(lat))
+    Ok(())
 }
 
 /// A throughput measurement: the harness produces, the peer consumes and

@@ -168,14 +168,14 @@ fn quick_test_suite_reports_every_id() {
 
 #[test]
 fn filter_selects_measurements_and_their_baselines() {
-    let (doc, stdout) = run_harness(&["--filter", "queue.spsc.rtt.8"], "filter");
+    let (doc, stdout) = run_harness(&["--filter", "queue.spsc.rtt.64"], "filter");
     let ids: Vec<&str> = doc["results"]
         .as_array()
         .expect("results")
         .iter()
         .filter_map(|r| r["id"].as_str())
         .collect();
-    assert_eq!(ids, ["baseline.c2c.rtt", "queue.spsc.rtt.8"]);
+    assert_eq!(ids, ["baseline.c2c.rtt", "queue.spsc.rtt.64"]);
     assert!(!stdout.contains("baseline.futex.rtt"));
 }
 
