@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Shared prelude: arguments (cores, warm-up and sample counts, the time
-/// budget in ns after which sampling stops early), pinning and output.
+/// budget in ns after which sampling stops early), pinning, the sampling
+/// loop and output.
 const PRELUDE: &str = r#"
 import os, sys, time, multiprocessing as mp
 A, B, WARM, N, BUDGET = (int(x) for x in sys.argv[1:6])
@@ -21,8 +22,31 @@ def pin(core):
         os.sched_setaffinity(0, {core})
     except OSError as e:
         sys.exit("cannot pin to core %d: %s" % (core, e))
-def out_of_time(stop, out):
-    return len(out) >= 10 and ns() > stop
+def pin_both():
+    try:
+        os.sched_setaffinity(0, {A, B})
+    except OSError as e:
+        sys.exit("cannot use cores %d,%d: %s" % (A, B, e))
+def sample(step, check=None, after=None, per=1):
+    # Times step(i) for WARM + N rounds; check(i, r) must hold for its
+    # result r, after(r) runs untimed. Returns the samples past the warm-up,
+    # each divided by per; fewer once BUDGET ns have passed (at least 10).
+    out, stop = [], None
+    for i in range(WARM + N):
+        if i == WARM:
+            stop = ns() + BUDGET
+        t0 = ns()
+        r = step(i)
+        t1 = ns()
+        if after is not None:
+            after(r)
+        if check is not None and not check(i, r):
+            sys.exit("wrong answer")
+        if i >= WARM:
+            out.append((t1 - t0) / per)
+            if len(out) >= 10 and ns() > stop:
+                break
+    return out
 def emit(values):
     print("samples", *values)
 "#;
@@ -41,21 +65,10 @@ if __name__ == "__main__":
     a, b = ctx.Pipe()
     p = ctx.Process(target=child, args=(b, WARM + N))
     p.start()
-    out = []
-    stop = None
-    for i in range(WARM + N):
-        if i == WARM:
-            stop = ns() + BUDGET
-        t0 = ns()
+    def step(i):
         a.send_bytes(i.to_bytes(8, "little"))
-        r = int.from_bytes(a.recv_bytes(), "little")
-        t1 = ns()
-        if r != i + 1:
-            sys.exit("wrong answer")
-        if i >= WARM:
-            out.append(t1 - t0)
-            if out_of_time(stop, out):
-                break
+        return int.from_bytes(a.recv_bytes(), "little")
+    out = sample(step, lambda i, r: r == i + 1)
     p.terminate()
     p.join()
     emit(out)
@@ -74,21 +87,10 @@ if __name__ == "__main__":
     q1, q2 = ctx.Queue(), ctx.Queue()
     p = ctx.Process(target=child, args=(q1, q2, WARM + N))
     p.start()
-    out = []
-    stop = None
-    for i in range(WARM + N):
-        if i == WARM:
-            stop = ns() + BUDGET
-        t0 = ns()
+    def step(i):
         q1.put(i)
-        r = q2.get()
-        t1 = ns()
-        if r != i + 1:
-            sys.exit("wrong answer")
-        if i >= WARM:
-            out.append(t1 - t0)
-            if out_of_time(stop, out):
-                break
+        return q2.get()
+    out = sample(step, lambda i, r: r == i + 1)
     p.terminate()
     p.join()
     emit(out)
@@ -101,21 +103,11 @@ if __name__ == "__main__":
     pin(A)
     lock = mp.get_context("fork").Lock()
     acq, rel = lock.acquire, lock.release
-    out = []
-    stop = None
-    for b in range(WARM + N):
-        if b == WARM:
-            stop = ns() + BUDGET
-        t0 = ns()
+    def step(_):
         for _ in range(1000):
             acq()
             rel()
-        t1 = ns()
-        if b >= WARM:
-            out.append((t1 - t0) / 1000)
-            if out_of_time(stop, out):
-                break
-    emit(out)
+    emit(sample(step, per=1000))
 "#;
 
 /// Per-task cost of `Pool(2).map` over a trivial function; argv[6] is the
@@ -127,10 +119,7 @@ def f(x):
 if __name__ == "__main__":
     chunk, tasks = int(sys.argv[6]), int(sys.argv[7])
     kw = {"chunksize": chunk} if chunk > 0 else {}
-    try:
-        os.sched_setaffinity(0, {A, B})
-    except OSError as e:
-        sys.exit("cannot use cores %d,%d: %s" % (A, B, e))
+    pin_both()
     with mp.get_context("fork").Pool(2) as pool:
         for _ in range(WARM):
             pool.map(f, range(tasks // 4 + 1), **kw)
@@ -154,29 +143,15 @@ const POOL_START: &str = r#"
 def f(x):
     return x + 1
 if __name__ == "__main__":
-    try:
-        os.sched_setaffinity(0, {A, B})
-    except OSError as e:
-        sys.exit("cannot use cores %d,%d: %s" % (A, B, e))
+    pin_both()
     ctx = mp.get_context("fork")
-    out = []
-    stop = None
-    for i in range(WARM + N):
-        if i == WARM:
-            stop = ns() + BUDGET
-        t0 = ns()
+    def step(_):
         pool = ctx.Pool(2)
-        r = pool.apply(f, (41,))
-        t1 = ns()
-        pool.close()
-        pool.join()
-        if r != 42:
-            sys.exit("wrong result")
-        if i >= WARM:
-            out.append(t1 - t0)
-            if out_of_time(stop, out):
-                break
-    emit(out)
+        return pool, pool.apply(f, (41,))
+    def after(r):
+        r[0].close()
+        r[0].join()
+    emit(sample(step, lambda i, r: r[1] == 42, after))
 "#;
 
 /// Scales a quick-suite count of a Python measurement to the mode (Python
