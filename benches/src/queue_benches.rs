@@ -13,17 +13,15 @@
 //! - `baseline.c2c.rtt.interleaved` and `queue.spsc.rtt.8.interleaved` are
 //!   one run in which the cache-line ping-pong and the 8-byte SPSC round
 //!   trip take turns in blocks of [`crate::runner::INTERLEAVE_BLOCK`] round
-//!   trips, so that
-//!   their ratio compares the two under the same placement of the virtual
-//!   CPUs (which the host may change every few seconds).
+//!   trips, so that their ratio compares the two under the same placement of
+//!   the virtual CPUs (which the host may change every few seconds).
 //! - Broadcast round trips use two rings, one publisher each way; `pipe()`
 //!   round trips use the two ends of one pipe with their default (adaptive)
 //!   wait strategy, as a user would.
 
 use crate::baselines::rtt::C2c;
 use crate::baselines::throughput::{COPY, FAST_MESSAGES};
-use crate::outcome::Latency;
-use crate::outcome::{Outcome, Unit};
+use crate::outcome::{Latency, Outcome, Unit};
 use crate::runner::{
     measure_rtt, measure_rtt_interleaved, measure_stream, Ctx, PingPong, Speed, Stream, Watch,
 };

@@ -346,8 +346,7 @@ pub fn measure_rtt_n(
 
 /// Round trips taking turns between two ping-pongs in blocks, so that both
 /// see the same placement of the two virtual CPUs: `a` serves rounds in
-/// even-numbered blocks, `b` in odd ones, in one peer
-/// process.
+/// even-numbered blocks, `b` in odd ones, in one peer process.
 struct Interleaved<'a, A, B> {
     a: &'a mut A,
     b: &'a mut B,
