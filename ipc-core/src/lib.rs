@@ -11,7 +11,11 @@
 //! - [`futex`] wait and wake on shared 32-bit words, and the spin-yield-park
 //!   [`wait`] strategies every blocking call of the workspace uses;
 //! - [`Process`]: child processes started by fork or by re-executing the
-//!   binary, joined, signalled and always reaped;
+//!   binary, joined, signalled and always reaped; a spawned child must call
+//!   [`process::init`] first thing in `main`;
+//! - [`entry`]: how a function is named to another process of the same
+//!   executable (descriptors in read-only data, checked before anything is
+//!   called), correct in every build profile;
 //! - [`ProcessId`]: pid plus start time, so a recorded peer is known dead
 //!   even after its pid is reused;
 //! - [`Shareable`]: the marker for types that may live in shared memory.
@@ -42,6 +46,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod entry;
 pub mod error;
 pub mod fdpass;
 pub mod futex;
