@@ -1,5 +1,7 @@
 //! Lifecycle events reach the `log` facade (and nothing is printed by default).
 
+mod common;
+use common::ForkInTest;
 use ipc_core::{Kind, Process, Segment};
 use std::sync::Mutex;
 
@@ -34,7 +36,10 @@ fn segment_and_process_lifecycles_are_logged() {
         .unwrap();
     drop(Segment::builder(Kind::BYTES).name(&name).open().unwrap());
     drop(seg);
-    let child = Process::builder().name("logged-child").fork(|| 3).unwrap();
+    let child = Process::builder()
+        .name("logged-child")
+        .fork_in_test(|| 3)
+        .unwrap();
     child.join().unwrap();
     let records = RECORDS.lock().unwrap().join("\n");
     let needles = [

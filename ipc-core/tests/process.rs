@@ -1,6 +1,8 @@
 //! Child processes across real fork and exec, from inside the multi-threaded
 //! test harness.
 
+mod common;
+use common::ForkInTest;
 use ipc_core::process::{self, test_exec_args, ExitStatus, Process, StartMethod};
 use ipc_core::ProcessError;
 use std::time::{Duration, Instant};
@@ -95,14 +97,158 @@ fn a_panicking_entry_exits_with_code_1() {
 #[test]
 fn fork_and_spawn_share_one_start_interface() {
     process::init();
-    for method in [StartMethod::Fork, StartMethod::Spawn] {
-        let child = Process::builder()
-            .start_method(method)
-            .exec_args(test_exec_args("fork_and_spawn_share_one_start_interface"))
-            .start(exit_with, &[7])
-            .unwrap();
-        assert_eq!(child.join().unwrap(), ExitStatus::Code(7), "{method:?}");
+    let child = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .exec_args(test_exec_args("fork_and_spawn_share_one_start_interface"))
+        .start(exit_with, &[7])
+        .unwrap();
+    assert_eq!(child.join().unwrap(), ExitStatus::Code(7));
+    // The harness runs this test on a thread of its own: a fork here would
+    // copy a multi-threaded process, which the checked start refuses.
+    match Process::builder()
+        .start_method(StartMethod::Fork)
+        .start(exit_with, &[7])
+    {
+        Err(ProcessError::MultiThreaded { threads: Some(n) }) => assert!(n >= 2),
+        other => panic!("expected MultiThreaded, got {other:?}"),
     }
+}
+
+#[test]
+fn fork_refuses_a_multi_threaded_process() {
+    let r = Process::builder().fork(|| 0);
+    assert!(
+        matches!(r, Err(ProcessError::MultiThreaded { .. })),
+        "{r:?}"
+    );
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("fork_unchecked"), "{msg}");
+}
+
+/// Run as a spawned child: a `main` that does not call `init` first. It
+/// tries to start a process, as a program re-run from the top would.
+#[test]
+fn role_a_main_without_init() {
+    if std::env::var_os(process::SPAWN_ENV).is_none() {
+        return; // run by the harness itself: nothing to do
+    }
+    let refused = matches!(
+        Process::builder().spawn(exit_with, &[1]),
+        Err(ProcessError::NotInitialized)
+    );
+    if !refused {
+        // SAFETY: leaving at once, with a code the parent checks.
+        unsafe { libc::_exit(3) };
+    }
+    // Returning lets the harness exit, which the spawn guard turns into
+    // EXIT_NO_INIT.
+}
+
+#[test]
+fn a_child_that_skips_init_fails_loudly_and_join_reports_it() {
+    process::init();
+    let child = Process::builder()
+        .exec_args(test_exec_args("role_a_main_without_init"))
+        .spawn(exit_with, &[0])
+        .unwrap();
+    match child.join() {
+        Err(ProcessError::EntryNotRun { status, .. }) => {
+            assert_eq!(status, ExitStatus::Code(process::EXIT_NO_INIT))
+        }
+        other => panic!("expected EntryNotRun, got {other:?}"),
+    }
+    // Joining again reports the same.
+    assert!(matches!(
+        child.join(),
+        Err(ProcessError::EntryNotRun { .. })
+    ));
+    assert_eq!(
+        child.exit_status(),
+        Some(ExitStatus::Code(process::EXIT_NO_INIT))
+    );
+}
+
+/// Runs this test binary as a child that calls `init` with `token` in its
+/// environment, and returns how it ended and what it printed on stderr.
+fn init_with_forged_token(token: &str) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(test_exec_args("role_calls_init"))
+        .env(process::SPAWN_ENV, token)
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run as a child with a forged token: calls `init`, which must refuse.
+#[test]
+fn role_calls_init() {
+    process::init();
+}
+
+#[test]
+fn a_forged_spawn_token_is_refused_with_an_exit_code_not_a_jump() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::ExitStatusExt;
+    let exe = std::fs::metadata("/proc/self/exe").unwrap();
+    let (dev, ino) = (exe.dev(), exe.ino());
+    for token in [
+        // The first token format, with an offset that names nothing.
+        format!("1;deadbeef;{dev:x};{ino:x};0;;;1;"),
+        "2:0:00000000000000000000000000000000".to_owned(),
+        "2:1:00000000000000000000000000000000".to_owned(),
+        "2:2:0123456789abcdef0123456789abcdef".to_owned(),
+        "2:99:00000000000000000000000000000000".to_owned(),
+        "2:-4:00".to_owned(),
+        "garbage".to_owned(),
+    ] {
+        let (status, stderr) = init_with_forged_token(&token);
+        assert_eq!(status.signal(), None, "{token}: killed by a signal");
+        assert_eq!(
+            status.code(),
+            Some(process::EXIT_BAD_TOKEN),
+            "{token}: {stderr}"
+        );
+        assert!(stderr.contains("cannot run as a spawned child"), "{stderr}");
+    }
+}
+
+#[test]
+fn try_init_reports_a_bad_token_and_lets_the_program_go_on() {
+    // Only the flag's absence matters to the rest of this test binary.
+    if std::env::var_os(process::SPAWN_ENV).is_some() {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(test_exec_args("role_try_init"))
+        .env(process::SPAWN_ENV, "2:0:00")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run as a child with a bad token: `try_init` returns the error, the
+/// variable is gone, and the program may go on (and spawn).
+#[test]
+fn role_try_init() {
+    if std::env::var_os(process::SPAWN_ENV).is_none() {
+        return;
+    }
+    let e = process::try_init().unwrap_err();
+    assert!(matches!(e, ProcessError::BadSpawnToken { .. }), "{e}");
+    assert!(std::env::var_os(process::SPAWN_ENV).is_none());
+    let child = Process::builder()
+        .exec_args(test_exec_args("role_try_init"))
+        .spawn(exit_with, &[4])
+        .unwrap();
+    assert_eq!(child.join().unwrap(), ExitStatus::Code(4));
 }
 
 #[test]
@@ -126,7 +272,7 @@ fn terminate_kill_and_signalling_an_exited_child() {
     }
 
     let child = Process::builder()
-        .fork(|| -> i32 {
+        .fork_in_test(|| -> i32 {
             loop {
                 std::hint::spin_loop();
             }
@@ -139,14 +285,14 @@ fn terminate_kill_and_signalling_an_exited_child() {
 #[test]
 fn forked_closure_panic_is_exit_code_1_and_result_is_the_code() {
     let child = Process::builder()
-        .fork(|| -> i32 { panic!("boom") })
+        .fork_in_test(|| -> i32 { panic!("boom") })
         .unwrap();
     assert_eq!(child.join().unwrap(), ExitStatus::Code(1));
-    let child = Process::builder().fork(|| 9).unwrap();
+    let child = Process::builder().fork_in_test(|| 9).unwrap();
     assert_eq!(child.join().unwrap(), ExitStatus::Code(9));
     let child = Process::builder()
         .name("forked-child")
-        .fork(|| {
+        .fork_in_test(|| {
             let parent = ipc_core::parent_process();
             let ok = ipc_core::current_process().name == "forked-child"
                 && parent.is_some_and(|p| p.name == "MainProcess");
@@ -163,7 +309,7 @@ fn forked_closure_panic_is_exit_code_1_and_result_is_the_code() {
         "the test process has no ipc parent"
     );
     let child = Process::builder()
-        .fork(|| -> Result<(), String> { Err("no".into()) })
+        .fork_in_test(|| -> Result<(), String> { Err("no".into()) })
         .unwrap();
     assert_eq!(child.join().unwrap(), ExitStatus::Code(1));
 }
@@ -172,7 +318,7 @@ fn forked_closure_panic_is_exit_code_1_and_result_is_the_code() {
 fn dropping_a_running_daemon_kills_and_reaps_it() {
     let child = Process::builder()
         .daemon(true)
-        .fork(|| -> i32 {
+        .fork_in_test(|| -> i32 {
             loop {
                 std::hint::spin_loop();
             }
@@ -190,9 +336,9 @@ fn dropping_a_running_daemon_kills_and_reaps_it() {
 fn wait_any_reports_the_child_that_exited() {
     let slow = Process::builder()
         .daemon(true)
-        .fork(|| std::thread::sleep(Duration::from_secs(30)))
+        .fork_in_test(|| std::thread::sleep(Duration::from_secs(30)))
         .unwrap();
-    let fast = Process::builder().fork(|| 0).unwrap();
+    let fast = Process::builder().fork_in_test(|| 0).unwrap();
     let start = Instant::now();
     assert_eq!(
         process::wait_any(&[&slow, &fast], Duration::from_secs(10)),
@@ -214,7 +360,8 @@ fn a_daemon_dies_with_its_parent() {
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     let (r, w) = (fds[0], fds[1]);
     let middle = Process::builder()
-        .fork(move || {
+        .fork_in_test(move || {
+            // A forked child has one thread: the checked fork accepts it.
             let grandchild = Process::builder()
                 .daemon(true)
                 .fork(|| std::thread::sleep(Duration::from_secs(60)))

@@ -1,5 +1,7 @@
 //! Segments across real processes, crashes, and bad input.
 
+mod common;
+use common::ForkInTest;
 use ipc_core::header::{layout_hash, HeaderError};
 use ipc_core::name::{path_of, unique_name};
 use ipc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
@@ -156,7 +158,7 @@ fn child_race(args: &[u8]) -> i32 {
     0
 }
 
-fn spawn(test: &str, entry: fn(&[u8]) -> i32, args: &[u8]) -> Process {
+fn spawn<F: Fn(&[u8]) -> i32 + Copy + 'static>(test: &str, entry: F, args: &[u8]) -> Process {
     Process::builder()
         .exec_args(test_exec_args(test))
         .spawn(entry, args)
@@ -381,7 +383,7 @@ fn a_forked_child_never_unlinks_the_parents_segment() {
     let name = unique_name("seg-fork");
     let seg = Segment::builder(K).name(&name).size(64).create().unwrap();
     let child = Process::builder()
-        .fork(|| {
+        .fork_in_test(|| {
             // The child's copy of `seg` is dropped when the child returns
             // through `_exit`... and a segment it opens itself is dropped here.
             let mine = Segment::builder(K)

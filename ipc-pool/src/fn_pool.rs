@@ -28,8 +28,8 @@ impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> FnPool<I, O, F> {
 
     fn target(&self) -> Target {
         Target {
-            runner: worker::run_closure::<I, O, F>,
-            func: &*self.f as *const F as *const (),
+            runner: worker::ClosureOf::<I, O, F>::DESC,
+            func: &*self.f as *const F as usize,
         }
     }
 

@@ -22,9 +22,20 @@
 //! - A per-task timeout kills and replaces a stuck worker.
 //! - Workers die with the parent, even if it is SIGKILLed.
 //!
-//! Spawned workers re-execute the program, so call
+//! The functions a pool runs are function items (`square`) or closures that
+//! capture nothing (`|x| x + 1`): workers re-create them from their type,
+//! never from an address, so they run the same code in every build profile.
+//! A function pointer or a capturing closure is refused when the program is
+//! compiled; for a capturing closure, use [`PoolBuilder::build_with`].
+//!
+//! Spawned workers (the default) re-execute the program, so call
 //! `ipc_core::process::init()` first thing in `main` (in a test, see
-//! `ipc_core::process::test_exec_args`).
+//! `ipc_core::process::test_exec_args`). If the program does not, its
+//! workers exit without serving and the pool breaks at once with an error
+//! that says so ([`TaskError::PoolBroken`] for the tasks, [`PoolError::Broken`]
+//! afterwards). Forked workers need no `init`, but are chosen with the
+//! `unsafe` [`PoolBuilder::fork_workers`]: they are forked from the pool's
+//! thread while the rest of the program runs.
 //!
 //! # Example
 //!
@@ -74,8 +85,8 @@ pub use wire::{Pod, Wire};
 /// assert_eq!(ipc_pool::map(cube, vec![1, 2, 3])?, vec![1, 8, 27]);
 /// # Ok::<(), ipc_pool::PoolError>(())
 /// ```
-pub fn map<I: Wire, O: Wire>(
-    f: fn(I) -> O,
+pub fn map<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(
+    f: F,
     inputs: impl IntoIterator<Item = I>,
 ) -> Result<Vec<O>, PoolError> {
     let mut pool = Pool::new(ipc_core::cpu_count())?;

@@ -8,6 +8,7 @@ use crate::protocol::{self, TaskHeader};
 use crate::supervisor::{self, Chunk, Config, DeathPolicy, Progress, Shared};
 use crate::wire::Wire;
 use crate::worker::{self, Runner};
+use ipc_core::entry::{EntryDescriptor, EntryRef};
 use ipc_core::process::StartMethod;
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -16,12 +17,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A function to run in the workers: the user's function and the runner
-/// monomorphized for its argument and result types.
+/// A function to run in the workers: the descriptor of the runner made for
+/// the user's function and its argument and result types, and (for an
+/// `FnPool`'s closure only) the closure's address.
 #[derive(Clone, Copy)]
 pub(crate) struct Target {
-    pub(crate) runner: Runner,
-    pub(crate) func: *const (),
+    pub(crate) runner: &'static EntryDescriptor<Runner>,
+    pub(crate) func: usize,
+}
+
+impl Target {
+    fn map<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(_: F) -> Target {
+        Target {
+            runner: worker::MapOf::<I, O, F>::DESC,
+            func: 0,
+        }
+    }
 }
 
 /// How many inputs go into a chunk, and whether it also closes when its
@@ -48,21 +59,36 @@ impl PoolBuilder {
         self
     }
 
-    /// How workers start (default: spawn, which needs
+    /// Workers are forked copies of this process instead of spawned ones
+    /// (the default re-executes the program, which needs
     /// `ipc_core::process::init()` first thing in `main`; see
-    /// [`ipc_core::process`]). Fork starts faster but is unsafe if the
-    /// parent has other threads holding locks at the time.
-    pub fn start_method(mut self, m: StartMethod) -> Self {
-        self.cfg.method = m;
+    /// [`ipc_core::process`]). Forked workers start several times faster
+    /// and need no `init`.
+    ///
+    /// # Safety
+    /// Workers are forked from the pool's supervisor thread while the rest
+    /// of the program runs, whenever one is started or replaced, so the
+    /// rules of [`ipc_core::process::Builder::fork_unchecked`] apply to
+    /// everything the workers run (the functions given to the pool and the
+    /// initializer): they must not use a lock another thread of this
+    /// process may hold at a fork (`std::sync` locks of the program,
+    /// `println!` while another thread prints, a logger), nor a library that
+    /// is not fork-safe. Pure computation, allocation and this workspace's
+    /// shared-memory primitives are fine.
+    pub unsafe fn fork_workers(mut self) -> Self {
+        self.cfg.method = StartMethod::Fork;
         self
     }
 
-    /// A function run once in every worker before it takes tasks. If it
-    /// panics, the worker exits; after [`max_init_failures`](Self::max_init_failures)
+    /// A function run once in every worker before it takes tasks: a
+    /// function item or a closure that captures nothing (a capturing
+    /// closure is refused when the program is compiled). If it panics, the
+    /// worker exits; after [`max_init_failures`](Self::max_init_failures)
     /// fresh workers in a row fail it, the pool breaks with
     /// [`PoolError::InitializerFailed`] instead of respawning for ever.
-    pub fn initializer(mut self, f: fn()) -> Self {
-        self.cfg.initializer = Some(f);
+    pub fn initializer<F: Fn() + Copy + 'static>(mut self, f: F) -> Self {
+        let _ = f; // zero-sized: workers make their own from the type
+        self.cfg.initializer = Some(worker::InitOf::<F>::DESC);
         self
     }
 
@@ -148,11 +174,19 @@ impl PoolBuilder {
     ///
     /// ```
     /// let offset = 100u64; // captured
-    /// let pool = ipc_pool::Pool::builder().workers(2).build_with(move |x: u64| x + offset)?;
+    /// // SAFETY: the closure only adds; it uses no lock another thread holds.
+    /// let pool = unsafe { ipc_pool::Pool::builder().workers(2).build_with(move |x: u64| x + offset) }?;
     /// assert_eq!(pool.map(0..3u64)?, vec![100, 101, 102]);
     /// # Ok::<(), ipc_pool::PoolError>(())
     /// ```
-    pub fn build_with<I, O, F>(mut self, f: F) -> Result<crate::FnPool<I, O, F>, PoolError>
+    ///
+    /// # Safety
+    /// As [`fork_workers`](Self::fork_workers): `f` and the initializer run
+    /// in copies of this process forked while its other threads run.
+    ///
+    /// # Errors
+    /// As [`build`](Self::build).
+    pub unsafe fn build_with<I, O, F>(mut self, f: F) -> Result<crate::FnPool<I, O, F>, PoolError>
     where
         I: Wire,
         O: Wire,
@@ -313,8 +347,10 @@ impl Pool {
         } else {
             usize::MAX
         };
-        let runner_off = ipc_core::process::fn_offset(target.runner as *const ());
-        let func_off = ipc_core::process::fn_offset(target.func);
+        let runner_off = EntryRef::of(target.runner)
+            .map_err(|e| PoolError::Process(e.into()))?
+            .to_raw();
+        let func_off = target.func as u64;
         let tag = protocol::tag(self.shared.key, runner_off, func_off);
         let mut out = Vec::new();
         let mut index = first_index;
@@ -394,24 +430,21 @@ impl Pool {
     }
 
     /// Runs `f(x)` in a worker and waits for the result.
-    pub fn apply<I: Wire, O: Wire>(&self, f: fn(I) -> O, x: I) -> Result<O, PoolError> {
+    pub fn apply<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(
+        &self,
+        f: F,
+        x: I,
+    ) -> Result<O, PoolError> {
         self.apply_async(f, x)?.get()
     }
 
     /// Runs `f(x)` in a worker; returns at once with a handle to the result.
-    pub fn apply_async<I: Wire, O: Wire>(
+    pub fn apply_async<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(
         &self,
-        f: fn(I) -> O,
+        f: F,
         x: I,
     ) -> Result<AsyncResult<O>, PoolError> {
-        let (job, sizes) = self.submit_all(
-            Target {
-                runner: worker::run_map::<I, O>,
-                func: f as *const (),
-            },
-            vec![x],
-            Some(1),
-        )?;
+        let (job, sizes) = self.submit_all(Target::map(f), vec![x], Some(1))?;
         Ok(AsyncResult {
             inner: MapResult {
                 job,
@@ -424,9 +457,9 @@ impl Pool {
     /// [`apply_async`](Self::apply_async) with a callback run (on the
     /// supervisor thread) with the result or the error when it is in. Keep
     /// the callback short.
-    pub fn apply_async_with<I: Wire, O: Wire>(
+    pub fn apply_async_with<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(
         &self,
-        f: fn(I) -> O,
+        f: F,
         x: I,
         callback: impl FnOnce(Result<O, TaskError>) + Send + 'static,
     ) -> Result<AsyncResult<O>, PoolError> {
@@ -450,18 +483,18 @@ impl Pool {
     /// all. The first failed input makes it return [`PoolError::Task`];
     /// [`map_results`](Self::map_results) gives every input its own result.
     /// The chunk size defaults to Python's (about len / (4 x workers)).
-    pub fn map<I: Wire, O: Wire>(
+    pub fn map<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(
         &self,
-        f: fn(I) -> O,
+        f: F,
         items: impl IntoIterator<Item = I>,
     ) -> Result<Vec<O>, PoolError> {
         self.map_async(f, items, None)?.get()
     }
 
     /// [`map`](Self::map) with an explicit chunk size.
-    pub fn map_chunked<I: Wire, O: Wire>(
+    pub fn map_chunked<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(
         &self,
-        f: fn(I) -> O,
+        f: F,
         items: impl IntoIterator<Item = I>,
         chunksize: usize,
     ) -> Result<Vec<O>, PoolError> {
@@ -470,9 +503,9 @@ impl Pool {
 
     /// Like [`map`](Self::map), but every input gets its own result: a
     /// panic, a dead worker or a timeout fails only the inputs it touched.
-    pub fn map_results<I: Wire, O: Wire>(
+    pub fn map_results<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(
         &self,
-        f: fn(I) -> O,
+        f: F,
         items: impl IntoIterator<Item = I>,
         chunksize: Option<usize>,
     ) -> Result<Vec<Result<O, TaskError>>, PoolError> {
@@ -482,20 +515,13 @@ impl Pool {
     }
 
     /// Python's `map_async`: submits the work and returns a handle at once.
-    pub fn map_async<I: Wire, O: Wire>(
+    pub fn map_async<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(
         &self,
-        f: fn(I) -> O,
+        f: F,
         items: impl IntoIterator<Item = I>,
         chunksize: Option<usize>,
     ) -> Result<MapResult<O>, PoolError> {
-        self.map_async_target(
-            Target {
-                runner: worker::run_map::<I, O>,
-                func: f as *const (),
-            },
-            items,
-            chunksize,
-        )
+        self.map_async_target(Target::map(f), items, chunksize)
     }
 
     pub(crate) fn map_async_target<I: Wire, O: Wire>(
@@ -514,16 +540,16 @@ impl Pool {
     }
 
     /// Python's `starmap` for two-argument functions.
-    pub fn starmap<A: Wire, B: Wire, O: Wire>(
+    pub fn starmap<A: Wire, B: Wire, O: Wire, F: Fn(A, B) -> O + Copy + 'static>(
         &self,
-        f: fn(A, B) -> O,
+        _f: F,
         items: impl IntoIterator<Item = (A, B)>,
     ) -> Result<Vec<O>, PoolError> {
         let items: Vec<(A, B)> = items.into_iter().collect();
         let (job, sizes) = self.submit_all(
             Target {
-                runner: worker::run_star2::<A, B, O>,
-                func: f as *const (),
+                runner: worker::Star2Of::<A, B, O, F>::DESC,
+                func: 0,
             },
             items,
             None,
@@ -537,16 +563,16 @@ impl Pool {
     }
 
     /// Python's `starmap` for three-argument functions.
-    pub fn starmap3<A: Wire, B: Wire, C: Wire, O: Wire>(
+    pub fn starmap3<A: Wire, B: Wire, C: Wire, O: Wire, F: Fn(A, B, C) -> O + Copy + 'static>(
         &self,
-        f: fn(A, B, C) -> O,
+        _f: F,
         items: impl IntoIterator<Item = (A, B, C)>,
     ) -> Result<Vec<O>, PoolError> {
         let items: Vec<(A, B, C)> = items.into_iter().collect();
         let (job, sizes) = self.submit_all(
             Target {
-                runner: worker::run_star3::<A, B, C, O>,
-                func: f as *const (),
+                runner: worker::Star3Of::<A, B, C, O, F>::DESC,
+                func: 0,
             },
             items,
             None,
@@ -562,9 +588,9 @@ impl Pool {
     /// Python's `imap`: a lazy, ordered iterator of results. Inputs are read
     /// from `items` only as results are consumed, with a bounded number of
     /// chunks in flight, so an endless input does not fill memory.
-    pub fn imap<I: Wire, O: Wire, It: IntoIterator<Item = I>>(
+    pub fn imap<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static, It: IntoIterator<Item = I>>(
         &self,
-        f: fn(I) -> O,
+        f: F,
         items: It,
         chunksize: usize,
     ) -> Result<IMap<'_, O, It::IntoIter>, PoolError> {
@@ -573,26 +599,28 @@ impl Pool {
 
     /// Python's `imap_unordered`: like [`imap`](Self::imap), results in the
     /// order they complete.
-    pub fn imap_unordered<I: Wire, O: Wire, It: IntoIterator<Item = I>>(
+    pub fn imap_unordered<
+        I: Wire,
+        O: Wire,
+        F: Fn(I) -> O + Copy + 'static,
+        It: IntoIterator<Item = I>,
+    >(
         &self,
-        f: fn(I) -> O,
+        f: F,
         items: It,
         chunksize: usize,
     ) -> Result<IMap<'_, O, It::IntoIter>, PoolError> {
         self.imap_impl(f, items, chunksize, false)
     }
 
-    fn imap_impl<I: Wire, O: Wire, It: IntoIterator<Item = I>>(
+    fn imap_impl<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static, It: IntoIterator<Item = I>>(
         &self,
-        f: fn(I) -> O,
+        f: F,
         items: It,
         chunksize: usize,
         ordered: bool,
     ) -> Result<IMap<'_, O, It::IntoIter>, PoolError> {
-        let target = Target {
-            runner: worker::run_map::<I, O>,
-            func: f as *const (),
-        };
+        let target = Target::map(f);
         self.imap_target(target, items, chunksize, ordered)
     }
 

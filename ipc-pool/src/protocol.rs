@@ -5,8 +5,8 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | `chunk`: the chunk id |
-//! | 8 | 8 | `runner`: offset of the monomorphized runner function |
-//! | 16 | 8 | `func`: offset of the user's function |
+//! | 8 | 8 | `runner`: [`EntryRef`](ipc_core::entry::EntryRef) of the runner's descriptor, made for the user's function and its types |
+//! | 16 | 8 | `func`: address of an `FnPool`'s closure in forked workers; 0 otherwise |
 //! | 24 | 8 | `tag`: keyed hash of (`runner`, `func`) |
 //! | 32 | 4 | `count`: number of inputs |
 //! | 36 | 4 | `kind`: [`TASK`] or [`SHUTDOWN`] |
@@ -23,7 +23,9 @@
 //!
 //! The worker runs a function only if `tag` matches: the key is handed to it
 //! at start-up, outside shared memory, so bytes written into the ring by
-//! anything but the parent cannot make it jump to an arbitrary address.
+//! anything but the parent are refused. And it never jumps to an address it
+//! was sent: `runner` names a descriptor, which the worker checks in its own
+//! read-only data before it reads the function from it.
 
 /// A task message.
 pub(crate) const TASK: u32 = 1;

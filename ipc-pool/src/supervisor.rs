@@ -65,7 +65,7 @@ type ProgressHook = Arc<dyn Fn(Progress) + Send + Sync>;
 pub(crate) struct Config {
     pub(crate) workers: usize,
     pub(crate) method: StartMethod,
-    pub(crate) initializer: Option<fn()>,
+    pub(crate) initializer: Option<&'static ipc_core::entry::EntryDescriptor<worker::Init>>,
     pub(crate) max_tasks_per_child: u64,
     pub(crate) ring_bytes: usize,
     pub(crate) policy: DeathPolicy,
@@ -159,10 +159,15 @@ fn start_worker(shared: &Arc<Shared>, cfg: &Config, slot: usize) -> Result<Worke
         .slot(slot)
         .ok_or(PoolError::Broken("no such worker slot".into()))?;
     s.reset(0);
-    let init = cfg.initializer.map(|f| {
-        let off = ipc_core::process::fn_offset(f as *const ());
-        (off, protocol::tag(shared.key, 0, off))
-    });
+    let init = match cfg.initializer {
+        Some(desc) => {
+            let off = ipc_core::entry::EntryRef::of(desc)
+                .map_err(|e| PoolError::Process(e.into()))?
+                .to_raw();
+            Some((off, protocol::tag(shared.key, 0, off)))
+        }
+        None => None,
+    };
     let args = WorkerArgs {
         slot: slot as u32,
         slots: cfg.workers as u32,
@@ -185,10 +190,18 @@ fn start_worker(shared: &Arc<Shared>, cfg: &Config, slot: usize) -> Result<Worke
             .spawn(worker::spawn_entry, &args.encode())?,
         StartMethod::Fork => {
             let shared2 = Arc::clone(shared);
-            b.fork(move || match crate::link::WorkerEnd::attach(worker_fds) {
-                Ok(link) => worker::worker_main(&args, &shared2.control, link),
-                Err(()) => worker::EXIT_ATTACH_FAILED,
-            })?
+            // SAFETY: forked workers are chosen with the `unsafe`
+            // `PoolBuilder::fork_workers` (or `build_with`), whose caller
+            // promised that the functions the workers run use nothing
+            // another thread of this process may hold at the fork. The
+            // worker loop itself only uses the rings and the control
+            // segment, which belong to this pool, and allocates.
+            unsafe {
+                b.fork_unchecked(move || match crate::link::WorkerEnd::attach(worker_fds) {
+                    Ok(link) => worker::worker_main(&args, &shared2.control, link),
+                    Err(()) => worker::EXIT_ATTACH_FAILED,
+                })?
+            }
         }
     };
     s.pid.store(process.pid(), Ordering::Relaxed);
@@ -572,6 +585,11 @@ impl Supervisor {
             }
             if was_ready || retired {
                 self.init_failures = 0;
+            } else if let Err(e @ ipc_core::ProcessError::EntryNotRun { .. }) = w.process.join() {
+                // Its program never ran the worker (no `init()` first in
+                // `main`): every replacement would do the same.
+                self.break_pool(TaskError::PoolBroken(e.to_string()));
+                return;
             } else {
                 self.init_failures += 1;
                 if self.init_failures >= self.cfg.max_init_failures {

@@ -6,13 +6,34 @@ use crate::control::{monotonic_ns, Control, READY};
 use crate::link::{WorkerEnd, WorkerFds};
 use crate::protocol::{self, ResultHeader, TaskHeader};
 use crate::wire::Wire;
+use ipc_core::entry::{zero_sized_fn, EntryDescriptor, EntryRef, Signature};
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Runs `count` inputs from `input` through the user's function `func` and
+/// Runs `count` inputs from `input` through the user's function and
 /// appends, per input, a status byte and the output (or the panic message).
-pub(crate) type Runner =
-    fn(func: *const (), input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String>;
+/// `func` is the address of a closure for [`ClosureOf`], unused otherwise.
+#[derive(Clone, Copy)]
+pub(crate) struct Runner(pub(crate) RunFn);
+
+/// The function a [`Runner`] holds.
+pub(crate) type RunFn =
+    fn(func: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String>;
+
+// SAFETY: the label is used by this type alone.
+unsafe impl Signature for Runner {
+    const LABEL: &'static str = "ipc-pool/runner/v2";
+}
+
+/// An initializer run once in each worker.
+#[derive(Clone, Copy)]
+pub(crate) struct Init(pub(crate) fn());
+
+// SAFETY: the label is used by this type alone.
+unsafe impl Signature for Init {
+    const LABEL: &'static str = "ipc-pool/initializer/v2";
+}
 
 /// Exit code of a worker whose initializer panicked.
 pub(crate) const EXIT_INIT_FAILED: i32 = 3;
@@ -57,58 +78,87 @@ fn run_items<I: Wire, O: Wire>(
     Ok(())
 }
 
-/// The runner for `fn(I) -> O`.
-pub(crate) fn run_map<I: Wire, O: Wire>(
-    func: *const (),
-    input: &[u8],
-    count: u32,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    // SAFETY: a worker calls a runner only for a task whose tag matched, and
-    // only the parent (which holds the key) tags tasks; it pairs this runner
-    // with a `fn(I) -> O` of this same executable, at the address `func`.
-    let f = unsafe { std::mem::transmute::<*const (), fn(I) -> O>(func) };
-    run_items(input, count, out, f)
+/// The runner of a function `F: Fn(I) -> O` (a function item or a closure
+/// that captures nothing), named to workers by its descriptor.
+pub(crate) struct MapOf<I, O, F>(PhantomData<fn(I, F) -> O>);
+
+impl<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static> MapOf<I, O, F> {
+    // SAFETY: evaluated in a constant.
+    pub(crate) const DESC: &'static EntryDescriptor<Runner> =
+        &unsafe { EntryDescriptor::new(Runner(Self::run)) };
+
+    fn run(_: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
+        run_items(input, count, out, zero_sized_fn::<F>())
+    }
 }
 
-/// The runner for a closure `F: Fn(I) -> O` owned by an `FnPool`.
-pub(crate) fn run_closure<I: Wire, O: Wire, F: Fn(I) -> O>(
-    func: *const (),
-    input: &[u8],
-    count: u32,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    // SAFETY: the tag matched, so the parent named `func` as the address of
-    // the `F` its `FnPool` owns. Workers of an `FnPool` are always forked
-    // from that parent after `F` was boxed, so the same address holds the
-    // same `F` in this copy of its memory, and the parent keeps it alive for
-    // as long as the pool (and so this worker) exists.
-    let f = unsafe { &*(func as *const F) };
-    run_items(input, count, out, f)
+/// The runner of `F: Fn(A, B) -> O` over `(A, B)` inputs (starmap).
+pub(crate) struct Star2Of<A, B, O, F>(PhantomData<fn(A, B, F) -> O>);
+
+impl<A: Wire, B: Wire, O: Wire, F: Fn(A, B) -> O + Copy + 'static> Star2Of<A, B, O, F> {
+    // SAFETY: evaluated in a constant.
+    pub(crate) const DESC: &'static EntryDescriptor<Runner> =
+        &unsafe { EntryDescriptor::new(Runner(Self::run)) };
+
+    fn run(_: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
+        let f = zero_sized_fn::<F>();
+        run_items(input, count, out, |(a, b): (A, B)| f(a, b))
+    }
 }
 
-/// The runner for `fn(A, B) -> O` over `(A, B)` inputs (starmap).
-pub(crate) fn run_star2<A: Wire, B: Wire, O: Wire>(
-    func: *const (),
-    input: &[u8],
-    count: u32,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    // SAFETY: as in `run_map`, for a `fn(A, B) -> O`.
-    let f = unsafe { std::mem::transmute::<*const (), fn(A, B) -> O>(func) };
-    run_items(input, count, out, |(a, b): (A, B)| f(a, b))
+/// The runner of `F: Fn(A, B, C) -> O` over `(A, B, C)` inputs (starmap).
+pub(crate) struct Star3Of<A, B, C, O, F>(PhantomData<Args3<A, B, C, O, F>>);
+
+/// The types a [`Star3Of`] is made for.
+type Args3<A, B, C, O, F> = fn() -> (A, B, C, O, F);
+
+impl<A: Wire, B: Wire, C: Wire, O: Wire, F: Fn(A, B, C) -> O + Copy + 'static>
+    Star3Of<A, B, C, O, F>
+{
+    // SAFETY: evaluated in a constant.
+    pub(crate) const DESC: &'static EntryDescriptor<Runner> =
+        &unsafe { EntryDescriptor::new(Runner(Self::run)) };
+
+    fn run(_: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
+        let f = zero_sized_fn::<F>();
+        run_items(input, count, out, |(a, b, c): (A, B, C)| f(a, b, c))
+    }
 }
 
-/// The runner for `fn(A, B, C) -> O` over `(A, B, C)` inputs (starmap).
-pub(crate) fn run_star3<A: Wire, B: Wire, C: Wire, O: Wire>(
-    func: *const (),
-    input: &[u8],
-    count: u32,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    // SAFETY: as in `run_map`, for a `fn(A, B, C) -> O`.
-    let f = unsafe { std::mem::transmute::<*const (), fn(A, B, C) -> O>(func) };
-    run_items(input, count, out, |(a, b, c): (A, B, C)| f(a, b, c))
+/// The runner of a closure `F: Fn(I) -> O` owned by an `FnPool`, at the
+/// address `func`.
+pub(crate) struct ClosureOf<I, O, F>(PhantomData<fn(I, F) -> O>);
+
+impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> ClosureOf<I, O, F> {
+    // SAFETY: evaluated in a constant.
+    pub(crate) const DESC: &'static EntryDescriptor<Runner> =
+        &unsafe { EntryDescriptor::new(Runner(Self::run)) };
+
+    fn run(func: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
+        // SAFETY: a worker runs a task only if its tag matched, and only the
+        // parent (which holds the key) tags tasks; it names this runner only
+        // with the address of the `F` its `FnPool` owns. Workers of an
+        // `FnPool` are always forked from that parent after `F` was boxed,
+        // so the same address holds the same `F` in this copy of its memory,
+        // and the parent keeps it alive for as long as the pool (and so
+        // this worker) exists.
+        let f = unsafe { &*(func as *const F) };
+        run_items(input, count, out, f)
+    }
+}
+
+/// The initializer `F: Fn()` (a function item or a closure that captures
+/// nothing).
+pub(crate) struct InitOf<F>(PhantomData<F>);
+
+impl<F: Fn() + Copy + 'static> InitOf<F> {
+    // SAFETY: evaluated in a constant.
+    pub(crate) const DESC: &'static EntryDescriptor<Init> =
+        &unsafe { EntryDescriptor::new(Init(Self::run)) };
+
+    fn run() {
+        zero_sized_fn::<F>()()
+    }
 }
 
 /// Everything a worker needs, as passed at start-up.
@@ -197,10 +247,9 @@ pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: Worker
         if protocol::tag(args.key, 0, off) != tag {
             return EXIT_BAD_TASK;
         }
-        let addr = ipc_core::process::fn_at_offset(off);
-        // SAFETY: the tag matched, so the parent named this address as the
-        // `fn()` initializer it was given, in this same executable.
-        let init = unsafe { std::mem::transmute::<*const (), fn()>(addr) };
+        let Ok(Init(init)) = EntryRef::from_raw(off).resolve::<Init>() else {
+            return EXIT_BAD_TASK;
+        };
         if std::panic::catch_unwind(init).is_err() {
             return EXIT_INIT_FAILED;
         }
@@ -209,7 +258,8 @@ pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: Worker
     control.head().doorbell.notify_all();
 
     let mut out = Vec::new();
-    let mut verified: Option<(u64, u64, u64)> = None;
+    // The last task's (runner, func, tag), checked, and its runner.
+    let mut verified: Option<((u64, u64, u64), Runner)> = None;
     let mut done = 0u64;
     let max = link.max_message();
     loop {
@@ -223,22 +273,24 @@ pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: Worker
             if h.kind != protocol::TASK {
                 return Step::Exit(EXIT_BAD_TASK);
             }
-            if verified != Some((h.runner, h.func, h.tag)) {
-                if protocol::tag(args.key, h.runner, h.func) != h.tag {
-                    return Step::Exit(EXIT_BAD_TASK);
+            let named = (h.runner, h.func, h.tag);
+            let runner = match verified {
+                Some((v, runner)) if v == named => runner,
+                _ => {
+                    if protocol::tag(args.key, h.runner, h.func) != h.tag {
+                        return Step::Exit(EXIT_BAD_TASK);
+                    }
+                    let Ok(runner) = EntryRef::from_raw(h.runner).resolve::<Runner>() else {
+                        return Step::Exit(EXIT_BAD_TASK);
+                    };
+                    verified = Some((named, runner));
+                    runner
                 }
-                verified = Some((h.runner, h.func, h.tag));
-            }
+            };
             if args.timed {
                 slot.started_ns.store(monotonic_ns(), Ordering::Relaxed);
             }
             slot.current.store(h.chunk + 1, Ordering::Release);
-            // SAFETY: the tag matched: the parent paired this runner offset
-            // with a `Runner` of this executable.
-            let runner = unsafe {
-                std::mem::transmute::<*const (), Runner>(ipc_core::process::fn_at_offset(h.runner))
-            };
-            let func = ipc_core::process::fn_at_offset(h.func);
             out.clear();
             let mut rh = ResultHeader {
                 chunk: h.chunk,
@@ -246,7 +298,7 @@ pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: Worker
                 count: h.count,
             };
             rh.write(&mut out);
-            if let Err(e) = runner(func, inputs, h.count, &mut out) {
+            if let Err(e) = (runner.0)(h.func as usize, inputs, h.count, &mut out) {
                 out.clear();
                 rh.status = protocol::DECODE_FAILED;
                 rh.write(&mut out);
@@ -292,6 +344,12 @@ mod tests {
         x * 2
     }
 
+    impl<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static> MapOf<I, O, F> {
+        fn desc_of(_: F) -> &'static EntryDescriptor<Runner> {
+            Self::DESC
+        }
+    }
+
     #[test]
     fn a_runner_maps_and_catches_panics_per_item() {
         let mut input = Vec::new();
@@ -299,7 +357,11 @@ mod tests {
             x.encode(&mut input);
         }
         let mut out = Vec::new();
-        run_map::<u64, u64>(double as fn(u64) -> u64 as *const (), &input, 3, &mut out).unwrap();
+        let Runner(run) = EntryRef::of(MapOf::<u64, u64, _>::desc_of(double))
+            .unwrap()
+            .resolve::<Runner>()
+            .unwrap();
+        run(0, &input, 3, &mut out).unwrap();
         let mut o = &out[..];
         assert_eq!(u8::decode(&mut o).unwrap(), 0);
         assert_eq!(u64::decode(&mut o).unwrap(), 2);
@@ -307,13 +369,7 @@ mod tests {
         assert!(String::decode(&mut o).unwrap().contains("unlucky 13"));
         assert_eq!(u8::decode(&mut o).unwrap(), 0);
         assert_eq!(u64::decode(&mut o).unwrap(), 10);
-        assert!(run_map::<u64, u64>(
-            double as fn(u64) -> u64 as *const (),
-            &input[..20],
-            3,
-            &mut out
-        )
-        .is_err());
+        assert!(run(0, &input[..20], 3, &mut out).is_err());
     }
 
     #[test]

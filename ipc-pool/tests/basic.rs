@@ -1,6 +1,6 @@
 //! The pool's operations across real worker processes.
 
-use ipc_core::process::{init, test_exec_args, StartMethod};
+use ipc_core::process::{init, test_exec_args};
 use ipc_pool::{Pool, PoolError, TaskError};
 
 fn square(x: u64) -> u64 {
@@ -30,9 +30,9 @@ fn map_of_100k_items_matches_the_sequential_result_in_order() {
 
 #[test]
 fn fork_workers_map_too() {
-    let p = Pool::builder()
-        .workers(2)
-        .start_method(StartMethod::Fork)
+    // SAFETY: the workers run `square`, which touches no lock of the
+    // harness's other threads.
+    let p = unsafe { Pool::builder().workers(2).fork_workers() }
         .build()
         .unwrap();
     assert_eq!(
@@ -285,10 +285,14 @@ fn a_panicking_callback_or_progress_hook_does_not_stop_the_pool() {
 fn a_capturing_closure_runs_in_forked_workers() {
     let table: Vec<u64> = (0..100).map(|x| x * 3).collect();
     let salt = String::from("captured");
-    let mut p = Pool::builder()
-        .workers(2)
-        .build_with(move |i: u64| (table[i as usize], salt.len() as u64))
-        .unwrap();
+    // SAFETY: the closure reads what it captured; it touches no lock of the
+    // harness's other threads.
+    let mut p = unsafe {
+        Pool::builder()
+            .workers(2)
+            .build_with(move |i: u64| (table[i as usize], salt.len() as u64))
+    }
+    .unwrap();
     let out = p.map(0..100u64).unwrap();
     assert!(out
         .iter()

@@ -351,3 +351,26 @@ fn max_tasks_per_child_replaces_workers() {
     }
     assert!(counts.values().all(|&n| n <= 5));
 }
+
+/// Run as a worker's program: a `main` that does not call `init`.
+#[test]
+fn role_worker_program_without_init() {}
+
+#[test]
+fn workers_whose_program_skips_init_break_the_pool_with_the_reason() {
+    init();
+    let pool = Pool::builder()
+        .workers(2)
+        .exec_args(test_exec_args("role_worker_program_without_init"))
+        .build()
+        .unwrap();
+    let e = pool.map(square, 0..4u64).unwrap_err();
+    match &e {
+        PoolError::Broken(why)
+        | PoolError::Task {
+            error: TaskError::PoolBroken(why),
+            ..
+        } => assert!(why.contains("init()"), "{why}"),
+        other => panic!("expected a broken pool, got {other:?}"),
+    }
+}

@@ -205,7 +205,13 @@ fn consumer(a: &[u8]) -> i32 {
     }
 }
 
-fn start(test: &str, entry: fn(&[u8]) -> i32, a: &[u64], ring: &Mpmc, book: &Book) -> Process {
+fn start<F: Fn(&[u8]) -> i32 + Copy + 'static>(
+    test: &str,
+    entry: F,
+    a: &[u64],
+    ring: &Mpmc,
+    book: &Book,
+) -> Process {
     Process::builder()
         .daemon(true)
         .exec_args(test_exec_args(test))

@@ -337,13 +337,10 @@ fn a_forked_child_shares_an_anonymous_mutex() {
     drop(m.lock().unwrap());
     let held = m.lock().unwrap();
     let child = ipc_core::Process::builder()
-        .fork(|| matches!(m.try_lock(), Err(LockError::WouldBlock)) as i32)
-        .unwrap();
+        .fork_in_test(|| matches!(m.try_lock(), Err(LockError::WouldBlock)) as i32);
     assert_eq!(join(&child), ExitStatus::Code(1));
     drop(held);
-    let child = ipc_core::Process::builder()
-        .fork(|| increment(&m, 10_000).is_ok() as i32)
-        .unwrap();
+    let child = ipc_core::Process::builder().fork_in_test(|| increment(&m, 10_000).is_ok() as i32);
     increment(&m, 10_000).unwrap();
     assert_eq!(join(&child), ExitStatus::Code(1));
     assert_eq!(m.lock().unwrap()[0], 20_000);

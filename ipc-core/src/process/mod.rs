@@ -2,20 +2,31 @@
 //!
 //! Two start methods:
 //!
-//! - [`StartMethod::Fork`] runs a closure in a `fork`ed copy of the caller.
-//!   Fast (no exec, the child shares the parent's mappings), but **unsafe in a
-//!   multi-threaded parent**: only the forking thread exists in the child, so
-//!   a lock another thread held at the moment of the fork (inside `malloc`,
-//!   `println!`, a `Mutex` of the program) stays locked for ever in the child.
-//!   Use it from single-threaded programs, or keep the child to
-//!   async-signal-safe work.
-//! - [`StartMethod::Spawn`] re-executes the current binary. The child finds
-//!   the entry function by its offset from an anchor function inside this
-//!   binary (the same file, verified by device and inode of
-//!   `/proc/self/exe`), so no code is serialized; arguments travel as bytes.
-//!   Safe in multi-threaded parents. The child must call [`init`] early in
-//!   `main` (before starting threads): there it runs the entry function and
-//!   exits.
+//! - [`StartMethod::Spawn`] (the default) re-executes the current binary.
+//!   The child runs an entry function of the same executable: a function
+//!   item or a closure that captures nothing, such as `fn child(args: &[u8])
+//!   -> i32`, with the argument bytes the parent gave. Nothing is
+//!   serialized: the function is named by a descriptor in the executable's
+//!   read-only data ([`crate::entry`]), which the child checks before it
+//!   calls anything, so a wrong or forged name is an error, never a jump.
+//!   Safe in multi-threaded parents. **The child must call [`init`] as the
+//!   first statement of `main`**: there it runs the entry function and
+//!   exits. A spawned child that does not fails loudly instead of running
+//!   the parent's program again: it cannot start processes
+//!   ([`ProcessError::NotInitialized`]), it exits with [`EXIT_NO_INIT`] and
+//!   a message on stderr, and the parent's [`Process::join`] returns
+//!   [`ProcessError::EntryNotRun`].
+//! - [`StartMethod::Fork`] runs a closure in a `fork`ed copy of the caller:
+//!   fast (no exec, the child shares the parent's mappings and captures
+//!   anything). Only the forking thread exists in the child, so a lock
+//!   another thread held at the moment of the fork (inside `println!`, a
+//!   logger, a `Mutex` of the program) stays locked for ever there, and
+//!   libraries that are not fork-safe may be left mid-operation.
+//!   [`Builder::fork`] therefore refuses, with [`ProcessError::MultiThreaded`],
+//!   when the calling process has other threads: a copy of a single-threaded
+//!   process has nothing held by a thread that vanished, so any closure is
+//!   sound there. [`Builder::fork_unchecked`] forks a multi-threaded process
+//!   anyway; it is `unsafe`, with the rules in its `# Safety` section.
 //!
 //! In a `cargo test` binary there is no `main` of yours: call [`init`] as the
 //! first statement of the test that spawns, and pass
@@ -25,26 +36,25 @@
 //!
 //! Children are always reaped: [`Process::join`], [`Process::is_alive`] and
 //! drop reap them; a daemon child still running on drop is killed first, any
-//! other child still running on drop is reaped by a background thread when it
-//! exits. Lifecycle events are logged through the `log` facade at `info`
-//! (start, exit) and `debug` level; nothing is logged on a hot path.
+//! other child still running on drop is reaped when it has exited, the next
+//! time this process starts a child (as Python does). Lifecycle events are
+//! logged through the `log` facade at `info` (start, exit) and `debug`
+//! level; nothing is logged on a hot path.
+
+mod spawn;
+
+pub use spawn::{
+    init, take_inherited_fd, test_exec_args, try_init, EXIT_BAD_TOKEN, EXIT_NO_INIT, SPAWN_ENV,
+};
 
 use crate::error::ProcessError;
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// The environment variable that carries the spawn token to a child.
-const SPAWN_ENV: &str = "IPC_CORE_SPAWN";
-
-/// An entry function for a spawned child: it receives the argument bytes
-/// given to [`Builder::spawn`] and returns the exit code.
-pub type Entry = fn(&[u8]) -> i32;
 
 /// How a child process is started. See the [module docs](self).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -201,8 +211,15 @@ impl Builder {
             .unwrap_or_else(|| format!("Process-{}", NEXT_CHILD.fetch_add(1, Ordering::Relaxed)))
     }
 
-    /// Starts `entry(args)` in a child, with the configured start method.
-    pub fn start(self, entry: Entry, args: &[u8]) -> Result<Process, ProcessError> {
+    /// Starts `entry(args)` in a child, with the configured start method:
+    /// [`spawn`](Self::spawn) or the checked [`fork`](Self::fork).
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn) or [`fork`](Self::fork).
+    pub fn start<F>(self, entry: F, args: &[u8]) -> Result<Process, ProcessError>
+    where
+        F: Fn(&[u8]) -> i32 + Copy + 'static,
+    {
         match self.method {
             StartMethod::Spawn => self.spawn(entry, args),
             StartMethod::Fork => {
@@ -215,28 +232,63 @@ impl Builder {
     /// Forks and runs `f` in the child; its result becomes the exit code
     /// ([`ChildOutcome`]). A panic in `f` prints its message on stderr (the
     /// panic hook) and exits with code 1. The child leaves with `_exit`,
-    /// without running `atexit` handlers and without flushing stdout (whose
-    /// lock another thread may have held at the fork): lines written with
-    /// `println!` are out already, a trailing `print!` without a newline is
-    /// lost unless the closure flushes it.
+    /// without running `atexit` handlers and without flushing stdout: lines
+    /// written with `println!` are out already, a trailing `print!` without
+    /// a newline is lost unless the closure flushes it.
     ///
-    /// # Safety of use
-    /// Not `unsafe` in the Rust sense, but see the [module docs](self): in a
-    /// multi-threaded parent the child may deadlock on a lock another thread
-    /// held at the fork.
+    /// # Errors
+    /// [`ProcessError::MultiThreaded`] if this process has other threads
+    /// (see the [module docs](self) and [`fork_unchecked`](Self::fork_unchecked)),
+    /// [`ProcessError::NotInitialized`] in a spawned child that did not call
+    /// [`init`], [`ProcessError::Start`] if `fork` fails.
     pub fn fork<F, R>(self, f: F) -> Result<Process, ProcessError>
     where
         F: FnOnce() -> R,
         R: ChildOutcome,
     {
+        match thread_count() {
+            Some(1) => {}
+            threads => return Err(ProcessError::MultiThreaded { threads }),
+        }
+        // SAFETY: this process has one thread (checked just above; only a
+        // thread of this process could start another, and this is the only
+        // one), so the child is a copy in which nothing is held by a thread
+        // that vanished.
+        unsafe { self.fork_unchecked(f) }
+    }
+
+    /// Forks and runs `f` in the child, as [`fork`](Self::fork), even if this
+    /// process has other threads.
+    ///
+    /// # Safety
+    /// Only the calling thread exists in the child. If this process has
+    /// other threads, `f` must not use anything another thread may have been
+    /// using at the moment of the fork: no lock another thread may hold
+    /// (`std::sync` locks, stdout and stderr through `println!`/`eprintln!`,
+    /// a `log` logger), no channel or scope fed by another thread, no
+    /// library that is not fork-safe. Allocating is fine with glibc and
+    /// musl, as are this workspace's shared-memory primitives and raw
+    /// system calls. Breaking the rule may deadlock the child or leave it
+    /// reading state another thread was halfway through changing.
+    ///
+    /// # Errors
+    /// As [`fork`](Self::fork), without the thread check.
+    pub unsafe fn fork_unchecked<F, R>(self, f: F) -> Result<Process, ProcessError>
+    where
+        F: FnOnce() -> R,
+        R: ChildOutcome,
+    {
+        spawn::refuse_before_init()?;
+        reap_orphans();
         let name = self.child_name();
         let kernel_name = kernel_name(&name);
         // Allocated before the fork, published by the child with one store.
         let boxed_name = Box::into_raw(Box::new(name.clone()));
         let boxed_parent = Box::into_raw(Box::new(current_process().name));
         let parent = std::process::id();
-        // SAFETY: fork has no memory-safety preconditions; the child below
-        // only runs the caller's closure and leaves with `_exit`.
+        // SAFETY: fork has no memory-safety preconditions of its own; what
+        // the child may do is the caller's contract (see `# Safety`), and it
+        // leaves with `_exit`.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             // SAFETY: both came from Box::into_raw just above.
@@ -278,34 +330,60 @@ impl Builder {
         drop(unsafe { Box::from_raw(boxed_name) });
         // SAFETY: as above.
         drop(unsafe { Box::from_raw(boxed_parent) });
-        Process::started(pid as u32, name, self.daemon, "fork")
+        Process::started(pid as u32, name, self.daemon, None, "fork")
     }
 
     /// Re-executes the current binary to run `entry(args)` in the child.
-    /// `entry` must be a function of this binary (any `fn(&[u8]) -> i32`);
-    /// the child must call [`init`]. See the [module docs](self).
-    pub fn spawn(self, entry: Entry, args: &[u8]) -> Result<Process, ProcessError> {
+    ///
+    /// `entry` is a function item of this executable (`fn child(args:
+    /// &[u8]) -> i32`) or a closure that captures nothing; anything else is
+    /// refused when the program is compiled, since only a zero-sized
+    /// function can be re-created in another process. Its return value is
+    /// the child's exit code; a panic exits with code 1. The child must call
+    /// [`init`] first thing in `main` (see the [module docs](self)).
+    ///
+    /// # Errors
+    /// [`ProcessError::NotInitialized`] in a spawned child that did not call
+    /// [`init`]; [`ProcessError::Entry`] if `entry` is not linked into the
+    /// executable itself (for example, it lives in a shared library);
+    /// [`ProcessError::Start`] if the memfds or the exec fail.
+    pub fn spawn<F>(self, entry: F, args: &[u8]) -> Result<Process, ProcessError>
+    where
+        F: Fn(&[u8]) -> i32 + Copy + 'static,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "a spawn entry must be a function item or a closure that captures nothing"
+            )
+        };
+        let _ = entry; // zero-sized: the child makes its own from the type.
+        spawn::refuse_before_init()?;
+        reap_orphans();
         let name = self.child_name();
+        let entry = crate::entry::EntryRef::of(spawn::SpawnEntry::<F>::DESC)?;
         let start_err = |source| ProcessError::Start {
             name: name.clone(),
             source,
         };
         let exe = std::fs::metadata("/proc/self/exe").map_err(start_err)?;
-        let args_fd = args_memfd(args).map_err(start_err)?;
+        let parent_name = current_process().name;
+        let token = spawn::Token {
+            entry,
+            exe: (
+                std::os::unix::fs::MetadataExt::dev(&exe),
+                std::os::unix::fs::MetadataExt::ino(&exe),
+            ),
+            parent: std::process::id(),
+            fds: self.inherit.clone(),
+            name: &name,
+            parent_name: &parent_name,
+            args,
+        }
+        .seal()
+        .map_err(start_err)?;
         let mut inherit = self.inherit.clone();
-        inherit.push(args_fd.as_raw_fd());
-        let offset = fn_offset(entry as *const ());
-        let fds: Vec<String> = self.inherit.iter().map(|fd| fd.to_string()).collect();
-        let token = format!(
-            "1;{offset:x};{:x};{:x};{};{};{};{};{}",
-            std::os::unix::fs::MetadataExt::dev(&exe),
-            std::os::unix::fs::MetadataExt::ino(&exe),
-            args_fd.as_raw_fd(),
-            fds.join(","),
-            hex(name.as_bytes()),
-            std::process::id(),
-            hex(current_process().name.as_bytes()),
-        );
+        inherit.push(token.fd.as_raw_fd());
         let mut cmd = std::process::Command::new("/proc/self/exe");
         if let Some(arg0) = std::env::args_os().next() {
             cmd.arg0(arg0);
@@ -314,7 +392,7 @@ impl Builder {
             Some(a) => cmd.args(a),
             None => cmd.args(std::env::args_os().skip(1)),
         };
-        cmd.env(SPAWN_ENV, token);
+        cmd.env(SPAWN_ENV, &token.env);
         let daemon = self.daemon;
         let parent = std::process::id();
         // SAFETY: the hook runs in the forked child before exec and only
@@ -341,22 +419,8 @@ impl Builder {
         let child = cmd.spawn().map_err(start_err)?;
         let pid = child.id();
         drop(child); // std's handle neither waits nor kills on drop; we reap.
-        drop(args_fd);
-        Process::started(pid, name, daemon, "spawn")
+        Process::started(pid, name, daemon, Some(token.fd), "spawn")
     }
-}
-
-fn args_memfd(args: &[u8]) -> std::io::Result<OwnedFd> {
-    // SAFETY: a valid C string literal; memfd_create returns a new fd or -1.
-    let raw = unsafe { libc::memfd_create(c"ipc-spawn-args".as_ptr(), libc::MFD_CLOEXEC) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut file = std::fs::File::from(fd);
-    file.write_all(args)?;
-    Ok(file.into())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -385,133 +449,6 @@ fn set_kernel_name(buf: &[u8; 16]) {
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes;
     // `buf` is 16 bytes with a NUL at index 15 at the latest.
     unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
-}
-
-/// The anchor for function offsets: a function of this crate, linked into
-/// every binary that spawns.
-fn anchor() {}
-
-/// The offset of the function at `addr` from an anchor inside this binary.
-/// The offset is the same in every process running the same executable (it
-/// is mapped as a whole at one base address), so it can name a function to
-/// a spawned child. See [`fn_at_offset`].
-pub fn fn_offset(addr: *const ()) -> u64 {
-    (addr as usize).wrapping_sub(anchor as fn() as usize) as u64
-}
-
-/// The address in this process of the function whose [`fn_offset`] was
-/// taken in another process running the same executable.
-///
-/// Casting the result to a function pointer is `unsafe`: the caller must
-/// know the offset came from `fn_offset` of a function of that very type in
-/// the same executable (as [`Builder::spawn`] checks for its entry).
-pub fn fn_at_offset(offset: u64) -> *const () {
-    (anchor as fn() as usize).wrapping_add(offset as usize) as *const ()
-}
-
-/// The arguments that make a re-executed `cargo test` binary run just the
-/// test named `test` (its path inside the test crate, e.g.
-/// `"spawn_tests::child_reads_segment"` or `"child_reads_segment"`).
-pub fn test_exec_args(test: &str) -> Vec<OsString> {
-    ["--exact", test, "--nocapture", "--test-threads=1", "-q"]
-        .iter()
-        .map(OsString::from)
-        .collect()
-}
-
-/// Runs the entry function if this process is a spawned child, then exits;
-/// returns at once otherwise. Call it first thing in `main` (before any
-/// thread starts), or first thing in a test that spawns.
-///
-/// ```
-/// // First statement of `main`:
-/// ipc_core::process::init();
-/// // ... the program, which may start children with Process::builder().spawn(...)
-/// ```
-pub fn init() {
-    let Some(token) = std::env::var_os(SPAWN_ENV) else {
-        return;
-    };
-    // Not for grandchildren: they get a token of their own if spawned.
-    std::env::remove_var(SPAWN_ENV);
-    let code = match run_spawned(&token.to_string_lossy()) {
-        Ok(code) => code,
-        Err(msg) => {
-            eprintln!("ipc-core: cannot run spawned child: {msg}");
-            125
-        }
-    };
-    let _ = std::io::stdout().flush();
-    std::process::exit(code);
-}
-
-fn run_spawned(token: &str) -> Result<i32, String> {
-    let parts: Vec<&str> = token.split(';').collect();
-    let [version, offset, dev, ino, args_fd, fds, name, parent, parent_name] = parts[..] else {
-        return Err(format!("malformed token {token:?}"));
-    };
-    if version != "1" {
-        return Err(format!("token version {version}, expected 1"));
-    }
-    let num =
-        |s: &str, radix| u64::from_str_radix(s, radix).map_err(|_| format!("bad number {s:?}"));
-    let exe = std::fs::metadata("/proc/self/exe").map_err(|e| e.to_string())?;
-    if std::os::unix::fs::MetadataExt::dev(&exe) != num(dev, 16)?
-        || std::os::unix::fs::MetadataExt::ino(&exe) != num(ino, 16)?
-    {
-        return Err("the parent runs another executable".into());
-    }
-    let name = unhex(name)
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or("bad name")?;
-    set_kernel_name(&kernel_name(&name));
-    NAME.store(Box::into_raw(Box::new(name)), Ordering::Release);
-    let parent_name = unhex(parent_name)
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or("bad parent name")?;
-    PARENT_NAME.store(Box::into_raw(Box::new(parent_name)), Ordering::Release);
-    PARENT.store(num(parent, 10)? as u32, Ordering::Release);
-    let inherited: Vec<Option<RawFd>> = fds
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<RawFd>().ok())
-        .collect();
-    // Close-on-exec again, as every descriptor of this crate is: otherwise
-    // they would leak into whatever this child starts in turn.
-    for fd in inherited.iter().flatten() {
-        // SAFETY: fcntl on a descriptor number has no memory-safety
-        // preconditions; a number that is not open only fails.
-        unsafe { libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = inherited;
-    let args_fd = num(args_fd, 10)? as RawFd;
-    // SAFETY: the parent passed this descriptor (a memfd holding the
-    // arguments) for this child alone; nothing else in this process owns it.
-    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(args_fd) });
-    let mut args = Vec::new();
-    std::io::Seek::rewind(&mut file).map_err(|e| e.to_string())?;
-    file.read_to_end(&mut args).map_err(|e| e.to_string())?;
-    drop(file);
-    let addr = fn_at_offset(num(offset, 16)?) as usize;
-    // SAFETY: the parent computed `offset` as `entry - anchor` for an `Entry`
-    // of this very executable (same device and inode, checked above), which
-    // is mapped as a whole at one base address, so `anchor + offset` is that
-    // function's address in this process.
-    let entry: Entry = unsafe { std::mem::transmute::<usize, Entry>(addr) };
-    Ok(std::panic::catch_unwind(|| entry(&args)).unwrap_or(1))
-}
-
-static INHERITED: Mutex<Vec<Option<RawFd>>> = Mutex::new(Vec::new());
-
-/// Takes the `index`-th descriptor the parent passed with
-/// [`Builder::inherit_fd`]. Each is handed out once; `None` if there is no
-/// such descriptor or it was taken already.
-pub fn take_inherited_fd(index: usize) -> Option<OwnedFd> {
-    let mut fds = INHERITED.lock().unwrap_or_else(|p| p.into_inner());
-    let fd = fds.get_mut(index)?.take()?;
-    // SAFETY: the parent kept this descriptor open for us across exec, and
-    // `take` above ensures it is wrapped in an `OwnedFd` only once.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 static NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
@@ -586,7 +523,10 @@ pub struct Process {
     pidfd: OwnedFd,
     name: String,
     daemon: bool,
-    status: Mutex<Option<ExitStatus>>,
+    exit: Mutex<Option<ExitStatus>>,
+    /// A spawned child's token: the child writes a mark in it just before
+    /// it runs its entry function.
+    entered: Option<OwnedFd>,
 }
 
 impl Process {
@@ -602,7 +542,13 @@ impl Process {
         Builder::default()
     }
 
-    fn started(pid: u32, name: String, daemon: bool, how: &str) -> Result<Process, ProcessError> {
+    fn started(
+        pid: u32,
+        name: String,
+        daemon: bool,
+        entered: Option<OwnedFd>,
+        how: &str,
+    ) -> Result<Process, ProcessError> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
         if raw < 0 {
@@ -627,7 +573,8 @@ impl Process {
             pidfd,
             name,
             daemon,
-            status: Mutex::new(None),
+            exit: Mutex::new(None),
+            entered,
         })
     }
 
@@ -666,6 +613,13 @@ impl Process {
 
     /// Waits for the child to exit and returns how it ended. Joining again
     /// returns the same status at once.
+    ///
+    /// # Errors
+    /// [`ProcessError::EntryNotRun`] if a spawned child exited (with a code,
+    /// not by a signal) without ever running its entry function: its `main`
+    /// did not call [`init`] first, or its spawn token was refused (the
+    /// child printed why on stderr). [`ProcessError::Io`] if `waitpid`
+    /// fails.
     pub fn join(&self) -> Result<ExitStatus, ProcessError> {
         loop {
             if let Some(s) = self.join_timeout(Duration::from_secs(3600))? {
@@ -675,10 +629,14 @@ impl Process {
     }
 
     /// Waits at most `timeout`; `Ok(None)` if the child still runs then.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
     pub fn join_timeout(&self, timeout: Duration) -> Result<Option<ExitStatus>, ProcessError> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             if let Some(s) = self.try_reap()? {
+                self.check_entered(s)?;
                 return Ok(Some(s));
             }
             let left = match deadline {
@@ -753,9 +711,36 @@ impl Process {
         Ok(())
     }
 
+    /// For a spawned child that exited with a code: whether it ran its
+    /// entry function (a child killed by a signal may have been stopped
+    /// before it could, which is not an error of the program).
+    fn check_entered(&self, status: ExitStatus) -> Result<(), ProcessError> {
+        let (Some(fd), ExitStatus::Code(_)) = (&self.entered, status) else {
+            return Ok(());
+        };
+        let mut mark = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into `mark` from a memfd we own.
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                mark.as_mut_ptr().cast(),
+                mark.len(),
+                spawn::ENTERED_AT,
+            )
+        };
+        if n == mark.len() as isize && &mark == spawn::ENTERED {
+            return Ok(());
+        }
+        Err(ProcessError::EntryNotRun {
+            name: self.name.clone(),
+            pid: self.pid,
+            status,
+        })
+    }
+
     /// Reaps the child if it has exited; caches and returns its status.
     fn try_reap(&self) -> Result<Option<ExitStatus>, ProcessError> {
-        let mut cached = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cached = self.exit.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = *cached {
             return Ok(Some(s));
         }
@@ -794,25 +779,56 @@ impl Drop for Process {
             let _ = self.join();
             return;
         }
-        // A non-daemon child outlives its handle (as in Python); a detached
-        // thread reaps it when it exits, so it never lingers as a zombie.
-        let pid = self.pid;
-        let name = std::mem::take(&mut self.name);
-        let spawned = std::thread::Builder::new()
-            .name("ipc-reaper".into())
-            .spawn(move || {
-                let mut status = 0;
-                // SAFETY: `pid` is our unreaped child; `status` is writable.
-                unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
-                log::info!(
-                    "process {name:?} (pid {pid}) exited: {}",
-                    ExitStatus::from_wait_status(status)
-                );
-            });
-        if spawned.is_err() {
-            log::warn!("could not start a reaper thread for pid {pid}");
+        // A non-daemon child outlives its handle (as in Python); it is
+        // reaped once it has exited, the next time this process starts a
+        // child, so it never lingers as a zombie for long. (No reaper thread:
+        // a thread would make the checked `fork` refuse.)
+        ORPHANS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((self.pid, std::mem::take(&mut self.name)));
+    }
+}
+
+/// Children whose handle was dropped while they ran.
+static ORPHANS: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+/// Reaps the children in [`ORPHANS`] that have exited.
+fn reap_orphans() {
+    let mut orphans = ORPHANS.lock().unwrap_or_else(|p| p.into_inner());
+    orphans.retain(|(pid, name)| {
+        let mut status = 0;
+        // SAFETY: `pid` is our unreaped child; `status` is writable.
+        let r = unsafe { libc::waitpid(*pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        if r == 0 {
+            return true;
+        }
+        if r > 0 {
+            log::info!(
+                "process {name:?} (pid {pid}) exited: {}",
+                ExitStatus::from_wait_status(status)
+            );
+        }
+        false
+    });
+}
+
+/// The number of threads of this process; `None` if it cannot be read.
+/// The link count of `/proc/self/task` is two plus the threads (one
+/// `stat`, a sixth of the cost of reading `/proc/self/stat`, which is the
+/// fallback).
+fn thread_count() -> Option<usize> {
+    if let Ok(m) = std::fs::metadata("/proc/self/task") {
+        let links = std::os::unix::fs::MetadataExt::nlink(&m);
+        if links >= 3 {
+            return usize::try_from(links - 2).ok();
         }
     }
+    let text = std::fs::read("/proc/self/stat").ok()?;
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    // Field 20 (num_threads); the fields after the name start at field 3.
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
 }
 
 /// Waits until one of `children` has exited, at most `timeout`; returns its
@@ -869,16 +885,13 @@ mod tests {
     }
 
     #[test]
-    fn malformed_tokens_are_refused() {
-        assert!(run_spawned("garbage").is_err());
-        assert!(run_spawned("2;0;0;0;0;;;0;").is_err());
-        assert!(run_spawned("1;0;0;0;0;;;0;").is_err()); // wrong exe identity
-    }
-
-    #[test]
-    fn function_offsets_round_trip() {
-        fn f() {}
-        let off = fn_offset(f as fn() as *const ());
-        assert_eq!(fn_at_offset(off), f as fn() as *const ());
+    fn thread_count_reads_this_process() {
+        let before = thread_count().unwrap();
+        assert!(before >= 1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        assert!(thread_count().unwrap() > before.min(1));
+        drop(tx);
+        let _ = t.join();
     }
 }

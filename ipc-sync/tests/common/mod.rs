@@ -1,13 +1,17 @@
 //! Helpers shared by the multi-process tests.
 #![allow(dead_code)]
 
-use ipc_core::process::{test_exec_args, Process};
+use ipc_core::process::{test_exec_args, Builder, ChildOutcome, Process};
 use ipc_core::ExitStatus;
 use std::time::{Duration, Instant};
 
 /// Starts `entry(args)` in a re-executed copy of this test binary that runs
 /// only `test`. Daemon: killed if the test panics and drops it.
-pub(crate) fn spawn(test: &str, entry: fn(&[u8]) -> i32, args: &[u8]) -> Process {
+pub(crate) fn spawn<F: Fn(&[u8]) -> i32 + Copy + 'static>(
+    test: &str,
+    entry: F,
+    args: &[u8],
+) -> Process {
     Process::builder()
         .daemon(true)
         .exec_args(test_exec_args(test))
@@ -16,9 +20,9 @@ pub(crate) fn spawn(test: &str, entry: fn(&[u8]) -> i32, args: &[u8]) -> Process
 }
 
 /// Like [`spawn`], passing `fd` as the child's inherited descriptor 0.
-pub(crate) fn spawn_with_fd(
+pub(crate) fn spawn_with_fd<F: Fn(&[u8]) -> i32 + Copy + 'static>(
     test: &str,
-    entry: fn(&[u8]) -> i32,
+    entry: F,
     args: &[u8],
     fd: std::os::fd::BorrowedFd<'_>,
 ) -> Process {
@@ -81,4 +85,22 @@ pub(crate) fn assert_no_leftover(name: &str) {
         !ipc_core::name::path_of(name).exists(),
         "segment {name} left behind"
     );
+}
+
+/// Forking from inside the test harness, whose other threads run other
+/// tests.
+pub(crate) trait ForkInTest {
+    /// [`Builder::fork_unchecked`] for the closures of these tests.
+    fn fork_in_test<F: FnOnce() -> R, R: ChildOutcome>(self, f: F) -> Process;
+}
+
+impl ForkInTest for Builder {
+    fn fork_in_test<F: FnOnce() -> R, R: ChildOutcome>(self, f: F) -> Process {
+        // SAFETY: the harness's other threads run other tests. The closures
+        // of these tests use this workspace's locks and barriers in shared
+        // memory, which no other test touches, and return a code; a panic
+        // message goes to the capture buffer of the forking test's own
+        // thread, not to a lock another thread could hold.
+        unsafe { self.fork_unchecked(f) }.expect("fork child")
+    }
 }

@@ -1,0 +1,27 @@
+//! Helpers shared by ipc-core's integration tests.
+#![allow(dead_code)]
+
+use ipc_core::process::{Builder, ChildOutcome};
+use ipc_core::{Process, ProcessError};
+
+/// Forking from inside the test harness, whose other threads run other
+/// tests.
+pub(crate) trait ForkInTest {
+    /// [`Builder::fork_unchecked`] for the closures of these tests.
+    fn fork_in_test<F: FnOnce() -> R, R: ChildOutcome>(self, f: F)
+        -> Result<Process, ProcessError>;
+}
+
+impl ForkInTest for Builder {
+    fn fork_in_test<F: FnOnce() -> R, R: ChildOutcome>(
+        self,
+        f: F,
+    ) -> Result<Process, ProcessError> {
+        // SAFETY: the harness's other threads run other tests. The closures
+        // of these tests use this workspace's primitives, allocate, sleep,
+        // and make raw system calls; their output (a panic message) goes to
+        // the capture buffer of the forking test's own thread, not to a lock
+        // another thread could hold.
+        unsafe { self.fork_unchecked(f) }
+    }
+}
