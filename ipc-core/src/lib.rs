@@ -52,6 +52,7 @@ pub mod fdpass;
 pub mod futex;
 pub mod header;
 pub mod liveness;
+pub mod message;
 pub mod name;
 pub mod offset;
 pub mod process;

@@ -1,0 +1,341 @@
+//! Values that cross to another process: one trait for every front door.
+//!
+//! A [`Message`] is encoded into bytes by the sender and decoded by the
+//! receiver. Every queue, pipe, spawn argument, spawn return value and pool
+//! task of the workspace takes its values through this trait, so one value
+//! type works everywhere. Three kinds of values implement it:
+//!
+//! - **Plain-old-data**, copied as it is, with no encoding: the primitive
+//!   integers and floats directly, and any [`Shareable`] type wrapped in
+//!   [`Pod`]. [`Message::fixed_size`] tells a ring the exact size, so it can
+//!   give each value a fixed slot.
+//! - **Any `serde` type** (feature `serde`, on by default): `String`,
+//!   `Vec<String>`, tuples, `Option`, maps, and every struct or enum with
+//!   `#[derive(Serialize, Deserialize)]`, through
+//!   [postcard](https://postcard.jamesmunns.com/)'s compact format (a
+//!   stable, documented wire format; variable-length integers, no padding).
+//! - `rkyv` archives, read in place, have their own receive calls on the
+//!   rings that support them.
+//!
+//! Decoding checks everything it reads: a wrong length, trailing bytes or a
+//! malformed encoding is a [`DecodeError`], never undefined behaviour, so
+//! bytes written by a hostile peer can only make the receive fail.
+//!
+//! ```
+//! use ipc_core::message::{Message, Pod};
+//!
+//! let mut bytes = Vec::new();
+//! 42u64.encode(&mut bytes)?;
+//! assert_eq!(bytes.len(), 8); // copied, not encoded
+//! assert_eq!(u64::decode(&bytes)?, 42);
+//!
+//! # #[cfg(feature = "serde")] {
+//! let words = vec!["hello".to_string(), "world".to_string()];
+//! let mut bytes = Vec::new();
+//! words.encode(&mut bytes)?;
+//! assert_eq!(Vec::<String>::decode(&bytes)?, words);
+//! # }
+//!
+//! let tick = Pod([1u32, 2, 3]);
+//! let mut bytes = Vec::new();
+//! tick.encode(&mut bytes)?;
+//! assert_eq!(Pod::<[u32; 3]>::decode(&bytes)?.0, [1, 2, 3]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::Shareable;
+
+/// A value that can be sent to another process.
+///
+/// Implemented for the primitive numbers, for [`Pod`], and (feature
+/// `serde`) for every type that is `Serialize + DeserializeOwned`.
+pub trait Message: Sized {
+    /// The size of every encoding, for values copied as plain bytes;
+    /// `None` for variable-size encodings.
+    fn fixed_size() -> Option<usize> {
+        None
+    }
+
+    /// Appends the encoding of `self` to `out`.
+    ///
+    /// # Errors
+    /// [`EncodeError`] if the value cannot be encoded (a `serde`
+    /// serializer's error, such as a map with non-string keys the format
+    /// refuses, or a handle that cannot travel this way).
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError>;
+
+    /// Decodes a value from all of `bytes`.
+    ///
+    /// # Errors
+    /// [`DecodeError`] if `bytes` is not exactly one encoding of a value of
+    /// this type.
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// Why a value could not be encoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The serializer refused the value.
+    #[error("cannot encode the value: {0}")]
+    Serialize(String),
+    /// A handle in the value cannot be sent this way (for example an
+    /// anonymous segment's descriptor outside a spawn's arguments).
+    #[error("cannot send a handle this way: {0}")]
+    Handle(String),
+}
+
+/// Why bytes could not be decoded into a value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// A fixed-size value was sent with another length.
+    #[error("expected {expected} bytes, got {found}")]
+    Length {
+        /// The size of the type.
+        expected: usize,
+        /// The bytes received.
+        found: usize,
+    },
+    /// Bytes were left after one value.
+    #[error("{0} bytes left after the value")]
+    TrailingBytes(usize),
+    /// The bytes are not an encoding of this type.
+    #[error("cannot decode the value: {0}")]
+    Deserialize(String),
+    /// A handle in the value cannot be received here.
+    #[error("cannot receive a handle: {0}")]
+    Handle(String),
+}
+
+/// A [`Shareable`] value sent as its bytes, with no encoding.
+///
+/// ```
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Tick { price: u64, qty: u32, side: u32 }
+/// ipc_core::impl_shareable!(Tick);
+///
+/// use ipc_core::message::{Message, Pod};
+/// let mut bytes = Vec::new();
+/// Pod(Tick { price: 10, qty: 2, side: 1 }).encode(&mut bytes)?;
+/// assert_eq!(bytes.len(), 16);
+/// assert_eq!(Pod::<Tick>::decode(&bytes)?.0.price, 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub struct Pod<T>(pub T);
+
+impl<T> std::ops::Deref for Pod<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Pod<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+/// The bytes of a shareable value.
+fn bytes_of<T: Shareable>(v: &T) -> &[u8] {
+    // SAFETY: `Shareable` types have no padding-free guarantee violated by
+    // reading them as bytes: they are plain data valid for every bit pattern
+    // with no interior pointers; reading `size_of::<T>()` bytes of a live
+    // `&T` is in bounds.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
+
+/// A shareable value read from exactly its size in bytes.
+fn from_bytes<T: Shareable>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() != std::mem::size_of::<T>() {
+        return Err(DecodeError::Length {
+            expected: std::mem::size_of::<T>(),
+            found: bytes.len(),
+        });
+    }
+    // SAFETY: `bytes` holds exactly `size_of::<T>()` bytes (checked above),
+    // read unaligned, and every bit pattern is a valid `T` (`Shareable`).
+    Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}
+
+impl<T: Shareable> Message for Pod<T> {
+    fn fixed_size() -> Option<usize> {
+        Some(std::mem::size_of::<T>())
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        out.extend_from_slice(bytes_of(&self.0));
+        Ok(())
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        from_bytes(bytes).map(Pod)
+    }
+}
+
+#[cfg(not(feature = "serde"))]
+macro_rules! plain_messages {
+    ($($t:ty),*) => {
+        $(
+            impl Message for $t {
+                fn fixed_size() -> Option<usize> {
+                    Some(std::mem::size_of::<$t>())
+                }
+                fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+                    out.extend_from_slice(bytes_of(self));
+                    Ok(())
+                }
+                fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+                    from_bytes(bytes)
+                }
+            }
+        )*
+    };
+}
+
+#[cfg(not(feature = "serde"))]
+plain_messages!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
+
+#[cfg(feature = "serde")]
+mod serde_impl {
+    use super::{DecodeError, EncodeError, Message};
+    use std::any::TypeId;
+
+    /// The size of `T` if it is a primitive number, which is sent as its
+    /// bytes rather than encoded (every bit pattern of these is valid).
+    fn primitive_size<T: 'static>() -> Option<usize> {
+        macro_rules! any_of {
+            ($($t:ty),*) => {
+                [$(TypeId::of::<$t>()),*].contains(&TypeId::of::<T>())
+            };
+        }
+        any_of!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64)
+            .then(std::mem::size_of::<T>)
+    }
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> Message for T {
+        fn fixed_size() -> Option<usize> {
+            primitive_size::<T>()
+        }
+
+        fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+            if let Some(n) = primitive_size::<T>() {
+                // SAFETY: `T` is a primitive number (its TypeId is one of
+                // theirs): `n` bytes, no padding, no pointers.
+                let bytes =
+                    unsafe { std::slice::from_raw_parts((self as *const T).cast::<u8>(), n) };
+                out.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let start = out.len();
+            match postcard::to_io(self, &mut *out) {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    // Nothing of a failed encoding is left behind.
+                    out.truncate(start);
+                    Err(EncodeError::Serialize(e.to_string()))
+                }
+            }
+        }
+
+        fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+            if let Some(n) = primitive_size::<T>() {
+                if bytes.len() != n {
+                    return Err(DecodeError::Length {
+                        expected: n,
+                        found: bytes.len(),
+                    });
+                }
+                // SAFETY: `T` is a primitive number of `n` bytes (its TypeId
+                // is one of theirs), valid for every bit pattern; `bytes`
+                // holds exactly `n` bytes, read unaligned.
+                return Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() });
+            }
+            let (v, rest) = postcard::take_from_bytes::<T>(bytes)
+                .map_err(|e| DecodeError::Deserialize(e.to_string()))?;
+            if !rest.is_empty() {
+                return Err(DecodeError::TrailingBytes(rest.len()));
+            }
+            Ok(v)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<T: Message + PartialEq + std::fmt::Debug>(v: T) -> Vec<u8> {
+        let mut b = Vec::new();
+        v.encode(&mut b).unwrap();
+        assert_eq!(T::decode(&b).unwrap(), v);
+        b
+    }
+
+    #[test]
+    fn numbers_are_their_bytes() {
+        assert_eq!(round_trip(0x0102_0304u32), 0x0102_0304u32.to_ne_bytes());
+        assert_eq!(round_trip(-1.5f64).len(), 8);
+        assert_eq!(u64::fixed_size(), Some(8));
+        assert!(matches!(
+            u64::decode(&[1, 2, 3]),
+            Err(DecodeError::Length {
+                expected: 8,
+                found: 3
+            })
+        ));
+    }
+
+    #[test]
+    fn pod_values_are_their_bytes() {
+        let b = round_trip(Pod([7u16; 5]));
+        assert_eq!(b.len(), 10);
+        assert_eq!(Pod::<[u16; 5]>::fixed_size(), Some(10));
+        assert!(Pod::<[u16; 5]>::decode(&b[1..]).is_err());
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_values_round_trip_and_bad_bytes_are_errors() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Order {
+            id: u64,
+            sym: String,
+            tags: Vec<String>,
+            px: Option<f64>,
+        }
+        let o = Order {
+            id: 7,
+            sym: "ABC".into(),
+            tags: vec!["ioc".into(), "day".into()],
+            px: Some(1.5),
+        };
+        let b = round_trip(o);
+        assert_eq!(Order::fixed_size(), None);
+        assert!(matches!(
+            Order::decode(&b[..b.len() - 1]),
+            Err(DecodeError::Deserialize(_))
+        ));
+        let mut long = b.clone();
+        long.push(0);
+        assert_eq!(Order::decode(&long), Err(DecodeError::TrailingBytes(1)));
+        round_trip(String::from("héllo"));
+        round_trip(vec!["a".to_string(); 3]);
+        round_trip((1u8, "x".to_string(), vec![1i64, -2]));
+        // Invalid UTF-8 in a string is refused.
+        assert!(String::decode(&[2, 0xff, 0xfe]).is_err());
+        // A length far beyond the bytes allocates nothing and fails.
+        assert!(Vec::<u64>::decode(&[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn encoding_appends() {
+        let mut b = vec![9u8];
+        5u8.encode(&mut b).unwrap();
+        assert_eq!(b, [9, 5]);
+    }
+}
