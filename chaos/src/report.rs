@@ -1,10 +1,11 @@
 //! The figures of a run and the final table.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Everything a run counted. Rows marked "goal 0" in the table make the run
 /// fail when they are not zero ([`Report::is_clean`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Report {
     /// The seed the run started from.
     pub seed: u64,
@@ -96,6 +97,47 @@ impl Report {
     /// Whether every goal row is zero.
     pub fn is_clean(&self) -> bool {
         self.goal_rows().iter().all(|&(_, v)| v == 0)
+    }
+
+    /// One line on how far a run is: time, rounds, kills, messages, and
+    /// the goal rows that are not zero so far.
+    pub fn progress(&self, elapsed: Duration, of: Option<Duration>) -> String {
+        let time = match of {
+            Some(d) => format!("{}s of {}s", elapsed.as_secs(), d.as_secs()),
+            None => format!("{}s", elapsed.as_secs()),
+        };
+        let bad: Vec<String> = self
+            .goal_rows()
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        format!(
+            "{time}: {} rounds, {} processes killed, {} messages checked; goal rows: {}",
+            self.rounds,
+            self.processes_killed,
+            self.messages_received,
+            if bad.is_empty() {
+                "all 0".to_owned()
+            } else {
+                bad.join(", ")
+            }
+        )
+    }
+
+    /// The report as JSON: every counter, the goal rows with their status,
+    /// and whether the run is clean.
+    pub fn to_json(&self) -> serde_json::Value {
+        let goals: Vec<serde_json::Value> = self
+            .goal_rows()
+            .iter()
+            .map(|(n, v)| serde_json::json!({ "row": n, "value": v, "goal": 0, "met": *v == 0 }))
+            .collect();
+        serde_json::json!({
+            "report": self,
+            "goals": goals,
+            "clean": self.is_clean(),
+        })
     }
 
     pub(crate) fn fail(&mut self, line: String) {

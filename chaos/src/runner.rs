@@ -34,6 +34,8 @@ pub struct Config {
     pub exec_args: Option<Vec<OsString>>,
     /// Print one line per round.
     pub verbose: bool,
+    /// Print a progress line on stderr this often (`None`: never).
+    pub progress: Option<Duration>,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             round_deadline: Duration::from_secs(60),
             exec_args: None,
             verbose: false,
+            progress: None,
         }
     }
 }
@@ -366,7 +369,15 @@ pub fn run(cfg: &Config) -> Report {
     let mut rng = Rng::new(cfg.seed);
     let mut order: Vec<usize> = Vec::new();
     let mut index = 0u64;
+    let mut last_progress = Instant::now();
     loop {
+        if cfg.progress.is_some_and(|p| last_progress.elapsed() >= p) {
+            last_progress = Instant::now();
+            eprintln!(
+                "ipc-chaos: {}",
+                report.progress(started.elapsed(), cfg.duration)
+            );
+        }
         if cfg.rounds.is_some_and(|n| index >= n) {
             break;
         }
