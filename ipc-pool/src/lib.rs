@@ -52,6 +52,12 @@
 //! # Ok::<(), ipc_pool::PoolError>(())
 //! ```
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "ipc-pool runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
+     seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
+);
+
 mod control;
 pub mod error;
 mod fn_pool;

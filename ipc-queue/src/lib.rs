@@ -55,6 +55,12 @@
 //! `spsc_bytes`, `spsc_pod`, `spsc_rkyv`, `spsc_pingpong`, `mpmc`, `queue`,
 //! `broadcast` and `pipe` (`cargo run --release -p ipc-queue --example pipe`).
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "ipc-queue runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
+     seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
+);
+
 pub mod broadcast;
 pub mod error;
 pub mod mpmc;

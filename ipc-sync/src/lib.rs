@@ -92,6 +92,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "ipc-sync runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
+     seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
+);
+
 #[cfg(not(loom))]
 mod barrier;
 #[cfg(not(loom))]
