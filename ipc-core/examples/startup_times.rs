@@ -8,8 +8,8 @@ use ipc_core::process::{self, Process, StartMethod};
 use ipc_core::{Kind, Segment};
 use std::time::{Duration, Instant};
 
-fn child(_: &[u8]) -> i32 {
-    0
+fn child(x: u64) -> u64 {
+    x + 1
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -66,11 +66,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for method in [StartMethod::Fork, StartMethod::Spawn] {
         let samples = time(runs, || {
-            let status = Process::builder()
+            let value = Process::builder()
                 .start_method(method)
-                .start(child, b"")?
+                .start(child, 41u64)?
                 .join()?;
-            if status.success() {
+            if value == 42 {
                 Ok(())
             } else {
                 Err(ipc_core::ProcessError::Invalid("the child failed"))

@@ -215,6 +215,36 @@ pub enum ProcessError {
         /// How it exited.
         status: crate::process::ExitStatus,
     },
+    /// The function of a child started with `start` panicked.
+    #[error("process {name:?} (pid {pid}) panicked: {message}")]
+    Panicked {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The panic's message.
+        message: String,
+    },
+    /// A child started with `start` ended without a result: it was killed
+    /// by a signal, or left by `std::process::exit` inside its function.
+    #[error("process {name:?} (pid {pid}) ended with {status} before returning a result")]
+    NoResult {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// How it ended.
+        status: crate::process::ExitStatus,
+    },
+    /// The arguments or the result of a child could not be encoded or
+    /// decoded.
+    #[error("process {name:?}: {reason}")]
+    BadMessage {
+        /// The process's name.
+        name: String,
+        /// What could not be encoded or decoded, and why.
+        reason: String,
+    },
     /// The entry function cannot be named to a child.
     #[error(transparent)]
     Entry(#[from] crate::entry::EntryError),

@@ -44,6 +44,8 @@
 //! ```
 
 use crate::Shareable;
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// A value that can be sent to another process.
 ///
@@ -175,6 +177,75 @@ impl<T: Shareable> Message for Pod<T> {
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         from_bytes(bytes).map(Pod)
     }
+}
+
+thread_local! {
+    /// While the arguments of a spawn are encoded: the index the first
+    /// exported descriptor gets in the child, and the descriptors exported.
+    static EXPORTS: RefCell<Option<(usize, Vec<RawFd>)>> = const { RefCell::new(None) };
+}
+
+/// Passes a handle's descriptor to the child whose arguments are being
+/// encoded, and returns the index under which the child finds it
+/// ([`import_fd`]). Handle types (queues, locks, segments) call this from
+/// their `Serialize` implementation.
+///
+/// The descriptor must stay open until the child has started (the handle
+/// being encoded keeps it open).
+///
+/// # Errors
+/// [`EncodeError::Handle`] outside the encoding of a spawn's arguments: a
+/// descriptor cannot travel through shared memory, so an anonymous handle
+/// can only be given to a child when it is started (a named one travels by
+/// name anywhere).
+pub fn export_fd(fd: BorrowedFd<'_>) -> Result<u32, EncodeError> {
+    EXPORTS.with(|e| match &mut *e.borrow_mut() {
+        Some((base, fds)) => {
+            fds.push(fd.as_raw_fd());
+            u32::try_from(*base + fds.len() - 1)
+                .map_err(|_| EncodeError::Handle("too many descriptors".into()))
+        }
+        None => Err(EncodeError::Handle(
+            "an anonymous handle can only be passed in the arguments of a child being              started (Process::start); create it with a name to send it anywhere"
+                .into(),
+        )),
+    })
+}
+
+/// Takes the descriptor a handle was exported with ([`export_fd`]), in the
+/// child decoding its arguments. Handle types call this from their
+/// `Deserialize` implementation.
+///
+/// # Errors
+/// [`DecodeError::Handle`] if this process was not given a descriptor of
+/// that index, or it was taken already.
+pub fn import_fd(index: u32) -> Result<OwnedFd, DecodeError> {
+    crate::process::take_inherited_fd(index as usize).ok_or_else(|| {
+        DecodeError::Handle(format!(
+            "no inherited descriptor {index}: handles are received by a child in its arguments"
+        ))
+    })
+}
+
+/// Runs `encode` with descriptor export enabled, numbering exported
+/// descriptors from `base`; returns its result and the descriptors.
+pub(crate) fn with_exports<T>(base: usize, encode: impl FnOnce() -> T) -> (T, Vec<RawFd>) {
+    /// Restores the previous context, also when `encode` panics.
+    struct Restore(Option<(usize, Vec<RawFd>)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            EXPORTS.with(|e| *e.borrow_mut() = previous);
+        }
+    }
+    let restore = Restore(EXPORTS.with(|e| e.borrow_mut().replace((base, Vec::new()))));
+    let out = encode();
+    let fds = EXPORTS
+        .with(|e| e.borrow_mut().take())
+        .map(|(_, fds)| fds)
+        .unwrap_or_default();
+    drop(restore);
+    (out, fds)
 }
 
 #[cfg(not(feature = "serde"))]

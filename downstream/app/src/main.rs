@@ -50,7 +50,19 @@ fn spawns() -> Check {
     expect_code(&own, 42, "entry of the application")?;
     expect_code(&lib, 6, "entry of the library")?;
     expect_code(&from_lib, 30, "entry spawned by the library")?;
-    expect_code(&closure, 4, "closure entry")
+    expect_code(&closure, 4, "closure entry")?;
+    let typed = Process::start(downstream_lib::repeat, ("ab".to_string(), 3u32))
+        .map_err(|e| e.to_string())?;
+    match typed.join() {
+        Ok((s, 6)) if s == "ababab" => {}
+        other => return Err(format!("typed child of the library: {other:?}")),
+    }
+    let typed = Process::start(|v: Vec<u64>| v.iter().sum::<u64>(), vec![1u64, 2, 3])
+        .map_err(|e| e.to_string())?;
+    match typed.join() {
+        Ok(6) => Ok(()),
+        other => Err(format!("typed closure child: {other:?}")),
+    }
 }
 
 fn pool_checks(pool: &Pool, how: &str) -> Check {

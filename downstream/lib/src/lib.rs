@@ -17,6 +17,13 @@ pub fn pair_sum<T: std::ops::Add<Output = T>>(a: T, b: T) -> T {
     a + b
 }
 
+/// A typed child function: `name` repeated `times` times, and the length.
+pub fn repeat((name, times): (String, u32)) -> (String, usize) {
+    let s = name.repeat(times as usize);
+    let n = s.len();
+    (s, n)
+}
+
 /// Starts a child running `sum_entry` from inside this crate.
 ///
 /// # Errors

@@ -42,10 +42,12 @@
 //! level; nothing is logged on a hot path.
 
 mod spawn;
+mod typed;
 
 pub use spawn::{
     init, take_inherited_fd, test_exec_args, try_init, EXIT_BAD_TOKEN, EXIT_NO_INIT, SPAWN_ENV,
 };
+pub use typed::{Child, EXIT_BAD_ARGS};
 
 use crate::error::ProcessError;
 use std::ffi::OsString;
@@ -179,7 +181,8 @@ impl Builder {
         self
     }
 
-    /// The start method used by [`Builder::start`] (default: spawn).
+    /// The start method used by [`Builder::start`] (default: spawn; fork is
+    /// the checked [`Builder::fork`]).
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.method = method;
         self
@@ -209,24 +212,6 @@ impl Builder {
         self.name
             .clone()
             .unwrap_or_else(|| format!("Process-{}", NEXT_CHILD.fetch_add(1, Ordering::Relaxed)))
-    }
-
-    /// Starts `entry(args)` in a child, with the configured start method:
-    /// [`spawn`](Self::spawn) or the checked [`fork`](Self::fork).
-    ///
-    /// # Errors
-    /// As [`spawn`](Self::spawn) or [`fork`](Self::fork).
-    pub fn start<F>(self, entry: F, args: &[u8]) -> Result<Process, ProcessError>
-    where
-        F: Fn(&[u8]) -> i32 + Copy + 'static,
-    {
-        match self.method {
-            StartMethod::Spawn => self.spawn(entry, args),
-            StartMethod::Fork => {
-                let args = args.to_vec();
-                self.fork(move || entry(&args))
-            }
-        }
     }
 
     /// Forks and runs `f` in the child; its result becomes the exit code
@@ -358,32 +343,54 @@ impl Builder {
             )
         };
         let _ = entry; // zero-sized: the child makes its own from the type.
+        let entry = crate::entry::EntryRef::of(spawn::SpawnEntry::<F>::DESC)?;
+        self.spawn_entry(entry, spawn::CallKind::Bytes, args, &[], None)
+    }
+
+    /// Re-executes the current binary to run the entry `entry` of `kind`
+    /// with `args`, passing the inherited descriptors and `extra` after
+    /// them, and (for a typed entry) the result memfd.
+    fn spawn_entry(
+        self,
+        entry: crate::entry::EntryRef,
+        kind: spawn::CallKind,
+        args: &[u8],
+        extra: &[RawFd],
+        result: Option<&OwnedFd>,
+    ) -> Result<Process, ProcessError> {
         spawn::refuse_before_init()?;
         reap_orphans();
         let name = self.child_name();
-        let entry = crate::entry::EntryRef::of(spawn::SpawnEntry::<F>::DESC)?;
         let start_err = |source| ProcessError::Start {
             name: name.clone(),
             source,
         };
         let exe = std::fs::metadata("/proc/self/exe").map_err(start_err)?;
         let parent_name = current_process().name;
+        let mut fds = self.inherit.clone();
+        fds.extend_from_slice(extra);
+        let result_fd = result.map_or(-1, |r| r.as_raw_fd());
         let token = spawn::Token {
             entry,
+            kind,
+            result_fd,
             exe: (
                 std::os::unix::fs::MetadataExt::dev(&exe),
                 std::os::unix::fs::MetadataExt::ino(&exe),
             ),
             parent: std::process::id(),
-            fds: self.inherit.clone(),
+            fds: fds.clone(),
             name: &name,
             parent_name: &parent_name,
             args,
         }
         .seal()
         .map_err(start_err)?;
-        let mut inherit = self.inherit.clone();
+        let mut inherit = fds;
         inherit.push(token.fd.as_raw_fd());
+        if result_fd >= 0 {
+            inherit.push(result_fd);
+        }
         let mut cmd = std::process::Command::new("/proc/self/exe");
         if let Some(arg0) = std::env::args_os().next() {
             cmd.arg0(arg0);

@@ -54,9 +54,28 @@ pub(super) const ENTERED_AT: i64 = 8;
 const MAX_FDS: usize = 1024;
 const MAX_NAME: usize = 4096;
 
-/// The call of a spawn entry.
+/// The call of a spawn entry over bytes ([`Builder::spawn`](super::Builder::spawn)).
 #[derive(Clone, Copy)]
 pub(super) struct SpawnCall(pub(super) fn(&[u8]) -> i32);
+
+/// The call of a typed entry ([`Builder::start`](super::Builder::start)):
+/// decodes its arguments, runs, and writes its result to the descriptor.
+#[derive(Clone, Copy)]
+pub(super) struct TypedCall(pub(super) fn(&[u8], RawFd) -> i32);
+
+// SAFETY: the label is used by this type alone.
+unsafe impl Signature for TypedCall {
+    const LABEL: &'static str = "ipc-core/typed-entry/fn(&[u8],RawFd)->i32/v1";
+}
+
+/// Which call a token names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CallKind {
+    /// A [`SpawnCall`].
+    Bytes = 1,
+    /// A [`TypedCall`], with a result descriptor.
+    Typed = 2,
+}
 
 // SAFETY: the label is used by this type alone.
 unsafe impl Signature for SpawnCall {
@@ -79,6 +98,9 @@ impl<F: Fn(&[u8]) -> i32 + Copy + 'static> SpawnEntry<F> {
 /// What the parent hands to a spawned child.
 pub(super) struct Token<'a> {
     pub(super) entry: EntryRef,
+    pub(super) kind: CallKind,
+    /// The result memfd of a typed entry (-1 for none).
+    pub(super) result_fd: RawFd,
     pub(super) exe: (u64, u64),
     pub(super) parent: u32,
     pub(super) fds: Vec<RawFd>,
@@ -105,6 +127,8 @@ impl Token<'_> {
         b.extend_from_slice(&self.exe.0.to_le_bytes());
         b.extend_from_slice(&self.exe.1.to_le_bytes());
         b.extend_from_slice(&self.entry.to_raw().to_le_bytes());
+        b.extend_from_slice(&(self.kind as u32).to_le_bytes());
+        b.extend_from_slice(&self.result_fd.to_le_bytes());
         b.extend_from_slice(&self.parent.to_le_bytes());
         b.extend_from_slice(&(self.fds.len() as u32).to_le_bytes());
         for fd in &self.fds {
@@ -138,6 +162,8 @@ impl Token<'_> {
 /// A token as the child read and checked it.
 struct Received {
     entry: EntryRef,
+    kind: CallKind,
+    result_fd: RawFd,
     token: std::fs::File,
     fds: Vec<RawFd>,
     name: String,
@@ -242,6 +268,12 @@ fn receive(env: &str) -> Result<Received, ProcessError> {
         return Err(bad("the parent runs another executable"));
     }
     let entry = EntryRef::from_raw(c.u64()?);
+    let kind = match c.u32()? {
+        1 => CallKind::Bytes,
+        2 => CallKind::Typed,
+        k => return Err(bad(format!("unknown entry kind {k}"))),
+    };
+    let result_fd = c.u32()? as RawFd;
     let parent = c.u32()?;
     let nfds = c.u32()? as usize;
     if nfds > MAX_FDS {
@@ -260,6 +292,8 @@ fn receive(env: &str) -> Result<Received, ProcessError> {
     }
     Ok(Received {
         entry,
+        kind,
+        result_fd,
         token: file,
         fds,
         name,
@@ -359,24 +393,39 @@ pub fn try_init() -> Result<(), ProcessError> {
         .into_string()
         .map_err(|_| bad(format!("{SPAWN_ENV} is not UTF-8")))?;
     let r = receive(&token)?;
-    let SpawnCall(call) = r
-        .entry
-        .resolve::<SpawnCall>()
-        .map_err(|e| bad(e.to_string()))?;
+    enum Call {
+        Bytes(SpawnCall),
+        Typed(TypedCall, RawFd),
+    }
+    let call = match r.kind {
+        CallKind::Bytes => Call::Bytes(r.entry.resolve().map_err(|e| bad(e.to_string()))?),
+        CallKind::Typed => Call::Typed(
+            r.entry.resolve().map_err(|e| bad(e.to_string()))?,
+            r.result_fd,
+        ),
+    };
     set_kernel_name(&kernel_name(&r.name));
     NAME.store(Box::into_raw(Box::new(r.name)), Ordering::Release);
     PARENT_NAME.store(Box::into_raw(Box::new(r.parent_name)), Ordering::Release);
     PARENT.store(r.parent, Ordering::Release);
     // Close-on-exec again, as every descriptor of this crate is: otherwise
     // they would leak into whatever this child starts in turn.
-    for &fd in &r.fds {
+    for &fd in r
+        .fds
+        .iter()
+        .chain(Some(&r.result_fd).filter(|&&fd| fd >= 0))
+    {
         // SAFETY: fcntl on a descriptor number has no memory-safety
         // preconditions; a number that is not open only fails.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = r.fds.into_iter().map(Some).collect();
     mark_entered(r.token);
-    let code = std::panic::catch_unwind(|| call(&r.args)).unwrap_or(1);
+    let code = std::panic::catch_unwind(|| match call {
+        Call::Bytes(SpawnCall(f)) => f(&r.args),
+        Call::Typed(TypedCall(f), result_fd) => f(&r.args, result_fd),
+    })
+    .unwrap_or(1);
     let _ = std::io::stdout().flush();
     std::process::exit(code);
 }
@@ -472,6 +521,8 @@ mod tests {
     fn a_token_round_trips_and_a_wrong_nonce_is_refused() {
         let t = Token {
             entry: EntryRef::from_raw(64),
+            kind: CallKind::Typed,
+            result_fd: 11,
             exe: exe_id(),
             parent: 7,
             fds: vec![3, 4],
