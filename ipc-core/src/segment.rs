@@ -213,7 +213,20 @@ impl Segment {
     /// Removes the name now (any process may call this; normally the creator
     /// does it on drop). The mapping stays valid until every process unmaps
     /// it. Does nothing for an anonymous segment or a name already removed;
-    /// a name that meanwhile refers to another segment is left alone.
+    /// a name that meanwhile refers to anything else (another segment, or a
+    /// FIFO, symlink or directory a peer put there) is left alone.
+    ///
+    /// Whether the name is still this segment is decided by comparing the
+    /// device and inode of the path (`lstat`, which opens nothing and so
+    /// neither blocks on a FIFO nor needs a free descriptor) with those of the
+    /// descriptor this segment holds. A peer that swaps the name in the
+    /// instant between that check and the unlink can still have its object
+    /// removed: no system call unlinks a name only if it is a given inode.
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] if the path cannot be examined (after a few
+    /// retries) or `shm_unlink` fails; the name is then left in place, and
+    /// [`sweep`] removes it once this process has exited.
     pub fn unlink(&self) -> Result<(), SegmentError> {
         let (Some(name), Some(os)) = (&self.name, &self.os_name) else {
             return Ok(());
@@ -221,8 +234,16 @@ impl Segment {
         if self.unlinked.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if !same_inode(os, &self.fd) {
-            return Ok(());
+        match name_refers_to(name, &self.fd) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(source) => {
+                return Err(SegmentError::Io {
+                    op: "lstat",
+                    name: name.clone(),
+                    source,
+                })
+            }
         }
         // SAFETY: `os` is a valid NUL-terminated name.
         if unsafe { libc::shm_unlink(os.as_ptr()) } != 0 {
@@ -246,11 +267,14 @@ impl Segment {
     }
 }
 
+/// Dropping never blocks on what another process put at the segment's path,
+/// and needs no free descriptor. A name that cannot be removed (see
+/// [`Segment::unlink`]) is reported through the `log` facade at warning level.
 impl Drop for Segment {
     fn drop(&mut self) {
         if self.is_creator() {
             if let Err(e) = self.unlink() {
-                log::warn!("dropping segment: {e}");
+                log::warn!("dropping segment: {e}; its name stays until sweep() removes it");
             }
         }
     }
@@ -470,13 +494,15 @@ pub(crate) fn page_size() -> usize {
     }
 }
 
+/// `shm_open` that never follows a symlink and never blocks: a FIFO a peer
+/// put at the name opens at once (and is then refused as not regular).
 fn shm_open(os: &CString, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
     // SAFETY: `os` is a valid NUL-terminated string; shm_open returns a new
     // descriptor we take ownership of, or -1.
     let fd = unsafe {
         libc::shm_open(
             os.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
             mode as libc::mode_t,
         )
     };
@@ -751,14 +777,48 @@ fn open_fd(
     }
 }
 
-/// Whether the object named `os` is the same inode as `fd`.
-fn same_inode(os: &CString, fd: &OwnedFd) -> bool {
-    let Ok(other) = shm_open(os, libc::O_RDONLY, 0) else {
-        return false;
-    };
-    match (fstat(&other), fstat(fd)) {
-        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-        _ => false,
+/// `lstat` of `path`: opens nothing, so it neither blocks on a FIFO nor
+/// needs a free descriptor, and does not follow a symlink.
+fn lstat(path: &CString) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated; `st` is writable.
+    if unsafe { libc::lstat(path.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// How often a check of a name that failed for a transient reason is tried.
+const NAME_CHECK_TRIES: u32 = 4;
+
+/// Whether the name `name` (under `/dev/shm`) is, right now, the very
+/// regular file `fd` refers to: same device and inode, by `lstat` of the
+/// path and `fstat` of the descriptor we already hold, so no descriptor is
+/// opened. `Ok(false)` when the name is gone or is anything else. An error
+/// means it could not be told (retried a few times first).
+fn name_refers_to(name: &str, fd: &OwnedFd) -> io::Result<bool> {
+    let path = CString::new(name::path_of(name).into_os_string().into_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name holds NUL"))?;
+    let mine = fstat(fd)?;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match lstat(&path) {
+            Ok(st) => {
+                return Ok(st.st_mode & libc::S_IFMT == libc::S_IFREG
+                    && st.st_dev == mine.st_dev
+                    && st.st_ino == mine.st_ino)
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                return Ok(false)
+            }
+            Err(e) if tries < NAME_CHECK_TRIES => {
+                log::debug!("lstat of segment {name:?} failed ({e}); trying again");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -814,13 +874,23 @@ fn reclaim_if_stale(name: &str, os: &CString) -> Result<Reclaim, SegmentError> {
     if !stale {
         return Ok(Reclaim::Live);
     }
-    if same_inode(os, &fd) {
-        // SAFETY: valid NUL-terminated name.
-        unsafe { libc::shm_unlink(os.as_ptr()) };
-        log::info!(
-            "segment {name:?} reclaimed: its creator (pid {}) is dead",
-            peek.creator.pid
-        );
+    match name_refers_to(name, &fd) {
+        Ok(true) => {
+            // SAFETY: valid NUL-terminated name.
+            unsafe { libc::shm_unlink(os.as_ptr()) };
+            log::info!(
+                "segment {name:?} reclaimed: its creator (pid {}) is dead",
+                peek.creator.pid
+            );
+        }
+        Ok(false) => {}
+        Err(source) => {
+            return Err(SegmentError::Io {
+                op: "lstat",
+                name: name.into(),
+                source,
+            })
+        }
     }
     Ok(Reclaim::Removed)
 }
