@@ -898,9 +898,16 @@ fn reclaim_if_stale(name: &str, os: &CString) -> Result<Reclaim, SegmentError> {
 /// Removes every stale segment of this workspace whose name starts with
 /// `prefix` (`""` for all): those whose recorded creator is dead, and those
 /// never initialized for longer than a grace period. Segments of live
-/// creators and other programs' objects are left alone.
+/// creators and other programs' objects are left alone, and so is anything
+/// that is not a regular file of this user (a symlink, a directory, a FIFO
+/// someone put under the prefix): the sweep skips it and goes on. An entry
+/// that cannot be examined is skipped too, with a warning through the `log`
+/// facade.
 ///
 /// Returns the names removed.
+///
+/// # Errors
+/// [`SegmentError::Io`] only if `/dev/shm` itself cannot be read.
 pub fn sweep(prefix: &str) -> Result<Vec<String>, SegmentError> {
     let dir = std::fs::read_dir("/dev/shm").map_err(|source| SegmentError::Io {
         op: "read_dir",
@@ -914,12 +921,22 @@ pub fn sweep(prefix: &str) -> Result<Vec<String>, SegmentError> {
         let Some(name) = file.strip_prefix(name::PREFIX) else {
             continue;
         };
-        if !name.starts_with(prefix) || name::validate(name).is_err() {
+        if !name.starts_with(prefix) {
             continue;
         }
-        let os = name::os_name(name)?;
-        if let Reclaim::Removed = reclaim_if_stale(name, &os)? {
-            removed.push(name.to_owned());
+        let Ok(os) = name::os_name(name) else {
+            continue;
+        };
+        // Only regular files can be segments; the file type comes from the
+        // directory entry (or an lstat), never from following a link.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            log::debug!("sweep: skipping {file:?}, which is not a regular file");
+            continue;
+        }
+        match reclaim_if_stale(name, &os) {
+            Ok(Reclaim::Removed) => removed.push(name.to_owned()),
+            Ok(Reclaim::Live) | Ok(Reclaim::Busy) => {}
+            Err(e) => log::warn!("sweep: skipping {file:?}: {e}"),
         }
     }
     Ok(removed)

@@ -182,6 +182,22 @@ fn child_drop_without_descriptors(args: &[u8]) -> i32 {
     0
 }
 
+/// Creates the named segment and exits without dropping it: a creator that
+/// died and left its name behind.
+fn child_create_and_vanish(args: &[u8]) -> i32 {
+    let name = std::str::from_utf8(args).expect("utf-8");
+    match Segment::builder(K).name(name).size(64).create() {
+        Ok(seg) => {
+            std::mem::forget(seg);
+            0
+        }
+        Err(e) => {
+            eprintln!("child: create: {e}");
+            3
+        }
+    }
+}
+
 fn spawn(test: &str, entry: fn(&[u8]) -> i32, args: &[u8]) -> Process {
     Process::builder()
         .exec_args(test_exec_args(test))
@@ -264,4 +280,54 @@ fn a_segment_dropped_with_no_free_descriptor_removes_its_name() {
         !exists(&name),
         "the creator's drop left its name behind when no descriptor was free"
     );
+}
+
+// ---------- sweep ----------
+
+#[test]
+fn sweep_skips_planted_objects_and_sweeps_the_rest() {
+    process::init();
+    let prefix = unique_name("planted-sweep");
+    let n = |s: &str| format!("{prefix}-{s}");
+    let names = [
+        n("a-link"),
+        n("a-dir"),
+        n("stale"),
+        n("z-link"),
+        n("z-dir"),
+        n("live"),
+    ];
+    let _guards: Vec<PathGuard> = names.iter().map(|s| PathGuard(s.clone())).collect();
+    let live = Segment::builder(K)
+        .name(n("live"))
+        .size(64)
+        .create()
+        .unwrap();
+    // Planted before the stale segment (in creation order, and so in
+    // directory order on tmpfs) ...
+    Plant::Symlink.make(&n("a-link"), &n("live")).unwrap();
+    Plant::Directory.make(&n("a-dir"), "").unwrap();
+    let child = spawn(
+        "sweep_skips_planted_objects_and_sweeps_the_rest",
+        child_create_and_vanish,
+        n("stale").as_bytes(),
+    );
+    assert_eq!(join_or_kill(&child, "stale creator"), ExitStatus::Code(0));
+    assert!(exists(&n("stale")));
+    // ... and after it.
+    Plant::Symlink.make(&n("z-link"), &n("live")).unwrap();
+    Plant::Directory.make(&n("z-dir"), "").unwrap();
+    let removed = ipc_core::sweep(&prefix).expect("sweep skips what is not ours");
+    assert_eq!(removed, vec![n("stale")]);
+    assert!(!exists(&n("stale")));
+    for (name, plant) in [
+        (n("a-link"), Plant::Symlink),
+        (n("a-dir"), Plant::Directory),
+        (n("z-link"), Plant::Symlink),
+        (n("z-dir"), Plant::Directory),
+    ] {
+        assert!(plant.is_there(&name), "sweep touched the planted {name}");
+    }
+    assert!(exists(&n("live")));
+    drop(live);
 }
