@@ -65,6 +65,19 @@ pub enum SegmentError {
         /// The name.
         name: String,
     },
+    /// A descriptor received from another process (inherited, or passed over
+    /// a socket) is not a memfd sealed against resizing: its sender could
+    /// shrink it under the mapping and make this process die of `SIGBUS`.
+    #[error(
+        "segment {name:?}: the descriptor is not sealed against resizing \
+         (F_SEAL_SHRINK and F_SEAL_GROW), so its sender could shrink it under \
+         the mapping; pass an anonymous segment of this workspace, or use \
+         Segment::from_fd_unsealed if the sender is trusted"
+    )]
+    Unsealed {
+        /// `<fd N>`, the descriptor's number when it was refused.
+        name: String,
+    },
     /// `/dev/shm` (or the memory cgroup) has no room for the segment.
     #[error("no space left for a segment of {size} bytes (is /dev/shm full?)")]
     NoSpace {

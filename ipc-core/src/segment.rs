@@ -17,7 +17,10 @@
 //! to leak: a forked child inherits the mapping, a spawned child the file
 //! descriptor ([`crate::process::Builder::inherit_fd`]), and an unrelated
 //! process can receive the descriptor over a Unix socket
-//! ([`Segment::send_over`], [`Segment::receive`]).
+//! ([`Segment::send_over`], [`Segment::receive`]). A descriptor that comes
+//! from another process is mapped only if it carries those seals
+//! ([`SegmentError::Unsealed`] otherwise), unless the caller takes the risk
+//! with [`Segment::from_fd_unsealed`].
 
 use crate::error::{OffsetError, SegmentError};
 use crate::header::{Kind, Peek, SegmentHeader, State, HEADER_SIZE, MAGIC};
@@ -92,7 +95,35 @@ impl Segment {
 
     /// Maps a segment from a file descriptor (inherited from a parent or
     /// received over a socket) and checks its header against `kind`.
+    ///
+    /// The descriptor must be sealed against shrinking and growing
+    /// (`F_SEAL_SHRINK | F_SEAL_GROW`), as every anonymous segment of this
+    /// workspace is: otherwise whoever else holds it could shrink it under
+    /// the mapping, and the next access here would die of `SIGBUS`.
+    ///
+    /// # Errors
+    /// [`SegmentError::Unsealed`] for a descriptor without those seals (a
+    /// plain file, an unsealed memfd, a named segment's descriptor),
+    /// [`SegmentError::Header`] for one that holds something else, or the
+    /// other errors of [`SegmentBuilder::open`].
     pub fn from_fd(fd: OwnedFd, kind: Kind) -> Result<Segment, SegmentError> {
+        let label = format!("<fd {}>", fd.as_raw_fd());
+        check_sealed(&fd, &label)?;
+        open_fd(fd, &label, None, None, kind, 0, false, DEFAULT_OPEN_TIMEOUT)
+    }
+
+    /// [`Segment::from_fd`] without the seal check: maps a descriptor that
+    /// is not sealed against resizing (a named segment's descriptor, a file).
+    ///
+    /// **The risk is the caller's**: any process that holds the descriptor
+    /// (or, for a named segment, can open its name) may shrink the object,
+    /// and this process then dies of `SIGBUS` at its next access past the new
+    /// end, in whatever code touches the segment. Use it only when every
+    /// such process is trusted.
+    ///
+    /// # Errors
+    /// As [`Segment::from_fd`], but never [`SegmentError::Unsealed`].
+    pub fn from_fd_unsealed(fd: OwnedFd, kind: Kind) -> Result<Segment, SegmentError> {
         let label = format!("<fd {}>", fd.as_raw_fd());
         open_fd(fd, &label, None, None, kind, 0, false, DEFAULT_OPEN_TIMEOUT)
     }
@@ -103,7 +134,13 @@ impl Segment {
         crate::fdpass::send_fds(sock, &self.kind.tag.to_le_bytes(), &[self.fd.as_fd()])
     }
 
-    /// Receives a segment sent with [`Segment::send_over`] and checks it.
+    /// Receives a segment sent with [`Segment::send_over`] and checks it as
+    /// [`Segment::from_fd`] does (seals included).
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] if nothing (or no descriptor) arrives, else as
+    /// [`Segment::from_fd`]: [`SegmentError::Unsealed`] for a descriptor
+    /// not sealed against resizing.
     pub fn receive(sock: &UnixStream, kind: Kind) -> Result<Segment, SegmentError> {
         let mut buf = [0u8; 8];
         let (_, mut fds) =
@@ -540,6 +577,22 @@ fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
         return Err(io::Error::last_os_error());
     }
     Ok(st)
+}
+
+/// The seals a descriptor from another process must carry: without them
+/// its sender could resize the object under our mapping.
+const REQUIRED_SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+
+/// Refuses a descriptor that is not sealed against shrinking and growing
+/// (a file other than a sealable memfd has no seals at all).
+fn check_sealed(fd: &OwnedFd, label: &str) -> Result<(), SegmentError> {
+    // SAFETY: F_GET_SEALS only reads the descriptor's seals; it fails
+    // (EINVAL) on a file that cannot carry any.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals < 0 || seals & REQUIRED_SEALS != REQUIRED_SEALS {
+        return Err(SegmentError::Unsealed { name: label.into() });
+    }
+    Ok(())
 }
 
 fn check_owner_and_mode(fd: &OwnedFd, name: &str) -> Result<(), SegmentError> {

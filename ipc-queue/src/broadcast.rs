@@ -173,7 +173,9 @@ impl Publisher {
     /// [`Publisher::open`] for a ring passed as a descriptor.
     ///
     /// # Errors
-    /// As [`Publisher::open`].
+    /// As [`Publisher::open`]; a descriptor not sealed against resizing
+    /// (its sender could shrink it under this mapping) is
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed).
     pub fn from_fd(fd: OwnedFd) -> Result<Publisher, AttachError> {
         Publisher::claim(wrap(Segment::from_fd(fd, KIND)?)?)
     }
@@ -321,7 +323,9 @@ impl Subscriber {
     /// Subscribes to a ring passed as a descriptor ([`Publisher::fd`]).
     ///
     /// # Errors
-    /// As [`Subscriber::open`].
+    /// As [`Subscriber::open`]; a descriptor not sealed against resizing
+    /// (its sender could shrink it under this mapping) is
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed).
     pub fn from_fd(fd: OwnedFd, start: Start) -> Result<Subscriber, AttachError> {
         let shared = wrap(Segment::from_fd(fd, KIND)?)?;
         Ok(Subscriber::new(Arc::new(shared), start))
@@ -632,10 +636,19 @@ mod tests {
                 ..
             })
         ));
-        let mut s = Subscriber::open(&name, Start::Next).unwrap();
-        // The name goes with the creating publisher; take over through the
-        // descriptor instead.
-        let fd = s.shared.seg.fd().try_clone_to_owned().unwrap();
+        drop(p);
+        // A descriptor of a named ring is not sealed against resizing, so
+        // taking over through a descriptor needs an anonymous ring.
+        let p = Publisher::anonymous(2, 8).unwrap();
+        let fd = p.fd().try_clone_to_owned().unwrap();
+        let mut s = Subscriber::from_fd(fd.try_clone().unwrap(), Start::Next).unwrap();
+        assert!(matches!(
+            Publisher::from_fd(fd.try_clone().unwrap()),
+            Err(AttachError::AlreadyAttached {
+                role: "publisher",
+                ..
+            })
+        ));
         drop(p);
         assert_eq!(s.try_recv(), Err(ReadError::Closed));
         let mut p2 = Publisher::from_fd(fd).unwrap();

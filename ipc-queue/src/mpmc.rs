@@ -104,7 +104,9 @@ impl Mpmc {
     /// process (inherited or received over a socket).
     ///
     /// # Errors
-    /// As [`Mpmc::open`].
+    /// As [`Mpmc::open`]; a descriptor not sealed against resizing (its
+    /// sender could shrink it under this mapping) is
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed).
     pub fn from_fd(fd: OwnedFd) -> Result<Mpmc, AttachError> {
         Mpmc::from_fd_in(KIND, fd)
     }

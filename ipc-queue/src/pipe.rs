@@ -140,6 +140,13 @@ impl Pipe {
     }
 
     /// Maps a pipe from its segment's file descriptor.
+    ///
+    /// # Errors
+    /// [`AttachError::Segment`] with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else;
+    /// [`AttachError::Corrupt`] for a control block that fails its checks.
     pub fn from_fd(fd: OwnedFd) -> Result<Pipe, AttachError> {
         Pipe::from_segment(Segment::from_fd(fd, KIND)?)
     }

@@ -211,7 +211,9 @@ impl<T: Shareable + Copy> Queue<T> {
     /// ([`Queue::fd`]).
     ///
     /// # Errors
-    /// As [`Queue::open`].
+    /// As [`Queue::open`]; a descriptor not sealed against resizing (its
+    /// sender could shrink it under this mapping) is
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed).
     pub fn from_fd(fd: OwnedFd) -> Result<Queue<T>, AttachError> {
         let ring = Mpmc::from_fd_in(kind_of::<T>(), fd)?;
         Ok(Queue::wrap(ring, WaitStrategy::default()))
@@ -531,7 +533,8 @@ impl<T: Shareable + Copy> JoinableQueue<T> {
     /// Maps a joinable queue from a descriptor ([`Queue::fd`]).
     ///
     /// # Errors
-    /// As [`JoinableQueue::open`].
+    /// As [`JoinableQueue::open`], and as [`Queue::from_fd`] for a
+    /// descriptor not sealed against resizing.
     pub fn from_fd(fd: OwnedFd) -> Result<JoinableQueue<T>, AttachError> {
         JoinableQueue::check(Queue::from_fd(fd)?)
     }

@@ -272,6 +272,13 @@ impl SpscRing {
 
     /// Maps a ring from a segment's file descriptor (inherited from a parent
     /// or received over a socket).
+    ///
+    /// # Errors
+    /// [`AttachError::Segment`] with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else;
+    /// [`AttachError::Corrupt`] for a control block that fails its checks.
     pub fn from_fd(fd: OwnedFd) -> Result<SpscRing, AttachError> {
         SpscRing::from_segment(Segment::from_fd(fd, KIND)?)
     }

@@ -140,6 +140,12 @@ impl<T: Shareable> RwLock<T> {
     }
 
     /// Maps one from a descriptor.
+    ///
+    /// # Errors
+    /// [`Error::Segment`](crate::Error::Segment) with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else.
     pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
         Self::at(shm::from_fd(fd, Self::kind(), Self::memory_size())?, 0)
     }
