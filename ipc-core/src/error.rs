@@ -121,6 +121,16 @@ pub enum SegmentError {
         /// The name.
         name: String,
     },
+    /// This process could not learn its own identity, which a creator
+    /// records in the header; nothing was created.
+    #[error("cannot create segment {name:?}: {source}")]
+    UnknownIdentity {
+        /// The name (or `<anonymous>`).
+        name: String,
+        /// Why the identity is unknown.
+        #[source]
+        source: IdentityError,
+    },
     /// Any other operating-system error, with the call that failed.
     #[error("{op} failed for segment {name:?}: {source}")]
     Io {
@@ -196,4 +206,39 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The calling process could not learn its own identity (pid and start
+/// time): reading `/proc/self/stat` failed, most often because no file
+/// descriptor was free. Nothing was recorded in its name; free a descriptor
+/// (or make `/proc` readable) and try again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdentityError {
+    pub(crate) errno: i32,
+}
+
+impl IdentityError {
+    /// The `errno` of the failed read (`EMFILE` when no descriptor was free).
+    pub fn raw_os_error(&self) -> i32 {
+        self.errno
+    }
+}
+
+impl std::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "this process cannot learn its own identity: reading /proc/self/stat failed ({}); \
+             free a file descriptor (or make /proc readable) and try again",
+            std::io::Error::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+impl From<IdentityError> for std::io::Error {
+    fn from(e: IdentityError) -> Self {
+        std::io::Error::new(std::io::Error::from_raw_os_error(e.errno).kind(), e)
+    }
 }

@@ -262,8 +262,13 @@ crate::assert_layout!(SegmentHeader, size = HEADER_SIZE, align = 128);
 impl SegmentHeader {
     /// Writes every field but the state (left `Initializing`). Called by the
     /// creator only, before anyone else may trust the segment.
-    pub(crate) fn write_initializing(&self, kind: &Kind, total_size: u64, payload_len: u64) {
-        let me = ProcessId::current();
+    pub(crate) fn write_initializing(
+        &self,
+        me: ProcessId,
+        kind: &Kind,
+        total_size: u64,
+        payload_len: u64,
+    ) {
         self.creator_pid.store(u64::from(me.pid), Ordering::Relaxed);
         self.creator_start.store(me.start_time, Ordering::Relaxed);
         self.header_version.store(HEADER_VERSION, Ordering::Relaxed);
@@ -411,11 +416,12 @@ mod tests {
     #[test]
     fn a_written_header_validates() {
         let h = header();
-        h.write_initializing(&K, 4096, 100);
+        let me = ProcessId::current().unwrap();
+        h.write_initializing(me, &K, 4096, 100);
         h.mark_ready();
         assert_eq!(h.state(), Ok(State::Ready));
         assert_eq!(h.validate(&K, 4096, 100), Ok(()));
-        assert_eq!(h.creator(), ProcessId::current());
+        assert_eq!(h.creator(), me);
     }
 
     #[test]
@@ -429,7 +435,7 @@ mod tests {
             h.validate(&K, 4096, 0),
             Err(HeaderError::BadMagic { found: 0 })
         ));
-        h.write_initializing(&K, 4096, 100);
+        h.write_initializing(ProcessId::current().unwrap(), &K, 4096, 100);
         let other = Kind::new("test/other", 3, 99);
         assert!(matches!(
             h.validate(&other, 4096, 0),
@@ -469,7 +475,7 @@ mod tests {
     #[test]
     fn a_payload_larger_than_the_segment_is_refused() {
         let h = header();
-        h.write_initializing(&K, 4096, 1 << 40);
+        h.write_initializing(ProcessId::current().unwrap(), &K, 4096, 1 << 40);
         assert!(matches!(
             h.validate(&K, 4096, 0),
             Err(HeaderError::Size { .. })

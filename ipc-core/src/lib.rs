@@ -13,7 +13,8 @@
 //! - [`Process`]: child processes started by fork or by re-executing the
 //!   binary, joined, signalled and always reaped;
 //! - [`ProcessId`]: pid plus start time, so a recorded peer is known dead
-//!   even after its pid is reused;
+//!   even after its pid is reused; a process's own identity is learned
+//!   before `main` and never guessed ([`IdentityError`] instead);
 //! - [`Shareable`]: the marker for types that may live in shared memory.
 //!
 //! Linux only. Everything fallible returns a typed error ([`SegmentError`],
@@ -54,7 +55,7 @@ pub mod segment;
 mod shareable;
 pub mod wait;
 
-pub use error::{OffsetError, ProcessError, SegmentError};
+pub use error::{IdentityError, OffsetError, ProcessError, SegmentError};
 pub use header::{HeaderError, Kind, SegmentHeader};
 pub use liveness::{Liveness, ProcessId};
 pub use process::{cpu_count, current_process, parent_process, ExitStatus, Process, StartMethod};

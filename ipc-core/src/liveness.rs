@@ -6,8 +6,9 @@
 //! [`ProcessId`] recorded in a segment still says "that process is dead" after
 //! the pid has been reused.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
+pub use crate::error::IdentityError;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A process, named by pid and start time. `#[repr(C)]`, 16 bytes, no padding:
 /// it may be stored in shared memory.
@@ -36,53 +37,151 @@ pub enum Liveness {
     Dead,
 }
 
+/// The start time of the calling process, learned from `/proc/self/stat`;
+/// 0 while it is unknown. Written only with a value actually read, never a
+/// guess; reset and learned again in a forked child.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
+/// The pid that goes with [`CURRENT`] (stored before it).
 static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
-static ATFORK: Once = Once::new();
+static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn forget_current_after_fork() {
-    // Runs in the child right after fork: only atomic stores, which are
-    // async-signal-safe.
+/// Learns the identity before `main` (from `.init_array`), while the
+/// descriptor table is surely not yet full of the program's own descriptors,
+/// so that a program that later runs out of descriptors still knows who it
+/// is. A failure here is not stored: the first [`ProcessId::current`] tries
+/// again.
+#[used]
+#[link_section = ".init_array"]
+static LEARN_AT_START: extern "C" fn() = learn_at_start;
+
+extern "C" fn learn_at_start() {
+    register_atfork();
+    let _ = learn();
+}
+
+/// In a forked child: the parent's identity is not ours. Forget it, then
+/// learn ours at once (the child usually has the parent's free descriptors),
+/// with raw system calls on a stack buffer only, which are async-signal-safe.
+/// If that fails the identity stays unknown and [`ProcessId::current`] tries
+/// again (and reports the failure) when it is needed.
+extern "C" fn relearn_after_fork() {
     CURRENT.store(0, Ordering::Relaxed);
     CURRENT_PID.store(0, Ordering::Relaxed);
+    let _ = learn();
+}
+
+fn register_atfork() {
+    if ATFORK_REGISTERED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: registers a child handler that makes only async-signal-safe
+    // calls; the function pointer is 'static. If registration fails (ENOMEM)
+    // a forked child keeps its parent's identity: `Process` children are
+    // started through std or libc `fork`, which run the handler, so this only
+    // matters for a program that calls the raw clone system call itself.
+    if unsafe { libc::pthread_atfork(None, None, Some(relearn_after_fork)) } != 0 {
+        ATFORK_REGISTERED.store(false, Ordering::Release);
+    }
+}
+
+/// Reads the calling process's identity and caches it. Async-signal-safe:
+/// raw system calls, a stack buffer, atomics; nothing is stored on failure.
+fn learn() -> Result<ProcessId, IdentityError> {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    let start_time = read_own_start_time()?;
+    CURRENT_PID.store(u64::from(pid), Ordering::Relaxed);
+    CURRENT.store(start_time, Ordering::Release);
+    Ok(ProcessId {
+        pid,
+        reserved: 0,
+        start_time,
+    })
+}
+
+/// The start time of the calling process, from `/proc/self/stat`, read with
+/// `open`/`read`/`close` into a stack buffer (no allocation, no lock).
+fn read_own_start_time() -> Result<u64, IdentityError> {
+    let errno = || IdentityError {
+        errno: io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    };
+    // SAFETY: a valid NUL-terminated path; open returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    let result = loop {
+        if len == buf.len() {
+            // Longer than any stat line: refuse rather than parse a cut one.
+            break Err(IdentityError {
+                errno: libc::EOVERFLOW,
+            });
+        }
+        // SAFETY: `buf[len..]` is writable for `buf.len() - len` bytes.
+        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
+        if n < 0 {
+            let e = errno();
+            if e.errno == libc::EINTR {
+                continue;
+            }
+            break Err(e);
+        }
+        if n == 0 {
+            break Ok(len);
+        }
+        len += n as usize;
+    };
+    // SAFETY: `fd` was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    let len = result?;
+    match parse_stat(&buf[..len]) {
+        Some((_, start)) if start != 0 => Ok(start),
+        _ => Err(IdentityError { errno: libc::EIO }),
+    }
 }
 
 impl ProcessId {
-    /// The calling process. Cached after the first call (the cache is reset in
-    /// a forked child), so this is cheap on hot paths.
+    /// The calling process: its pid and start time.
+    ///
+    /// The identity is learned before `main` runs (and again in a forked
+    /// child, right after the fork), then cached: on the hot path this is one
+    /// atomic load. It is never guessed: if it could not be learned then (no
+    /// free descriptor, no readable `/proc`), each call tries again, and
+    /// fails until it succeeds.
+    ///
+    /// # Errors
+    /// [`IdentityError`] when `/proc/self/stat` cannot be read now (most
+    /// often: no free file descriptor). Callers that record ownership turn
+    /// it into their own typed error rather than record a wrong owner.
     #[inline]
-    pub fn current() -> ProcessId {
-        let packed = CURRENT.load(Ordering::Relaxed);
-        let pid = CURRENT_PID.load(Ordering::Relaxed);
-        if packed != 0 {
-            return ProcessId {
-                pid: pid as u32,
+    pub fn current() -> Result<ProcessId, IdentityError> {
+        let start_time = CURRENT.load(Ordering::Acquire);
+        if start_time != 0 {
+            return Ok(ProcessId {
+                pid: CURRENT_PID.load(Ordering::Relaxed) as u32,
                 reserved: 0,
-                start_time: packed,
-            };
+                start_time,
+            });
         }
         Self::current_slow()
     }
 
     #[cold]
-    fn current_slow() -> ProcessId {
-        ATFORK.call_once(|| {
-            // SAFETY: registers a handler that only does atomic stores; the
-            // function pointer is 'static. Failure (ENOMEM) only loses the
-            // cache reset, and `current_slow` double-checks the pid below.
-            unsafe {
-                libc::pthread_atfork(None, None, Some(forget_current_after_fork));
-            }
-        });
-        let pid = std::process::id();
-        let start_time = read_start_time(pid).unwrap_or(1);
-        CURRENT_PID.store(u64::from(pid), Ordering::Relaxed);
-        CURRENT.store(start_time.max(1), Ordering::Relaxed);
-        ProcessId {
-            pid,
-            reserved: 0,
-            start_time: start_time.max(1),
-        }
+    fn current_slow() -> Result<ProcessId, IdentityError> {
+        // Referring to the constructor keeps it linked into every program
+        // that asks for its identity.
+        std::hint::black_box(&LEARN_AT_START);
+        register_atfork();
+        learn()
     }
 
     /// The process `pid`, as it is now; `None` if there is no such process.
@@ -247,16 +346,16 @@ mod tests {
 
     #[test]
     fn current_is_alive_and_cached() {
-        let a = ProcessId::current();
+        let a = ProcessId::current().unwrap();
         assert_eq!(a.pid, std::process::id());
         assert!(a.is_alive());
-        assert_eq!(ProcessId::current(), a);
+        assert_eq!(ProcessId::current(), Ok(a));
         assert_eq!(ProcessId::liveness_packed(a.to_u64()), Liveness::Alive);
     }
 
     #[test]
     fn reused_pid_is_dead() {
-        let mut a = ProcessId::current();
+        let mut a = ProcessId::current().unwrap();
         a.start_time += 1;
         assert_eq!(a.liveness(), Liveness::Dead);
         assert_eq!(ProcessId::liveness_packed(a.to_u64()), Liveness::Dead);

@@ -24,7 +24,7 @@
 
 use crate::error::{OffsetError, SegmentError};
 use crate::header::{Kind, Peek, SegmentHeader, State, HEADER_SIZE, MAGIC};
-use crate::liveness::Liveness;
+use crate::liveness::{Liveness, ProcessId};
 use crate::name;
 use memmap2::{MmapOptions, MmapRaw};
 use std::ffi::CString;
@@ -366,7 +366,9 @@ impl SegmentBuilder {
     /// # Errors
     /// [`SegmentError::InvalidName`], [`SegmentError::InvalidSize`],
     /// [`SegmentError::AlreadyExists`] (a live creator holds the name),
-    /// [`SegmentError::NoSpace`], [`SegmentError::Busy`], or an OS error.
+    /// [`SegmentError::NoSpace`], [`SegmentError::Busy`],
+    /// [`SegmentError::UnknownIdentity`] (this process cannot learn the
+    /// identity it must record as creator), or an OS error.
     pub fn create_with(self, init: impl FnOnce(&Segment)) -> Result<Segment, SegmentError> {
         self.create_inner(&mut Some(init))
     }
@@ -386,6 +388,11 @@ impl SegmentBuilder {
                 mode: self.mode,
             });
         }
+        // Known before anything exists, so a failure leaves nothing behind.
+        let me = ProcessId::current().map_err(|source| SegmentError::UnknownIdentity {
+            name: self.name.clone().unwrap_or_else(|| "<anonymous>".into()),
+            source,
+        })?;
         let (fd, os_name) = match &self.name {
             None => (create_memfd(&self.kind, total)?, None),
             Some(n) => {
@@ -419,7 +426,7 @@ impl SegmentBuilder {
             payload_len: payload,
         };
         seg.header()
-            .write_initializing(&self.kind, total as u64, payload as u64);
+            .write_initializing(me, &self.kind, total as u64, payload as u64);
         if let Some(f) = init.take() {
             if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&seg))) {
                 seg.poison();

@@ -164,8 +164,9 @@ impl Publisher {
     /// it or died. Publishing resumes after the last complete message.
     ///
     /// # Errors
-    /// [`AttachError::AlreadyAttached`] if a live process publishes, or as
-    /// [`Subscriber::open`].
+    /// [`AttachError::AlreadyAttached`] if a live process publishes,
+    /// [`AttachError::UnknownIdentity`] if this process cannot learn the
+    /// identity the publisher slot records, or as [`Subscriber::open`].
     pub fn open(name: &str) -> Result<Publisher, AttachError> {
         Publisher::claim(wrap(Segment::builder(KIND).name(name).open()?)?)
     }
@@ -181,7 +182,7 @@ impl Publisher {
     }
 
     fn claim(shared: Shared) -> Result<Publisher, AttachError> {
-        let me = ProcessId::current().to_u64();
+        let me = ProcessId::current()?.to_u64();
         let slot = shared.raw.publisher();
         let mut cur = slot.load(Ordering::Acquire);
         loop {
@@ -273,13 +274,15 @@ impl Publisher {
 impl Drop for Publisher {
     fn drop(&mut self) {
         self.shared.raw.set_closed(true);
-        let me = ProcessId::current().to_u64();
-        let _ = self.shared.raw.publisher().compare_exchange(
-            me,
-            0,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        // A process without an identity never claimed the publisher slot.
+        if let Ok(me) = ProcessId::current() {
+            let _ = self.shared.raw.publisher().compare_exchange(
+                me.to_u64(),
+                0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
     }
 }
 

@@ -36,7 +36,7 @@ use crate::error::{
 };
 use ipc_core::header::layout_hash;
 use ipc_core::wait::WaitStrategy;
-use ipc_core::{Kind, Segment, Shareable};
+use ipc_core::{IdentityError, Kind, Segment, Shareable};
 use raw::{Config, RawError, RawMpmc, Watch};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
@@ -250,6 +250,7 @@ pub(crate) enum Fail {
     TooLarge(MessageTooLarge),
     TooLong(usize),
     Corrupt(Corrupt),
+    UnknownIdentity(IdentityError),
 }
 
 pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
@@ -281,6 +282,7 @@ pub(crate) fn claim_send(
         Err(RawError::Closed) => Some(Err(Fail::Closed)),
         Err(RawError::TooLarge(m)) => Some(Err(Fail::TooLarge(m))),
         Err(RawError::Corrupt(c)) => Some(Err(Fail::Corrupt(c))),
+        Err(RawError::UnknownIdentity(e)) => Some(Err(Fail::UnknownIdentity(e))),
         Err(RawError::Empty | RawError::TooLong { .. }) => None,
     };
     if let Some(r) = attempt() {
@@ -320,6 +322,7 @@ pub(crate) fn claim_recv(
             Err(RawError::Closed) => Some(Err(Fail::Closed)),
             Err(RawError::TooLong { needed }) => Some(Err(Fail::TooLong(needed))),
             Err(RawError::Corrupt(c)) => Some(Err(Fail::Corrupt(c))),
+            Err(RawError::UnknownIdentity(e)) => Some(Err(Fail::UnknownIdentity(e))),
             Err(RawError::TooLarge(_)) => None,
         }
     };
@@ -341,6 +344,7 @@ impl Fail {
             Fail::Closed => TrySendError::Closed(v),
             Fail::TooLarge(m) => TrySendError::TooLarge(v, m),
             Fail::Corrupt(c) => TrySendError::Corrupt(v, c),
+            Fail::UnknownIdentity(e) => TrySendError::UnknownIdentity(v, e),
             _ => TrySendError::Full(v),
         }
     }
@@ -349,6 +353,7 @@ impl Fail {
         match self {
             Fail::TooLarge(m) => SendError::TooLarge(v, m),
             Fail::Corrupt(c) => SendError::Corrupt(v, c),
+            Fail::UnknownIdentity(e) => SendError::UnknownIdentity(v, e),
             _ => SendError::Closed(v),
         }
     }
@@ -358,6 +363,7 @@ impl Fail {
             Fail::Closed => SendTimeoutError::Closed(v),
             Fail::TooLarge(m) => SendTimeoutError::TooLarge(v, m),
             Fail::Corrupt(c) => SendTimeoutError::Corrupt(v, c),
+            Fail::UnknownIdentity(e) => SendTimeoutError::UnknownIdentity(v, e),
             _ => SendTimeoutError::Timeout(v),
         }
     }
@@ -367,6 +373,7 @@ impl Fail {
             Fail::Closed => TryRecvError::Closed,
             Fail::TooLong(needed) => TryRecvError::BufferTooSmall { needed, capacity },
             Fail::Corrupt(c) => TryRecvError::Corrupt(c),
+            Fail::UnknownIdentity(e) => TryRecvError::UnknownIdentity(e),
             _ => TryRecvError::Empty,
         }
     }
@@ -375,6 +382,7 @@ impl Fail {
         match self {
             Fail::TooLong(needed) => RecvError::BufferTooSmall { needed, capacity },
             Fail::Corrupt(c) => RecvError::Corrupt(c),
+            Fail::UnknownIdentity(e) => RecvError::UnknownIdentity(e),
             _ => RecvError::Closed,
         }
     }
@@ -384,6 +392,7 @@ impl Fail {
             Fail::Closed => RecvTimeoutError::Closed,
             Fail::TooLong(needed) => RecvTimeoutError::BufferTooSmall { needed, capacity },
             Fail::Corrupt(c) => RecvTimeoutError::Corrupt(c),
+            Fail::UnknownIdentity(e) => RecvTimeoutError::UnknownIdentity(e),
             _ => RecvTimeoutError::Timeout,
         }
     }

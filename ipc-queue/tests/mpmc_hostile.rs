@@ -65,7 +65,7 @@ fn random_scribbles_over_a_live_ring_never_crash_a_call() {
     let ring = Mpmc::anonymous(8, SLOT).unwrap();
     let seg = mapping(&ring);
     let stop = AtomicBool::new(false);
-    let me = ipc_core::ProcessId::current().to_u64();
+    let me = ipc_core::ProcessId::current().unwrap().to_u64();
     let calls = AtomicU64::new(0);
     std::thread::scope(|s| {
         for w in 0..2u64 {

@@ -271,7 +271,9 @@ impl<T: Shareable> Mutex<T> {
     ///
     /// # Errors
     /// [`LockError::OwnerDied`] (locked; carries the guard),
-    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`].
+    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`],
+    /// [`LockError::UnknownIdentity`] (this process cannot learn the identity
+    /// a holder records; not locked).
     #[inline]
     pub fn lock(&self) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
         let r = self.raw().lock(self.strategy);
@@ -313,6 +315,7 @@ pub(crate) fn raw_error<G>(e: RawLockError) -> LockError<G> {
         RawLockError::WouldDeadlock => LockError::WouldDeadlock,
         RawLockError::WouldBlock => LockError::WouldBlock,
         RawLockError::TimedOut => LockError::TimedOut,
+        RawLockError::UnknownIdentity(e) => LockError::UnknownIdentity(e),
     }
 }
 

@@ -209,7 +209,8 @@ impl<T: Shareable> ReentrantMutex<T> {
     /// # Errors
     /// [`LockError::OwnerDied`] (locked, carries the guard),
     /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] when the
-    /// recursion count would overflow.
+    /// recursion count would overflow, [`LockError::UnknownIdentity`] (this
+    /// process cannot learn the identity a holder records; not locked).
     pub fn lock(
         &self,
     ) -> Result<ReentrantMutexGuard<'_, T>, LockError<ReentrantMutexGuard<'_, T>>> {

@@ -237,7 +237,8 @@ impl<T: Shareable> RwLock<T> {
     /// # Errors
     /// [`LockError::OwnerDied`] (a writer died; the read guard is carried),
     /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] (this
-    /// thread holds the write lock).
+    /// thread holds the write lock), [`LockError::UnknownIdentity`] (this
+    /// process cannot learn the identity a holder records; not locked).
     pub fn read(&self) -> ReadResult<'_, T> {
         self.read_guard(self.raw().read_until(self.strategy, None))
     }
@@ -256,7 +257,8 @@ impl<T: Shareable> RwLock<T> {
     ///
     /// # Errors
     /// [`LockError::OwnerDied`] (a writer died; repair through the carried
-    /// guard), [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`].
+    /// guard), [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`],
+    /// [`LockError::UnknownIdentity`].
     pub fn write(&self) -> WriteResult<'_, T> {
         self.write_guard(self.raw().write_until(self.strategy, None))
     }
