@@ -5,6 +5,26 @@
 //! `/proc/<pid>/stat`, in clock ticks since boot) tells the two apart, so a
 //! [`ProcessId`] recorded in a segment still says "that process is dead" after
 //! the pid has been reused.
+//!
+//! # The one rule
+//!
+//! Every crate of the workspace judges a recorded peer (a lock holder, a
+//! ring end, a claim, a publisher, a segment's creator) through this module,
+//! and a peer is [`Liveness::Dead`] only when `/proc` proves it: its entry is
+//! gone, names a process with another start time, or is a zombie whose
+//! threads have all ended. Whenever that cannot be proven the peer counts as
+//! alive, so nothing a live process holds is ever taken over on a guess:
+//!
+//! - `/proc` is unreadable, or is not the `/proc` of the caller's pid
+//!   namespace (`/proc/self` names another pid than `getpid()`, as after
+//!   `unshare -p -f` without `--mount-proc`): nobody can be judged, everybody
+//!   is alive ([`liveness_known`] says which), with a warning through `log`;
+//! - reading a peer's entry fails for any reason but "no such process" (no
+//!   free descriptor, no memory): that peer is alive this time, and the next
+//!   check reads again. Nothing learned from a failed read is cached.
+//!
+//! Pids and start times only mean something inside one pid namespace:
+//! processes that judge each other must share one.
 
 pub use crate::error::IdentityError;
 use std::io;
@@ -184,7 +204,8 @@ impl ProcessId {
         learn()
     }
 
-    /// The process `pid`, as it is now; `None` if there is no such process.
+    /// The process `pid`, as it is now; `None` if there is no such process
+    /// (or its `/proc` entry cannot be read now).
     pub fn of(pid: u32) -> Option<ProcessId> {
         read_start_time(pid).map(|start_time| ProcessId {
             pid,
@@ -236,25 +257,25 @@ impl ProcessId {
 /// Whether `pid` runs and its start time passes `same`. A zombie thread-group
 /// leader with another thread still running is alive: the process lives as
 /// long as any of its threads does (the leader may have left with
-/// `pthread_exit`). Without a readable `/proc` nobody can be proven dead, so
-/// everyone counts as alive: nothing a live process holds is ever taken over.
+/// `pthread_exit`). Alive too whenever death cannot be proven (see the
+/// [module docs](self)).
 fn alive_if(pid: u32, same: impl Fn(u64) -> bool) -> Liveness {
     if pid == 0 {
         return Liveness::Dead;
     }
-    if !proc_readable() {
+    if !liveness_known() {
         return Liveness::Alive;
     }
-    match read_stat(pid) {
-        Some((state, start)) if same(start) => {
-            let running = !is_dead_state(state) || any_task_running(pid);
-            if running {
+    match read_stat(&format!("/proc/{pid}/stat"), pid) {
+        Stat::Found(state, start) if same(start) => {
+            if !is_dead_state(state) || any_task_running(pid) {
                 Liveness::Alive
             } else {
                 Liveness::Dead
             }
         }
-        _ => Liveness::Dead,
+        Stat::Found(..) | Stat::Gone => Liveness::Dead,
+        Stat::Unknown => Liveness::Alive,
     }
 }
 
@@ -264,61 +285,144 @@ fn is_dead_state(state: u8) -> bool {
 }
 
 /// Whether any thread of process `pid` runs (is neither zombie nor dead).
+/// A listing or a thread's entry that cannot be read counts as running.
 fn any_task_running(pid: u32) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
-        tasks.flatten().any(|t| {
-            std::fs::read(t.path().join("stat"))
-                .ok()
-                .and_then(|text| parse_stat(&text))
-                .is_some_and(|(state, _)| !is_dead_state(state))
-        })
-    })
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(t) => t,
+        Err(e) if gone(&e) => return false,
+        Err(e) => {
+            unreadable(&e);
+            return true;
+        }
+    };
+    for t in tasks {
+        let Ok(t) = t else {
+            return true;
+        };
+        match read_stat(&t.path().join("stat").to_string_lossy(), pid) {
+            Stat::Found(state, _) if !is_dead_state(state) => return true,
+            Stat::Found(..) | Stat::Gone => {}
+            Stat::Unknown => return true,
+        }
+    }
+    false
 }
 
-/// Whether `/proc` can tell us about processes (it may be missing in a
-/// container); checked once, with a warning when it cannot.
+/// Whether `/proc` can be read (it may be missing in a container). Asked
+/// anew each time: nothing learned from a failed look is kept.
 pub fn proc_readable() -> bool {
-    static READABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *READABLE.get_or_init(|| {
-        let ok = std::fs::metadata("/proc/self/stat").is_ok();
-        if !ok {
-            log::warn!("/proc is not readable: dead processes cannot be detected");
+    std::fs::metadata("/proc/self/stat").is_ok()
+}
+
+/// Whether `/proc` is the one of the calling process's pid namespace: its
+/// `/proc/self` names the pid `getpid()` returns. After `unshare -p -f`
+/// without a fresh `/proc` mount it names the pid in the parent namespace,
+/// and every pid read there means another process than it says here.
+pub fn proc_is_own() -> bool {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    let me = unsafe { libc::getpid() };
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<libc::pid_t>().ok()))
+        == Some(me)
+}
+
+/// Whether a peer can be judged dead at all here: `/proc` is readable and
+/// belongs to this process's pid namespace. When it is not, everybody counts
+/// as alive (and a warning is logged, once per reason).
+pub fn liveness_known() -> bool {
+    static UNREADABLE: AtomicBool = AtomicBool::new(false);
+    static FOREIGN: AtomicBool = AtomicBool::new(false);
+    if !proc_readable() {
+        if !UNREADABLE.swap(true, Ordering::Relaxed) {
+            log::warn!("/proc is not readable: no peer can be proven dead, all count as alive");
         }
-        ok
-    })
+        return false;
+    }
+    if !proc_is_own() {
+        if !FOREIGN.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "/proc belongs to another pid namespace (its /proc/self is not getpid()): \
+                 no peer can be proven dead, all count as alive; mount a /proc for this namespace"
+            );
+        }
+        return false;
+    }
+    true
 }
 
 /// Liveness of one thread: thread `tid` of process `pid`, or, with `pid`
 /// `None`, whatever process thread `tid` belongs to. Alive while the thread
-/// exists and is not a zombie; alive too when `/proc` cannot be read.
+/// exists and is not a zombie; alive too whenever its death cannot be proven
+/// (see the [module docs](self)).
 pub fn thread_liveness(pid: Option<u32>, tid: u32) -> Liveness {
     if tid == 0 {
         return Liveness::Dead;
     }
-    if !proc_readable() {
+    if !liveness_known() {
         return Liveness::Alive;
     }
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/task/{tid}/stat"),
         None => format!("/proc/{tid}/stat"),
     };
-    match std::fs::read(path).ok().and_then(|text| parse_stat(&text)) {
-        Some((state, _)) if !is_dead_state(state) => Liveness::Alive,
-        _ => Liveness::Dead,
+    match read_stat(&path, tid) {
+        Stat::Found(state, _) if !is_dead_state(state) => Liveness::Alive,
+        Stat::Found(..) | Stat::Gone => Liveness::Dead,
+        Stat::Unknown => Liveness::Alive,
+    }
+}
+
+/// What reading a `/proc/.../stat` file told.
+enum Stat {
+    /// The state letter and start time.
+    Found(u8, u64),
+    /// No such process or thread: proof of death (or of pid reuse).
+    Gone,
+    /// The read failed for another reason: nothing is proven.
+    Unknown,
+}
+
+/// Whether an error reading `/proc/<pid>/...` means the process is gone.
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Logs a read of `/proc` that proved nothing: a warning the first time,
+/// then at debug level (it may repeat every liveness period).
+fn unreadable(e: &io::Error) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        log::warn!("reading /proc failed ({e}): the peer counts as alive until a read succeeds");
+    } else {
+        log::debug!("reading /proc failed ({e}): the peer counts as alive");
+    }
+}
+
+/// Reads the state letter and start time from the stat file at `path`
+/// (for process or thread `id`).
+fn read_stat(path: &str, id: u32) -> Stat {
+    if id == 0 || id > i32::MAX as u32 {
+        return Stat::Gone;
+    }
+    match std::fs::read(path) {
+        Ok(text) => match parse_stat(&text) {
+            Some((state, start)) => Stat::Found(state, start),
+            None => Stat::Unknown,
+        },
+        Err(e) if gone(&e) => Stat::Gone,
+        Err(e) => {
+            unreadable(&e);
+            Stat::Unknown
+        }
     }
 }
 
 fn read_start_time(pid: u32) -> Option<u64> {
-    read_stat(pid).map(|(_, start)| start)
-}
-
-/// Reads the state letter and start time of `pid` from `/proc/<pid>/stat`.
-fn read_stat(pid: u32) -> Option<(u8, u64)> {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return None;
+    match read_stat(&format!("/proc/{pid}/stat"), pid) {
+        Stat::Found(_, start) => Some(start),
+        Stat::Gone | Stat::Unknown => None,
     }
-    let text = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
 }
 
 /// Parses `/proc/<pid>/stat`: the command name (field 2) is in parentheses and
@@ -419,7 +523,10 @@ mod tests {
         // SAFETY: our read end.
         unsafe { libc::close(fds[0]) };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while read_stat(pid as u32).map(|(s, _)| s) != Some(b'Z') {
+        while !matches!(
+            read_stat(&format!("/proc/{pid}/stat"), pid as u32),
+            Stat::Found(b'Z', _)
+        ) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the leader never became a zombie"
