@@ -121,6 +121,23 @@ pub enum SegmentError {
         /// The name.
         name: String,
     },
+    /// The segment was created in another pid namespace (another container
+    /// sharing `/dev/shm`): pids and start times recorded there mean nothing
+    /// here, so no process of one namespace could tell whether one of the
+    /// other died. Such segments are refused, never judged.
+    #[error(
+        "segment {name:?} was created in another pid namespace ({creator}; this \
+         process is in {mine}): peers must share a pid namespace; use a segment \
+         created in this one"
+    )]
+    ForeignPidNamespace {
+        /// The name (or `<fd N>`).
+        name: String,
+        /// The creator's pid namespace, as recorded in the header.
+        creator: crate::liveness::PidNamespace,
+        /// This process's pid namespace.
+        mine: crate::liveness::PidNamespace,
+    },
     /// This process could not learn its own identity, which a creator
     /// records in the header; nothing was created.
     #[error("cannot create segment {name:?}: {source}")]

@@ -57,7 +57,7 @@ pub mod wait;
 
 pub use error::{IdentityError, OffsetError, ProcessError, SegmentError};
 pub use header::{HeaderError, Kind, SegmentHeader};
-pub use liveness::{Liveness, ProcessId};
+pub use liveness::{Liveness, PidNamespace, ProcessId};
 pub use process::{cpu_count, current_process, parent_process, ExitStatus, Process, StartMethod};
 pub use segment::{sweep, Segment, SegmentBuilder};
 pub use shareable::Shareable;

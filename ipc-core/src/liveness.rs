@@ -23,8 +23,13 @@
 //!   free descriptor, no memory): that peer is alive this time, and the next
 //!   check reads again. Nothing learned from a failed read is cached.
 //!
-//! Pids and start times only mean something inside one pid namespace:
-//! processes that judge each other must share one.
+//! Pids and start times only mean something inside one pid namespace. Peers
+//! in two namespaces that share `/dev/shm` (two containers) cannot judge each
+//! other at all, so the segment layer records the creator's pid namespace
+//! ([`PidNamespace`]) and refuses to open, receive or reclaim a segment made
+//! in another one ([`crate::SegmentError::ForeignPidNamespace`]). Memory
+//! shared some other way (a raw primitive placed in a mapping of the
+//! caller's) must keep to one pid namespace by itself.
 
 pub use crate::error::IdentityError;
 use std::io;
@@ -349,6 +354,47 @@ pub fn liveness_known() -> bool {
         return false;
     }
     true
+}
+
+/// The pid namespace a process lives in: the device and inode of its
+/// `/proc/<pid>/ns/pid`. Two processes whose namespaces differ cannot tell
+/// whether the other is alive; segments record their creator's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct PidNamespace {
+    /// The device of the namespace file system (`nsfs`).
+    pub dev: u64,
+    /// The namespace's inode (the number in `pid:[N]`).
+    pub ino: u64,
+}
+
+impl PidNamespace {
+    /// What is recorded when the namespace cannot be learned (no `/proc`).
+    pub const UNKNOWN: PidNamespace = PidNamespace { dev: 0, ino: 0 };
+
+    /// The calling process's pid namespace, or [`PidNamespace::UNKNOWN`]
+    /// when `/proc/self/ns/pid` cannot be examined. Needs no descriptor
+    /// (`stat` only), and is asked anew each time.
+    pub fn current() -> PidNamespace {
+        std::fs::metadata("/proc/self/ns/pid")
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                PidNamespace {
+                    dev: m.dev(),
+                    ino: m.ino(),
+                }
+            })
+            .unwrap_or(PidNamespace::UNKNOWN)
+    }
+}
+
+impl std::fmt::Display for PidNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == PidNamespace::UNKNOWN {
+            f.write_str("an unknown pid namespace")
+        } else {
+            write!(f, "pid:[{}] on device {:#x}", self.ino, self.dev)
+        }
+    }
 }
 
 /// Liveness of one thread: thread `tid` of process `pid`, or, with `pid`

@@ -23,8 +23,8 @@
 //! with [`Segment::from_fd_unsealed`].
 
 use crate::error::{OffsetError, SegmentError};
-use crate::header::{Kind, Peek, SegmentHeader, State, HEADER_SIZE, MAGIC};
-use crate::liveness::{Liveness, ProcessId};
+use crate::header::{Kind, Peek, SegmentHeader, State, HEADER_SIZE, HEADER_VERSION, MAGIC};
+use crate::liveness::{Liveness, PidNamespace, ProcessId};
 use crate::name;
 use memmap2::{MmapOptions, MmapRaw};
 use std::ffi::CString;
@@ -393,6 +393,7 @@ impl SegmentBuilder {
             name: self.name.clone().unwrap_or_else(|| "<anonymous>".into()),
             source,
         })?;
+        let ns = PidNamespace::current();
         let (fd, os_name) = match &self.name {
             None => (create_memfd(&self.kind, total)?, None),
             Some(n) => {
@@ -426,7 +427,7 @@ impl SegmentBuilder {
             payload_len: payload,
         };
         seg.header()
-            .write_initializing(me, &self.kind, total as u64, payload as u64);
+            .write_initializing(me, ns, &self.kind, total as u64, payload as u64);
         if let Some(f) = init.take() {
             if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&seg))) {
                 seg.poison();
@@ -449,7 +450,8 @@ impl SegmentBuilder {
     /// [`SegmentError::NotFound`], [`SegmentError::WrongOwner`],
     /// [`SegmentError::InsecureMode`], [`SegmentError::Header`] naming the
     /// wrong field, [`SegmentError::NotReady`], [`SegmentError::CreatorDied`],
-    /// [`SegmentError::Poisoned`], or an OS error.
+    /// [`SegmentError::Poisoned`], [`SegmentError::ForeignPidNamespace`] for
+    /// a segment created in another pid namespace, or an OS error.
     pub fn open(self) -> Result<Segment, SegmentError> {
         self.open_inner()
     }
@@ -788,7 +790,21 @@ fn open_fd(
                 }));
             }
             if magic == MAGIC {
-                match header.state().map_err(header_err)? {
+                let state = header.state().map_err(header_err)?;
+                if state != State::Empty {
+                    // Every other field is written before the state leaves
+                    // Empty; judge nothing recorded by a creator of another
+                    // layout or another pid namespace.
+                    let version = header.header_version();
+                    if version != HEADER_VERSION {
+                        return Err(header_err(crate::header::HeaderError::HeaderVersion {
+                            expected: HEADER_VERSION,
+                            found: version,
+                        }));
+                    }
+                    check_pid_namespace(header, label)?;
+                }
+                match state {
                     State::Ready => {
                         header
                             .validate(&kind, size, min_payload)
@@ -814,7 +830,10 @@ fn open_fd(
                         });
                     }
                     State::Poisoned => return Err(SegmentError::Poisoned { name: label.into() }),
-                    State::Initializing | State::Empty => {
+                    // Nothing is recorded yet (only a hostile writer makes
+                    // this state with the magic set): keep waiting.
+                    State::Empty => {}
+                    State::Initializing => {
                         let creator = header.creator();
                         if creator.pid != 0 && creator.liveness() == Liveness::Dead {
                             return Err(SegmentError::CreatorDied {
@@ -835,6 +854,21 @@ fn open_fd(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(2));
     }
+}
+
+/// Refuses a segment whose creator lives in another pid namespace than
+/// ours: neither side could tell whether the other died.
+fn check_pid_namespace(header: &SegmentHeader, label: &str) -> Result<(), SegmentError> {
+    let theirs = header.creator_pid_namespace();
+    let mine = PidNamespace::current();
+    if theirs != mine {
+        return Err(SegmentError::ForeignPidNamespace {
+            name: label.into(),
+            creator: theirs,
+            mine,
+        });
+    }
+    Ok(())
 }
 
 /// `lstat` of `path`: opens nothing, so it neither blocks on a FIFO nor
@@ -927,7 +961,11 @@ fn reclaim_if_stale(name: &str, os: &CString) -> Result<Reclaim, SegmentError> {
             .unwrap_or(0);
         age >= INIT_GRACE.as_secs()
     } else if peek.magic == MAGIC {
-        peek.creator.liveness() == Liveness::Dead
+        // A creator of another header layout, or of another pid namespace,
+        // cannot be judged from here: its segment is left alone.
+        peek.version == HEADER_VERSION
+            && peek.pid_ns == PidNamespace::current()
+            && peek.creator.liveness() == Liveness::Dead
     } else {
         false
     };
@@ -958,7 +996,9 @@ fn reclaim_if_stale(name: &str, os: &CString) -> Result<Reclaim, SegmentError> {
 /// Removes every stale segment of this workspace whose name starts with
 /// `prefix` (`""` for all): those whose recorded creator is dead, and those
 /// never initialized for longer than a grace period. Segments of live
-/// creators and other programs' objects are left alone, and so is anything
+/// creators, segments made in another pid namespace or with another header
+/// version (whose creators cannot be judged from here) and other programs'
+/// objects are left alone, and so is anything
 /// that is not a regular file of this user (a symlink, a directory, a FIFO
 /// someone put under the prefix): the sweep skips it and goes on. An entry
 /// that cannot be examined is skipped too, with a warning through the `log`

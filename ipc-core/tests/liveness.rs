@@ -1,20 +1,37 @@
 //! Nobody is judged dead on a guess: not by a process that cannot read
-//! `/proc` for want of a descriptor, and not by one whose `/proc` belongs to
-//! another pid namespace.
+//! `/proc` for want of a descriptor, not by one whose `/proc` belongs to
+//! another pid namespace, and not across pid namespaces, where a pid and a
+//! start time mean nothing (segments from another pid namespace are refused).
 //!
 //! The pid-namespace tests re-execute this test binary under
 //! `unshare -p -f` with a role in `IPC_TEST_ROLE`; they are skipped, with
 //! the reason printed, where `unshare` is missing or not permitted.
 
+use ipc_core::name::{path_of, unique_name};
 use ipc_core::process::{self, test_exec_args, ExitStatus, Process};
-use ipc_core::{Liveness, ProcessId};
+use ipc_core::{Kind, Liveness, ProcessId, Segment, SegmentError};
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+const K: Kind = Kind::new("ipc-core-tests/liveness", 1, 0);
+
 /// The environment variable naming the role a re-executed test runs.
 const ROLE: &str = "IPC_TEST_ROLE";
+
+/// Removes `/dev/shm/ipc.<name>` on drop, also when the test fails.
+struct NameGuard(String);
+
+impl Drop for NameGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(path_of(&self.0));
+    }
+}
+
+fn exists(name: &str) -> bool {
+    std::fs::symlink_metadata(path_of(name)).is_ok()
+}
 
 // ---------- a judge with no free descriptor ----------
 
@@ -173,6 +190,7 @@ fn run_role() {
         return;
     };
     let code = match role.split_once(':') {
+        Some(("segment", names)) => role_segment(names),
         Some(("judge", "")) => role_judge(),
         _ => 100,
     };
@@ -182,6 +200,29 @@ fn run_role() {
 fn wait_for_stdin_eof() {
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
+}
+
+/// Inside the new namespace: creates segment `mine`, then checks that the
+/// outside segment `theirs` can neither be opened nor reclaimed from here.
+fn role_segment(names: &str) -> i32 {
+    let Some((mine, theirs)) = names.split_once(' ') else {
+        return 101;
+    };
+    let seg = match Segment::builder(K).name(mine).size(64).create() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("role: create: {e}");
+            return 102;
+        }
+    };
+    let open = Segment::builder(K).name(theirs).open();
+    let open_ok = matches!(open, Err(SegmentError::ForeignPidNamespace { .. }));
+    let create = Segment::builder(K).name(theirs).size(64).create();
+    let create_ok = matches!(create, Err(SegmentError::AlreadyExists { .. }));
+    println!("ready open={open_ok} create={create_ok} ({open:?} / {create:?})");
+    wait_for_stdin_eof();
+    drop(seg);
+    0
 }
 
 /// Inside a new pid namespace that still sees the outer `/proc`: nobody can
@@ -210,6 +251,50 @@ fn role_judge() -> i32 {
 }
 
 #[test]
+fn a_segment_from_another_pid_namespace_is_refused_both_ways() {
+    run_role();
+    if let Some(why) = unshare_unavailable(true) {
+        println!("skipped: {why}");
+        return;
+    }
+    let prefix = unique_name("pidns");
+    let (inside, outside) = (format!("{prefix}-in"), format!("{prefix}-out"));
+    let _guards = (NameGuard(inside.clone()), NameGuard(outside.clone()));
+    let ours = Segment::builder(K)
+        .name(&outside)
+        .size(64)
+        .create()
+        .unwrap();
+    let mut child = InNamespace::start(
+        "a_segment_from_another_pid_namespace_is_refused_both_ways",
+        true,
+        &format!("segment:{inside} {outside}"),
+    );
+    let line = child.ready();
+    // From outside: the inside creator can be neither opened nor reclaimed.
+    let open = Segment::builder(K).name(&inside).open();
+    let create = Segment::builder(K).name(&inside).size(64).create();
+    let swept = ipc_core::sweep(&prefix).unwrap();
+    assert!(exists(&inside), "the live inside segment was removed");
+    assert!(exists(&outside), "our segment was removed from inside");
+    assert!(
+        matches!(open, Err(SegmentError::ForeignPidNamespace { .. })),
+        "open from outside: {open:?}"
+    );
+    assert!(
+        matches!(create, Err(SegmentError::AlreadyExists { .. })),
+        "create from outside: {create:?}"
+    );
+    assert!(swept.is_empty(), "sweep removed {swept:?}");
+    assert!(
+        line.contains("open=true create=true"),
+        "from inside: {line}"
+    );
+    assert!(child.finish().success());
+    drop(ours);
+}
+
+#[test]
 fn in_a_pid_namespace_without_its_own_proc_nobody_is_judged_dead() {
     run_role();
     if let Some(why) = unshare_unavailable(false) {
@@ -224,4 +309,83 @@ fn in_a_pid_namespace_without_its_own_proc_nobody_is_judged_dead() {
     let line = child.ready();
     assert!(child.finish().success());
     assert!(line.contains("alive=true"), "from inside: {line}");
+}
+
+// ---------- a header that names another pid namespace ----------
+
+/// Overwrites the pid-namespace inode recorded in the header of the segment
+/// behind `fd` (offset 80 of the header).
+fn forge_namespace(fd: &impl std::os::fd::AsRawFd, ino: u64) {
+    let bytes = ino.to_ne_bytes();
+    // SAFETY: pwrite of 8 bytes from a live buffer to a descriptor we hold.
+    let n = unsafe { libc::pwrite(fd.as_raw_fd(), bytes.as_ptr().cast(), 8, 80) };
+    assert_eq!(n, 8);
+}
+
+/// Creates the named segment and exits without dropping it: a dead creator.
+fn child_create_and_vanish(args: &[u8]) -> i32 {
+    let name = std::str::from_utf8(args).expect("utf-8");
+    match Segment::builder(K).name(name).size(64).create() {
+        Ok(seg) => {
+            std::mem::forget(seg);
+            0
+        }
+        Err(e) => {
+            eprintln!("child: create: {e}");
+            3
+        }
+    }
+}
+
+#[test]
+fn a_header_naming_another_pid_namespace_is_refused_and_never_reclaimed() {
+    process::init();
+    let here = ipc_core::liveness::PidNamespace::current();
+    assert_ne!(here.ino, 0, "a test process can read /proc/self/ns/pid");
+    // Opened by name, and mapped from a descriptor.
+    let name = unique_name("pidns-forged");
+    let seg = Segment::builder(K).name(&name).size(64).create().unwrap();
+    assert_eq!(seg.header().creator_pid_namespace(), here);
+    forge_namespace(&seg, here.ino ^ 1);
+    let r = Segment::builder(K).name(&name).open();
+    assert!(
+        matches!(r, Err(SegmentError::ForeignPidNamespace { .. })),
+        "{r:?}"
+    );
+    let anon = Segment::builder(K).size(64).create().unwrap();
+    forge_namespace(&anon, here.ino ^ 1);
+    let r = Segment::from_fd(anon.fd().try_clone_to_owned().unwrap(), K);
+    assert!(
+        matches!(r, Err(SegmentError::ForeignPidNamespace { .. })),
+        "{r:?}"
+    );
+    drop(seg);
+    // A dead creator of another namespace: neither create nor sweep may
+    // judge it; once it names ours again, it is reclaimed.
+    let prefix = unique_name("pidns-stale");
+    let stale = format!("{prefix}-a");
+    let _guard = NameGuard(stale.clone());
+    let child = Process::builder()
+        .exec_args(test_exec_args(
+            "a_header_naming_another_pid_namespace_is_refused_and_never_reclaimed",
+        ))
+        .spawn(child_create_and_vanish, stale.as_bytes())
+        .expect("spawn");
+    assert_eq!(child.join().unwrap(), ExitStatus::Code(0));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path_of(&stale))
+        .unwrap();
+    forge_namespace(&file, here.ino ^ 1);
+    let r = Segment::builder(K).name(&stale).size(64).create();
+    assert!(
+        matches!(r, Err(SegmentError::AlreadyExists { .. })),
+        "{r:?}"
+    );
+    assert!(ipc_core::sweep(&prefix).unwrap().is_empty());
+    assert!(exists(&stale));
+    forge_namespace(&file, here.ino);
+    assert_eq!(ipc_core::sweep(&prefix).unwrap(), vec![stale.clone()]);
+    assert!(!exists(&stale));
 }
