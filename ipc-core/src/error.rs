@@ -78,6 +78,21 @@ pub enum SegmentError {
         /// `<fd N>`, the descriptor's number when it was refused.
         name: String,
     },
+    /// The segment is larger than the memory this process can still take:
+    /// the machine's available memory or its memory cgroup's room (see
+    /// [`crate::memory`]). Nothing was allocated.
+    #[error(
+        "a segment of {size} bytes does not fit in {limit}, which has {available} bytes \
+         free; ask for less, or free memory or raise that limit"
+    )]
+    InsufficientMemory {
+        /// The total size asked for (header included, whole pages).
+        size: usize,
+        /// The bytes free under `limit` when it was checked.
+        available: u64,
+        /// The limit it did not fit in.
+        limit: crate::memory::MemoryLimit,
+    },
     /// `/dev/shm` (or the memory cgroup) has no room for the segment.
     #[error("no space left for a segment of {size} bytes (is /dev/shm full?)")]
     NoSpace {

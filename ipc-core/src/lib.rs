@@ -48,6 +48,7 @@ pub mod fdpass;
 pub mod futex;
 pub mod header;
 pub mod liveness;
+pub mod memory;
 pub mod name;
 pub mod offset;
 pub mod process;

@@ -7,7 +7,9 @@
 //!
 //! Named segments live at `/dev/shm/ipc.<name>`, are created exclusively with
 //! mode 0600 (configurable), are sized with `ftruncate` and `posix_fallocate`
-//! so a full `/dev/shm` is an error at creation instead of a `SIGBUS` later,
+//! so a full `/dev/shm` is an error at creation instead of a `SIGBUS` later
+//! (and, for both kinds, a size the machine or the memory cgroup cannot hold
+//! is refused before anything is allocated: [`crate::memory`]),
 //! and are unlinked by their creator on drop, never by an opener. A creator
 //! that crashed leaves its segment behind; creating the same name again sees
 //! that the recorded creator (pid and start time) is dead and reclaims it, and
@@ -366,7 +368,10 @@ impl SegmentBuilder {
     /// # Errors
     /// [`SegmentError::InvalidName`], [`SegmentError::InvalidSize`],
     /// [`SegmentError::AlreadyExists`] (a live creator holds the name),
-    /// [`SegmentError::NoSpace`], [`SegmentError::Busy`],
+    /// [`SegmentError::NoSpace`] (`/dev/shm` is full),
+    /// [`SegmentError::InsufficientMemory`] (more than the machine or the
+    /// memory cgroup can still give; see [`crate::memory`]),
+    /// [`SegmentError::Busy`],
     /// [`SegmentError::UnknownIdentity`] (this process cannot learn the
     /// identity it must record as creator), or an OS error.
     pub fn create_with(self, init: impl FnOnce(&Segment)) -> Result<Segment, SegmentError> {
@@ -388,6 +393,7 @@ impl SegmentBuilder {
                 mode: self.mode,
             });
         }
+        check_memory(total, self.name.is_some())?;
         // Known before anything exists, so a failure leaves nothing behind.
         let me = ProcessId::current().map_err(|source| SegmentError::UnknownIdentity {
             name: self.name.clone().unwrap_or_else(|| "<anonymous>".into()),
@@ -509,6 +515,25 @@ impl SegmentBuilder {
             name: self.name.clone().unwrap_or_default(),
         })
     }
+}
+
+/// Refuses a segment of `total` bytes that the machine, the memory cgroup
+/// or (for a named one) `/dev/shm` has no room for, before anything is
+/// allocated: `posix_fallocate` would otherwise take pages until the OOM
+/// killer ends this process. See [`crate::memory`] for what stays the
+/// caller's risk.
+fn check_memory(total: usize, named: bool) -> Result<(), SegmentError> {
+    let Some((free, limit)) = crate::memory::shortfall(total as u64, named) else {
+        return Ok(());
+    };
+    Err(match limit {
+        crate::memory::MemoryLimit::DevShm => SegmentError::NoSpace { size: total },
+        limit => SegmentError::InsufficientMemory {
+            size: total,
+            available: free,
+            limit,
+        },
+    })
 }
 
 /// `HEADER_SIZE + payload`, rounded up to whole pages, checked.

@@ -147,7 +147,9 @@ impl Publisher {
     /// two) of up to `slot_size` bytes, with this process as its publisher.
     ///
     /// # Errors
-    /// [`AttachError::InvalidConfig`], [`AttachError::Segment`].
+    /// [`AttachError::InvalidConfig`], [`AttachError::Segment`] (e.g.
+    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// more than the machine or the memory cgroup can still give).
     pub fn create(name: &str, capacity: usize, slot_size: usize) -> Result<Publisher, AttachError> {
         Publisher::claim(create(Some(name), capacity, slot_size)?)
     }

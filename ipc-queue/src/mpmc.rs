@@ -77,7 +77,9 @@ impl Mpmc {
     /// handle.
     ///
     /// # Errors
-    /// [`AttachError::InvalidConfig`] or [`AttachError::Segment`].
+    /// [`AttachError::InvalidConfig`] or [`AttachError::Segment`] (e.g.
+    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// more than the machine or the memory cgroup can still give).
     pub fn create(name: &str, capacity: usize, slot_size: usize) -> Result<Mpmc, AttachError> {
         Mpmc::create_in(KIND, Some(name), Config::new(capacity, slot_size))
     }

@@ -94,7 +94,8 @@ impl PipeBuilder {
     ///
     /// # Errors
     /// [`AttachError::InvalidConfig`] for a capacity out of range,
-    /// [`AttachError::Segment`] if the segment cannot be created.
+    /// [`AttachError::Segment`] if the segment cannot be created (e.g.
+    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory)).
     pub fn create(self) -> Result<Pipe, AttachError> {
         let cap = crate::spsc::round_capacity(self.capacity)?;
         let off = second_offset(cap).ok_or(AttachError::InvalidConfig("capacity out of range"))?;

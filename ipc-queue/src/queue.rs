@@ -139,7 +139,8 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
     ///
     /// # Errors
     /// [`AttachError::InvalidConfig`], [`AttachError::Segment`] (e.g. the
-    /// name is taken).
+    /// name is taken, or [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// more than the machine or the memory cgroup can still give).
     pub fn create(self) -> Result<Queue<T>, AttachError> {
         self.build(false)
     }

@@ -203,7 +203,9 @@ impl SpscBuilder {
     ///
     /// # Errors
     /// [`AttachError::InvalidConfig`] for a capacity out of range,
-    /// [`AttachError::Segment`] if the segment cannot be created.
+    /// [`AttachError::Segment`] if the segment cannot be created (e.g.
+    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// more than the machine or the memory cgroup can still give).
     pub fn create(self) -> Result<SpscRing, AttachError> {
         let cap = self.rounded_capacity()?;
         let size = spsc_raw::memory_size(cap)

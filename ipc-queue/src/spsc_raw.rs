@@ -171,6 +171,10 @@ pub const fn memory_size(capacity: usize) -> Option<usize> {
 /// The data-area size (power of two) needed so that a message of `len`
 /// bytes fits, or `None` if that is larger than [`MAX_CAPACITY`].
 pub const fn capacity_for_message(len: usize) -> Option<usize> {
+    // Checked first, so that `record_len` below cannot overflow.
+    if len > MAX_CAPACITY {
+        return None;
+    }
     let need = record_len(len) + SLACK;
     if need > MAX_CAPACITY {
         return None;

@@ -129,7 +129,8 @@ impl<T: Shareable> Mutex<T> {
     ///
     /// # Errors
     /// [`Error::Segment`] (name taken by a live creator, invalid name, no
-    /// space), [`Error::InvalidArgument`] for a type aligned above 128.
+    /// space or memory), [`Error::InvalidArgument`] for a type aligned above
+    /// 128.
     pub fn create(name: &str, value: T) -> Result<Self, Error> {
         Self::create_in(Some(name), value)
     }
