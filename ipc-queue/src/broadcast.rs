@@ -105,7 +105,12 @@ struct Shared {
 }
 
 fn create(name: Option<&str>, capacity: usize, slot_size: usize) -> Result<Shared, AttachError> {
-    let capacity = capacity.max(1).checked_next_power_of_two().unwrap_or(0);
+    // A capacity with no power of two above it stays as given and is refused
+    // as too large.
+    let capacity = capacity
+        .max(1)
+        .checked_next_power_of_two()
+        .unwrap_or(capacity);
     let size =
         RawBroadcast::memory_size(capacity, slot_size).map_err(AttachError::InvalidConfig)?;
     let mut b = Segment::builder(KIND).size(size);

@@ -189,10 +189,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with `capacity` rounded up to a power of two.
+    /// A configuration with `capacity` rounded up to a power of two (0 to 1;
+    /// a capacity with no power of two above it stays as given, and is
+    /// refused as too large).
     pub fn new(capacity: usize, slot_size: usize) -> Config {
         Config {
-            capacity: capacity.max(1).checked_next_power_of_two().unwrap_or(0),
+            capacity: capacity
+                .max(1)
+                .checked_next_power_of_two()
+                .unwrap_or(capacity),
             slot_size,
             joinable: false,
         }
@@ -204,11 +209,14 @@ impl Config {
     }
 
     fn check(&self) -> Result<usize, &'static str> {
-        if self.capacity == 0 || !self.capacity.is_power_of_two() {
-            return Err("capacity must be a power of two");
+        if self.capacity == 0 {
+            return Err("capacity is zero: a ring holds 1 to 2^30 slots");
         }
         if self.capacity > MAX_CAPACITY {
-            return Err("capacity is larger than 2^30");
+            return Err("capacity is larger than 2^30 slots, the largest a ring holds");
+        }
+        if !self.capacity.is_power_of_two() {
+            return Err("capacity must be a power of two");
         }
         if self.slot_size > MAX_SLOT_SIZE {
             return Err("slot size is larger than 2^30 bytes");

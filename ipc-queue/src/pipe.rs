@@ -71,7 +71,9 @@ fn second_offset(cap: usize) -> Option<usize> {
 }
 
 impl PipeBuilder {
-    /// Each direction's ring size in bytes (rounded up to a power of two).
+    /// Each direction's ring size in bytes, rounded up to a power of two of
+    /// 32 bytes to 2 GiB. A capacity of 0, or above 2 GiB, makes
+    /// [`PipeBuilder::create`] fail with [`AttachError::InvalidConfig`].
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = bytes;
         self
@@ -97,6 +99,11 @@ impl PipeBuilder {
     /// [`AttachError::Segment`] if the segment cannot be created (e.g.
     /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory)).
     pub fn create(self) -> Result<Pipe, AttachError> {
+        if self.capacity == 0 {
+            return Err(AttachError::InvalidConfig(
+                "the capacity is zero: each direction of a pipe holds 32 bytes to 2 GiB",
+            ));
+        }
         let cap = crate::spsc::round_capacity(self.capacity)?;
         let off = second_offset(cap).ok_or(AttachError::InvalidConfig("capacity out of range"))?;
         let size = off + off;
