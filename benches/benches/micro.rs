@@ -84,7 +84,7 @@ fn event_count_notify_no_waiter(c: &mut Criterion) {
 }
 
 fn process_id_current(c: &mut Criterion) {
-    let me = ProcessId::current();
+    let me = ProcessId::current().expect("a bench process knows its identity");
     assert_eq!(ProcessId::from_u64(me.to_u64()), me);
     assert!(me.is_alive());
     c.bench_function("process_id/current", |b| {

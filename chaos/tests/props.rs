@@ -32,7 +32,8 @@ proptest! {
 
     /// Any bytes written over a live segment's header make `open` return the
     /// segment or a typed error, never panic or wait past its timeout; a
-    /// changed magic, version, tag, layout hash, ABI or size is refused.
+    /// changed magic, version, tag, layout hash, ABI, size or creator's pid
+    /// namespace is refused.
     #[test]
     fn a_corrupted_header_is_a_typed_error(
         offset in 0usize..HEADER_SIZE,
@@ -53,9 +54,10 @@ proptest! {
             .open();
         // Fields checked against the caller's kind and the real size: magic
         // 0..8, header version 8..12, type tag 16..24, layout hash 24..32,
-        // type version 32..36, ABI 36..40, total size 40..48. The payload
-        // length (48..56) may say anything between what the opener needs
-        // and the room the file has.
+        // type version 32..36, ABI 36..40, total size 40..48; and against
+        // the opener's pid namespace: 72..88. The payload length (48..56)
+        // may say anything between what the opener needs and the room the
+        // file has.
         let checked = |lo: usize, hi: usize| (lo..hi).any(|i| {
             i >= offset && i < offset + n && bytes[i - offset] != old[i - offset]
         });
@@ -64,7 +66,11 @@ proptest! {
         file.read_exact_at(&mut word, 48).unwrap();
         let payload = u64::from_le_bytes(word);
         let room = file_len - HEADER_SIZE as u64;
-        let must_fail = checked(0, 12) || checked(16, 48) || payload < 256 || payload > room;
+        let must_fail = checked(0, 12)
+            || checked(16, 48)
+            || checked(72, 88)
+            || payload < 256
+            || payload > room;
         match &opened {
             Ok(s) => {
                 prop_assert!(!must_fail, "a changed checked field was accepted");
@@ -74,6 +80,7 @@ proptest! {
                 | SegmentError::NotReady { .. }
                 | SegmentError::Poisoned { .. }
                 | SegmentError::CreatorDied { .. }
+                | SegmentError::ForeignPidNamespace { .. }
                 | SegmentError::InvalidSize { .. }) => {}
             Err(other) => prop_assert!(false, "unexpected error {other}"),
         }

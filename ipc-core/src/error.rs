@@ -65,6 +65,34 @@ pub enum SegmentError {
         /// The name.
         name: String,
     },
+    /// A descriptor received from another process (inherited, or passed over
+    /// a socket) is not a memfd sealed against resizing: its sender could
+    /// shrink it under the mapping and make this process die of `SIGBUS`.
+    #[error(
+        "segment {name:?}: the descriptor is not sealed against resizing \
+         (F_SEAL_SHRINK and F_SEAL_GROW), so its sender could shrink it under \
+         the mapping; pass an anonymous segment of this workspace, or use \
+         Segment::from_fd_unsealed if the sender is trusted"
+    )]
+    Unsealed {
+        /// `<fd N>`, the descriptor's number when it was refused.
+        name: String,
+    },
+    /// The segment is larger than the memory this process can still take:
+    /// the machine's available memory or its memory cgroup's room (see
+    /// [`crate::memory`]). Nothing was allocated.
+    #[error(
+        "a segment of {size} bytes does not fit in {limit}, which has {available} bytes \
+         free; ask for less, or free memory or raise that limit"
+    )]
+    InsufficientMemory {
+        /// The total size asked for (header included, whole pages).
+        size: usize,
+        /// The bytes free under `limit` when it was checked.
+        available: u64,
+        /// The limit it did not fit in.
+        limit: crate::memory::MemoryLimit,
+    },
     /// `/dev/shm` (or the memory cgroup) has no room for the segment.
     #[error("no space left for a segment of {size} bytes (is /dev/shm full?)")]
     NoSpace {
@@ -107,6 +135,33 @@ pub enum SegmentError {
     Busy {
         /// The name.
         name: String,
+    },
+    /// The segment was created in another pid namespace (another container
+    /// sharing `/dev/shm`): pids and start times recorded there mean nothing
+    /// here, so no process of one namespace could tell whether one of the
+    /// other died. Such segments are refused, never judged.
+    #[error(
+        "segment {name:?} was created in another pid namespace ({creator}; this \
+         process is in {mine}): peers must share a pid namespace; use a segment \
+         created in this one"
+    )]
+    ForeignPidNamespace {
+        /// The name (or `<fd N>`).
+        name: String,
+        /// The creator's pid namespace, as recorded in the header.
+        creator: crate::liveness::PidNamespace,
+        /// This process's pid namespace.
+        mine: crate::liveness::PidNamespace,
+    },
+    /// This process could not learn its own identity, which a creator
+    /// records in the header; nothing was created.
+    #[error("cannot create segment {name:?}: {source}")]
+    UnknownIdentity {
+        /// The name (or `<anonymous>`).
+        name: String,
+        /// Why the identity is unknown.
+        #[source]
+        source: IdentityError,
     },
     /// Any other operating-system error, with the call that failed.
     #[error("{op} failed for segment {name:?}: {source}")]
@@ -259,4 +314,39 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The calling process could not learn its own identity (pid and start
+/// time): reading `/proc/self/stat` failed, most often because no file
+/// descriptor was free. Nothing was recorded in its name; free a descriptor
+/// (or make `/proc` readable) and try again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdentityError {
+    pub(crate) errno: i32,
+}
+
+impl IdentityError {
+    /// The `errno` of the failed read (`EMFILE` when no descriptor was free).
+    pub fn raw_os_error(&self) -> i32 {
+        self.errno
+    }
+}
+
+impl std::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "this process cannot learn its own identity: reading /proc/self/stat failed ({}); \
+             free a file descriptor (or make /proc readable) and try again",
+            std::io::Error::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+impl From<IdentityError> for std::io::Error {
+    fn from(e: IdentityError) -> Self {
+        std::io::Error::new(std::io::Error::from_raw_os_error(e.errno).kind(), e)
+    }
 }

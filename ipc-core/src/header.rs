@@ -17,19 +17,26 @@
 //! | 48 | `payload_len` | bytes the creator asked for |
 //! | 56 | `creator_pid` | pid of the creator |
 //! | 64 | `creator_start` | start time of the creator (clock ticks since boot) |
-//! | 72..128 | reserved | zero |
+//! | 72 | `creator_pid_ns_dev` | device of the creator's pid namespace (0: unknown) |
+//! | 80 | `creator_pid_ns_ino` | inode of the creator's pid namespace (0: unknown) |
+//! | 88..128 | reserved | zero |
+//!
+//! The creator's pid and start time mean something only inside its pid
+//! namespace, which is why the namespace is recorded beside them: a segment
+//! made in another pid namespace is refused (see [`crate::liveness`]).
 //!
 //! The creator writes every field, then stores `state = Ready` with release
 //! ordering; an opener loads `state` with acquire ordering before it trusts
 //! the other fields, and then checks each of them.
 
-use crate::liveness::ProcessId;
+use crate::liveness::{PidNamespace, ProcessId};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// `b"IPCSEG\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"IPCSEG\0\x01");
-/// The version of this header's layout.
-pub const HEADER_VERSION: u32 = 1;
+/// The version of this header's layout. Version 2 added the creator's pid
+/// namespace; a segment of version 1 is refused like any other version.
+pub const HEADER_VERSION: u32 = 2;
 /// The size of the header; the payload starts at this offset, so it is
 /// aligned to 128 bytes (two cache lines).
 pub const HEADER_SIZE: usize = 128;
@@ -254,7 +261,9 @@ pub struct SegmentHeader {
     payload_len: AtomicU64,
     creator_pid: AtomicU64,
     creator_start: AtomicU64,
-    reserved: [AtomicU64; 7],
+    creator_pid_ns_dev: AtomicU64,
+    creator_pid_ns_ino: AtomicU64,
+    reserved: [AtomicU64; 5],
 }
 
 crate::assert_layout!(SegmentHeader, size = HEADER_SIZE, align = 128);
@@ -262,10 +271,18 @@ crate::assert_layout!(SegmentHeader, size = HEADER_SIZE, align = 128);
 impl SegmentHeader {
     /// Writes every field but the state (left `Initializing`). Called by the
     /// creator only, before anyone else may trust the segment.
-    pub(crate) fn write_initializing(&self, kind: &Kind, total_size: u64, payload_len: u64) {
-        let me = ProcessId::current();
+    pub(crate) fn write_initializing(
+        &self,
+        me: ProcessId,
+        ns: PidNamespace,
+        kind: &Kind,
+        total_size: u64,
+        payload_len: u64,
+    ) {
         self.creator_pid.store(u64::from(me.pid), Ordering::Relaxed);
         self.creator_start.store(me.start_time, Ordering::Relaxed);
+        self.creator_pid_ns_dev.store(ns.dev, Ordering::Relaxed);
+        self.creator_pid_ns_ino.store(ns.ino, Ordering::Relaxed);
         self.header_version.store(HEADER_VERSION, Ordering::Relaxed);
         self.type_tag.store(kind.tag, Ordering::Relaxed);
         self.layout_hash.store(kind.layout_hash, Ordering::Relaxed);
@@ -307,6 +324,20 @@ impl SegmentHeader {
             reserved: 0,
             start_time: self.creator_start.load(Ordering::Relaxed),
         }
+    }
+
+    /// The pid namespace of the creator recorded in the header
+    /// ([`PidNamespace::UNKNOWN`] if the creator could not learn it).
+    pub fn creator_pid_namespace(&self) -> PidNamespace {
+        PidNamespace {
+            dev: self.creator_pid_ns_dev.load(Ordering::Relaxed),
+            ino: self.creator_pid_ns_ino.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The header layout version as stored (not yet validated).
+    pub fn header_version(&self) -> u32 {
+        self.header_version.load(Ordering::Relaxed)
     }
 
     /// The type tag recorded in the header.
@@ -411,11 +442,14 @@ mod tests {
     #[test]
     fn a_written_header_validates() {
         let h = header();
-        h.write_initializing(&K, 4096, 100);
+        let me = ProcessId::current().unwrap();
+        h.write_initializing(me, PidNamespace::current(), &K, 4096, 100);
         h.mark_ready();
         assert_eq!(h.state(), Ok(State::Ready));
         assert_eq!(h.validate(&K, 4096, 100), Ok(()));
-        assert_eq!(h.creator(), ProcessId::current());
+        assert_eq!(h.creator(), me);
+        assert_eq!(h.creator_pid_namespace(), PidNamespace::current());
+        assert_eq!(h.header_version(), HEADER_VERSION);
     }
 
     #[test]
@@ -429,7 +463,13 @@ mod tests {
             h.validate(&K, 4096, 0),
             Err(HeaderError::BadMagic { found: 0 })
         ));
-        h.write_initializing(&K, 4096, 100);
+        h.write_initializing(
+            ProcessId::current().unwrap(),
+            PidNamespace::current(),
+            &K,
+            4096,
+            100,
+        );
         let other = Kind::new("test/other", 3, 99);
         assert!(matches!(
             h.validate(&other, 4096, 0),
@@ -469,7 +509,13 @@ mod tests {
     #[test]
     fn a_payload_larger_than_the_segment_is_refused() {
         let h = header();
-        h.write_initializing(&K, 4096, 1 << 40);
+        h.write_initializing(
+            ProcessId::current().unwrap(),
+            PidNamespace::current(),
+            &K,
+            4096,
+            1 << 40,
+        );
         assert!(matches!(
             h.validate(&K, 4096, 0),
             Err(HeaderError::Size { .. })
@@ -489,7 +535,9 @@ mod tests {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Peek {
     pub(crate) magic: u64,
+    pub(crate) version: u32,
     pub(crate) creator: ProcessId,
+    pub(crate) pid_ns: PidNamespace,
 }
 
 impl Peek {
@@ -499,12 +547,19 @@ impl Peek {
             a.copy_from_slice(&b[o..o + 8]);
             u64::from_ne_bytes(a)
         };
+        let mut v = [0u8; 4];
+        v.copy_from_slice(&b[8..12]);
         Peek {
             magic: u64_at(0),
+            version: u32::from_ne_bytes(v),
             creator: ProcessId {
                 pid: u64_at(56) as u32,
                 reserved: 0,
                 start_time: u64_at(64),
+            },
+            pid_ns: PidNamespace {
+                dev: u64_at(72),
+                ino: u64_at(80),
             },
         }
     }

@@ -17,7 +17,8 @@
 //!   executable (descriptors in read-only data, checked before anything is
 //!   called), correct in every build profile;
 //! - [`ProcessId`]: pid plus start time, so a recorded peer is known dead
-//!   even after its pid is reused;
+//!   even after its pid is reused; a process's own identity is learned
+//!   before `main` and never guessed ([`IdentityError`] instead);
 //! - [`Shareable`]: the marker for types that may live in shared memory.
 //!
 //! Linux only. Everything fallible returns a typed error ([`SegmentError`],
@@ -58,6 +59,7 @@ pub mod fdpass;
 pub mod futex;
 pub mod header;
 pub mod liveness;
+pub mod memory;
 pub mod message;
 pub mod name;
 pub mod offset;
@@ -66,9 +68,9 @@ pub mod segment;
 mod shareable;
 pub mod wait;
 
-pub use error::{OffsetError, ProcessError, SegmentError};
+pub use error::{IdentityError, OffsetError, ProcessError, SegmentError};
 pub use header::{HeaderError, Kind, SegmentHeader};
-pub use liveness::{Liveness, ProcessId};
+pub use liveness::{Liveness, PidNamespace, ProcessId};
 pub use process::{cpu_count, current_process, parent_process, ExitStatus, Process, StartMethod};
 pub use segment::{sweep, Segment, SegmentBuilder};
 pub use shareable::Shareable;

@@ -5,9 +5,35 @@
 //! `/proc/<pid>/stat`, in clock ticks since boot) tells the two apart, so a
 //! [`ProcessId`] recorded in a segment still says "that process is dead" after
 //! the pid has been reused.
+//!
+//! # The one rule
+//!
+//! Every crate of the workspace judges a recorded peer (a lock holder, a
+//! ring end, a claim, a publisher, a segment's creator) through this module,
+//! and a peer is [`Liveness::Dead`] only when `/proc` proves it: its entry is
+//! gone, names a process with another start time, or is a zombie whose
+//! threads have all ended. Whenever that cannot be proven the peer counts as
+//! alive, so nothing a live process holds is ever taken over on a guess:
+//!
+//! - `/proc` is unreadable, or is not the `/proc` of the caller's pid
+//!   namespace (`/proc/self` names another pid than `getpid()`, as after
+//!   `unshare -p -f` without `--mount-proc`): nobody can be judged, everybody
+//!   is alive ([`liveness_known`] says which), with a warning through `log`;
+//! - reading a peer's entry fails for any reason but "no such process" (no
+//!   free descriptor, no memory): that peer is alive this time, and the next
+//!   check reads again. Nothing learned from a failed read is cached.
+//!
+//! Pids and start times only mean something inside one pid namespace. Peers
+//! in two namespaces that share `/dev/shm` (two containers) cannot judge each
+//! other at all, so the segment layer records the creator's pid namespace
+//! ([`PidNamespace`]) and refuses to open, receive or reclaim a segment made
+//! in another one ([`crate::SegmentError::ForeignPidNamespace`]). Memory
+//! shared some other way (a raw primitive placed in a mapping of the
+//! caller's) must keep to one pid namespace by itself.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
+pub use crate::error::IdentityError;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A process, named by pid and start time. `#[repr(C)]`, 16 bytes, no padding:
 /// it may be stored in shared memory.
@@ -36,56 +62,155 @@ pub enum Liveness {
     Dead,
 }
 
+/// The start time of the calling process, learned from `/proc/self/stat`;
+/// 0 while it is unknown. Written only with a value actually read, never a
+/// guess; reset and learned again in a forked child.
 static CURRENT: AtomicU64 = AtomicU64::new(0);
+/// The pid that goes with [`CURRENT`] (stored before it).
 static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
-static ATFORK: Once = Once::new();
+static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn forget_current_after_fork() {
-    // Runs in the child right after fork: only atomic stores, which are
-    // async-signal-safe.
+/// Learns the identity before `main` (from `.init_array`), while the
+/// descriptor table is surely not yet full of the program's own descriptors,
+/// so that a program that later runs out of descriptors still knows who it
+/// is. A failure here is not stored: the first [`ProcessId::current`] tries
+/// again.
+#[used]
+#[link_section = ".init_array"]
+static LEARN_AT_START: extern "C" fn() = learn_at_start;
+
+extern "C" fn learn_at_start() {
+    register_atfork();
+    let _ = learn();
+}
+
+/// In a forked child: the parent's identity is not ours. Forget it, then
+/// learn ours at once (the child usually has the parent's free descriptors),
+/// with raw system calls on a stack buffer only, which are async-signal-safe.
+/// If that fails the identity stays unknown and [`ProcessId::current`] tries
+/// again (and reports the failure) when it is needed.
+extern "C" fn relearn_after_fork() {
     CURRENT.store(0, Ordering::Relaxed);
     CURRENT_PID.store(0, Ordering::Relaxed);
+    let _ = learn();
+}
+
+fn register_atfork() {
+    if ATFORK_REGISTERED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: registers a child handler that makes only async-signal-safe
+    // calls; the function pointer is 'static. If registration fails (ENOMEM)
+    // a forked child keeps its parent's identity: `Process` children are
+    // started through std or libc `fork`, which run the handler, so this only
+    // matters for a program that calls the raw clone system call itself.
+    if unsafe { libc::pthread_atfork(None, None, Some(relearn_after_fork)) } != 0 {
+        ATFORK_REGISTERED.store(false, Ordering::Release);
+    }
+}
+
+/// Reads the calling process's identity and caches it. Async-signal-safe:
+/// raw system calls, a stack buffer, atomics; nothing is stored on failure.
+fn learn() -> Result<ProcessId, IdentityError> {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    let start_time = read_own_start_time()?;
+    CURRENT_PID.store(u64::from(pid), Ordering::Relaxed);
+    CURRENT.store(start_time, Ordering::Release);
+    Ok(ProcessId {
+        pid,
+        reserved: 0,
+        start_time,
+    })
+}
+
+/// The start time of the calling process, from `/proc/self/stat`, read with
+/// `open`/`read`/`close` into a stack buffer (no allocation, no lock).
+fn read_own_start_time() -> Result<u64, IdentityError> {
+    let errno = || IdentityError {
+        errno: io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    };
+    // SAFETY: a valid NUL-terminated path; open returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    let result = loop {
+        if len == buf.len() {
+            // Longer than any stat line: refuse rather than parse a cut one.
+            break Err(IdentityError {
+                errno: libc::EOVERFLOW,
+            });
+        }
+        // SAFETY: `buf[len..]` is writable for `buf.len() - len` bytes.
+        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
+        if n < 0 {
+            let e = errno();
+            if e.errno == libc::EINTR {
+                continue;
+            }
+            break Err(e);
+        }
+        if n == 0 {
+            break Ok(len);
+        }
+        len += n as usize;
+    };
+    // SAFETY: `fd` was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    let len = result?;
+    match parse_stat(&buf[..len]) {
+        Some((_, start)) if start != 0 => Ok(start),
+        _ => Err(IdentityError { errno: libc::EIO }),
+    }
 }
 
 impl ProcessId {
-    /// The calling process. Cached after the first call (the cache is reset in
-    /// a forked child), so this is cheap on hot paths.
+    /// The calling process: its pid and start time.
+    ///
+    /// The identity is learned before `main` runs (and again in a forked
+    /// child, right after the fork), then cached: on the hot path this is one
+    /// atomic load. It is never guessed: if it could not be learned then (no
+    /// free descriptor, no readable `/proc`), each call tries again, and
+    /// fails until it succeeds.
+    ///
+    /// # Errors
+    /// [`IdentityError`] when `/proc/self/stat` cannot be read now (most
+    /// often: no free file descriptor). Callers that record ownership turn
+    /// it into their own typed error rather than record a wrong owner.
     #[inline]
-    pub fn current() -> ProcessId {
-        let packed = CURRENT.load(Ordering::Relaxed);
-        let pid = CURRENT_PID.load(Ordering::Relaxed);
-        if packed != 0 {
-            return ProcessId {
-                pid: pid as u32,
+    pub fn current() -> Result<ProcessId, IdentityError> {
+        let start_time = CURRENT.load(Ordering::Acquire);
+        if start_time != 0 {
+            return Ok(ProcessId {
+                pid: CURRENT_PID.load(Ordering::Relaxed) as u32,
                 reserved: 0,
-                start_time: packed,
-            };
+                start_time,
+            });
         }
         Self::current_slow()
     }
 
     #[cold]
-    fn current_slow() -> ProcessId {
-        ATFORK.call_once(|| {
-            // SAFETY: registers a handler that only does atomic stores; the
-            // function pointer is 'static. Failure (ENOMEM) only loses the
-            // cache reset, and `current_slow` double-checks the pid below.
-            unsafe {
-                libc::pthread_atfork(None, None, Some(forget_current_after_fork));
-            }
-        });
-        let pid = std::process::id();
-        let start_time = read_start_time(pid).unwrap_or(1);
-        CURRENT_PID.store(u64::from(pid), Ordering::Relaxed);
-        CURRENT.store(start_time.max(1), Ordering::Relaxed);
-        ProcessId {
-            pid,
-            reserved: 0,
-            start_time: start_time.max(1),
-        }
+    fn current_slow() -> Result<ProcessId, IdentityError> {
+        // Referring to the constructor keeps it linked into every program
+        // that asks for its identity.
+        std::hint::black_box(&LEARN_AT_START);
+        register_atfork();
+        learn()
     }
 
-    /// The process `pid`, as it is now; `None` if there is no such process.
+    /// The process `pid`, as it is now; `None` if there is no such process
+    /// (or its `/proc` entry cannot be read now).
     pub fn of(pid: u32) -> Option<ProcessId> {
         read_start_time(pid).map(|start_time| ProcessId {
             pid,
@@ -137,25 +262,25 @@ impl ProcessId {
 /// Whether `pid` runs and its start time passes `same`. A zombie thread-group
 /// leader with another thread still running is alive: the process lives as
 /// long as any of its threads does (the leader may have left with
-/// `pthread_exit`). Without a readable `/proc` nobody can be proven dead, so
-/// everyone counts as alive: nothing a live process holds is ever taken over.
+/// `pthread_exit`). Alive too whenever death cannot be proven (see the
+/// [module docs](self)).
 fn alive_if(pid: u32, same: impl Fn(u64) -> bool) -> Liveness {
     if pid == 0 {
         return Liveness::Dead;
     }
-    if !proc_readable() {
+    if !liveness_known() {
         return Liveness::Alive;
     }
-    match read_stat(pid) {
-        Some((state, start)) if same(start) => {
-            let running = !is_dead_state(state) || any_task_running(pid);
-            if running {
+    match read_stat(&format!("/proc/{pid}/stat"), pid) {
+        Stat::Found(state, start) if same(start) => {
+            if !is_dead_state(state) || any_task_running(pid) {
                 Liveness::Alive
             } else {
                 Liveness::Dead
             }
         }
-        _ => Liveness::Dead,
+        Stat::Found(..) | Stat::Gone => Liveness::Dead,
+        Stat::Unknown => Liveness::Alive,
     }
 }
 
@@ -165,61 +290,185 @@ fn is_dead_state(state: u8) -> bool {
 }
 
 /// Whether any thread of process `pid` runs (is neither zombie nor dead).
+/// A listing or a thread's entry that cannot be read counts as running.
 fn any_task_running(pid: u32) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
-        tasks.flatten().any(|t| {
-            std::fs::read(t.path().join("stat"))
-                .ok()
-                .and_then(|text| parse_stat(&text))
-                .is_some_and(|(state, _)| !is_dead_state(state))
-        })
-    })
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(t) => t,
+        Err(e) if gone(&e) => return false,
+        Err(e) => {
+            unreadable(&e);
+            return true;
+        }
+    };
+    for t in tasks {
+        let Ok(t) = t else {
+            return true;
+        };
+        match read_stat(&t.path().join("stat").to_string_lossy(), pid) {
+            Stat::Found(state, _) if !is_dead_state(state) => return true,
+            Stat::Found(..) | Stat::Gone => {}
+            Stat::Unknown => return true,
+        }
+    }
+    false
 }
 
-/// Whether `/proc` can tell us about processes (it may be missing in a
-/// container); checked once, with a warning when it cannot.
+/// Whether `/proc` can be read (it may be missing in a container). Asked
+/// anew each time: nothing learned from a failed look is kept.
 pub fn proc_readable() -> bool {
-    static READABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *READABLE.get_or_init(|| {
-        let ok = std::fs::metadata("/proc/self/stat").is_ok();
-        if !ok {
-            log::warn!("/proc is not readable: dead processes cannot be detected");
+    std::fs::metadata("/proc/self/stat").is_ok()
+}
+
+/// Whether `/proc` is the one of the calling process's pid namespace: its
+/// `/proc/self` names the pid `getpid()` returns. After `unshare -p -f`
+/// without a fresh `/proc` mount it names the pid in the parent namespace,
+/// and every pid read there means another process than it says here.
+pub fn proc_is_own() -> bool {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    let me = unsafe { libc::getpid() };
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<libc::pid_t>().ok()))
+        == Some(me)
+}
+
+/// Whether a peer can be judged dead at all here: `/proc` is readable and
+/// belongs to this process's pid namespace. When it is not, everybody counts
+/// as alive (and a warning is logged, once per reason).
+pub fn liveness_known() -> bool {
+    static UNREADABLE: AtomicBool = AtomicBool::new(false);
+    static FOREIGN: AtomicBool = AtomicBool::new(false);
+    if !proc_readable() {
+        if !UNREADABLE.swap(true, Ordering::Relaxed) {
+            log::warn!("/proc is not readable: no peer can be proven dead, all count as alive");
         }
-        ok
-    })
+        return false;
+    }
+    if !proc_is_own() {
+        if !FOREIGN.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "/proc belongs to another pid namespace (its /proc/self is not getpid()): \
+                 no peer can be proven dead, all count as alive; mount a /proc for this namespace"
+            );
+        }
+        return false;
+    }
+    true
+}
+
+/// The pid namespace a process lives in: the device and inode of its
+/// `/proc/<pid>/ns/pid`. Two processes whose namespaces differ cannot tell
+/// whether the other is alive; segments record their creator's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct PidNamespace {
+    /// The device of the namespace file system (`nsfs`).
+    pub dev: u64,
+    /// The namespace's inode (the number in `pid:[N]`).
+    pub ino: u64,
+}
+
+impl PidNamespace {
+    /// What is recorded when the namespace cannot be learned (no `/proc`).
+    pub const UNKNOWN: PidNamespace = PidNamespace { dev: 0, ino: 0 };
+
+    /// The calling process's pid namespace, or [`PidNamespace::UNKNOWN`]
+    /// when `/proc/self/ns/pid` cannot be examined. Needs no descriptor
+    /// (`stat` only), and is asked anew each time.
+    pub fn current() -> PidNamespace {
+        std::fs::metadata("/proc/self/ns/pid")
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                PidNamespace {
+                    dev: m.dev(),
+                    ino: m.ino(),
+                }
+            })
+            .unwrap_or(PidNamespace::UNKNOWN)
+    }
+}
+
+impl std::fmt::Display for PidNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == PidNamespace::UNKNOWN {
+            f.write_str("an unknown pid namespace")
+        } else {
+            write!(f, "pid:[{}] on device {:#x}", self.ino, self.dev)
+        }
+    }
 }
 
 /// Liveness of one thread: thread `tid` of process `pid`, or, with `pid`
 /// `None`, whatever process thread `tid` belongs to. Alive while the thread
-/// exists and is not a zombie; alive too when `/proc` cannot be read.
+/// exists and is not a zombie; alive too whenever its death cannot be proven
+/// (see the [module docs](self)).
 pub fn thread_liveness(pid: Option<u32>, tid: u32) -> Liveness {
     if tid == 0 {
         return Liveness::Dead;
     }
-    if !proc_readable() {
+    if !liveness_known() {
         return Liveness::Alive;
     }
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/task/{tid}/stat"),
         None => format!("/proc/{tid}/stat"),
     };
-    match std::fs::read(path).ok().and_then(|text| parse_stat(&text)) {
-        Some((state, _)) if !is_dead_state(state) => Liveness::Alive,
-        _ => Liveness::Dead,
+    match read_stat(&path, tid) {
+        Stat::Found(state, _) if !is_dead_state(state) => Liveness::Alive,
+        Stat::Found(..) | Stat::Gone => Liveness::Dead,
+        Stat::Unknown => Liveness::Alive,
+    }
+}
+
+/// What reading a `/proc/.../stat` file told.
+enum Stat {
+    /// The state letter and start time.
+    Found(u8, u64),
+    /// No such process or thread: proof of death (or of pid reuse).
+    Gone,
+    /// The read failed for another reason: nothing is proven.
+    Unknown,
+}
+
+/// Whether an error reading `/proc/<pid>/...` means the process is gone.
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Logs a read of `/proc` that proved nothing: a warning the first time,
+/// then at debug level (it may repeat every liveness period).
+fn unreadable(e: &io::Error) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        log::warn!("reading /proc failed ({e}): the peer counts as alive until a read succeeds");
+    } else {
+        log::debug!("reading /proc failed ({e}): the peer counts as alive");
+    }
+}
+
+/// Reads the state letter and start time from the stat file at `path`
+/// (for process or thread `id`).
+fn read_stat(path: &str, id: u32) -> Stat {
+    if id == 0 || id > i32::MAX as u32 {
+        return Stat::Gone;
+    }
+    match std::fs::read(path) {
+        Ok(text) => match parse_stat(&text) {
+            Some((state, start)) => Stat::Found(state, start),
+            None => Stat::Unknown,
+        },
+        Err(e) if gone(&e) => Stat::Gone,
+        Err(e) => {
+            unreadable(&e);
+            Stat::Unknown
+        }
     }
 }
 
 fn read_start_time(pid: u32) -> Option<u64> {
-    read_stat(pid).map(|(_, start)| start)
-}
-
-/// Reads the state letter and start time of `pid` from `/proc/<pid>/stat`.
-fn read_stat(pid: u32) -> Option<(u8, u64)> {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return None;
+    match read_stat(&format!("/proc/{pid}/stat"), pid) {
+        Stat::Found(_, start) => Some(start),
+        Stat::Gone | Stat::Unknown => None,
     }
-    let text = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
 }
 
 /// Parses `/proc/<pid>/stat`: the command name (field 2) is in parentheses and
@@ -247,16 +496,16 @@ mod tests {
 
     #[test]
     fn current_is_alive_and_cached() {
-        let a = ProcessId::current();
+        let a = ProcessId::current().unwrap();
         assert_eq!(a.pid, std::process::id());
         assert!(a.is_alive());
-        assert_eq!(ProcessId::current(), a);
+        assert_eq!(ProcessId::current(), Ok(a));
         assert_eq!(ProcessId::liveness_packed(a.to_u64()), Liveness::Alive);
     }
 
     #[test]
     fn reused_pid_is_dead() {
-        let mut a = ProcessId::current();
+        let mut a = ProcessId::current().unwrap();
         a.start_time += 1;
         assert_eq!(a.liveness(), Liveness::Dead);
         assert_eq!(ProcessId::liveness_packed(a.to_u64()), Liveness::Dead);
@@ -320,7 +569,10 @@ mod tests {
         // SAFETY: our read end.
         unsafe { libc::close(fds[0]) };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while read_stat(pid as u32).map(|(s, _)| s) != Some(b'Z') {
+        while !matches!(
+            read_stat(&format!("/proc/{pid}/stat"), pid as u32),
+            Stat::Found(b'Z', _)
+        ) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the leader never became a zombie"

@@ -7,7 +7,9 @@
 //!
 //! Named segments live at `/dev/shm/ipc.<name>`, are created exclusively with
 //! mode 0600 (configurable), are sized with `ftruncate` and `posix_fallocate`
-//! so a full `/dev/shm` is an error at creation instead of a `SIGBUS` later,
+//! so a full `/dev/shm` is an error at creation instead of a `SIGBUS` later
+//! (and, for both kinds, a size the machine or the memory cgroup cannot hold
+//! is refused before anything is allocated: [`crate::memory`]),
 //! and are unlinked by their creator on drop, never by an opener. A creator
 //! that crashed leaves its segment behind; creating the same name again sees
 //! that the recorded creator (pid and start time) is dead and reclaims it, and
@@ -17,11 +19,14 @@
 //! to leak: a forked child inherits the mapping, a spawned child the file
 //! descriptor ([`crate::process::Builder::inherit_fd`]), and an unrelated
 //! process can receive the descriptor over a Unix socket
-//! ([`Segment::send_over`], [`Segment::receive`]).
+//! ([`Segment::send_over`], [`Segment::receive`]). A descriptor that comes
+//! from another process is mapped only if it carries those seals
+//! ([`SegmentError::Unsealed`] otherwise), unless the caller takes the risk
+//! with [`Segment::from_fd_unsealed`].
 
 use crate::error::{OffsetError, SegmentError};
-use crate::header::{Kind, Peek, SegmentHeader, State, HEADER_SIZE, MAGIC};
-use crate::liveness::Liveness;
+use crate::header::{Kind, Peek, SegmentHeader, State, HEADER_SIZE, HEADER_VERSION, MAGIC};
+use crate::liveness::{Liveness, PidNamespace, ProcessId};
 use crate::name;
 use memmap2::{MmapOptions, MmapRaw};
 use std::ffi::CString;
@@ -92,7 +97,35 @@ impl Segment {
 
     /// Maps a segment from a file descriptor (inherited from a parent or
     /// received over a socket) and checks its header against `kind`.
+    ///
+    /// The descriptor must be sealed against shrinking and growing
+    /// (`F_SEAL_SHRINK | F_SEAL_GROW`), as every anonymous segment of this
+    /// workspace is: otherwise whoever else holds it could shrink it under
+    /// the mapping, and the next access here would die of `SIGBUS`.
+    ///
+    /// # Errors
+    /// [`SegmentError::Unsealed`] for a descriptor without those seals (a
+    /// plain file, an unsealed memfd, a named segment's descriptor),
+    /// [`SegmentError::Header`] for one that holds something else, or the
+    /// other errors of [`SegmentBuilder::open`].
     pub fn from_fd(fd: OwnedFd, kind: Kind) -> Result<Segment, SegmentError> {
+        let label = format!("<fd {}>", fd.as_raw_fd());
+        check_sealed(&fd, &label)?;
+        open_fd(fd, &label, None, None, kind, 0, false, DEFAULT_OPEN_TIMEOUT)
+    }
+
+    /// [`Segment::from_fd`] without the seal check: maps a descriptor that
+    /// is not sealed against resizing (a named segment's descriptor, a file).
+    ///
+    /// **The risk is the caller's**: any process that holds the descriptor
+    /// (or, for a named segment, can open its name) may shrink the object,
+    /// and this process then dies of `SIGBUS` at its next access past the new
+    /// end, in whatever code touches the segment. Use it only when every
+    /// such process is trusted.
+    ///
+    /// # Errors
+    /// As [`Segment::from_fd`], but never [`SegmentError::Unsealed`].
+    pub fn from_fd_unsealed(fd: OwnedFd, kind: Kind) -> Result<Segment, SegmentError> {
         let label = format!("<fd {}>", fd.as_raw_fd());
         open_fd(fd, &label, None, None, kind, 0, false, DEFAULT_OPEN_TIMEOUT)
     }
@@ -103,7 +136,13 @@ impl Segment {
         crate::fdpass::send_fds(sock, &self.kind.tag.to_le_bytes(), &[self.fd.as_fd()])
     }
 
-    /// Receives a segment sent with [`Segment::send_over`] and checks it.
+    /// Receives a segment sent with [`Segment::send_over`] and checks it as
+    /// [`Segment::from_fd`] does (seals included).
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] if nothing (or no descriptor) arrives, else as
+    /// [`Segment::from_fd`]: [`SegmentError::Unsealed`] for a descriptor
+    /// not sealed against resizing.
     pub fn receive(sock: &UnixStream, kind: Kind) -> Result<Segment, SegmentError> {
         let mut buf = [0u8; 8];
         let (_, mut fds) =
@@ -213,7 +252,20 @@ impl Segment {
     /// Removes the name now (any process may call this; normally the creator
     /// does it on drop). The mapping stays valid until every process unmaps
     /// it. Does nothing for an anonymous segment or a name already removed;
-    /// a name that meanwhile refers to another segment is left alone.
+    /// a name that meanwhile refers to anything else (another segment, or a
+    /// FIFO, symlink or directory a peer put there) is left alone.
+    ///
+    /// Whether the name is still this segment is decided by comparing the
+    /// device and inode of the path (`lstat`, which opens nothing and so
+    /// neither blocks on a FIFO nor needs a free descriptor) with those of the
+    /// descriptor this segment holds. A peer that swaps the name in the
+    /// instant between that check and the unlink can still have its object
+    /// removed: no system call unlinks a name only if it is a given inode.
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] if the path cannot be examined (after a few
+    /// retries) or `shm_unlink` fails; the name is then left in place, and
+    /// [`sweep`] removes it once this process has exited.
     pub fn unlink(&self) -> Result<(), SegmentError> {
         let (Some(name), Some(os)) = (&self.name, &self.os_name) else {
             return Ok(());
@@ -221,8 +273,16 @@ impl Segment {
         if self.unlinked.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if !same_inode(os, &self.fd) {
-            return Ok(());
+        match name_refers_to(name, &self.fd) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(source) => {
+                return Err(SegmentError::Io {
+                    op: "lstat",
+                    name: name.clone(),
+                    source,
+                })
+            }
         }
         // SAFETY: `os` is a valid NUL-terminated name.
         if unsafe { libc::shm_unlink(os.as_ptr()) } != 0 {
@@ -246,11 +306,14 @@ impl Segment {
     }
 }
 
+/// Dropping never blocks on what another process put at the segment's path,
+/// and needs no free descriptor. A name that cannot be removed (see
+/// [`Segment::unlink`]) is reported through the `log` facade at warning level.
 impl Drop for Segment {
     fn drop(&mut self) {
         if self.is_creator() {
             if let Err(e) = self.unlink() {
-                log::warn!("dropping segment: {e}");
+                log::warn!("dropping segment: {e}; its name stays until sweep() removes it");
             }
         }
     }
@@ -305,7 +368,12 @@ impl SegmentBuilder {
     /// # Errors
     /// [`SegmentError::InvalidName`], [`SegmentError::InvalidSize`],
     /// [`SegmentError::AlreadyExists`] (a live creator holds the name),
-    /// [`SegmentError::NoSpace`], [`SegmentError::Busy`], or an OS error.
+    /// [`SegmentError::NoSpace`] (`/dev/shm` is full),
+    /// [`SegmentError::InsufficientMemory`] (more than the machine or the
+    /// memory cgroup can still give; see [`crate::memory`]),
+    /// [`SegmentError::Busy`],
+    /// [`SegmentError::UnknownIdentity`] (this process cannot learn the
+    /// identity it must record as creator), or an OS error.
     pub fn create_with(self, init: impl FnOnce(&Segment)) -> Result<Segment, SegmentError> {
         self.create_inner(&mut Some(init))
     }
@@ -325,6 +393,13 @@ impl SegmentBuilder {
                 mode: self.mode,
             });
         }
+        check_memory(total, self.name.is_some())?;
+        // Known before anything exists, so a failure leaves nothing behind.
+        let me = ProcessId::current().map_err(|source| SegmentError::UnknownIdentity {
+            name: self.name.clone().unwrap_or_else(|| "<anonymous>".into()),
+            source,
+        })?;
+        let ns = PidNamespace::current();
         let (fd, os_name) = match &self.name {
             None => (create_memfd(&self.kind, total)?, None),
             Some(n) => {
@@ -358,7 +433,7 @@ impl SegmentBuilder {
             payload_len: payload,
         };
         seg.header()
-            .write_initializing(&self.kind, total as u64, payload as u64);
+            .write_initializing(me, ns, &self.kind, total as u64, payload as u64);
         if let Some(f) = init.take() {
             if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&seg))) {
                 seg.poison();
@@ -381,7 +456,8 @@ impl SegmentBuilder {
     /// [`SegmentError::NotFound`], [`SegmentError::WrongOwner`],
     /// [`SegmentError::InsecureMode`], [`SegmentError::Header`] naming the
     /// wrong field, [`SegmentError::NotReady`], [`SegmentError::CreatorDied`],
-    /// [`SegmentError::Poisoned`], or an OS error.
+    /// [`SegmentError::Poisoned`], [`SegmentError::ForeignPidNamespace`] for
+    /// a segment created in another pid namespace, or an OS error.
     pub fn open(self) -> Result<Segment, SegmentError> {
         self.open_inner()
     }
@@ -441,6 +517,25 @@ impl SegmentBuilder {
     }
 }
 
+/// Refuses a segment of `total` bytes that the machine, the memory cgroup
+/// or (for a named one) `/dev/shm` has no room for, before anything is
+/// allocated: `posix_fallocate` would otherwise take pages until the OOM
+/// killer ends this process. See [`crate::memory`] for what stays the
+/// caller's risk.
+fn check_memory(total: usize, named: bool) -> Result<(), SegmentError> {
+    let Some((free, limit)) = crate::memory::shortfall(total as u64, named) else {
+        return Ok(());
+    };
+    Err(match limit {
+        crate::memory::MemoryLimit::DevShm => SegmentError::NoSpace { size: total },
+        limit => SegmentError::InsufficientMemory {
+            size: total,
+            available: free,
+            limit,
+        },
+    })
+}
+
 /// `HEADER_SIZE + payload`, rounded up to whole pages, checked.
 fn total_size(payload: usize) -> Result<usize, SegmentError> {
     if payload == 0 {
@@ -470,13 +565,15 @@ pub(crate) fn page_size() -> usize {
     }
 }
 
+/// `shm_open` that never follows a symlink and never blocks: a FIFO a peer
+/// put at the name opens at once (and is then refused as not regular).
 fn shm_open(os: &CString, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
     // SAFETY: `os` is a valid NUL-terminated string; shm_open returns a new
     // descriptor we take ownership of, or -1.
     let fd = unsafe {
         libc::shm_open(
             os.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
             mode as libc::mode_t,
         )
     };
@@ -514,6 +611,22 @@ fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
         return Err(io::Error::last_os_error());
     }
     Ok(st)
+}
+
+/// The seals a descriptor from another process must carry: without them
+/// its sender could resize the object under our mapping.
+const REQUIRED_SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+
+/// Refuses a descriptor that is not sealed against shrinking and growing
+/// (a file other than a sealable memfd has no seals at all).
+fn check_sealed(fd: &OwnedFd, label: &str) -> Result<(), SegmentError> {
+    // SAFETY: F_GET_SEALS only reads the descriptor's seals; it fails
+    // (EINVAL) on a file that cannot carry any.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals < 0 || seals & REQUIRED_SEALS != REQUIRED_SEALS {
+        return Err(SegmentError::Unsealed { name: label.into() });
+    }
+    Ok(())
 }
 
 fn check_owner_and_mode(fd: &OwnedFd, name: &str) -> Result<(), SegmentError> {
@@ -702,7 +815,21 @@ fn open_fd(
                 }));
             }
             if magic == MAGIC {
-                match header.state().map_err(header_err)? {
+                let state = header.state().map_err(header_err)?;
+                if state != State::Empty {
+                    // Every other field is written before the state leaves
+                    // Empty; judge nothing recorded by a creator of another
+                    // layout or another pid namespace.
+                    let version = header.header_version();
+                    if version != HEADER_VERSION {
+                        return Err(header_err(crate::header::HeaderError::HeaderVersion {
+                            expected: HEADER_VERSION,
+                            found: version,
+                        }));
+                    }
+                    check_pid_namespace(header, label)?;
+                }
+                match state {
                     State::Ready => {
                         header
                             .validate(&kind, size, min_payload)
@@ -728,7 +855,10 @@ fn open_fd(
                         });
                     }
                     State::Poisoned => return Err(SegmentError::Poisoned { name: label.into() }),
-                    State::Initializing | State::Empty => {
+                    // Nothing is recorded yet (only a hostile writer makes
+                    // this state with the magic set): keep waiting.
+                    State::Empty => {}
+                    State::Initializing => {
                         let creator = header.creator();
                         if creator.pid != 0 && creator.liveness() == Liveness::Dead {
                             return Err(SegmentError::CreatorDied {
@@ -751,14 +881,63 @@ fn open_fd(
     }
 }
 
-/// Whether the object named `os` is the same inode as `fd`.
-fn same_inode(os: &CString, fd: &OwnedFd) -> bool {
-    let Ok(other) = shm_open(os, libc::O_RDONLY, 0) else {
-        return false;
-    };
-    match (fstat(&other), fstat(fd)) {
-        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-        _ => false,
+/// Refuses a segment whose creator lives in another pid namespace than
+/// ours: neither side could tell whether the other died.
+fn check_pid_namespace(header: &SegmentHeader, label: &str) -> Result<(), SegmentError> {
+    let theirs = header.creator_pid_namespace();
+    let mine = PidNamespace::current();
+    if theirs != mine {
+        return Err(SegmentError::ForeignPidNamespace {
+            name: label.into(),
+            creator: theirs,
+            mine,
+        });
+    }
+    Ok(())
+}
+
+/// `lstat` of `path`: opens nothing, so it neither blocks on a FIFO nor
+/// needs a free descriptor, and does not follow a symlink.
+fn lstat(path: &CString) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated; `st` is writable.
+    if unsafe { libc::lstat(path.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+/// How often a check of a name that failed for a transient reason is tried.
+const NAME_CHECK_TRIES: u32 = 4;
+
+/// Whether the name `name` (under `/dev/shm`) is, right now, the very
+/// regular file `fd` refers to: same device and inode, by `lstat` of the
+/// path and `fstat` of the descriptor we already hold, so no descriptor is
+/// opened. `Ok(false)` when the name is gone or is anything else. An error
+/// means it could not be told (retried a few times first).
+fn name_refers_to(name: &str, fd: &OwnedFd) -> io::Result<bool> {
+    let path = CString::new(name::path_of(name).into_os_string().into_encoded_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name holds NUL"))?;
+    let mine = fstat(fd)?;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match lstat(&path) {
+            Ok(st) => {
+                return Ok(st.st_mode & libc::S_IFMT == libc::S_IFREG
+                    && st.st_dev == mine.st_dev
+                    && st.st_ino == mine.st_ino)
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                return Ok(false)
+            }
+            Err(e) if tries < NAME_CHECK_TRIES => {
+                log::debug!("lstat of segment {name:?} failed ({e}); trying again");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -807,20 +986,34 @@ fn reclaim_if_stale(name: &str, os: &CString) -> Result<Reclaim, SegmentError> {
             .unwrap_or(0);
         age >= INIT_GRACE.as_secs()
     } else if peek.magic == MAGIC {
-        peek.creator.liveness() == Liveness::Dead
+        // A creator of another header layout, or of another pid namespace,
+        // cannot be judged from here: its segment is left alone.
+        peek.version == HEADER_VERSION
+            && peek.pid_ns == PidNamespace::current()
+            && peek.creator.liveness() == Liveness::Dead
     } else {
         false
     };
     if !stale {
         return Ok(Reclaim::Live);
     }
-    if same_inode(os, &fd) {
-        // SAFETY: valid NUL-terminated name.
-        unsafe { libc::shm_unlink(os.as_ptr()) };
-        log::info!(
-            "segment {name:?} reclaimed: its creator (pid {}) is dead",
-            peek.creator.pid
-        );
+    match name_refers_to(name, &fd) {
+        Ok(true) => {
+            // SAFETY: valid NUL-terminated name.
+            unsafe { libc::shm_unlink(os.as_ptr()) };
+            log::info!(
+                "segment {name:?} reclaimed: its creator (pid {}) is dead",
+                peek.creator.pid
+            );
+        }
+        Ok(false) => {}
+        Err(source) => {
+            return Err(SegmentError::Io {
+                op: "lstat",
+                name: name.into(),
+                source,
+            })
+        }
     }
     Ok(Reclaim::Removed)
 }
@@ -828,9 +1021,18 @@ fn reclaim_if_stale(name: &str, os: &CString) -> Result<Reclaim, SegmentError> {
 /// Removes every stale segment of this workspace whose name starts with
 /// `prefix` (`""` for all): those whose recorded creator is dead, and those
 /// never initialized for longer than a grace period. Segments of live
-/// creators and other programs' objects are left alone.
+/// creators, segments made in another pid namespace or with another header
+/// version (whose creators cannot be judged from here) and other programs'
+/// objects are left alone, and so is anything
+/// that is not a regular file of this user (a symlink, a directory, a FIFO
+/// someone put under the prefix): the sweep skips it and goes on. An entry
+/// that cannot be examined is skipped too, with a warning through the `log`
+/// facade.
 ///
 /// Returns the names removed.
+///
+/// # Errors
+/// [`SegmentError::Io`] only if `/dev/shm` itself cannot be read.
 pub fn sweep(prefix: &str) -> Result<Vec<String>, SegmentError> {
     let dir = std::fs::read_dir("/dev/shm").map_err(|source| SegmentError::Io {
         op: "read_dir",
@@ -844,12 +1046,22 @@ pub fn sweep(prefix: &str) -> Result<Vec<String>, SegmentError> {
         let Some(name) = file.strip_prefix(name::PREFIX) else {
             continue;
         };
-        if !name.starts_with(prefix) || name::validate(name).is_err() {
+        if !name.starts_with(prefix) {
             continue;
         }
-        let os = name::os_name(name)?;
-        if let Reclaim::Removed = reclaim_if_stale(name, &os)? {
-            removed.push(name.to_owned());
+        let Ok(os) = name::os_name(name) else {
+            continue;
+        };
+        // Only regular files can be segments; the file type comes from the
+        // directory entry (or an lstat), never from following a link.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            log::debug!("sweep: skipping {file:?}, which is not a regular file");
+            continue;
+        }
+        match reclaim_if_stale(name, &os) {
+            Ok(Reclaim::Removed) => removed.push(name.to_owned()),
+            Ok(Reclaim::Live) | Ok(Reclaim::Busy) => {}
+            Err(e) => log::warn!("sweep: skipping {file:?}: {e}"),
         }
     }
     Ok(removed)

@@ -1,12 +1,12 @@
 //! Segments across real processes, crashes, and bad input.
 
 mod common;
-use common::ForkInTest;
+use common::{spawn, ForkInTest};
 use ipc_core::header::{layout_hash, HeaderError};
 use ipc_core::name::{path_of, unique_name};
 use ipc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
 use ipc_core::{Kind, Segment, SegmentError};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -156,13 +156,6 @@ fn child_race(args: &[u8]) -> i32 {
     }
     drop(seg);
     0
-}
-
-fn spawn<F: Fn(&[u8]) -> i32 + Copy + 'static>(test: &str, entry: F, args: &[u8]) -> Process {
-    Process::builder()
-        .exec_args(test_exec_args(test))
-        .spawn(entry, args)
-        .expect("spawn")
 }
 
 // ---------- across processes ----------
@@ -450,15 +443,17 @@ fn bad_sizes_are_typed_errors() {
 
 #[test]
 fn a_full_dev_shm_is_no_space_and_leaves_no_name() {
-    // Far more than /dev/shm holds: the size check of posix_fallocate fails
-    // before anything is allocated.
+    // Far more than /dev/shm (or the machine) holds: refused before
+    // anything is allocated.
     let name = unique_name("seg-full");
     let _guard = NameGuard(name.clone());
     let r = Segment::builder(K).name(&name).size(1 << 44).create();
     assert!(
         matches!(
             r,
-            Err(SegmentError::NoSpace { .. }) | Err(SegmentError::InvalidSize { .. })
+            Err(SegmentError::NoSpace { .. })
+                | Err(SegmentError::InsufficientMemory { .. })
+                | Err(SegmentError::InvalidSize { .. })
         ),
         "{r:?}"
     );
@@ -634,4 +629,97 @@ fn prefaulted_segments_and_explicit_unlink() {
     assert!(exists(&name));
     drop(other);
     assert!(!exists(&name));
+}
+
+// ---------- descriptors from others ----------
+
+/// A copy of `seg`'s bytes (a valid, ready segment image) in a new memfd
+/// that carries no seals.
+fn unsealed_copy(seg: &Segment) -> std::os::fd::OwnedFd {
+    use std::io::{Read, Seek, Write};
+    let mut image = Vec::new();
+    let mut src = std::fs::File::from(seg.fd().try_clone_to_owned().unwrap());
+    src.rewind().unwrap();
+    src.read_to_end(&mut image).unwrap();
+    assert_eq!(image.len(), seg.total_len());
+    // SAFETY: a valid NUL-terminated name; memfd_create returns a new
+    // descriptor or -1.
+    let raw = unsafe { libc::memfd_create(c"unsealed-copy".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(raw >= 0);
+    // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+    let mut dst = std::fs::File::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) });
+    dst.write_all(&image).unwrap();
+    dst.into()
+}
+
+/// Shrinks the object behind `fd` to nothing, as a hostile sender would.
+fn shrink(fd: &impl AsRawFd) {
+    // SAFETY: ftruncate on a descriptor we hold.
+    assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, 0);
+}
+
+#[test]
+fn an_unsealed_memfd_holding_a_valid_segment_is_refused() {
+    let seg = Segment::builder(K).size(64).create().unwrap();
+    let fd = unsealed_copy(&seg);
+    let keep = fd.try_clone().unwrap();
+    let r = Segment::from_fd(fd, K);
+    assert!(matches!(r, Err(SegmentError::Unsealed { .. })), "{r:?}");
+    // The sender shrinks it now: nothing of ours maps it, nothing breaks.
+    shrink(&keep);
+    assert!(matches!(
+        Segment::from_fd(keep, K),
+        Err(SegmentError::Unsealed { .. })
+    ));
+}
+
+#[test]
+fn a_plain_file_holding_a_valid_segment_is_refused() {
+    use std::io::{Read, Seek};
+    let seg = Segment::builder(K).size(64).create().unwrap();
+    let mut image = Vec::new();
+    let mut src = std::fs::File::from(seg.fd().try_clone_to_owned().unwrap());
+    src.rewind().unwrap();
+    src.read_to_end(&mut image).unwrap();
+    let path = std::env::temp_dir().join(unique_name("plain-segment"));
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(path.clone());
+    std::fs::write(&path, &image).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let keep = file.try_clone().unwrap();
+    let r = Segment::from_fd(file.into(), K);
+    assert!(matches!(r, Err(SegmentError::Unsealed { .. })), "{r:?}");
+    shrink(&keep);
+}
+
+#[test]
+fn an_unsealed_memfd_received_over_a_socket_is_refused() {
+    let seg = Segment::builder(K).size(64).create().unwrap();
+    let fd = unsealed_copy(&seg);
+    let (a, b) = UnixStream::pair().unwrap();
+    ipc_core::fdpass::send_fds(&a, &K.tag.to_le_bytes(), &[fd.as_fd()]).unwrap();
+    let r = Segment::receive(&b, K);
+    assert!(matches!(r, Err(SegmentError::Unsealed { .. })), "{r:?}");
+    shrink(&fd);
+    // A sealed one still travels.
+    seg.send_over(&a).unwrap();
+    assert!(Segment::receive(&b, K).is_ok());
+}
+
+#[test]
+fn an_unsealed_descriptor_maps_only_by_explicit_choice() {
+    let seg = Segment::builder(K).size(64).create().unwrap();
+    seg.get::<AtomicU64>(0).unwrap().store(9, Ordering::Release);
+    let fd = unsealed_copy(&seg);
+    let copy = Segment::from_fd_unsealed(fd, K).unwrap();
+    assert_eq!(copy.get::<AtomicU64>(0).unwrap().load(Ordering::Acquire), 9);
 }

@@ -105,7 +105,12 @@ struct Shared {
 }
 
 fn create(name: Option<&str>, capacity: usize, slot_size: usize) -> Result<Shared, AttachError> {
-    let capacity = capacity.max(1).checked_next_power_of_two().unwrap_or(0);
+    // A capacity with no power of two above it stays as given and is refused
+    // as too large.
+    let capacity = capacity
+        .max(1)
+        .checked_next_power_of_two()
+        .unwrap_or(capacity);
     let size =
         RawBroadcast::memory_size(capacity, slot_size).map_err(AttachError::InvalidConfig)?;
     let mut b = Segment::builder(KIND).size(size);
@@ -147,7 +152,9 @@ impl Publisher {
     /// two) of up to `slot_size` bytes, with this process as its publisher.
     ///
     /// # Errors
-    /// [`AttachError::InvalidConfig`], [`AttachError::Segment`].
+    /// [`AttachError::InvalidConfig`], [`AttachError::Segment`] (e.g.
+    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// more than the machine or the memory cgroup can still give).
     pub fn create(name: &str, capacity: usize, slot_size: usize) -> Result<Publisher, AttachError> {
         Publisher::claim(create(Some(name), capacity, slot_size)?)
     }
@@ -164,8 +171,9 @@ impl Publisher {
     /// it or died. Publishing resumes after the last complete message.
     ///
     /// # Errors
-    /// [`AttachError::AlreadyAttached`] if a live process publishes, or as
-    /// [`Subscriber::open`].
+    /// [`AttachError::AlreadyAttached`] if a live process publishes,
+    /// [`AttachError::UnknownIdentity`] if this process cannot learn the
+    /// identity the publisher slot records, or as [`Subscriber::open`].
     pub fn open(name: &str) -> Result<Publisher, AttachError> {
         Publisher::claim(wrap(Segment::builder(KIND).name(name).open()?)?)
     }
@@ -173,13 +181,15 @@ impl Publisher {
     /// [`Publisher::open`] for a ring passed as a descriptor.
     ///
     /// # Errors
-    /// As [`Publisher::open`].
+    /// As [`Publisher::open`]; a descriptor not sealed against resizing
+    /// (its sender could shrink it under this mapping) is
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed).
     pub fn from_fd(fd: OwnedFd) -> Result<Publisher, AttachError> {
         Publisher::claim(wrap(Segment::from_fd(fd, KIND)?)?)
     }
 
     fn claim(shared: Shared) -> Result<Publisher, AttachError> {
-        let me = ProcessId::current().to_u64();
+        let me = ProcessId::current()?.to_u64();
         let slot = shared.raw.publisher();
         let mut cur = slot.load(Ordering::Acquire);
         loop {
@@ -271,13 +281,15 @@ impl Publisher {
 impl Drop for Publisher {
     fn drop(&mut self) {
         self.shared.raw.set_closed(true);
-        let me = ProcessId::current().to_u64();
-        let _ = self.shared.raw.publisher().compare_exchange(
-            me,
-            0,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        // A process without an identity never claimed the publisher slot.
+        if let Ok(me) = ProcessId::current() {
+            let _ = self.shared.raw.publisher().compare_exchange(
+                me.to_u64(),
+                0,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
     }
 }
 
@@ -321,7 +333,9 @@ impl Subscriber {
     /// Subscribes to a ring passed as a descriptor ([`Publisher::fd`]).
     ///
     /// # Errors
-    /// As [`Subscriber::open`].
+    /// As [`Subscriber::open`]; a descriptor not sealed against resizing
+    /// (its sender could shrink it under this mapping) is
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed).
     pub fn from_fd(fd: OwnedFd, start: Start) -> Result<Subscriber, AttachError> {
         let shared = wrap(Segment::from_fd(fd, KIND)?)?;
         Ok(Subscriber::new(Arc::new(shared), start))
@@ -632,10 +646,19 @@ mod tests {
                 ..
             })
         ));
-        let mut s = Subscriber::open(&name, Start::Next).unwrap();
-        // The name goes with the creating publisher; take over through the
-        // descriptor instead.
-        let fd = s.shared.seg.fd().try_clone_to_owned().unwrap();
+        drop(p);
+        // A descriptor of a named ring is not sealed against resizing, so
+        // taking over through a descriptor needs an anonymous ring.
+        let p = Publisher::anonymous(2, 8).unwrap();
+        let fd = p.fd().try_clone_to_owned().unwrap();
+        let mut s = Subscriber::from_fd(fd.try_clone().unwrap(), Start::Next).unwrap();
+        assert!(matches!(
+            Publisher::from_fd(fd.try_clone().unwrap()),
+            Err(AttachError::AlreadyAttached {
+                role: "publisher",
+                ..
+            })
+        ));
         drop(p);
         assert_eq!(s.try_recv(), Err(ReadError::Closed));
         let mut p2 = Publisher::from_fd(fd).unwrap();

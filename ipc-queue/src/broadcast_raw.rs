@@ -76,11 +76,14 @@ fn stride_of(slot_size: usize) -> usize {
 }
 
 fn check(capacity: usize, slot_size: usize) -> Result<usize, &'static str> {
-    if capacity == 0 || !capacity.is_power_of_two() {
-        return Err("capacity must be a power of two");
+    if capacity == 0 {
+        return Err("capacity is zero: a ring holds 1 to 2^30 slots");
     }
     if capacity > MAX_CAPACITY {
-        return Err("capacity is larger than 2^30");
+        return Err("capacity is larger than 2^30 slots, the largest a ring holds");
+    }
+    if !capacity.is_power_of_two() {
+        return Err("capacity must be a power of two");
     }
     if slot_size > MAX_SLOT_SIZE {
         return Err("slot size is larger than 2^30 bytes");

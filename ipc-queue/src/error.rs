@@ -9,7 +9,7 @@
 //! The types are shared by the SPSC, MPMC and broadcast rings and by `Queue`
 //! and `pipe`; variants a given ring cannot produce are documented there.
 
-use ipc_core::SegmentError;
+use ipc_core::{IdentityError, SegmentError};
 use std::fmt;
 
 /// A message does not fit in the ring (or slot) at all, whatever the consumer
@@ -60,6 +60,11 @@ pub enum TrySendError<T> {
     /// The ring's shared state is corrupt.
     #[error("{1}")]
     Corrupt(T, Corrupt),
+    /// This process cannot learn its own identity (most often: no free file
+    /// descriptor), which a claim records so that others can recover it if
+    /// this process dies. Nothing was sent.
+    #[error("{1}")]
+    UnknownIdentity(T, IdentityError),
 }
 
 /// Why a blocking send (`send`, `reserve`, `put`) failed. Hands the value back.
@@ -75,6 +80,11 @@ pub enum SendError<T> {
     /// The ring's shared state is corrupt.
     #[error("{1}")]
     Corrupt(T, Corrupt),
+    /// This process cannot learn its own identity (most often: no free file
+    /// descriptor), which a claim records so that others can recover it if
+    /// this process dies. Nothing was sent.
+    #[error("{1}")]
+    UnknownIdentity(T, IdentityError),
 }
 
 /// Why a send with a time limit (`send_timeout`, `reserve_timeout`,
@@ -94,6 +104,11 @@ pub enum SendTimeoutError<T> {
     /// The ring's shared state is corrupt.
     #[error("{1}")]
     Corrupt(T, Corrupt),
+    /// This process cannot learn its own identity (most often: no free file
+    /// descriptor), which a claim records so that others can recover it if
+    /// this process dies. Nothing was sent.
+    #[error("{1}")]
+    UnknownIdentity(T, IdentityError),
 }
 
 macro_rules! send_error_common {
@@ -106,6 +121,7 @@ macro_rules! send_error_common {
                     $name::Closed(v) => v,
                     $name::TooLarge(v, _) => v,
                     $name::Corrupt(v, _) => v,
+                    $name::UnknownIdentity(v, _) => v,
                 }
             }
 
@@ -121,6 +137,7 @@ macro_rules! send_error_common {
                     $name::Closed(v) => $name::Closed(f(v)),
                     $name::TooLarge(v, e) => $name::TooLarge(f(v), e),
                     $name::Corrupt(v, e) => $name::Corrupt(f(v), e),
+                    $name::UnknownIdentity(v, e) => $name::UnknownIdentity(f(v), e),
                 }
             }
         }
@@ -133,6 +150,7 @@ macro_rules! send_error_common {
                     $name::Closed(_) => f.write_str(concat!(stringify!($name), "::Closed(..)")),
                     $name::TooLarge(_, e) => write!(f, "{}::TooLarge(.., {e:?})", stringify!($name)),
                     $name::Corrupt(_, e) => write!(f, "{}::Corrupt(.., {e:?})", stringify!($name)),
+                    $name::UnknownIdentity(_, e) => write!(f, "{}::UnknownIdentity(.., {e:?})", stringify!($name)),
                 }
             }
         }
@@ -156,6 +174,7 @@ impl<T> From<SendError<T>> for TrySendError<T> {
             SendError::Closed(v) => TrySendError::Closed(v),
             SendError::TooLarge(v, m) => TrySendError::TooLarge(v, m),
             SendError::Corrupt(v, c) => TrySendError::Corrupt(v, c),
+            SendError::UnknownIdentity(v, e) => TrySendError::UnknownIdentity(v, e),
         }
     }
 }
@@ -166,6 +185,7 @@ impl<T> From<SendError<T>> for SendTimeoutError<T> {
             SendError::Closed(v) => SendTimeoutError::Closed(v),
             SendError::TooLarge(v, m) => SendTimeoutError::TooLarge(v, m),
             SendError::Corrupt(v, c) => SendTimeoutError::Corrupt(v, c),
+            SendError::UnknownIdentity(v, e) => SendTimeoutError::UnknownIdentity(v, e),
         }
     }
 }
@@ -198,6 +218,11 @@ pub enum TryRecvError {
     /// The ring's shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+    /// This process cannot learn its own identity (most often: no free file
+    /// descriptor), which a claim records so that others can recover it if
+    /// this process dies. Nothing was received.
+    #[error(transparent)]
+    UnknownIdentity(IdentityError),
 }
 
 /// Why a blocking receive (`recv`, `get`) failed.
@@ -223,6 +248,11 @@ pub enum RecvError {
     /// The ring's shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+    /// This process cannot learn its own identity (most often: no free file
+    /// descriptor), which a claim records so that others can recover it if
+    /// this process dies. Nothing was received.
+    #[error(transparent)]
+    UnknownIdentity(IdentityError),
 }
 
 /// Why a receive with a time limit (`recv_timeout`, `get_timeout`) failed.
@@ -251,6 +281,11 @@ pub enum RecvTimeoutError {
     /// The ring's shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+    /// This process cannot learn its own identity (most often: no free file
+    /// descriptor), which a claim records so that others can recover it if
+    /// this process dies. Nothing was received.
+    #[error(transparent)]
+    UnknownIdentity(IdentityError),
 }
 
 impl From<RecvError> for TryRecvError {
@@ -262,6 +297,7 @@ impl From<RecvError> for TryRecvError {
             }
             RecvError::Decode(w) => TryRecvError::Decode(w),
             RecvError::Corrupt(c) => TryRecvError::Corrupt(c),
+            RecvError::UnknownIdentity(e) => TryRecvError::UnknownIdentity(e),
         }
     }
 }
@@ -275,6 +311,7 @@ impl From<RecvError> for RecvTimeoutError {
             }
             RecvError::Decode(w) => RecvTimeoutError::Decode(w),
             RecvError::Corrupt(c) => RecvTimeoutError::Corrupt(c),
+            RecvError::UnknownIdentity(e) => RecvTimeoutError::UnknownIdentity(e),
         }
     }
 }
@@ -309,6 +346,11 @@ pub enum AttachError {
     /// Creating, opening or mapping the segment failed.
     #[error(transparent)]
     Segment(#[from] SegmentError),
+    /// This process cannot learn its own identity (most often: no free file
+    /// descriptor), which an endpoint's owner records so that others can
+    /// take it over if this process dies. Nothing was attached.
+    #[error(transparent)]
+    UnknownIdentity(#[from] IdentityError),
 }
 
 #[cfg(test)]

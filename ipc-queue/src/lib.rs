@@ -24,6 +24,13 @@
 //! is `TrySendError::Full(value)`, a closed or dead peer `Closed`, a message
 //! that can never fit `TooLarge` at send time.
 //!
+//! Sizes are checked before anything is allocated: a configuration whose
+//! size overflows is [`error::AttachError::InvalidConfig`], and a ring larger
+//! than the machine or the process's memory cgroup can still give is
+//! [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory) (inside
+//! [`error::AttachError::Segment`]), not a kill by the OOM killer. What stays
+//! the caller's risk is described in [`ipc_core::memory`].
+//!
 //! # Example
 //!
 //! A forked child produces three messages in place; the parent reads them

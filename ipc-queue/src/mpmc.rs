@@ -36,7 +36,7 @@ use crate::error::{
 };
 use ipc_core::header::layout_hash;
 use ipc_core::wait::WaitStrategy;
-use ipc_core::{Kind, Segment, Shareable};
+use ipc_core::{IdentityError, Kind, Segment, Shareable};
 use raw::{Config, RawError, RawMpmc, Watch};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
@@ -77,7 +77,9 @@ impl Mpmc {
     /// handle.
     ///
     /// # Errors
-    /// [`AttachError::InvalidConfig`] or [`AttachError::Segment`].
+    /// [`AttachError::InvalidConfig`] or [`AttachError::Segment`] (e.g.
+    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// more than the machine or the memory cgroup can still give).
     pub fn create(name: &str, capacity: usize, slot_size: usize) -> Result<Mpmc, AttachError> {
         Mpmc::create_in(KIND, Some(name), Config::new(capacity, slot_size))
     }
@@ -104,7 +106,9 @@ impl Mpmc {
     /// process (inherited or received over a socket).
     ///
     /// # Errors
-    /// As [`Mpmc::open`].
+    /// As [`Mpmc::open`]; a descriptor not sealed against resizing (its
+    /// sender could shrink it under this mapping) is
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed).
     pub fn from_fd(fd: OwnedFd) -> Result<Mpmc, AttachError> {
         Mpmc::from_fd_in(KIND, fd)
     }
@@ -248,6 +252,7 @@ pub(crate) enum Fail {
     TooLarge(MessageTooLarge),
     TooLong(usize),
     Corrupt(Corrupt),
+    UnknownIdentity(IdentityError),
 }
 
 pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
@@ -279,6 +284,7 @@ pub(crate) fn claim_send(
         Err(RawError::Closed) => Some(Err(Fail::Closed)),
         Err(RawError::TooLarge(m)) => Some(Err(Fail::TooLarge(m))),
         Err(RawError::Corrupt(c)) => Some(Err(Fail::Corrupt(c))),
+        Err(RawError::UnknownIdentity(e)) => Some(Err(Fail::UnknownIdentity(e))),
         Err(RawError::Empty | RawError::TooLong { .. }) => None,
     };
     if let Some(r) = attempt() {
@@ -318,6 +324,7 @@ pub(crate) fn claim_recv(
             Err(RawError::Closed) => Some(Err(Fail::Closed)),
             Err(RawError::TooLong { needed }) => Some(Err(Fail::TooLong(needed))),
             Err(RawError::Corrupt(c)) => Some(Err(Fail::Corrupt(c))),
+            Err(RawError::UnknownIdentity(e)) => Some(Err(Fail::UnknownIdentity(e))),
             Err(RawError::TooLarge(_)) => None,
         }
     };
@@ -339,6 +346,7 @@ impl Fail {
             Fail::Closed => TrySendError::Closed(v),
             Fail::TooLarge(m) => TrySendError::TooLarge(v, m),
             Fail::Corrupt(c) => TrySendError::Corrupt(v, c),
+            Fail::UnknownIdentity(e) => TrySendError::UnknownIdentity(v, e),
             _ => TrySendError::Full(v),
         }
     }
@@ -347,6 +355,7 @@ impl Fail {
         match self {
             Fail::TooLarge(m) => SendError::TooLarge(v, m),
             Fail::Corrupt(c) => SendError::Corrupt(v, c),
+            Fail::UnknownIdentity(e) => SendError::UnknownIdentity(v, e),
             _ => SendError::Closed(v),
         }
     }
@@ -356,6 +365,7 @@ impl Fail {
             Fail::Closed => SendTimeoutError::Closed(v),
             Fail::TooLarge(m) => SendTimeoutError::TooLarge(v, m),
             Fail::Corrupt(c) => SendTimeoutError::Corrupt(v, c),
+            Fail::UnknownIdentity(e) => SendTimeoutError::UnknownIdentity(v, e),
             _ => SendTimeoutError::Timeout(v),
         }
     }
@@ -365,6 +375,7 @@ impl Fail {
             Fail::Closed => TryRecvError::Closed,
             Fail::TooLong(needed) => TryRecvError::BufferTooSmall { needed, capacity },
             Fail::Corrupt(c) => TryRecvError::Corrupt(c),
+            Fail::UnknownIdentity(e) => TryRecvError::UnknownIdentity(e),
             _ => TryRecvError::Empty,
         }
     }
@@ -373,6 +384,7 @@ impl Fail {
         match self {
             Fail::TooLong(needed) => RecvError::BufferTooSmall { needed, capacity },
             Fail::Corrupt(c) => RecvError::Corrupt(c),
+            Fail::UnknownIdentity(e) => RecvError::UnknownIdentity(e),
             _ => RecvError::Closed,
         }
     }
@@ -382,6 +394,7 @@ impl Fail {
             Fail::Closed => RecvTimeoutError::Closed,
             Fail::TooLong(needed) => RecvTimeoutError::BufferTooSmall { needed, capacity },
             Fail::Corrupt(c) => RecvTimeoutError::Corrupt(c),
+            Fail::UnknownIdentity(e) => RecvTimeoutError::UnknownIdentity(e),
             _ => RecvTimeoutError::Timeout,
         }
     }

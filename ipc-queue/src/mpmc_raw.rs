@@ -63,7 +63,7 @@
 use crate::error::{Corrupt, MessageTooLarge};
 use ipc_core::liveness::Liveness;
 use ipc_core::wait::EventCount;
-use ipc_core::ProcessId;
+use ipc_core::{IdentityError, ProcessId};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -118,6 +118,14 @@ fn reread(
         *inconsistent = 0;
     }
     Ok(now)
+}
+
+/// The calling process as a claim records it.
+#[inline]
+fn my_id() -> Result<u64, RawError> {
+    ProcessId::current()
+        .map(|p| p.to_u64() & ID_MASK)
+        .map_err(RawError::UnknownIdentity)
 }
 
 /// Loop iterations one `try_` call may spend before it gives up with
@@ -181,10 +189,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with `capacity` rounded up to a power of two.
+    /// A configuration with `capacity` rounded up to a power of two (0 to 1;
+    /// a capacity with no power of two above it stays as given, and is
+    /// refused as too large).
     pub fn new(capacity: usize, slot_size: usize) -> Config {
         Config {
-            capacity: capacity.max(1).checked_next_power_of_two().unwrap_or(0),
+            capacity: capacity
+                .max(1)
+                .checked_next_power_of_two()
+                .unwrap_or(capacity),
             slot_size,
             joinable: false,
         }
@@ -196,11 +209,14 @@ impl Config {
     }
 
     fn check(&self) -> Result<usize, &'static str> {
-        if self.capacity == 0 || !self.capacity.is_power_of_two() {
-            return Err("capacity must be a power of two");
+        if self.capacity == 0 {
+            return Err("capacity is zero: a ring holds 1 to 2^30 slots");
         }
         if self.capacity > MAX_CAPACITY {
-            return Err("capacity is larger than 2^30");
+            return Err("capacity is larger than 2^30 slots, the largest a ring holds");
+        }
+        if !self.capacity.is_power_of_two() {
+            return Err("capacity must be a power of two");
         }
         if self.slot_size > MAX_SLOT_SIZE {
             return Err("slot size is larger than 2^30 bytes");
@@ -239,6 +255,9 @@ pub enum RawError {
     },
     /// Shared state fits no case of the protocol.
     Corrupt(Corrupt),
+    /// This process cannot learn its own identity, which a claim records;
+    /// nothing was claimed.
+    UnknownIdentity(IdentityError),
 }
 
 /// What one waiter has seen of a claimed slot, so it checks the claimer's
@@ -548,7 +567,8 @@ impl RawMpmc {
     ///
     /// # Errors
     /// [`RawError::Full`], [`RawError::Busy`], [`RawError::Closed`],
-    /// [`RawError::TooLarge`], [`RawError::Corrupt`].
+    /// [`RawError::TooLarge`], [`RawError::Corrupt`],
+    /// [`RawError::UnknownIdentity`].
     #[inline]
     pub fn try_claim_send(
         &self,
@@ -564,7 +584,7 @@ impl RawMpmc {
         if self.is_closed() {
             return Err(RawError::Closed);
         }
-        let me = ProcessId::current().to_u64() & ID_MASK;
+        let me = my_id()?;
         let tail = self.tail();
         let mut pos = tail.load(Ordering::Relaxed);
         let mut inconsistent = 0u32;
@@ -628,14 +648,15 @@ impl RawMpmc {
     ///
     /// # Errors
     /// [`RawError::Empty`], [`RawError::Busy`], [`RawError::TooLong`],
-    /// [`RawError::Corrupt`]. A closed ring still hands out what it holds.
+    /// [`RawError::Corrupt`], [`RawError::UnknownIdentity`]. A closed ring
+    /// still hands out what it holds.
     #[inline]
     pub fn try_claim_recv(
         &self,
         max_len: usize,
         watch: &mut Watch,
     ) -> Result<ReadClaim<'_>, RawError> {
-        let me = ProcessId::current().to_u64() & ID_MASK;
+        let me = my_id()?;
         let head = self.head();
         let mut pos = head.load(Ordering::Relaxed);
         let mut inconsistent = 0u32;
@@ -748,7 +769,11 @@ impl RawMpmc {
     fn recover(&self, pos: u64, state: u64) -> bool {
         let slot = self.slot(pos);
         let owner = state & ID_MASK;
-        let me = ProcessId::current().to_u64() & ID_MASK;
+        // Without an identity of its own this process cannot take a claim
+        // over (it would have to record itself): leave it to another waiter.
+        let Ok(me) = my_id() else {
+            return false;
+        };
         if owner == me || ProcessId::liveness_packed(owner) == Liveness::Alive {
             return slot.state.load(Ordering::Acquire) != state;
         }

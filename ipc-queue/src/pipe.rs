@@ -71,7 +71,9 @@ fn second_offset(cap: usize) -> Option<usize> {
 }
 
 impl PipeBuilder {
-    /// Each direction's ring size in bytes (rounded up to a power of two).
+    /// Each direction's ring size in bytes, rounded up to a power of two of
+    /// 32 bytes to 2 GiB. A capacity of 0, or above 2 GiB, makes
+    /// [`PipeBuilder::create`] fail with [`AttachError::InvalidConfig`].
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = bytes;
         self
@@ -94,8 +96,14 @@ impl PipeBuilder {
     ///
     /// # Errors
     /// [`AttachError::InvalidConfig`] for a capacity out of range,
-    /// [`AttachError::Segment`] if the segment cannot be created.
+    /// [`AttachError::Segment`] if the segment cannot be created (e.g.
+    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory)).
     pub fn create(self) -> Result<Pipe, AttachError> {
+        if self.capacity == 0 {
+            return Err(AttachError::InvalidConfig(
+                "the capacity is zero: each direction of a pipe holds 32 bytes to 2 GiB",
+            ));
+        }
         let cap = crate::spsc::round_capacity(self.capacity)?;
         let off = second_offset(cap).ok_or(AttachError::InvalidConfig("capacity out of range"))?;
         let size = off + off;
@@ -140,6 +148,13 @@ impl Pipe {
     }
 
     /// Maps a pipe from its segment's file descriptor.
+    ///
+    /// # Errors
+    /// [`AttachError::Segment`] with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else;
+    /// [`AttachError::Corrupt`] for a control block that fails its checks.
     pub fn from_fd(fd: OwnedFd) -> Result<Pipe, AttachError> {
         Pipe::from_segment(Segment::from_fd(fd, KIND)?)
     }

@@ -108,7 +108,9 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
     }
 
     /// The most items the queue holds (rounded up to a power of two;
-    /// default 64).
+    /// default 64; at most 2^30). Unlike Python's `Queue(0)`, 0 does not
+    /// mean unbounded: every queue here is bounded, and creating one with 0
+    /// is [`AttachError::InvalidConfig`].
     pub fn maxsize(mut self, maxsize: usize) -> Self {
         self.maxsize = maxsize;
         self
@@ -129,6 +131,12 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
     }
 
     fn build(self, joinable: bool) -> Result<Queue<T>, AttachError> {
+        if self.maxsize == 0 {
+            return Err(AttachError::InvalidConfig(
+                "maxsize 0 would be an unbounded queue, which is not supported: \
+                 give a bound from 1 to 2^30 items",
+            ));
+        }
         let slot = self.max_bytes.max(std::mem::size_of::<T>());
         let cfg = Config::new(self.maxsize, slot).joinable(joinable);
         let ring = Mpmc::create_in(kind_of::<T>(), self.name.as_deref(), cfg)?;
@@ -139,7 +147,8 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
     ///
     /// # Errors
     /// [`AttachError::InvalidConfig`], [`AttachError::Segment`] (e.g. the
-    /// name is taken).
+    /// name is taken, or [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// more than the machine or the memory cgroup can still give).
     pub fn create(self) -> Result<Queue<T>, AttachError> {
         self.build(false)
     }
@@ -181,7 +190,9 @@ impl<T: Shareable + Copy> Queue<T> {
     /// power of two), for this process and its children.
     ///
     /// # Errors
-    /// As [`QueueBuilder::create`].
+    /// As [`QueueBuilder::create`]; [`AttachError::InvalidConfig`] for a
+    /// `maxsize` of 0 (an unbounded queue, which is not supported) or above
+    /// 2^30.
     pub fn new(maxsize: usize) -> Result<Queue<T>, AttachError> {
         Queue::builder().maxsize(maxsize).create()
     }
@@ -211,7 +222,9 @@ impl<T: Shareable + Copy> Queue<T> {
     /// ([`Queue::fd`]).
     ///
     /// # Errors
-    /// As [`Queue::open`].
+    /// As [`Queue::open`]; a descriptor not sealed against resizing (its
+    /// sender could shrink it under this mapping) is
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed).
     pub fn from_fd(fd: OwnedFd) -> Result<Queue<T>, AttachError> {
         let ring = Mpmc::from_fd_in(kind_of::<T>(), fd)?;
         Ok(Queue::wrap(ring, WaitStrategy::default()))
@@ -531,7 +544,8 @@ impl<T: Shareable + Copy> JoinableQueue<T> {
     /// Maps a joinable queue from a descriptor ([`Queue::fd`]).
     ///
     /// # Errors
-    /// As [`JoinableQueue::open`].
+    /// As [`JoinableQueue::open`], and as [`Queue::from_fd`] for a
+    /// descriptor not sealed against resizing.
     pub fn from_fd(fd: OwnedFd) -> Result<JoinableQueue<T>, AttachError> {
         JoinableQueue::check(Queue::from_fd(fd)?)
     }

@@ -203,7 +203,9 @@ impl SpscBuilder {
     ///
     /// # Errors
     /// [`AttachError::InvalidConfig`] for a capacity out of range,
-    /// [`AttachError::Segment`] if the segment cannot be created.
+    /// [`AttachError::Segment`] if the segment cannot be created (e.g.
+    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// more than the machine or the memory cgroup can still give).
     pub fn create(self) -> Result<SpscRing, AttachError> {
         let cap = self.rounded_capacity()?;
         let size = spsc_raw::memory_size(cap)
@@ -272,6 +274,13 @@ impl SpscRing {
 
     /// Maps a ring from a segment's file descriptor (inherited from a parent
     /// or received over a socket).
+    ///
+    /// # Errors
+    /// [`AttachError::Segment`] with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else;
+    /// [`AttachError::Corrupt`] for a control block that fails its checks.
     pub fn from_fd(fd: OwnedFd) -> Result<SpscRing, AttachError> {
         SpscRing::from_segment(Segment::from_fd(fd, KIND)?)
     }
@@ -369,7 +378,7 @@ impl SpscRing {
     }
 
     fn claim(&self, side: Side) -> Result<Endpoint, AttachError> {
-        let me = ProcessId::current().to_u64();
+        let me = ProcessId::current()?.to_u64();
         self.raw
             .claim(side, me, |o| {
                 ProcessId::liveness_packed(o) == Liveness::Dead
@@ -391,7 +400,9 @@ impl SpscRing {
     /// # Errors
     /// [`AttachError::AlreadyAttached`] if a live process (this one
     /// included) holds it; [`AttachError::Corrupt`] if the ring's indices
-    /// fail their checks. A dead holder's end is taken over.
+    /// fail their checks; [`AttachError::UnknownIdentity`] if this process
+    /// cannot learn the identity an owner records. A dead holder's end is
+    /// taken over.
     pub fn producer(&self) -> Result<Producer, AttachError> {
         let ep = self.claim(Side::Producer)?;
         let raw = self.raw.producer()?;
@@ -483,8 +494,11 @@ impl Endpoint {
             .store(spins, Ordering::SeqCst);
     }
 
+    /// Whether the calling process attached this end (not a forked copy).
+    /// A process that cannot learn its identity is not the one that
+    /// attached: that one knew its identity, and keeps knowing it.
     fn still_mine(&self) -> bool {
-        ProcessId::current().to_u64() == self.me
+        ProcessId::current().is_ok_and(|p| p.to_u64() == self.me)
     }
 
     /// Waits until `ready` gives a value, the peer is gone, or `deadline`.
@@ -722,6 +736,9 @@ impl Producer {
             Err(TrySendError::Closed(())) => return Err(SendTimeoutError::Closed(())),
             Err(TrySendError::TooLarge((), m)) => return Err(SendTimeoutError::TooLarge((), m)),
             Err(TrySendError::Corrupt((), c)) => return Err(SendTimeoutError::Corrupt((), c)),
+            Err(TrySendError::UnknownIdentity((), e)) => {
+                return Err(SendTimeoutError::UnknownIdentity((), e))
+            }
         }
         let ring = self.ep.ring;
         let raw = &mut self.raw;
@@ -956,6 +973,7 @@ fn timeout_to_send<T>(e: SendTimeoutError<T>) -> SendError<T> {
         SendTimeoutError::Closed(v) | SendTimeoutError::Timeout(v) => SendError::Closed(v),
         SendTimeoutError::TooLarge(v, m) => SendError::TooLarge(v, m),
         SendTimeoutError::Corrupt(v, c) => SendError::Corrupt(v, c),
+        SendTimeoutError::UnknownIdentity(v, e) => SendError::UnknownIdentity(v, e),
     }
 }
 
@@ -964,6 +982,7 @@ fn try_to_send<T>(e: TrySendError<T>) -> SendError<T> {
         TrySendError::Closed(v) | TrySendError::Full(v) => SendError::Closed(v),
         TrySendError::TooLarge(v, m) => SendError::TooLarge(v, m),
         TrySendError::Corrupt(v, c) => SendError::Corrupt(v, c),
+        TrySendError::UnknownIdentity(v, e) => SendError::UnknownIdentity(v, e),
     }
 }
 
@@ -1349,6 +1368,7 @@ fn timeout_to_recv(e: RecvTimeoutError) -> RecvError {
         }
         RecvTimeoutError::Decode(w) => RecvError::Decode(w),
         RecvTimeoutError::Corrupt(c) => RecvError::Corrupt(c),
+        RecvTimeoutError::UnknownIdentity(e) => RecvError::UnknownIdentity(e),
     }
 }
 

@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | 0 | capacity, fixed message length, endpoint owners, closed and busy-spin flags | attach, close (rarely) |
 //! | 1 | `tail`: bytes ever committed | the producer, once per publish |
-//! | 2 | `head`: bytes ever released | the consumer, once per release |
+//! | 2 | `head`: bytes ever released | the consumer, once per release (and the producer, to release a pad of a drained ring) |
 //! | 3 | `not_empty` event count (the consumer parks here) | the consumer when it parks |
 //! | 4 | `not_full` event count (the producer parks here) | the producer when it parks |
 //!
@@ -47,6 +47,22 @@
 //! [`SLACK`] bytes free after its last record, and the largest message is
 //! `capacity - 16` bytes ([`RawRing::max_message_len`]); it fits once the
 //! ring has drained.
+//!
+//! That largest record fills the data area, so it can only start at offset
+//! 0, where the consumer's `head` is not, unless the consumer is at a lap's
+//! start. When the producer needs a pad to get there and finds the ring
+//! drained up to the pad (`head` equals the pad's position: the consumer has
+//! released everything and may not poll again soon), it releases the pad
+//! itself: a compare-and-swap of `head` from the pad's position to the next
+//! lap's start, then a release fence, before it writes the record (over the
+//! pad). The consumer loads `head` after each header it reads (its own
+//! cache line, so an L1 hit on the fast path); a value it did not publish
+//! means the producer released a pad it had not read, and that whatever it
+//! just read may be the new record's bytes: it moves to the lap's start
+//! instead. The fence pairs with the consumer's acquire load of the header,
+//! so a consumer that reads anything written after the compare-and-swap also
+//! sees the new `head`. Any other change of `head` by someone else is
+//! reported as corrupt.
 //!
 //! So a message costs the consumer one cache line (the record's own) in the
 //! steady state, not two (an index and the record): the consumer never reads
@@ -83,7 +99,7 @@
 use crate::error::Corrupt;
 use ipc_core::wait::EventCount;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 /// Size of a record header in bytes.
 pub const HEADER_LEN: usize = 8;
@@ -171,6 +187,10 @@ pub const fn memory_size(capacity: usize) -> Option<usize> {
 /// The data-area size (power of two) needed so that a message of `len`
 /// bytes fits, or `None` if that is larger than [`MAX_CAPACITY`].
 pub const fn capacity_for_message(len: usize) -> Option<usize> {
+    // Checked first, so that `record_len` below cannot overflow.
+    if len > MAX_CAPACITY {
+        return None;
+    }
     let need = record_len(len) + SLACK;
     if need > MAX_CAPACITY {
         return None;
@@ -731,6 +751,10 @@ impl RawProducer {
     /// May publish a pad record to reach the start of the data area (even when
     /// it then fails with `Full`); [`RawProducer::take_pad_published`] tells
     /// the caller to wake the consumer, who must skip the pad to free room.
+    /// If the consumer has already released everything before the pad (the
+    /// ring is drained), the producer releases the pad itself instead of
+    /// waiting for the consumer to poll, so a message of
+    /// [`RawRing::max_message_len`] bytes always fits a drained ring.
     #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<Reservation, ReserveError> {
         // Fast path: the record fits before the end of the data area and the
@@ -773,16 +797,50 @@ impl RawProducer {
             }
             // `to_end >= 8` free bytes from `off` (8-aligned) to the end,
             // and the slot after them: this process alone may write them.
+            let pad_at = self.tail;
             self.put_header(off, to_end, header_word(to_end, KIND_PAD));
             self.tail = self.tail.wrapping_add(to_end);
             self.publish();
             self.pad_published = true;
             off = 0;
+            if self.room() < need {
+                self.release_pad(pad_at).map_err(ReserveError::Corrupt)?;
+            }
         }
         if !self.has_room(need).map_err(ReserveError::Corrupt)? {
             return Err(ReserveError::Full);
         }
         Ok(Reservation { off, len })
+    }
+
+    /// The pad just published at position `pad_at` leaves too little room:
+    /// if the consumer has released everything before the pad (the ring is
+    /// drained, and the consumer may not poll again for a long time), moves
+    /// `head` past the pad on the consumer's behalf, so the record can start
+    /// at offset 0 now. One compare-and-swap from exactly `pad_at`: if the
+    /// consumer got there first (it read the pad and released it), its own
+    /// store already says the same. The consumer notices the move when it
+    /// next reads a header ([`RawConsumer::try_peek`]).
+    #[cold]
+    fn release_pad(&mut self, pad_at: u64) -> Result<(), Corrupt> {
+        self.reload_head()?;
+        if self.cached_head != pad_at {
+            return Ok(());
+        }
+        let head = &self.ring.ctrl().head.0;
+        if head
+            .compare_exchange(pad_at, self.tail, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // SYNC POINT: pairs with the consumer's acquire load of a header
+            // in `RawConsumer::header`: whatever this producer writes from
+            // now on (over the pad, too) is seen only with the new `head`.
+            fence(Ordering::Release);
+            self.cached_head = self.tail;
+            Ok(())
+        } else {
+            self.reload_head()
+        }
     }
 
     /// Publishes the record of `need` bytes at `off` (free, checked room)
@@ -931,20 +989,55 @@ impl RawConsumer {
         &self.ring
     }
 
-    /// The header word at `head`, loaded with acquire ordering.
+    /// The header word at `head`, loaded with acquire ordering, with its
+    /// offset; `None` if the producer has moved `head` past a pad for this
+    /// (drained) consumer, so that what lies at `head` may be anything now
+    /// ([`RawConsumer::sync_head`] catches up).
     #[inline(always)]
-    fn header(&self) -> (u64, u64) {
+    fn header(&self) -> Option<(u64, u64)> {
         // `head` is 8-aligned (checked at attach and advanced by checked
         // record lengths only), so the slot lies inside the data area.
         let off = self.head & self.ring.mask;
         // SYNC POINT: pairs with the producer's release store of the header
-        // in `put_header`: the record's payload is visible with it.
-        (off, self.ring.header_at(off).load(Ordering::Acquire))
+        // in `put_header`: the record's payload is visible with it. Also
+        // pairs with the release fence in `RawProducer::release_pad`: if this
+        // load sees anything the producer wrote over a pad it released, the
+        // load of `head` below sees that release.
+        let word = self.ring.header_at(off).load(Ordering::Acquire);
+        // Our own line, only ever written by the producer in that case: an
+        // L1 hit on the fast path.
+        let shared = self.ring.ctrl().head.0.load(Ordering::Relaxed);
+        (shared == self.published_head).then_some((off, word))
+    }
+
+    /// Catches up with a `head` the producer moved to the start of the next
+    /// lap, past a pad this consumer had not read yet: that happens only when
+    /// the consumer had released everything up to the pad (see
+    /// [`RawProducer::try_reserve`]). Any other move of `head` is corrupt.
+    #[cold]
+    fn sync_head(&mut self) -> Result<(), Corrupt> {
+        let shared = self.ring.ctrl().head.0.load(Ordering::Acquire);
+        if shared == self.published_head {
+            return Ok(());
+        }
+        let at = self.published_head;
+        let lap_start = (at | self.ring.mask).wrapping_add(1);
+        if self.head != at || at & self.ring.mask == 0 || shared != lap_start {
+            return Err(Corrupt::new("head was moved by another process", shared));
+        }
+        self.head = shared;
+        self.published_head = shared;
+        Ok(())
     }
 
     /// Whether a message (or pad) is committed and unread.
     pub fn has_data(&mut self) -> Result<bool, Corrupt> {
-        Ok(self.header().1 != 0)
+        loop {
+            match self.header() {
+                Some((_, word)) => return Ok(word != 0),
+                None => self.sync_head()?,
+            }
+        }
     }
 
     /// The next message, if one is committed, after checking its header.
@@ -952,7 +1045,9 @@ impl RawConsumer {
     /// [`RawConsumer::take_released_pad`]).
     #[inline]
     pub fn try_peek(&mut self) -> Result<Option<Peeked>, Corrupt> {
-        let (off, word) = self.header();
+        let Some((off, word)) = self.header() else {
+            return self.try_peek_slow();
+        };
         if let Some(p) = self.ring.check_message(off, word) {
             return Ok(Some(p));
         }
@@ -966,7 +1061,7 @@ impl RawConsumer {
     /// check; `None` otherwise (then [`RawConsumer::try_peek`] decides).
     #[inline(always)]
     pub(crate) fn try_peek_fast(&mut self) -> Option<Peeked> {
-        let (off, word) = self.header();
+        let (off, word) = self.header()?;
         self.ring.check_message(off, word)
     }
 
@@ -976,7 +1071,10 @@ impl RawConsumer {
     #[inline(never)]
     fn try_peek_slow(&mut self) -> Result<Option<Peeked>, Corrupt> {
         loop {
-            let (off, word) = self.header();
+            let Some((off, word)) = self.header() else {
+                self.sync_head()?;
+                continue;
+            };
             if word == 0 {
                 return Ok(None);
             }

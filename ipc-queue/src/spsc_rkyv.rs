@@ -223,6 +223,7 @@ fn send_inner<T: SerializeInPlace>(
                 TrySendError::Closed(()) => SendTimeoutError::Closed(()),
                 TrySendError::TooLarge((), m) => SendTimeoutError::TooLarge((), m),
                 TrySendError::Corrupt((), c) => SendTimeoutError::Corrupt((), c),
+                TrySendError::UnknownIdentity((), e) => SendTimeoutError::UnknownIdentity((), e),
             })?,
             Wait::Forever => p.reserve(len)?,
             Wait::Until(d) => {

@@ -41,9 +41,9 @@ fn value(seq: usize, i: usize) -> u64 {
 
 // ---------------------------------------------------------------------------
 // SPSC: a record publishes itself through its header
-// (`spsc_raw::RawProducer::{try_reserve_slow, put_header, commit}`,
-// `RawConsumer::{header, try_peek_slow, advance, publish}`,
-// `RawProducer::reload_head`).
+// (`spsc_raw::RawProducer::{try_reserve_slow, release_pad, put_header,
+// commit}`, `RawConsumer::{header, sync_head, try_peek_slow, advance,
+// publish}`, `RawProducer::reload_head`).
 // ---------------------------------------------------------------------------
 
 /// Data-area words (8 bytes each): the 32-byte minimum ring.
@@ -55,12 +55,23 @@ const SPSC_SLACK: usize = 1;
 struct SpscOrders {
     header_store: Ordering,
     head_store: Ordering,
+    /// The fence after the producer releases a pad for a drained consumer.
+    release_pad_fence: bool,
+    /// The consumer's load of a `head` the producer moved (`sync_head`).
+    sync_head_load: Ordering,
 }
 
 const SPSC_REAL: SpscOrders = SpscOrders {
     header_store: Ordering::Release,
     head_store: Ordering::Release,
+    release_pad_fence: true,
+    sync_head_load: Ordering::Acquire,
 };
+
+/// What a header slot holds once payload bytes were written over it: no
+/// well-formed header (neither message nor pad), so a consumer that takes it
+/// for one is caught.
+const SPSC_PAYLOAD: u64 = u64::MAX;
 
 /// One 8-byte word of the data area: a header slot in one lap and payload in
 /// the next. Header use goes through `atom`; payload use and the producer's
@@ -139,12 +150,39 @@ impl SpscProducer {
         let to_end = SPSC_WORDS - off;
         if need > to_end {
             self.wait_room(ring, to_end);
+            let pad_at = self.tail;
             ring.put_header(off, to_end, pad_header(to_end), o);
             self.tail += to_end;
+            if self.room() < need {
+                // `release_pad`: the consumer has released everything up to
+                // the pad; move `head` past it on its behalf.
+                self.cached_head = ring.head.load(Ordering::Acquire) as usize;
+                if self.cached_head == pad_at
+                    && ring
+                        .head
+                        .compare_exchange(
+                            pad_at as u64,
+                            self.tail as u64,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+                {
+                    if o.release_pad_fence {
+                        fence(Ordering::Release);
+                    }
+                    self.cached_head = self.tail;
+                }
+            }
         }
         self.wait_room(ring, need);
         let off = self.tail % SPSC_WORDS;
         for i in 0..len {
+            // Payload bytes land where a header may have been (the pad the
+            // producer just released, or an old lap's header).
+            ring.words[off + 1 + i]
+                .atom
+                .store(SPSC_PAYLOAD, Ordering::Relaxed);
             ring.words[off + 1 + i].cell.with_mut(|p| {
                 // SAFETY: loom checks that nobody else accesses the word.
                 unsafe { *p = value(seq, i) }
@@ -155,15 +193,32 @@ impl SpscProducer {
     }
 }
 
-/// Receives message `seq` of `len` words, skipping pads.
+/// Receives message `seq` of `len` words, skipping pads and following a
+/// `head` the producer moved past a pad. `head` is the consumer's position,
+/// always published here.
 fn spsc_recv(ring: &SpscRing, head: &mut usize, seq: usize, len: usize, o: &SpscOrders) {
     loop {
         let off = *head % SPSC_WORDS;
         let word = ring.words[off].atom.load(Ordering::Acquire);
+        // `header`: a `head` this consumer did not store means the producer
+        // released the pad at `head` (`sync_head`).
+        if ring.head.load(Ordering::Relaxed) as usize != *head {
+            // `sync_head` loads it again with acquire: the pad and the slot
+            // it cleared (at the lap's start) are seen with it.
+            let shared = ring.head.load(o.sync_head_load) as usize;
+            assert_eq!(
+                off + (shared - *head),
+                SPSC_WORDS,
+                "head moved to a lap's start"
+            );
+            *head = shared;
+            continue;
+        }
         if word == 0 {
             thread::yield_now();
             continue;
         }
+        assert_ne!(word, SPSC_PAYLOAD, "payload bytes taken for a header");
         let n = (word >> 1) as usize;
         if word & 1 == 0 {
             assert_eq!(off + n, SPSC_WORDS, "a pad runs to the end of the ring");
@@ -217,6 +272,24 @@ fn spsc_records_publish_themselves() {
 fn spsc_relaxed_header_store_is_caught() {
     spsc_model(SpscOrders {
         header_store: Ordering::Relaxed,
+        ..SPSC_REAL
+    });
+}
+
+#[test]
+#[should_panic(expected = "payload bytes taken for a header")]
+fn spsc_released_pad_without_fence_is_caught() {
+    spsc_model(SpscOrders {
+        release_pad_fence: false,
+        ..SPSC_REAL
+    });
+}
+
+#[test]
+#[should_panic(expected = "wrong length")]
+fn spsc_relaxed_sync_head_load_is_caught() {
+    spsc_model(SpscOrders {
+        sync_head_load: Ordering::Relaxed,
         ..SPSC_REAL
     });
 }

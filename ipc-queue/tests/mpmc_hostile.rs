@@ -65,7 +65,7 @@ fn random_scribbles_over_a_live_ring_never_crash_a_call() {
     let ring = Mpmc::anonymous(8, SLOT).unwrap();
     let seg = mapping(&ring);
     let stop = AtomicBool::new(false);
-    let me = ipc_core::ProcessId::current().to_u64();
+    let me = ipc_core::ProcessId::current().unwrap().to_u64();
     let calls = AtomicU64::new(0);
     std::thread::scope(|s| {
         for w in 0..2u64 {
@@ -125,4 +125,38 @@ fn random_scribbles_over_a_live_ring_never_crash_a_call() {
         stop.store(true, Ordering::Release);
     });
     assert!(calls.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn an_unsealed_copy_of_a_ring_is_refused() {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let ring = Mpmc::anonymous(4, SLOT).unwrap();
+    ring.sender().send(b"image").unwrap();
+    let mut image = Vec::new();
+    let mut src = std::fs::File::from(ring.fd().try_clone_to_owned().unwrap());
+    src.rewind().unwrap();
+    src.read_to_end(&mut image).unwrap();
+    // SAFETY: a valid NUL-terminated name; a new descriptor or -1.
+    let raw = unsafe { libc::memfd_create(c"unsealed-ring".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(raw >= 0);
+    // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+    let mut copy = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    copy.write_all(&image).unwrap();
+    let r = Mpmc::from_fd(copy.try_clone().unwrap().into());
+    assert!(
+        matches!(
+            r,
+            Err(AttachError::Segment(
+                ipc_core::SegmentError::Unsealed { .. }
+            ))
+        ),
+        "{r:?}"
+    );
+    // The sender shrinks it: nothing here maps it.
+    // SAFETY: ftruncate on a descriptor we hold.
+    assert_eq!(unsafe { libc::ftruncate(copy.as_raw_fd(), 0) }, 0);
+    // The ring's own (sealed) descriptor still maps.
+    let again = Mpmc::from_fd(ring.fd().try_clone_to_owned().unwrap()).unwrap();
+    assert_eq!(again.receiver().recv().unwrap().bytes(), b"image");
 }

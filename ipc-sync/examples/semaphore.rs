@@ -46,8 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // them back.
     let pool = RecoverableSemaphore::anonymous(2)?;
     let holder = Process::builder().name("holder").fork(|| {
-        pool.acquire();
-        pool.acquire();
+        pool.acquire().expect("the child knows its identity");
+        pool.acquire().expect("the child knows its identity");
     })?;
     holder.join()?;
     println!("a child exited holding {} of 2 permits", 2 - pool.value());

@@ -79,17 +79,20 @@ impl Barrier {
             slot: AtomicUsize::new(NO_SLOT),
             slot_owner: AtomicU64::new(0),
         };
-        b.ensure_member();
+        // A process that cannot learn its identity now joins at its first
+        // `wait`, which reports the failure if it persists.
+        let _ = b.ensure_member();
         b
     }
 
-    fn ensure_member(&self) {
-        let me = ipc_core::ProcessId::current().to_u64();
+    fn ensure_member(&self) -> Result<(), BarrierError> {
+        let me = ipc_core::ProcessId::current()?.to_u64();
         if self.slot_owner.load(Ordering::Relaxed) != me {
-            let slot = self.inner.get().register().unwrap_or(NO_SLOT);
+            let slot = self.inner.get().register()?.unwrap_or(NO_SLOT);
             self.slot.store(slot, Ordering::Relaxed);
             self.slot_owner.store(me, Ordering::Relaxed);
         }
+        Ok(())
     }
 
     /// Creates a barrier for `parties` in a new named segment.
@@ -142,7 +145,9 @@ impl Barrier {
     /// Waits for all parties.
     ///
     /// # Errors
-    /// [`BarrierError::Broken`].
+    /// [`BarrierError::Broken`]; [`BarrierError::UnknownIdentity`] if this
+    /// process cannot learn the identity a party records (the barrier is
+    /// left as it was).
     pub fn wait(&self) -> Result<BarrierWait, BarrierError> {
         self.wait_deadline(None)
     }
@@ -160,7 +165,7 @@ impl Barrier {
         &self,
         deadline: Option<std::time::Instant>,
     ) -> Result<BarrierWait, BarrierError> {
-        self.ensure_member();
+        self.ensure_member()?;
         let action = || {
             if let Some(a) = &self.action {
                 a()
@@ -172,7 +177,10 @@ impl Barrier {
     /// Stops watching this process for death (what dropping the handle
     /// does); a later `wait` through this handle joins again.
     pub fn leave(&self) {
-        let me = ipc_core::ProcessId::current().to_u64();
+        // Without an identity this process holds no membership of its own.
+        let Ok(me) = ipc_core::ProcessId::current().map(|p| p.to_u64()) else {
+            return;
+        };
         let slot = self.slot.swap(NO_SLOT, Ordering::Relaxed);
         if slot != NO_SLOT && self.slot_owner.swap(0, Ordering::Relaxed) == me {
             self.inner.get().unregister(slot);

@@ -1,6 +1,6 @@
 //! Error types of `ipc-sync`, one per kind of operation.
 
-use ipc_core::{OffsetError, ProcessId, SegmentError};
+use ipc_core::{IdentityError, OffsetError, ProcessId, SegmentError};
 
 /// Why a primitive could not be created, opened or placed in a segment.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,9 @@ pub enum Error {
 /// | [`WouldDeadlock`](LockError::WouldDeadlock) | yes | yes | yes |
 /// | [`WouldBlock`](LockError::WouldBlock) | no | yes | zero timeout |
 /// | [`TimedOut`](LockError::TimedOut) | no | no | yes |
+/// | [`UnknownIdentity`](LockError::UnknownIdentity) | yes | yes | yes |
 #[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum LockError<G> {
     /// The previous holder died while holding the lock. **The lock is now
     /// held by the caller**: the error carries the guard. Repair the data and
@@ -70,6 +72,11 @@ pub enum LockError<G> {
     /// The timeout passed before the lock was free.
     #[error("timed out waiting for the lock")]
     TimedOut,
+    /// This process cannot learn its own identity (most often: no free file
+    /// descriptor), which a holder records so that others can tell whether
+    /// it died. The lock was not taken.
+    #[error(transparent)]
+    UnknownIdentity(IdentityError),
 }
 
 impl<G> std::fmt::Debug for LockError<G> {
@@ -83,6 +90,7 @@ impl<G> std::fmt::Debug for LockError<G> {
             LockError::WouldDeadlock => f.write_str("WouldDeadlock"),
             LockError::WouldBlock => f.write_str("WouldBlock"),
             LockError::TimedOut => f.write_str("TimedOut"),
+            LockError::UnknownIdentity(e) => f.debug_tuple("UnknownIdentity").field(e).finish(),
         }
     }
 }
@@ -99,6 +107,7 @@ impl<G> LockError<G> {
             LockError::WouldDeadlock => LockError::WouldDeadlock,
             LockError::WouldBlock => LockError::WouldBlock,
             LockError::TimedOut => LockError::TimedOut,
+            LockError::UnknownIdentity(e) => LockError::UnknownIdentity(e),
         }
     }
 
@@ -177,4 +186,8 @@ pub enum BarrierError {
     /// This party's timeout passed; the barrier is now broken for the others.
     #[error("timed out waiting at the barrier (the barrier is now broken)")]
     TimedOut,
+    /// This process cannot learn its own identity, which a party records so
+    /// that its death breaks the barrier; it did not arrive.
+    #[error(transparent)]
+    UnknownIdentity(#[from] IdentityError),
 }

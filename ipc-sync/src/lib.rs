@@ -129,6 +129,7 @@ pub use error::{BarrierError, Error, LockError, OwnerDied, ReleaseError, UnlockE
 #[cfg(not(loom))]
 pub use event::Event;
 pub use ipc_core::wait::WaitStrategy;
+pub use ipc_core::IdentityError;
 #[cfg(not(loom))]
 pub use mutex::{Mutex, MutexCell, MutexGuard};
 #[cfg(not(loom))]

@@ -129,7 +129,8 @@ impl<T: Shareable> Mutex<T> {
     ///
     /// # Errors
     /// [`Error::Segment`] (name taken by a live creator, invalid name, no
-    /// space), [`Error::InvalidArgument`] for a type aligned above 128.
+    /// space or memory), [`Error::InvalidArgument`] for a type aligned above
+    /// 128.
     pub fn create(name: &str, value: T) -> Result<Self, Error> {
         Self::create_in(Some(name), value)
     }
@@ -178,6 +179,12 @@ impl<T: Shareable> Mutex<T> {
 
     /// Maps a mutex's segment from a descriptor (inherited by a spawned
     /// child, or received over a socket).
+    ///
+    /// # Errors
+    /// [`Error::Segment`](crate::Error::Segment) with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else.
     pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
         Self::at(shm::from_fd(fd, Self::kind(), Self::memory_size())?, 0)
     }
@@ -265,7 +272,9 @@ impl<T: Shareable> Mutex<T> {
     ///
     /// # Errors
     /// [`LockError::OwnerDied`] (locked; carries the guard),
-    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`].
+    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`],
+    /// [`LockError::UnknownIdentity`] (this process cannot learn the identity
+    /// a holder records; not locked).
     #[inline]
     pub fn lock(&self) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
         let r = self.raw().lock(self.strategy);
@@ -307,6 +316,7 @@ pub(crate) fn raw_error<G>(e: RawLockError) -> LockError<G> {
         RawLockError::WouldDeadlock => LockError::WouldDeadlock,
         RawLockError::WouldBlock => LockError::WouldBlock,
         RawLockError::TimedOut => LockError::TimedOut,
+        RawLockError::UnknownIdentity(e) => LockError::UnknownIdentity(e),
     }
 }
 

@@ -9,6 +9,8 @@
 #[cfg(not(loom))]
 use ipc_core::liveness::{current_tid, thread_liveness, Liveness};
 #[cfg(not(loom))]
+use ipc_core::IdentityError;
+#[cfg(not(loom))]
 use ipc_core::ProcessId;
 #[cfg(not(loom))]
 use std::cell::Cell;
@@ -41,12 +43,16 @@ extern "C" fn forget_after_fork() {
 }
 
 /// The calling thread's identity: one thread-local load after the first call.
+///
+/// # Errors
+/// The process's own identity is unknown ([`ProcessId::current`] failed);
+/// nothing is cached then, and the next call tries again.
 #[cfg(not(loom))]
 #[inline]
-pub(crate) fn me() -> Me {
+pub(crate) fn me() -> Result<Me, IdentityError> {
     let m = ME.with(Cell::get);
     if m.tid != 0 {
-        m
+        Ok(m)
     } else {
         me_slow()
     }
@@ -54,7 +60,7 @@ pub(crate) fn me() -> Me {
 
 #[cfg(not(loom))]
 #[cold]
-fn me_slow() -> Me {
+fn me_slow() -> Result<Me, IdentityError> {
     ATFORK.call_once(|| {
         // SAFETY: registers a child handler that only does a thread-local
         // store; the function pointer is 'static. If registration fails
@@ -66,10 +72,10 @@ fn me_slow() -> Me {
     });
     let m = Me {
         tid: current_tid(),
-        process: ProcessId::current().to_u64(),
+        process: ProcessId::current()?.to_u64(),
     };
     ME.with(|c| c.set(m));
-    m
+    Ok(m)
 }
 
 /// Whether the holder recorded as thread `tid` (from the lock word) with the
@@ -126,11 +132,11 @@ mod model {
         static ID: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn me() -> Me {
-        Me {
+    pub(crate) fn me() -> Result<Me, ipc_core::IdentityError> {
+        Ok(Me {
             tid: ID.with(|id| *id),
             process: 1,
-        }
+        })
     }
 
     pub(crate) fn holder_alive(tid: u32, _rec_tid: u32, _rec_process: u64) -> bool {
@@ -138,7 +144,7 @@ mod model {
     }
 
     pub(crate) fn die() {
-        let tid = me().tid;
+        let tid = me().map(|m| m.tid).unwrap_or(0);
         let slot = DEAD.iter().find(|d| {
             d.compare_exchange(0, tid, LoomOrdering::Release, LoomOrdering::Relaxed)
                 .is_ok()
@@ -154,7 +160,9 @@ pub(crate) use model::{die, holder_alive, me};
 /// thread's task can outlive `join` by a moment). For tests.
 #[cfg(all(test, not(loom)))]
 pub(crate) fn exited_thread_tid() -> u32 {
-    let tid = std::thread::spawn(|| me().tid).join().unwrap_or(0);
+    let tid = std::thread::spawn(|| me().map(|m| m.tid).unwrap_or(0))
+        .join()
+        .unwrap_or(0);
     wait_gone(tid);
     tid
 }
@@ -177,11 +185,11 @@ mod tests {
 
     #[test]
     fn me_is_this_thread() {
-        let m = me();
+        let m = me().unwrap();
         assert_eq!(m.tid, current_tid());
-        assert_eq!(m.process, ProcessId::current().to_u64());
+        assert_eq!(m.process, ProcessId::current().unwrap().to_u64());
         assert!(holder_alive(m.tid, m.tid, m.process));
-        let other = std::thread::spawn(me).join().unwrap();
+        let other = std::thread::spawn(me).join().unwrap().unwrap();
         assert_ne!(other.tid, m.tid);
         // The thread has exited (its task may linger a moment after join):
         // its record says dead.
@@ -191,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_stale_record_falls_back_to_the_tid() {
-        let m = me();
+        let m = me().unwrap();
         assert!(holder_alive(m.tid, 0, 0));
         assert!(!holder_alive(i32::MAX as u32, 0, 0));
         assert!(!process_alive(0));

@@ -124,6 +124,12 @@ impl<T: Shareable> ReentrantMutex<T> {
     }
 
     /// Maps one from a descriptor.
+    ///
+    /// # Errors
+    /// [`Error::Segment`](crate::Error::Segment) with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else.
     pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
         Self::at(shm::from_fd(fd, Self::kind(), Self::memory_size())?, 0)
     }
@@ -203,7 +209,8 @@ impl<T: Shareable> ReentrantMutex<T> {
     /// # Errors
     /// [`LockError::OwnerDied`] (locked, carries the guard),
     /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] when the
-    /// recursion count would overflow.
+    /// recursion count would overflow, [`LockError::UnknownIdentity`] (this
+    /// process cannot learn the identity a holder records; not locked).
     pub fn lock(
         &self,
     ) -> Result<ReentrantMutexGuard<'_, T>, LockError<ReentrantMutexGuard<'_, T>>> {

@@ -140,6 +140,12 @@ impl<T: Shareable> RwLock<T> {
     }
 
     /// Maps one from a descriptor.
+    ///
+    /// # Errors
+    /// [`Error::Segment`](crate::Error::Segment) with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else.
     pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
         Self::at(shm::from_fd(fd, Self::kind(), Self::memory_size())?, 0)
     }
@@ -231,7 +237,8 @@ impl<T: Shareable> RwLock<T> {
     /// # Errors
     /// [`LockError::OwnerDied`] (a writer died; the read guard is carried),
     /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] (this
-    /// thread holds the write lock).
+    /// thread holds the write lock), [`LockError::UnknownIdentity`] (this
+    /// process cannot learn the identity a holder records; not locked).
     pub fn read(&self) -> ReadResult<'_, T> {
         self.read_guard(self.raw().read_until(self.strategy, None))
     }
@@ -250,7 +257,8 @@ impl<T: Shareable> RwLock<T> {
     ///
     /// # Errors
     /// [`LockError::OwnerDied`] (a writer died; repair through the carried
-    /// guard), [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`].
+    /// guard), [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`],
+    /// [`LockError::UnknownIdentity`].
     pub fn write(&self) -> WriteResult<'_, T> {
         self.write_guard(self.raw().write_until(self.strategy, None))
     }

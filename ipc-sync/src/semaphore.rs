@@ -6,7 +6,7 @@ use crate::shm::{common_methods, RawObject, Shared};
 use crate::Error;
 use ipc_core::header::layout_hash;
 use ipc_core::wait::WaitStrategy;
-use ipc_core::{Kind, Segment};
+use ipc_core::{IdentityError, Kind, Segment};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -331,7 +331,7 @@ impl RawObject for RawRecoverableSemaphore {
 /// ```
 /// let s = ipc_sync::RecoverableSemaphore::anonymous(1)?;
 /// assert!(s.release().is_err()); // holds none
-/// s.acquire();
+/// s.acquire()?;
 /// assert_eq!(s.held_by_me(), 1);
 /// s.release()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -408,17 +408,28 @@ impl RecoverableSemaphore {
     }
 
     /// Takes a permit, waiting as long as it takes.
-    pub fn acquire(&self) {
-        let _ = self.raw().acquire_until(self.strategy, None);
+    ///
+    /// # Errors
+    /// [`IdentityError`]: this process cannot learn the identity a permit
+    /// records (most often: no free file descriptor); no permit was taken.
+    pub fn acquire(&self) -> Result<(), IdentityError> {
+        while !self.raw().acquire_until(self.strategy, None)? {}
+        Ok(())
     }
 
     /// Takes a permit if one is free; never waits.
-    pub fn try_acquire(&self) -> bool {
+    ///
+    /// # Errors
+    /// As [`RecoverableSemaphore::acquire`].
+    pub fn try_acquire(&self) -> Result<bool, IdentityError> {
         self.raw().try_acquire()
     }
 
     /// Takes a permit, waiting `timeout` at most (zero: one try).
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+    ///
+    /// # Errors
+    /// As [`RecoverableSemaphore::acquire`].
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, IdentityError> {
         self.raw().acquire_timeout(self.strategy, timeout)
     }
 

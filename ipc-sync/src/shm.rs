@@ -141,6 +141,13 @@ macro_rules! common_methods {
 
             #[doc = concat!("Maps a ", $what, "'s segment from a descriptor (inherited by a")]
             /// spawned child, or received over a socket), checking its kind.
+            ///
+            /// # Errors
+            /// [`Error::Segment`](crate::Error::Segment) with
+            /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed)
+            /// for a descriptor not sealed against resizing (its sender
+            /// could shrink it under this mapping), or a segment holding
+            /// something else.
             pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Self, crate::Error> {
                 Ok(Self::from_shared(crate::shm::Shared::from_fd(fd)?))
             }

@@ -80,6 +80,12 @@ impl<T: Shareable + Copy> Value<T> {
     }
 
     /// Maps a value's segment from a descriptor.
+    ///
+    /// # Errors
+    /// [`Error::Segment`](crate::Error::Segment) with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else.
     pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
         Ok(Value {
             mutex: Mutex::from_fd_kind(Self::kind(), fd)?,
@@ -217,6 +223,12 @@ impl<T: Shareable + Copy, const N: usize> Array<T, N> {
     }
 
     /// Maps an array's segment from a descriptor.
+    ///
+    /// # Errors
+    /// [`Error::Segment`](crate::Error::Segment) with
+    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
+    /// descriptor not sealed against resizing (its sender could shrink it
+    /// under this mapping), or a segment holding something else.
     pub fn from_fd(fd: OwnedFd) -> Result<Self, Error> {
         Ok(Array {
             value: Value::from_fd(fd)?,

@@ -183,7 +183,7 @@ fn hold_permits(args: &[u8]) -> i32 {
     let n = args[0];
     let s = ipc_sync::RecoverableSemaphore::open(&arg_name(&args[1..])).unwrap();
     for _ in 0..n {
-        s.acquire();
+        s.acquire().unwrap();
     }
     park_forever()
 }
@@ -199,14 +199,14 @@ fn a_dead_holders_permits_come_back() {
     args.extend_from_slice(name.as_bytes());
     let c = spawn(T, hold_permits, &args);
     wait_for("the child to take two permits", || s.value() == 1);
-    assert!(s.try_acquire());
-    assert!(!s.try_acquire());
+    assert_eq!(s.try_acquire(), Ok(true));
+    assert_eq!(s.try_acquire(), Ok(false));
     assert_eq!(s.recover(), 0, "a live holder keeps its permits");
     kill(&c);
     // A waiter reclaims the dead holder's permits by itself.
-    assert!(s.acquire_timeout(Duration::from_secs(30)));
+    assert_eq!(s.acquire_timeout(Duration::from_secs(30)), Ok(true));
     assert_eq!(s.held_by_me(), 2);
-    assert!(s.try_acquire());
+    assert_eq!(s.try_acquire(), Ok(true));
     assert_eq!(s.value(), 0);
     for _ in 0..3 {
         s.release().unwrap();

@@ -175,7 +175,10 @@ pub(crate) fn permit_holder(a: &ChildArgs) -> ChildResult {
     let mut rng = Rng::new(a.seed);
     l.set(a.slot, field::READY, 1);
     while !l.stopping() {
-        if !s.acquire_timeout(LOCK_WAIT) {
+        if !s
+            .acquire_timeout(LOCK_WAIT)
+            .map_err(|e| format!("acquire: {e}"))?
+        {
             l.add(a.slot, field::OVERLONG, 1);
             continue;
         }

@@ -1,8 +1,21 @@
 //! Helpers shared by ipc-core's integration tests.
 #![allow(dead_code)]
 
-use ipc_core::process::{Builder, ChildOutcome};
+use ipc_core::process::{test_exec_args, Builder, ChildOutcome};
 use ipc_core::{Process, ProcessError};
+
+/// Starts `entry(args)` in a re-executed copy of this test binary that runs
+/// only `test` (which calls `init` first).
+pub(crate) fn spawn<F: Fn(&[u8]) -> i32 + Copy + 'static>(
+    test: &str,
+    entry: F,
+    args: &[u8],
+) -> Process {
+    Process::builder()
+        .exec_args(test_exec_args(test))
+        .spawn(entry, args)
+        .expect("spawn")
+}
 
 /// Forking from inside the test harness, whose other threads run other
 /// tests.

@@ -24,7 +24,7 @@ use crate::owner;
 use crate::Error;
 use ipc_core::futex;
 use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::Segment;
+use ipc_core::{IdentityError, Segment};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
@@ -172,26 +172,30 @@ impl RawBarrier {
     /// Records the calling process as a member, so that its death breaks
     /// the barrier while others wait. Returns the slot, or `None` when the
     /// table is full (the process is then not watched).
-    pub fn register(&self) -> Option<usize> {
-        let me = owner::me().process;
+    ///
+    /// # Errors
+    /// [`IdentityError`]: this process cannot learn the identity a member
+    /// records; it was not registered.
+    pub fn register(&self) -> Result<Option<usize>, IdentityError> {
+        let me = owner::me()?.process;
         for (i, m) in self.members.iter().enumerate() {
             let cur = m.load(Ordering::Relaxed);
             if (cur == 0 || !owner::process_alive(cur))
                 && m.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
-                return Some(i);
+                return Ok(Some(i));
             }
         }
-        None
+        Ok(None)
     }
 
     /// Removes a membership taken with [`RawBarrier::register`] (a process
     /// that leaves normally must not count as dead).
     pub fn unregister(&self, slot: usize) {
-        if let Some(m) = self.members.get(slot) {
-            let me = owner::me().process;
-            let _ = m.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
+        // Without an identity this process registered nothing.
+        if let (Some(m), Ok(me)) = (self.members.get(slot), owner::me()) {
+            let _ = m.compare_exchange(me.process, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 

@@ -44,9 +44,9 @@ use crate::primitive::futex::{self, WaitOutcome};
 use crate::primitive::{AtomicU32, AtomicU64};
 use crate::Error;
 use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::ProcessId;
 #[cfg(not(loom))]
 use ipc_core::Segment;
+use ipc_core::{IdentityError, ProcessId};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -90,6 +90,10 @@ pub enum RawLockError {
     /// The deadline passed.
     #[error("timed out waiting for the lock")]
     TimedOut,
+    /// This process cannot learn its own identity, which a holder records
+    /// so that others can tell whether it died; the lock was not taken.
+    #[error(transparent)]
+    UnknownIdentity(#[from] IdentityError),
 }
 
 /// A robust, process-shared mutex word (no data). See the [module
@@ -214,7 +218,8 @@ impl RawMutex {
     /// Locks, waiting as long as it takes.
     ///
     /// # Errors
-    /// [`RawLockError::NotRecoverable`], [`RawLockError::WouldDeadlock`].
+    /// [`RawLockError::NotRecoverable`], [`RawLockError::WouldDeadlock`],
+    /// [`RawLockError::UnknownIdentity`].
     #[inline]
     pub fn lock(&self, strategy: WaitStrategy) -> Result<Acquired, RawLockError> {
         self.lock_until(strategy, None)
@@ -227,7 +232,7 @@ impl RawMutex {
         strategy: WaitStrategy,
         deadline: Option<Instant>,
     ) -> Result<Acquired, RawLockError> {
-        let me = owner::me();
+        let me = owner::me()?;
         if self
             .word
             .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
@@ -255,7 +260,7 @@ impl RawMutex {
     /// Tries once. When the lock is held, checks whether its holder is
     /// alive (a `/proc` read) and takes it over if not.
     pub fn try_lock(&self) -> Result<Acquired, RawLockError> {
-        let me = owner::me();
+        let me = owner::me()?;
         match self
             .word
             .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
@@ -428,13 +433,25 @@ impl RawMutex {
     /// left as it was.
     #[inline]
     pub fn unlock(&self) -> Result<(), UnlockError> {
-        let me = owner::me();
+        let Ok(me) = owner::me() else {
+            // Without an identity this process never took the lock.
+            return Err(self.not_ours());
+        };
         match self
             .word
             .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
         {
             Ok(_) => Ok(()),
             Err(w) => self.unlock_slow(me, w),
+        }
+    }
+
+    /// The unlock error for a caller that cannot hold the lock.
+    #[cold]
+    fn not_ours(&self) -> UnlockError {
+        match self.word.load(Ordering::Relaxed) & TID_MASK {
+            0 => UnlockError::NotLocked,
+            holder => UnlockError::NotOwner { holder_tid: holder },
         }
     }
 
@@ -469,7 +486,9 @@ impl RawMutex {
     /// with [`RawLockError::NotRecoverable`]. For a holder that got
     /// [`Acquired::OwnerDied`] and cannot repair the data.
     pub fn unlock_not_recoverable(&self) -> Result<(), UnlockError> {
-        let me = owner::me();
+        let Ok(me) = owner::me() else {
+            return Err(self.not_ours());
+        };
         let w = self.word.load(Ordering::Relaxed);
         let holder = w & TID_MASK;
         if holder == 0 {
@@ -500,8 +519,9 @@ impl RawMutex {
 
     /// Whether the calling thread holds the lock.
     pub fn is_held_by_current_thread(&self) -> bool {
-        let me = owner::me();
-        self.word.load(Ordering::Relaxed) & TID_MASK == me.tid && self.is_recorded_owner(me)
+        owner::me().is_ok_and(|me| {
+            self.word.load(Ordering::Relaxed) & TID_MASK == me.tid && self.is_recorded_owner(me)
+        })
     }
 
     /// The recorded holder (thread id and process), if the lock is held.
@@ -634,7 +654,10 @@ impl RawReentrantMutex {
     }
 
     fn relock(&self) -> Option<Result<Acquired, RawLockError>> {
-        let me = owner::me();
+        let me = match owner::me() {
+            Ok(me) => me,
+            Err(e) => return Some(Err(e.into())),
+        };
         if self.inner.word.load(Ordering::Relaxed) & TID_MASK == me.tid
             && self.inner.is_recorded_owner(me)
         {
@@ -656,7 +679,9 @@ impl RawReentrantMutex {
     /// [`UnlockError::NotLocked`], or [`UnlockError::NotOwner`] when another
     /// thread (or process) holds it. Nothing changes then.
     pub fn unlock(&self) -> Result<(), UnlockError> {
-        let me = owner::me();
+        let Ok(me) = owner::me() else {
+            return Err(self.inner.not_ours());
+        };
         let w = self.inner.word.load(Ordering::Relaxed);
         let holder = w & TID_MASK;
         if holder == 0 {

@@ -23,7 +23,7 @@ use crate::owner;
 use crate::Error;
 use ipc_core::futex::{self, WaitOutcome};
 use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::{ProcessId, Segment};
+use ipc_core::{IdentityError, ProcessId, Segment};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -144,8 +144,16 @@ impl RawRecoverableSemaphore {
     }
 
     /// Takes a permit if one is free; never waits.
-    pub fn try_acquire(&self) -> bool {
-        let me = owner::me().process;
+    ///
+    /// # Errors
+    /// [`IdentityError`]: this process cannot learn the identity a permit
+    /// records (so that it comes back if the process dies); none was taken.
+    pub fn try_acquire(&self) -> Result<bool, IdentityError> {
+        let me = owner::me()?.process;
+        Ok(self.take(me))
+    }
+
+    fn take(&self, me: u64) -> bool {
         self.slots().iter().any(|s| {
             s.load(Ordering::Relaxed) == 0
                 && s.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
@@ -155,44 +163,59 @@ impl RawRecoverableSemaphore {
 
     /// Takes a permit, waiting until `deadline` (`None`: no limit); returns
     /// whether it got one. Reclaims dead holders' permits while it waits.
-    pub fn acquire_until(&self, strategy: WaitStrategy, deadline: Option<Instant>) -> bool {
-        if self.try_acquire() {
-            return true;
+    ///
+    /// # Errors
+    /// As [`RawRecoverableSemaphore::try_acquire`].
+    pub fn acquire_until(
+        &self,
+        strategy: WaitStrategy,
+        deadline: Option<Instant>,
+    ) -> Result<bool, IdentityError> {
+        let me = owner::me()?.process;
+        if self.take(me) {
+            return Ok(true);
         }
         let mut backoff = Backoff::new(strategy);
         loop {
             if backoff.snooze() == Phase::Retry {
-                if self.try_acquire() {
-                    return true;
+                if self.take(me) {
+                    return Ok(true);
                 }
                 if past(deadline) {
-                    return self.recover() > 0 && self.try_acquire();
+                    return Ok(self.recover() > 0 && self.take(me));
                 }
                 continue;
             }
             self.waiters.fetch_add(1, Ordering::SeqCst);
             let key = self.seq.load(Ordering::SeqCst);
-            if self.try_acquire() {
+            if self.take(me) {
                 self.waiters.fetch_sub(1, Ordering::SeqCst);
-                return true;
+                return Ok(true);
             }
             let until = next_wake(deadline, LIVENESS_PERIOD);
             let r = futex::wait_until(&self.seq, key, Some(until));
             self.waiters.fetch_sub(1, Ordering::SeqCst);
-            if self.try_acquire() {
-                return true;
+            if self.take(me) {
+                return Ok(true);
             }
-            if r == WaitOutcome::TimedOut && self.recover() > 0 && self.try_acquire() {
-                return true;
+            if r == WaitOutcome::TimedOut && self.recover() > 0 && self.take(me) {
+                return Ok(true);
             }
             if past(deadline) {
-                return false;
+                return Ok(false);
             }
         }
     }
 
     /// Takes a permit, waiting `timeout` at most (zero: one try).
-    pub fn acquire_timeout(&self, strategy: WaitStrategy, timeout: Duration) -> bool {
+    ///
+    /// # Errors
+    /// As [`RawRecoverableSemaphore::try_acquire`].
+    pub fn acquire_timeout(
+        &self,
+        strategy: WaitStrategy,
+        timeout: Duration,
+    ) -> Result<bool, IdentityError> {
         if timeout.is_zero() {
             return self.try_acquire();
         }
@@ -205,7 +228,8 @@ impl RawRecoverableSemaphore {
     /// [`ReleaseError::NotHeld`] if this process holds none (nothing
     /// changes).
     pub fn release(&self) -> Result<(), ReleaseError> {
-        let me = owner::me().process;
+        // Without an identity this process took no permit.
+        let me = owner::me().map_err(|_| ReleaseError::NotHeld)?.process;
         let freed = self.slots().iter().any(|s| {
             s.load(Ordering::Relaxed) == me
                 && s.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
@@ -265,7 +289,9 @@ impl RawRecoverableSemaphore {
 
     /// The number of permits the calling process holds.
     pub fn held_by_me(&self) -> u32 {
-        let me = owner::me().process;
+        let Ok(me) = owner::me().map(|m| m.process) else {
+            return 0;
+        };
         self.slots()
             .iter()
             .filter(|s| s.load(Ordering::Relaxed) == me)

@@ -168,6 +168,7 @@ impl RawRwLock {
         strategy: WaitStrategy,
         deadline: Option<Instant>,
     ) -> Result<Acquired, RawLockError> {
+        let me = owner::me()?;
         let s = self.state.load(Ordering::Relaxed);
         if s & (WRITER | DIRTY | NOT_RECOVERABLE) == 0
             && s & READERS < READERS
@@ -176,7 +177,7 @@ impl RawRwLock {
                 .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
         {
-            self.record_read(owner::me().process);
+            self.record_read(me.process);
             return Ok(Acquired::Clean);
         }
         self.slow(Mode::Read, strategy, deadline, false)
@@ -190,7 +191,7 @@ impl RawRwLock {
         strategy: WaitStrategy,
         deadline: Option<Instant>,
     ) -> Result<Acquired, RawLockError> {
-        let me = owner::me();
+        let me = owner::me()?;
         if self
             .state
             .compare_exchange(0, WRITER | me.tid, Ordering::Acquire, Ordering::Relaxed)
@@ -303,7 +304,7 @@ impl RawRwLock {
         deadline: Option<Instant>,
         once: bool,
     ) -> Result<Acquired, RawLockError> {
-        let me = owner::me();
+        let me = owner::me()?;
         let mut backoff = Backoff::new(strategy);
         let mut spins: u32 = 0;
         let mut last_check: Option<Instant> = None;
@@ -485,7 +486,10 @@ impl RawRwLock {
         if s & READERS == 0 || s & WRITER != 0 {
             return Err(UnlockError::NotLocked);
         }
-        self.unrecord_read(owner::me().process);
+        // A process without an identity recorded no read lock of its own.
+        if let Ok(me) = owner::me() {
+            self.unrecord_read(me.process);
+        }
         loop {
             if s & READERS == 0 || s & WRITER != 0 {
                 return Err(UnlockError::NotLocked);
@@ -514,12 +518,14 @@ impl RawRwLock {
     /// # Errors
     /// [`UnlockError::NotLocked`] / [`UnlockError::NotOwner`].
     pub fn write_unlock(&self, consistent: bool) -> Result<(), UnlockError> {
-        let me = owner::me();
         let s = self.state.load(Ordering::Relaxed);
         if s & WRITER == 0 {
             return Err(UnlockError::NotLocked);
         }
         let holder = s & READERS;
+        let Ok(me) = owner::me() else {
+            return Err(UnlockError::NotOwner { holder_tid: holder });
+        };
         if holder != me.tid || self.writer_process.load(Ordering::Relaxed) != me.process {
             return Err(UnlockError::NotOwner { holder_tid: holder });
         }
