@@ -19,7 +19,8 @@
 //!   `/proc/self/cgroup` and `/proc/self/mountinfo`;
 //! - for a named segment, the free space of `/dev/shm` (`statvfs`).
 //!
-//! What remains the caller's risk: these are snapshots. Other processes (or
+//! Segments of at most [`CHECK_ABOVE`] bytes are not checked. What remains
+//! the caller's risk: these are snapshots. Other processes (or
 //! other segments of this one) may take the memory between the check and
 //! the allocation, a limit that cannot be read (no free descriptor, a
 //! cgroup file system that is not mounted) is not checked, and pages that
@@ -59,9 +60,18 @@ pub fn available(named: bool) -> Option<(u64, MemoryLimit)> {
     tightest(named, u64::MAX)
 }
 
+/// Segments up to this size are not checked: reading the limits costs
+/// about 50 us, more than creating a small segment, and a few MiB are no
+/// more at risk than any other allocation of the program.
+pub const CHECK_ABOVE: u64 = 4 << 20;
+
 /// The limit a segment of `total` bytes does not fit in, with the bytes free
-/// under it; `None` when it fits every limit that could be read.
+/// under it; `None` when it fits every limit that could be read (or is at
+/// most [`CHECK_ABOVE`] bytes).
 pub(crate) fn shortfall(total: u64, named: bool) -> Option<(u64, MemoryLimit)> {
+    if total <= CHECK_ABOVE {
+        return None;
+    }
     tightest(named, total).filter(|(free, _)| total > *free)
 }
 
