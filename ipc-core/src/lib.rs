@@ -62,6 +62,7 @@ pub mod liveness;
 pub mod memory;
 pub mod message;
 pub mod name;
+pub mod object;
 pub mod offset;
 pub mod process;
 pub mod segment;
