@@ -483,6 +483,49 @@ fn parse_stat(text: &[u8]) -> Option<(u8, u64)> {
     Some((state, start))
 }
 
+/// How a raw algorithm learns who it is and whether a recorded peer is
+/// dead: passed in, so the algorithms stay free of the operating system
+/// (and a model checker can kill its threads). Every raw algorithm of the
+/// workspace that records owners takes one; the public types pass
+/// [`OsJudge`].
+pub trait Judge {
+    /// The caller's packed identity ([`ProcessId::to_u64`]), to record as
+    /// an owner.
+    ///
+    /// # Errors
+    /// [`IdentityError`] if this process cannot learn its identity: nothing
+    /// may then be recorded in its name.
+    fn me(&self) -> Result<u64, IdentityError>;
+
+    /// Whether the owner recorded as `packed` is proven dead. "Unknown" is
+    /// alive: nothing a live process holds is ever taken over.
+    fn is_dead(&self, packed: u64) -> bool;
+
+    /// Whether thread `tid` of the process recorded as `packed` (0: any
+    /// process) is proven dead.
+    fn thread_is_dead(&self, packed: u64, tid: u32) -> bool;
+}
+
+/// The operating system's judgement: this module's one rule, by `/proc`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OsJudge;
+
+impl Judge for OsJudge {
+    #[inline]
+    fn me(&self) -> Result<u64, IdentityError> {
+        ProcessId::current().map(|p| p.to_u64())
+    }
+
+    fn is_dead(&self, packed: u64) -> bool {
+        ProcessId::liveness_packed(packed) == Liveness::Dead
+    }
+
+    fn thread_is_dead(&self, packed: u64, tid: u32) -> bool {
+        let pid = (packed != 0).then(|| ProcessId::from_u64(packed).pid);
+        thread_liveness(pid, tid) == Liveness::Dead
+    }
+}
+
 /// The id of the calling thread (`gettid`).
 #[inline]
 pub fn current_tid() -> u32 {

@@ -458,12 +458,86 @@ pub trait Handle: Sized {
 /// functions, with their documentation: `create`, `open`, `anonymous`,
 /// `from_fd`, `init_at`, `at`, and `builder` for the options.
 ///
+/// For an object whose configuration is `()`, the form ending in `, ()`
+/// gives `create(name)`, `anonymous()` and `init_at(seg, offset)` without
+/// the configuration argument.
+///
 /// ```ignore
 /// ipc_core::handle_constructors!(impl[] Semaphore, "semaphore");
 /// ipc_core::handle_constructors!(impl[T: Shareable] Mutex<T>, "mutex");
+/// ipc_core::handle_constructors!(impl[] Event, "event", ());
 /// ```
 #[macro_export]
 macro_rules! handle_constructors {
+    (impl[$($g:tt)*] $t:ty, $what:literal, ()) => {
+        impl<$($g)*> $t {
+            #[doc = concat!("Creates a named ", $what, " in a segment of its own, for unrelated processes.")]
+            ///
+            /// # Errors
+            /// The segment could not be made (the name is taken by a live
+            /// creator, memory or `/dev/shm` is short):
+            /// [`ObjectError`]($crate::object::ObjectError).
+            pub fn create(name: &str) -> Result<Self, $crate::object::ObjectError> {
+                $crate::object::Placed::create(name, ()).map(<Self as $crate::object::Handle>::from_placed)
+            }
+
+            #[doc = concat!("Creates a ", $what, " in an anonymous segment (a sealed memfd), for children.")]
+            ///
+            /// # Errors
+            /// As `create`.
+            pub fn anonymous() -> Result<Self, $crate::object::ObjectError> {
+                $crate::object::Placed::anonymous(()).map(<Self as $crate::object::Handle>::from_placed)
+            }
+
+            #[doc = concat!("Writes a new ", $what, " at `offset` of a segment holding several objects.")]
+            ///
+            /// # Errors
+            /// The object does not fit at that offset:
+            /// [`ObjectError`]($crate::object::ObjectError).
+            pub fn init_at(
+                seg: std::sync::Arc<$crate::Segment>,
+                offset: u64,
+            ) -> Result<Self, $crate::object::ObjectError> {
+                $crate::object::Placed::init_at(seg, offset, ())
+                    .map(<Self as $crate::object::Handle>::from_placed)
+            }
+        }
+        $crate::handle_constructors!(@attach impl[$($g)*] $t, $what);
+    };
+    (@attach impl[$($g:tt)*] $t:ty, $what:literal) => {
+        impl<$($g)*> $t {
+            #[doc = concat!("Opens the named ", $what, " another process created, checking its kind.")]
+            ///
+            /// # Errors
+            /// No such name, another kind or layout version, another pid
+            /// namespace, a corrupted state:
+            /// [`ObjectError`]($crate::object::ObjectError).
+            pub fn open(name: &str) -> Result<Self, $crate::object::ObjectError> {
+                $crate::object::Placed::open(name).map(<Self as $crate::object::Handle>::from_placed)
+            }
+
+            #[doc = concat!("Maps a ", $what, "'s segment from an inherited or received descriptor.")]
+            ///
+            /// # Errors
+            /// The descriptor is not sealed, holds another kind, or a
+            /// corrupted state: [`ObjectError`]($crate::object::ObjectError).
+            pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Self, $crate::object::ObjectError> {
+                $crate::object::Placed::from_fd(fd).map(<Self as $crate::object::Handle>::from_placed)
+            }
+
+            #[doc = concat!("The ", $what, " another process initialized at `offset` of a segment.")]
+            ///
+            /// # Errors
+            /// The offset is out of bounds or misaligned, or no valid object
+            /// is there: [`ObjectError`]($crate::object::ObjectError).
+            pub fn at(
+                seg: std::sync::Arc<$crate::Segment>,
+                offset: u64,
+            ) -> Result<Self, $crate::object::ObjectError> {
+                $crate::object::Placed::at(seg, offset).map(<Self as $crate::object::Handle>::from_placed)
+            }
+        }
+    };
     (impl[$($g:tt)*] $t:ty, $what:literal) => {
         impl<$($g)*> $t {
             #[doc = concat!("Creates a named ", $what, " in a segment of its own, for unrelated processes.")]
@@ -479,16 +553,6 @@ macro_rules! handle_constructors {
                 $crate::object::Placed::create(name, cfg).map(<Self as $crate::object::Handle>::from_placed)
             }
 
-            #[doc = concat!("Opens the named ", $what, " another process created, checking its kind.")]
-            ///
-            /// # Errors
-            /// No such name, another kind or layout version, another pid
-            /// namespace, a corrupted state:
-            /// [`ObjectError`]($crate::object::ObjectError).
-            pub fn open(name: &str) -> Result<Self, $crate::object::ObjectError> {
-                $crate::object::Placed::open(name).map(<Self as $crate::object::Handle>::from_placed)
-            }
-
             #[doc = concat!("Creates a ", $what, " in an anonymous segment (a sealed memfd), for children.")]
             ///
             /// # Errors
@@ -497,15 +561,6 @@ macro_rules! handle_constructors {
                 cfg: <<Self as $crate::object::Handle>::Object as $crate::object::ShmObject>::Config,
             ) -> Result<Self, $crate::object::ObjectError> {
                 $crate::object::Placed::anonymous(cfg).map(<Self as $crate::object::Handle>::from_placed)
-            }
-
-            #[doc = concat!("Maps a ", $what, "'s segment from an inherited or received descriptor.")]
-            ///
-            /// # Errors
-            /// The descriptor is not sealed, holds another kind, or a
-            /// corrupted state: [`ObjectError`]($crate::object::ObjectError).
-            pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Self, $crate::object::ObjectError> {
-                $crate::object::Placed::from_fd(fd).map(<Self as $crate::object::Handle>::from_placed)
             }
 
             #[doc = concat!("Writes a new ", $what, " at `offset` of a segment holding several objects.")]
@@ -521,19 +576,8 @@ macro_rules! handle_constructors {
                 $crate::object::Placed::init_at(seg, offset, cfg)
                     .map(<Self as $crate::object::Handle>::from_placed)
             }
-
-            #[doc = concat!("The ", $what, " another process initialized at `offset` of a segment.")]
-            ///
-            /// # Errors
-            /// The offset is out of bounds or misaligned, or no valid object
-            /// is there: [`ObjectError`]($crate::object::ObjectError).
-            pub fn at(
-                seg: std::sync::Arc<$crate::Segment>,
-                offset: u64,
-            ) -> Result<Self, $crate::object::ObjectError> {
-                $crate::object::Placed::at(seg, offset).map(<Self as $crate::object::Handle>::from_placed)
-            }
         }
+        $crate::handle_constructors!(@attach impl[$($g)*] $t, $what);
     };
 }
 
