@@ -7,14 +7,15 @@
 //! that create segments run a quarter of that).
 
 use ipc_core::header::HEADER_SIZE;
+use ipc_core::liveness::OsJudge;
 use ipc_core::{Kind, Segment, SegmentError};
-use ipc_queue::mpmc::raw::{Config, RawError, RawMpmc, Watch};
+use ipc_queue::raw::heap::HeapMemory;
+use ipc_queue::raw::mpmc::{self, Config, RawError, RawMpmc, Watch};
+use ipc_queue::raw::spsc::{self as spsc_raw, RawRing, ReserveError};
 use ipc_queue::spsc::SpscRing;
-use ipc_queue::spsc_raw::{self, HeapRing, ReserveError};
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::os::unix::fs::FileExt;
-use std::ptr::NonNull;
 use std::sync::atomic::AtomicU8;
 use std::time::Duration;
 
@@ -109,6 +110,11 @@ fn payload(n: u64, len: usize) -> Vec<u8> {
     (0..len).map(|i| (n as usize * 31 + i) as u8).collect()
 }
 
+fn spsc_ring(cap: usize) -> RawRing<HeapMemory> {
+    let cfg = spsc_raw::Config::new(cap);
+    RawRing::init(HeapMemory::new(spsc_raw::memory_size(&cfg).unwrap()), cfg).unwrap()
+}
+
 proptest! {
     /// Record arithmetic: a record holds its header and message, 8-aligned,
     /// with less than 8 bytes of padding; a capacity made for a message
@@ -120,8 +126,10 @@ proptest! {
         prop_assert!(r >= len + spsc_raw::HEADER_LEN && r < len + spsc_raw::HEADER_LEN + 8);
         let cap = spsc_raw::capacity_for_message(len).unwrap();
         prop_assert!(cap.is_power_of_two() && cap >= r + spsc_raw::SLACK && cap >= spsc_raw::MIN_CAPACITY);
-        prop_assert!(spsc_raw::memory_size(cap).unwrap() >= cap);
-        prop_assert!(spsc_raw::memory_size(cap + 1).is_none() || cap + 1 == 2);
+        let size = |c| spsc_raw::memory_size(&spsc_raw::Config::new(c)).unwrap();
+        prop_assert!(size(cap) >= cap);
+        // A capacity that is not a power of two is rounded up to the next.
+        prop_assert_eq!(size(cap + 1), size(2 * cap));
     }
 
     /// The SPSC ring against a queue model: a push succeeds exactly when
@@ -130,10 +138,9 @@ proptest! {
     #[test]
     fn spsc_ring_matches_a_model(cap_log in 5u32..10, script in ops(300)) {
         let cap = 1usize << cap_log;
-        let heap = HeapRing::new(cap).unwrap();
-        let ring = heap.ring();
-        let mut p = ring.producer().unwrap();
-        let mut c = ring.consumer().unwrap();
+        let ring = spsc_ring(cap);
+        let mut p = ring.producer(OsJudge).unwrap();
+        let mut c = ring.consumer(OsJudge).unwrap();
         let mut model: VecDeque<Vec<u8>> = VecDeque::new();
         let mut buf = vec![0u8; cap];
         let mut n = 0u64;
@@ -192,9 +199,8 @@ proptest! {
         script in ops(100),
     ) {
         let cap = 1usize << cap_log;
-        let heap = HeapRing::new(cap).unwrap();
-        let ring = heap.ring();
-        let mut p = ring.producer().unwrap();
+        let ring = spsc_ring(cap);
+        let mut p = ring.producer(OsJudge).unwrap();
         for i in 0..prefill {
             let _ = p.try_push(&payload(i as u64, i * 3));
         }
@@ -209,9 +215,9 @@ proptest! {
             };
             // SAFETY: `off` is 8-aligned and inside the ring memory
             // (640 + cap bytes); nothing else uses it on this thread.
-            unsafe { heap.as_ptr().add(off).cast::<u64>().write_volatile(v) };
+            unsafe { ring.memory().as_ptr().add(off).cast::<u64>().write_volatile(v) };
         }
-        let mut c = match ring.consumer() {
+        let mut c = match ring.consumer(OsJudge) {
             Ok(c) => c,
             Err(_) => return Ok(()),
         };
@@ -237,36 +243,10 @@ proptest! {
 
 // ------------------------------------------------------------ MPMC raw ring
 
-/// 128-aligned zeroed heap memory.
-struct Mem {
-    ptr: NonNull<u8>,
-    layout: std::alloc::Layout,
-}
-
-impl Mem {
-    fn new(len: usize) -> Mem {
-        let layout = std::alloc::Layout::from_size_align(len, 128).unwrap();
-        // SAFETY: non-zero size (every ring needs a control block).
-        let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).unwrap();
-        Mem { ptr, layout }
-    }
-}
-
-impl Drop for Mem {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
-    }
-}
-
-fn mpmc(cap: usize, slot: usize) -> (Mem, RawMpmc) {
+fn mpmc(cap: usize, slot: usize) -> (HeapMemory, RawMpmc<HeapMemory>) {
     let cfg = Config::new(cap, slot);
-    let len = RawMpmc::memory_size(&cfg).unwrap();
-    let mem = Mem::new(len);
-    // SAFETY: fresh, exclusive, 128-aligned memory of `len` bytes; the
-    // callers keep `mem` alive as long as the ring (they bind both at once;
-    // `RawMpmc` has no drop glue that touches the memory).
-    let ring = unsafe { RawMpmc::init_in(mem.ptr, len, &cfg) }.unwrap();
+    let mem = HeapMemory::new(mpmc::memory_size(&cfg).unwrap());
+    let ring = RawMpmc::init(mem.clone(), &cfg).unwrap();
     (mem, ring)
 }
 
@@ -285,7 +265,7 @@ proptest! {
             match op {
                 Op::Push(len) => {
                     let msg = payload(n, len);
-                    match ring.try_claim_send(len, &mut w) {
+                    match ring.try_claim_send(len, &mut w, &OsJudge) {
                         Ok(mut claim) => {
                             prop_assert!(len <= ring.slot_size() && model.len() < cap);
                             claim.buf().copy_from_slice(&msg);
@@ -298,7 +278,7 @@ proptest! {
                         Err(e) => prop_assert!(false, "send: {e:?}"),
                     }
                 }
-                Op::Pop => match ring.try_claim_recv(usize::MAX, &mut w) {
+                Op::Pop => match ring.try_claim_recv(usize::MAX, &mut w, &OsJudge) {
                     Ok(claim) => {
                         let want = model.pop_front();
                         prop_assert_eq!(Some(claim.bytes()), want.as_deref());
@@ -331,7 +311,7 @@ proptest! {
         let cap = ring.capacity();
         let stride = (16 + slot).div_ceil(16) * 16;
         for i in 0..prefill {
-            if let Ok(mut c) = ring.try_claim_send(i % slot, &mut Watch::new()) {
+            if let Ok(mut c) = ring.try_claim_send(i % slot, &mut Watch::new(), &OsJudge) {
                 c.buf().fill(i as u8);
                 c.commit();
             }
@@ -349,19 +329,19 @@ proptest! {
             };
             // SAFETY: 8-aligned and inside the ring memory; nothing else
             // uses it on this thread.
-            unsafe { mem.ptr.as_ptr().add(off).cast::<u64>().write_volatile(v) };
+            unsafe { mem.as_ptr().add(off).cast::<u64>().write_volatile(v) };
         }
         for op in script {
             let mut w = Watch::new();
             match op {
                 Op::Push(len) => {
-                    if let Ok(mut c) = ring.try_claim_send(len, &mut w) {
+                    if let Ok(mut c) = ring.try_claim_send(len, &mut w, &OsJudge) {
                         prop_assert!(c.buf().len() <= slot);
                         c.commit();
                     }
                 }
                 Op::Pop => {
-                    if let Ok(c) = ring.try_claim_recv(usize::MAX, &mut w) {
+                    if let Ok(c) = ring.try_claim_recv(usize::MAX, &mut w, &OsJudge) {
                         prop_assert!(c.bytes().len() <= slot);
                     }
                 }

@@ -31,18 +31,19 @@
 //! process dies (noticed while waiting, within [`POLL`]). A new publisher may
 //! then take over with [`Publisher::open`].
 
-#[path = "broadcast_raw.rs"]
-pub mod raw;
+pub use crate::raw::broadcast as raw;
 
 use crate::error::{AttachError, Corrupt, MessageTooLarge};
+use crate::raw::{ClaimError, PtrMem};
 use ipc_core::header::layout_hash;
-use ipc_core::liveness::Liveness;
+use ipc_core::liveness::OsJudge;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::{Kind, ProcessId, Segment, Shareable};
-use raw::{RawBroadcast, Read};
+use raw::{RawPublisher, Read};
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+type RawBroadcast = raw::RawBroadcast<PtrMem>;
 use std::time::{Duration, Instant};
 
 /// The segment kind of a broadcast ring.
@@ -111,8 +112,11 @@ fn create(name: Option<&str>, capacity: usize, slot_size: usize) -> Result<Share
         .max(1)
         .checked_next_power_of_two()
         .unwrap_or(capacity);
-    let size =
-        RawBroadcast::memory_size(capacity, slot_size).map_err(AttachError::InvalidConfig)?;
+    let cfg = raw::Config {
+        capacity,
+        slot_size,
+    };
+    let size = raw::memory_size(&cfg).map_err(|e| AttachError::InvalidConfig(e.0))?;
     let mut b = Segment::builder(KIND).size(size);
     if let Some(n) = name {
         b = b.name(n);
@@ -121,30 +125,29 @@ fn create(name: Option<&str>, capacity: usize, slot_size: usize) -> Result<Share
     let seg = b.create_with(|seg| {
         // SAFETY: fresh, 128-aligned payload of `size` bytes that nobody
         // uses before the segment is marked ready.
-        let r = unsafe {
-            RawBroadcast::init_in(seg.payload_ptr(), seg.payload_len(), capacity, slot_size)
-        };
-        if let Err(e) = r {
+        let mem = unsafe { PtrMem::new(seg.payload_ptr(), seg.payload_len()) };
+        if let Err(e) = RawBroadcast::init(mem, &cfg) {
             init_err = Some(e);
         }
     })?;
     if let Some(e) = init_err {
-        return Err(AttachError::InvalidConfig(e));
+        return Err(AttachError::InvalidConfig(e.0));
     }
     wrap(seg)
 }
 
 fn wrap(seg: Segment) -> Result<Shared, AttachError> {
     // SAFETY: the payload stays mapped as long as `seg`, kept beside the ring.
-    let raw = unsafe { RawBroadcast::attach(seg.payload_ptr(), seg.payload_len()) }?;
+    let raw = RawBroadcast::attach(unsafe { PtrMem::new(seg.payload_ptr(), seg.payload_len()) })?;
     Ok(Shared { raw, seg })
 }
 
 /// The one publishing end of a broadcast ring.
 #[derive(Debug)]
 pub struct Publisher {
+    // Dropped first: it closes the ring while `shared` keeps the mapping.
+    raw: RawPublisher<PtrMem, OsJudge>,
     shared: Arc<Shared>,
-    next: u64,
 }
 
 impl Publisher {
@@ -189,26 +192,17 @@ impl Publisher {
     }
 
     fn claim(shared: Shared) -> Result<Publisher, AttachError> {
-        let me = ProcessId::current()?.to_u64();
-        let slot = shared.raw.publisher();
-        let mut cur = slot.load(Ordering::Acquire);
-        loop {
-            if cur != 0 && (cur == me || ProcessId::liveness_packed(cur) == Liveness::Alive) {
-                return Err(AttachError::AlreadyAttached {
-                    role: "publisher",
-                    pid: (cur >> 32) as u32,
-                });
-            }
-            match slot.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(now) => cur = now,
-            }
-        }
-        let next = shared.raw.written();
-        shared.raw.set_closed(false);
+        let raw = shared.raw.publisher(OsJudge).map_err(|e| match e {
+            ClaimError::Held { owner } => AttachError::AlreadyAttached {
+                role: "publisher",
+                pid: ProcessId::from_u64(owner).pid,
+            },
+            ClaimError::UnknownIdentity(e) => AttachError::UnknownIdentity(e),
+            ClaimError::Corrupt(c) => AttachError::Corrupt(c),
+        })?;
         Ok(Publisher {
+            raw,
             shared: Arc::new(shared),
-            next,
         })
     }
 
@@ -219,9 +213,7 @@ impl Publisher {
     /// [`MessageTooLarge`] (nothing is published).
     #[inline]
     pub fn publish(&mut self, msg: &[u8]) -> Result<(), MessageTooLarge> {
-        self.shared.raw.publish(self.next, msg)?;
-        self.next += 1;
-        Ok(())
+        self.raw.publish(msg)
     }
 
     /// Publishes a plain-old-data value (its `size_of::<T>()` bytes).
@@ -245,7 +237,7 @@ impl Publisher {
 
     /// Messages published so far (by every publisher of this ring).
     pub fn published(&self) -> u64 {
-        self.next
+        self.raw.published()
     }
 
     /// The segment's descriptor, for children ([`Subscriber::from_fd`]).
@@ -276,21 +268,6 @@ impl Publisher {
     /// Closes the ring: subscribers drain, then get [`ReadError::Closed`].
     /// (Dropping the publisher does the same.)
     pub fn close(self) {}
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        self.shared.raw.set_closed(true);
-        // A process without an identity never claimed the publisher slot.
-        if let Ok(me) = ProcessId::current() {
-            let _ = self.shared.raw.publisher().compare_exchange(
-                me.to_u64(),
-                0,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            );
-        }
-    }
 }
 
 /// A subscribing end: its own cursor, its own overrun count. Cloning gives an
@@ -390,12 +367,7 @@ impl Subscriber {
 
     /// Whether the publisher closed the ring or its process died.
     pub fn is_closed(&self) -> bool {
-        self.shared.raw.is_closed() || !self.publisher_alive()
-    }
-
-    fn publisher_alive(&self) -> bool {
-        let p = self.shared.raw.publisher().load(Ordering::Acquire);
-        p != 0 && ProcessId::liveness_packed(p) == Liveness::Alive
+        self.shared.raw.publisher_gone(&OsJudge)
     }
 
     /// One attempt: `None` means nothing yet.
@@ -444,7 +416,7 @@ impl Subscriber {
             return false;
         }
         self.next_check = Some(now + POLL);
-        !self.publisher_alive()
+        self.shared.raw.publisher_gone(&OsJudge)
     }
 
     fn wait_into(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize, ReadError> {

@@ -14,7 +14,7 @@
 //!
 //! | ring | module | what it is for |
 //! |---|---|---|
-//! | single producer, single consumer | [`spsc`] ([`spsc_pod`], [`spsc_rkyv`], algorithm in [`spsc_raw`]) | the lowest latency: variable-length messages reserved and committed in place |
+//! | single producer, single consumer | [`spsc`] ([`spsc_pod`], [`spsc_rkyv`], algorithm in [`raw::spsc`]) | the lowest latency: variable-length messages reserved and committed in place |
 //! | many producers, many consumers | [`mpmc`] | work queues; a producer or consumer SIGKILLed mid-operation does not wedge the others ([`mpmc::Mpmc::lost`] counts what it took with it) |
 //! | one publisher, many subscribers | [`broadcast`] | fan-out; a subscriber that falls behind learns how many messages it lost, and never reads a torn one |
 //! | Python's `Queue`, `JoinableQueue` | [`queue`] | `put`/`get` with `_nowait` and `_timeout` forms, `task_done`/`join` |
@@ -68,15 +68,27 @@ compile_error!(
      seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
 );
 
+// Under `--cfg loom` only the raw algorithms are built, on loom's atomics,
+// for the model checks of `tests/loom.rs`.
+#[cfg(not(loom))]
 pub mod broadcast;
 pub mod error;
+#[cfg(not(loom))]
 pub mod mpmc;
+#[cfg(not(loom))]
 pub mod pipe;
+mod primitive;
+#[cfg(not(loom))]
 pub mod queue;
+pub mod raw;
+#[cfg(not(loom))]
 pub mod spsc;
+#[cfg(not(loom))]
 pub mod spsc_pod;
-pub mod spsc_raw;
+#[cfg(not(loom))]
 pub mod spsc_rkyv;
 
+#[cfg(not(loom))]
 pub use pipe::{pipe, Connection};
+#[cfg(not(loom))]
 pub use queue::{JoinableQueue, Queue};

@@ -27,23 +27,30 @@
 //! `close` closes the ring for everybody: sends fail with `Closed`, receivers
 //! drain what was sent before and then get `Closed`.
 
-#[path = "mpmc_raw.rs"]
-pub mod raw;
+pub use crate::raw::mpmc as raw;
 
 use crate::error::{
     AttachError, Corrupt, MessageTooLarge, RecvError, RecvTimeoutError, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
+use crate::raw::PtrMem;
 use ipc_core::header::layout_hash;
+use ipc_core::liveness::OsJudge;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::{IdentityError, Kind, Segment, Shareable};
-use raw::{Config, RawError, RawMpmc, Watch};
+use raw::{Config, RawError, Watch};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use raw::{ReadClaim as Message, WriteClaim as Reservation};
+/// A received message, read in place in its slot; dropping it releases the
+/// slot.
+pub type Message<'a> = raw::ReadClaim<'a, PtrMem>;
+/// A claimed slot, written in place; [`Reservation::commit`] publishes it.
+pub type Reservation<'a> = raw::WriteClaim<'a, PtrMem>;
+/// The raw ring of a segment.
+pub(crate) type RawMpmc = raw::RawMpmc<PtrMem>;
 
 /// The segment kind of an MPMC ring.
 pub const KIND: Kind = Kind::new(
@@ -118,7 +125,7 @@ impl Mpmc {
         name: Option<&str>,
         cfg: Config,
     ) -> Result<Mpmc, AttachError> {
-        let size = RawMpmc::memory_size(&cfg).map_err(AttachError::InvalidConfig)?;
+        let size = raw::memory_size(&cfg).map_err(|e| AttachError::InvalidConfig(e.0))?;
         let mut b = Segment::builder(kind).size(size);
         if let Some(n) = name {
             b = b.name(n);
@@ -127,13 +134,13 @@ impl Mpmc {
         let seg = b.create_with(|seg| {
             // SAFETY: the payload is `size` bytes of fresh memory, 128-aligned,
             // that nobody else uses before the segment is marked ready.
-            if let Err(e) = unsafe { RawMpmc::init_in(seg.payload_ptr(), seg.payload_len(), &cfg) }
-            {
+            let mem = unsafe { PtrMem::new(seg.payload_ptr(), seg.payload_len()) };
+            if let Err(e) = RawMpmc::init(mem, &cfg) {
                 init_err = Some(e);
             }
         })?;
         if let Some(e) = init_err {
-            return Err(AttachError::InvalidConfig(e));
+            return Err(AttachError::InvalidConfig(e.0));
         }
         Mpmc::wrap(seg)
     }
@@ -150,7 +157,7 @@ impl Mpmc {
         let ptr: NonNull<u8> = seg.payload_ptr();
         // SAFETY: the payload stays mapped as long as `seg`, which `Shared`
         // keeps beside the ring.
-        let raw = unsafe { RawMpmc::attach(ptr, seg.payload_len()) }?;
+        let raw = RawMpmc::attach(unsafe { PtrMem::new(ptr, seg.payload_len()) })?;
         Ok(Mpmc {
             shared: Arc::new(Shared { raw, seg }),
         })
@@ -232,7 +239,7 @@ impl Mpmc {
     /// waiter next needs that slot; returns how many it finished. Reads
     /// `/proc` once per claimed slot: a slow path.
     pub fn sweep(&self) -> u64 {
-        self.shared.raw.sweep()
+        self.shared.raw.sweep(&OsJudge)
     }
 
     /// Messages claimed but never delivered, over the ring's life, by every
@@ -276,9 +283,9 @@ pub(crate) fn claim_send(
     strategy: WaitStrategy,
     len: usize,
     wait: Wait,
-) -> Result<raw::WriteClaim<'_>, Fail> {
+) -> Result<Reservation<'_>, Fail> {
     let mut watch = Watch::new();
-    let mut attempt = || match raw.try_claim_send(len, &mut watch) {
+    let mut attempt = || match raw.try_claim_send(len, &mut watch, &OsJudge) {
         Ok(c) => Some(Ok(c)),
         Err(RawError::Full | RawError::Busy) => None,
         Err(RawError::Closed) => Some(Err(Fail::Closed)),
@@ -305,13 +312,13 @@ pub(crate) fn claim_recv(
     strategy: WaitStrategy,
     max: usize,
     wait: Wait,
-) -> Result<raw::ReadClaim<'_>, Fail> {
+) -> Result<Message<'_>, Fail> {
     let mut watch = Watch::new();
     let mut attempt = || {
-        let r = match raw.try_claim_recv(max, &mut watch) {
+        let r = match raw.try_claim_recv(max, &mut watch, &OsJudge) {
             Err(RawError::Empty) if raw.is_closed() => {
                 // Closed: drain what was sent before the close, then report.
-                match raw.try_claim_recv(max, &mut watch) {
+                match raw.try_claim_recv(max, &mut watch, &OsJudge) {
                     Err(RawError::Empty) => return Some(Err(Fail::Closed)),
                     other => other,
                 }
@@ -401,7 +408,7 @@ impl Fail {
 }
 
 /// Writes `v` into a claimed slot.
-pub(crate) fn write_value<T: Shareable + Copy>(mut c: raw::WriteClaim<'_>, v: &T) {
+pub(crate) fn write_value<T: Shareable + Copy>(mut c: Reservation<'_>, v: &T) {
     const { assert!(std::mem::align_of::<T>() <= raw::DATA_ALIGN) };
     // SAFETY: the claim holds `size_of::<T>()` bytes of slot data, 16-byte
     // aligned (so aligned for `T`), owned by this endpoint until commit.
@@ -410,7 +417,7 @@ pub(crate) fn write_value<T: Shareable + Copy>(mut c: raw::WriteClaim<'_>, v: &T
 }
 
 /// Reads a `T` out of a claimed message of exactly `size_of::<T>()` bytes.
-pub(crate) fn read_value<T: Shareable + Copy>(c: raw::ReadClaim<'_>) -> Result<T, &'static str> {
+pub(crate) fn read_value<T: Shareable + Copy>(c: Message<'_>) -> Result<T, &'static str> {
     const { assert!(std::mem::align_of::<T>() <= raw::DATA_ALIGN) };
     if c.len() != std::mem::size_of::<T>() {
         return Err("message length differs from the size of the type");

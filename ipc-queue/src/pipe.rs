@@ -26,8 +26,9 @@
 //! let each process take its end with [`Pipe::end_a`] or [`Pipe::end_b`].
 
 use crate::error::{AttachError, Corrupt, RecvError, RecvTimeoutError, SendError, TryRecvError};
+use crate::raw::spsc::{self as spsc_raw, RawRing};
+use crate::raw::PtrMem;
 use crate::spsc::{Consumer, Producer, RecvGuard, SpscRing};
-use crate::spsc_raw;
 use crate::spsc_rkyv::{self, ArchivedGuard, CheckedArchive, SerializeInPlace};
 use ipc_core::wait::WaitStrategy;
 use ipc_core::{Kind, Segment, Shareable};
@@ -67,7 +68,9 @@ pub struct Pipe {
 }
 
 fn second_offset(cap: usize) -> Option<usize> {
-    spsc_raw::memory_size(cap).map(|s| s.next_multiple_of(128))
+    spsc_raw::memory_size(&spsc_raw::Config::new(cap))
+        .ok()
+        .map(|s| s.next_multiple_of(128))
 }
 
 impl PipeBuilder {
@@ -114,18 +117,19 @@ impl PipeBuilder {
         let mut failed = None;
         let seg = b.create_with(|seg| {
             let base = seg.payload_ptr();
+            let cfg = spsc_raw::Config::new(cap);
             // SAFETY: the payload holds `2 * off` bytes, 128-aligned, not yet
             // visible to anyone else; the two rings do not overlap.
-            let r = unsafe { spsc_raw::init_in(base, off, cap, 0) }.and_then(|_| {
+            let r = RawRing::init(unsafe { PtrMem::new(base, off) }, cfg).and_then(|_| {
                 // SAFETY: as above, the second half.
-                unsafe { spsc_raw::init_in(base.add(off), off, cap, 0) }
+                RawRing::init(unsafe { PtrMem::new(base.add(off), off) }, cfg)
             });
             if let Err(e) = r {
                 failed = Some(e);
             }
         })?;
         if let Some(e) = failed {
-            return Err(e.into());
+            return Err(AttachError::InvalidConfig(e.0));
         }
         Pipe::from_segment(seg)
     }

@@ -55,9 +55,10 @@ use crate::error::{
     AttachError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
-use crate::mpmc::raw::{Config, RawMpmc, DATA_ALIGN, SLOT_HEADER};
-use crate::mpmc::{self, claim_recv, claim_send, Fail, Mpmc, Wait};
+use crate::mpmc::raw::{Config, DATA_ALIGN, SLOT_HEADER};
+use crate::mpmc::{self, claim_recv, claim_send, Fail, Mpmc, RawMpmc, Wait};
 use ipc_core::header::layout_hash;
+use ipc_core::liveness::OsJudge;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::{Kind, Shareable};
 use std::marker::PhantomData;
@@ -614,7 +615,7 @@ impl<T: Shareable + Copy> JoinableQueue<T> {
                 let now = Instant::now();
                 if now >= next_sweep {
                     next_sweep = now + JOIN_SWEEP;
-                    raw.sweep();
+                    raw.sweep(&OsJudge);
                 }
                 None
             })

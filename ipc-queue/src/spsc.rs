@@ -15,7 +15,7 @@
 //! over the bytes in the ring that gives the room back when dropped. Copying
 //! forms ([`Producer::send`], [`Consumer::recv_into`]) and batches
 //! ([`Producer::try_send_batch`], [`Consumer::recv_batch`]) sit on top. The
-//! algorithm and framing are described in [`crate::spsc_raw`].
+//! algorithm and framing are described in [`crate::raw::spsc`].
 //!
 //! # Waiting
 //!
@@ -59,14 +59,17 @@ use crate::error::{
     AttachError, Corrupt, MessageTooLarge, RecvError, RecvTimeoutError, SendError,
     SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::spsc_raw::{
-    self, Peeked, RawConsumer, RawProducer, RawRing, Reservation, ReserveError, Side,
+use crate::raw::spsc::{
+    self as spsc_raw, Peeked, RawConsumer, RawProducer, RawRing, Reservation, ReserveError,
 };
+use crate::raw::{ClaimError, PtrMem};
+use ipc_core::liveness::OsJudge;
 use ipc_core::wait::{Backoff, EventCount, Phase, WaitStrategy};
-use ipc_core::{Kind, Liveness, ProcessId, Segment};
+use ipc_core::{Kind, ProcessId, Segment};
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+pub use crate::raw::spsc::Side;
 use std::time::{Duration, Instant};
 
 /// The segment kind of an SPSC ring. The layout hash covers the control
@@ -106,20 +109,16 @@ pub struct SpscBuilder {
 #[derive(Clone, Debug)]
 pub struct SpscRing {
     seg: Arc<Segment>,
-    raw: RawRing,
+    raw: RawRing<PtrMem>,
 }
 
 /// A requested data-area size rounded up to the power of two a ring uses
 /// (at least [`spsc_raw::MIN_CAPACITY`]), or the error for one above
 /// [`spsc_raw::MAX_CAPACITY`].
 pub(crate) fn round_capacity(bytes: usize) -> Result<usize, AttachError> {
-    bytes
-        .max(spsc_raw::MIN_CAPACITY)
-        .checked_next_power_of_two()
-        .filter(|&c| c <= spsc_raw::MAX_CAPACITY)
-        .ok_or(AttachError::InvalidConfig(
-            "the capacity is larger than 2 GiB",
-        ))
+    spsc_raw::Config::new(bytes)
+        .data_size()
+        .map_err(|e| AttachError::InvalidConfig(e.0))
 }
 
 impl SpscBuilder {
@@ -172,16 +171,8 @@ impl SpscBuilder {
         self
     }
 
-    fn rounded_capacity(&self) -> Result<usize, AttachError> {
-        let c = round_capacity(self.capacity)?;
-        if self.fixed_len != 0
-            && spsc_raw::capacity_for_message(self.fixed_len).is_none_or(|need| need > c)
-        {
-            return Err(AttachError::InvalidConfig(
-                "the capacity cannot hold one message",
-            ));
-        }
-        Ok(c)
+    fn config(&self) -> spsc_raw::Config {
+        spsc_raw::Config::new(self.capacity).with_fixed_len(self.fixed_len)
     }
 
     fn segment_builder(&self, size: usize) -> ipc_core::SegmentBuilder {
@@ -207,21 +198,19 @@ impl SpscBuilder {
     /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
     /// more than the machine or the memory cgroup can still give).
     pub fn create(self) -> Result<SpscRing, AttachError> {
-        let cap = self.rounded_capacity()?;
-        let size = spsc_raw::memory_size(cap)
-            .ok_or(AttachError::InvalidConfig("capacity out of range"))?;
-        let fixed = self.fixed_len;
+        let cfg = self.config();
+        let size = spsc_raw::memory_size(&cfg).map_err(|e| AttachError::InvalidConfig(e.0))?;
         let mut init_err = None;
         let seg = self.segment_builder(size).create_with(|seg| {
             // SAFETY: the payload is 128-aligned, `payload_len` bytes long
             // and not yet visible to any other process.
-            let r = unsafe { spsc_raw::init_in(seg.payload_ptr(), seg.payload_len(), cap, fixed) };
-            if let Err(e) = r {
+            let mem = unsafe { PtrMem::new(seg.payload_ptr(), seg.payload_len()) };
+            if let Err(e) = RawRing::init(mem, cfg) {
                 init_err = Some(e);
             }
         })?;
         if let Some(e) = init_err {
-            return Err(e.into());
+            return Err(AttachError::InvalidConfig(e.0));
         }
         SpscRing::from_segment(seg)
     }
@@ -236,20 +225,6 @@ impl SpscBuilder {
             .segment_builder(0)
             .size(std::mem::size_of::<spsc_raw::SpscControl>())
             .open()?;
-        SpscRing::from_segment(seg)
-    }
-
-    /// Opens the named ring, or creates it (with this builder's capacity) if
-    /// it does not exist. Safe when several processes race.
-    pub fn open_or_create(self) -> Result<SpscRing, AttachError> {
-        let cap = self.rounded_capacity()?;
-        let size = spsc_raw::memory_size(cap)
-            .ok_or(AttachError::InvalidConfig("capacity out of range"))?;
-        let fixed = self.fixed_len;
-        let seg = self.segment_builder(size).open_or_create_with(|seg| {
-            // SAFETY: as in `create`: fresh, exclusive, aligned payload.
-            let _ = unsafe { spsc_raw::init_in(seg.payload_ptr(), seg.payload_len(), cap, fixed) };
-        })?;
         SpscRing::from_segment(seg)
     }
 }
@@ -294,7 +269,7 @@ impl SpscRing {
         }
         // SAFETY: the payload is 128-aligned and `payload_len` bytes long,
         // and `seg` (kept in the Arc beside the handle) keeps it mapped.
-        let raw = unsafe { spsc_raw::attach(seg.payload_ptr(), seg.payload_len()) }?;
+        let raw = RawRing::attach(unsafe { PtrMem::new(seg.payload_ptr(), seg.payload_len()) })?;
         Ok(SpscRing {
             seg: Arc::new(seg),
             raw,
@@ -317,12 +292,12 @@ impl SpscRing {
         // 128-aligned from a 128-aligned payload start; `attach` checks the
         // capacity against the `payload_len - offset` bytes that remain, and
         // `seg` is kept alive beside the handle.
-        let raw = unsafe {
-            spsc_raw::attach(
+        let raw = RawRing::attach(unsafe {
+            PtrMem::new(
                 seg.payload_ptr().add(range.start),
                 seg.payload_len() - range.start,
             )
-        }?;
+        })?;
         Ok(SpscRing { seg, raw })
     }
 
@@ -368,7 +343,7 @@ impl SpscRing {
     }
 
     /// The raw ring, for tests and tools.
-    pub fn raw(&self) -> &RawRing {
+    pub fn raw(&self) -> &RawRing<PtrMem> {
         &self.raw
     }
 
@@ -377,22 +352,12 @@ impl SpscRing {
         self.raw.fixed_len()
     }
 
-    fn claim(&self, side: Side) -> Result<Endpoint, AttachError> {
-        let me = ProcessId::current()?.to_u64();
-        self.raw
-            .claim(side, me, |o| {
-                ProcessId::liveness_packed(o) == Liveness::Dead
-            })
-            .map_err(|holder| AttachError::AlreadyAttached {
-                role: side.name(),
-                pid: ProcessId::from_u64(holder).pid,
-            })?;
-        Ok(Endpoint {
+    fn endpoint(&self, side: Side) -> Endpoint {
+        Endpoint {
             seg: Arc::clone(&self.seg),
             ring: self.raw,
             side,
-            me,
-        })
+        }
     }
 
     /// Attaches the producing end.
@@ -404,24 +369,40 @@ impl SpscRing {
     /// cannot learn the identity an owner records. A dead holder's end is
     /// taken over.
     pub fn producer(&self) -> Result<Producer, AttachError> {
-        let ep = self.claim(Side::Producer)?;
-        let raw = self.raw.producer()?;
+        let raw = self
+            .raw
+            .producer(OsJudge)
+            .map_err(|e| claim_error(Side::Producer, e))?;
         Ok(Producer {
             raw,
-            ep,
+            ep: self.endpoint(Side::Producer),
             strategy: WaitStrategy::ADAPTIVE,
         })
     }
 
     /// Attaches the consuming end. Errors as [`SpscRing::producer`].
     pub fn consumer(&self) -> Result<Consumer, AttachError> {
-        let ep = self.claim(Side::Consumer)?;
-        let raw = self.raw.consumer()?;
+        let raw = self
+            .raw
+            .consumer(OsJudge)
+            .map_err(|e| claim_error(Side::Consumer, e))?;
         Ok(Consumer {
             raw,
-            ep,
+            ep: self.endpoint(Side::Consumer),
             strategy: WaitStrategy::ADAPTIVE,
         })
+    }
+}
+
+/// The attach error for a failed claim of `side`.
+fn claim_error(side: Side, e: ClaimError) -> AttachError {
+    match e {
+        ClaimError::Held { owner } => AttachError::AlreadyAttached {
+            role: side.name(),
+            pid: ProcessId::from_u64(owner).pid,
+        },
+        ClaimError::UnknownIdentity(e) => AttachError::UnknownIdentity(e),
+        ClaimError::Corrupt(c) => AttachError::Corrupt(c),
     }
 }
 
@@ -432,73 +413,43 @@ pub fn channel(capacity: usize) -> Result<(Producer, Consumer), AttachError> {
     Ok((ring.producer()?, ring.consumer()?))
 }
 
-/// What an end holds besides its raw state: the mapping and its identity.
+/// What an end holds besides its raw state: the mapping (kept alive while
+/// the raw end, dropped first, releases its claim) and which side it is.
 #[derive(Debug)]
 struct Endpoint {
     seg: Arc<Segment>,
-    ring: RawRing,
+    ring: RawRing<PtrMem>,
     side: Side,
-    me: u64,
 }
 
 impl Endpoint {
     fn peer(&self) -> Side {
-        match self.side {
-            Side::Producer => Side::Consumer,
-            Side::Consumer => Side::Producer,
-        }
-    }
-
-    /// The event count the peer parks on.
-    fn peer_event(&self) -> &EventCount {
-        match self.side {
-            Side::Producer => self.ring.not_empty(),
-            Side::Consumer => self.ring.not_full(),
-        }
+        self.side.peer()
     }
 
     fn own_event(&self) -> &EventCount {
-        match self.side {
-            Side::Producer => self.ring.not_full(),
-            Side::Consumer => self.ring.not_empty(),
-        }
+        self.ring.event(self.side)
     }
 
     /// Wakes the peer if it may be parked. One fence and one load, skipped
     /// while the peer declares that it busy-spins.
     #[inline]
     fn wake_peer(&self) {
-        if self.ring.spins_flag(self.peer()).load(Ordering::Relaxed) == 0 {
-            self.peer_event().notify_all();
-        }
+        self.ring.wake(self.peer());
     }
 
     #[inline]
     fn peer_closed(&self) -> bool {
-        self.ring.closed_flag(self.peer()).load(Ordering::Acquire) != 0
+        self.ring.is_closed(self.peer())
     }
 
     /// The slow check: closed, or recorded owner dead.
     fn peer_gone(&self) -> bool {
-        if self.peer_closed() {
-            return true;
-        }
-        let owner = self.ring.owner(self.peer());
-        owner != 0 && ProcessId::liveness_packed(owner) == Liveness::Dead
+        self.ring.is_gone(self.peer(), &OsJudge)
     }
 
     fn set_strategy(&self, s: WaitStrategy) {
-        let spins = u32::from(s == WaitStrategy::BusySpin);
-        self.ring
-            .spins_flag(self.side)
-            .store(spins, Ordering::SeqCst);
-    }
-
-    /// Whether the calling process attached this end (not a forked copy).
-    /// A process that cannot learn its identity is not the one that
-    /// attached: that one knew its identity, and keeps knowing it.
-    fn still_mine(&self) -> bool {
-        ProcessId::current().is_ok_and(|p| p.to_u64() == self.me)
+        self.ring.set_spins(self.side, s == WaitStrategy::BusySpin);
     }
 
     /// Waits until `ready` gives a value, the peer is gone, or `deadline`.
@@ -584,17 +535,6 @@ impl Endpoint {
     }
 }
 
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        // An end copied into a forked child belongs to the process that
-        // attached it; only that process closes it.
-        if self.still_mine() {
-            self.ring.release_side(self.side, self.me);
-            self.peer_event().notify_all();
-        }
-    }
-}
-
 enum Waited<R> {
     Ready(R),
     PeerGone,
@@ -608,7 +548,8 @@ fn deadline_after(timeout: Duration) -> Option<Instant> {
 /// The writing end of an [`SpscRing`]. One per ring, across every process.
 #[derive(Debug)]
 pub struct Producer {
-    raw: RawProducer,
+    // Dropped first: it closes the end while `ep` keeps the mapping.
+    raw: RawProducer<PtrMem, OsJudge>,
     ep: Endpoint,
     strategy: WaitStrategy,
 }
@@ -745,10 +686,8 @@ impl Producer {
         let ready = || match raw.try_reserve(len) {
             Ok(r) => Some(Ok(r)),
             Err(ReserveError::Full) => {
-                if raw.take_pad_published()
-                    && ring.spins_flag(Side::Consumer).load(Ordering::Relaxed) == 0
-                {
-                    ring.not_empty().notify_all();
+                if raw.take_pad_published() {
+                    ring.wake(Side::Consumer);
                 }
                 None
             }
@@ -820,8 +759,9 @@ impl Producer {
 
     #[inline]
     fn write_raw(&mut self, r: Reservation, msg: &[u8]) {
-        // SAFETY: `r` was just reserved by this producer and not committed.
-        unsafe { self.raw.payload(r) }.copy_from_slice(msg);
+        // SAFETY: `r` was just reserved by this producer for `msg.len()`
+        // bytes and not committed.
+        unsafe { self.raw.write(r, msg) };
         self.commit_raw(r, msg.len());
     }
 
@@ -1032,7 +972,8 @@ impl std::ops::DerefMut for Grant<'_> {
 /// The reading end of an [`SpscRing`]. One per ring, across every process.
 #[derive(Debug)]
 pub struct Consumer {
-    raw: RawConsumer,
+    // Dropped first: it closes the end while `ep` keeps the mapping.
+    raw: RawConsumer<PtrMem, OsJudge>,
     ep: Endpoint,
     strategy: WaitStrategy,
 }
@@ -1161,10 +1102,8 @@ impl Consumer {
         let raw = &mut self.raw;
         let ready = || {
             let r = raw.try_peek();
-            if raw.take_released_pad()
-                && ring.spins_flag(Side::Producer).load(Ordering::Relaxed) == 0
-            {
-                ring.not_full().notify_all();
+            if raw.take_released_pad() {
+                ring.wake(Side::Producer);
             }
             match r {
                 Ok(Some(p)) => Some(Ok(p)),
@@ -1232,8 +1171,8 @@ impl Consumer {
         if p.len() > buf.len() {
             return Err((p.len(), buf.len()));
         }
-        // SAFETY: `p` is the current peeked message.
-        spsc_raw::copy_short(buf, unsafe { self.raw.payload(p) });
+        // SAFETY: `p` is the current peeked message, and `buf` holds it.
+        unsafe { self.raw.read(p, buf) };
         self.raw.advance(p);
         self.raw.publish();
         self.ep.wake_peer();

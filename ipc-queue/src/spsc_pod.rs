@@ -30,8 +30,8 @@ use crate::error::{
     AttachError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
+use crate::raw::spsc as spsc_raw;
 use crate::spsc::{Consumer, Producer, RecvGuard, SpscBuilder, SpscRing};
-use crate::spsc_raw;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::Shareable;
 use std::marker::PhantomData;

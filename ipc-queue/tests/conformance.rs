@@ -6,9 +6,9 @@ mod suite;
 
 use ipc_queue::error::{TryRecvError, TrySendError};
 use ipc_queue::pipe::{Connection, Pipe};
+use ipc_queue::raw::spsc::{record_len, SLACK};
 use ipc_queue::spsc::{Consumer, Producer, SpscRing};
 use ipc_queue::spsc_pod::{PodConsumer, PodProducer};
-use ipc_queue::spsc_raw::{record_len, SLACK};
 use suite::{Conformance, Outcome, SuiteRx, SuiteTx};
 
 fn send_outcome<T>(r: Result<(), TrySendError<T>>) -> Outcome {

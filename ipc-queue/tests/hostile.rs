@@ -8,8 +8,8 @@
 
 use ipc_core::process::{self, take_inherited_fd, test_exec_args, Process};
 use ipc_queue::error::{RecvError, SendError, TryRecvError, TrySendError};
+use ipc_queue::raw::spsc::SpscControl;
 use ipc_queue::spsc::SpscRing;
-use ipc_queue::spsc_raw::SpscControl;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

@@ -5,8 +5,8 @@
 use ipc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
 use ipc_core::wait::WaitStrategy;
 use ipc_queue::error::{AttachError, RecvError, RecvTimeoutError, SendError};
+use ipc_queue::spsc::Side;
 use ipc_queue::spsc::SpscRing;
-use ipc_queue::spsc_raw::Side;
 use std::time::{Duration, Instant};
 
 fn ring_from_parent() -> SpscRing {

@@ -1,5 +1,5 @@
 //! A randomized model check of the raw SPSC algorithm on heap memory: two
-//! threads drive a [`HeapRing`] through every operation in random mixes
+//! threads drive a ring in [`HeapMemory`] through every operation in random mixes
 //! (single and batched commits, reservations committed shorter, batched
 //! releases, zero-length and largest messages) on tiny rings, where every
 //! wrap, pad and full/empty edge is hit thousands of times. The consumer
@@ -25,7 +25,12 @@
 //! another, as a data-area word is when it is a header slot in one lap and
 //! payload in the next.)
 
-use ipc_queue::spsc_raw::{HeapRing, RawConsumer, RawProducer, ReserveError};
+use ipc_core::liveness::OsJudge;
+use ipc_queue::raw::heap::HeapMemory;
+use ipc_queue::raw::spsc::{self, RawRing, ReserveError};
+
+type RawProducer = spsc::RawProducer<HeapMemory, OsJudge>;
+type RawConsumer = spsc::RawConsumer<HeapMemory, OsJudge>;
 
 fn hash(mut x: u64) -> u64 {
     x ^= x >> 33;
@@ -136,11 +141,11 @@ fn consume(mut c: RawConsumer, total: u64, max: usize, seed: u64) {
 }
 
 fn run(capacity: usize, total: u64, seed: u64) {
-    let ring = HeapRing::new(capacity).unwrap();
-    let raw = *ring.ring();
+    let cfg = spsc::Config::new(capacity);
+    let raw = RawRing::init(HeapMemory::new(spsc::memory_size(&cfg).unwrap()), cfg).unwrap();
     let max = raw.max_message_len();
-    let p = raw.producer().unwrap();
-    let c = raw.consumer().unwrap();
+    let p = raw.producer(OsJudge).unwrap();
+    let c = raw.consumer(OsJudge).unwrap();
     std::thread::scope(|s| {
         s.spawn(|| produce(p, total, max, seed));
         s.spawn(|| consume(c, total, max, seed));

@@ -1,0 +1,100 @@
+//! A [`Judge`] for several actors in one process: threads (or loom model
+//! threads) that each stand for a process of their own, with an identity
+//! of their own, and that a test can declare dead, as a `SIGKILL` would.
+//!
+//! The raw rings record owners and judge them only through the judge they
+//! are given, so a test on the heap or in a model can play several
+//! processes, kill one between any two of its steps, and watch the others
+//! take its claims over.
+//!
+//! ```
+//! use ipc_core::liveness::Judge;
+//! use ipc_queue::raw::actors::Actors;
+//!
+//! let world = Actors::new();
+//! let (a, b) = (world.actor(0), world.actor(1));
+//! assert_ne!(a.me().unwrap(), b.me().unwrap());
+//! assert!(!b.is_dead(a.me().unwrap()));
+//! a.die();
+//! assert!(b.is_dead(a.me().unwrap()));
+//! ```
+
+use ipc_core::liveness::Judge;
+use ipc_core::IdentityError;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The actors of one test: up to 64, each alive until it is declared dead.
+/// Deaths are an oracle outside the rings' memory (as the operating
+/// system's knowledge of a dead process is), so they are plain `std`
+/// atomics even in a loom model.
+#[derive(Clone, Debug, Default)]
+pub struct Actors {
+    dead: Arc<AtomicU64>,
+}
+
+impl Actors {
+    /// A world where every actor is alive.
+    pub fn new() -> Actors {
+        Actors::default()
+    }
+
+    /// Actor `n` (`0..64`; larger numbers wrap).
+    pub fn actor(&self, n: u32) -> Actor {
+        Actor {
+            n: n % 64,
+            dead: Arc::clone(&self.dead),
+        }
+    }
+
+    /// Whether any actor died.
+    pub fn any_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst) != 0
+    }
+}
+
+/// One actor: its identity, and the judgement of the others.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    n: u32,
+    dead: Arc<AtomicU64>,
+}
+
+impl Actor {
+    /// The packed id this actor records as an owner: pid `n + 1`, start
+    /// time 1 (as [`ProcessId::to_u64`](ipc_core::ProcessId::to_u64) packs
+    /// them; never zero).
+    pub fn id(&self) -> u64 {
+        packed(self.n)
+    }
+
+    /// Declares this actor dead: from now on every judge counts its claims
+    /// as a dead process's.
+    pub fn die(&self) {
+        self.dead.fetch_or(1 << self.n, Ordering::SeqCst);
+    }
+
+    /// Whether this actor was declared dead.
+    pub fn is_declared_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst) & (1 << self.n) != 0
+    }
+}
+
+fn packed(n: u32) -> u64 {
+    (u64::from(n + 1) << 32) | 1
+}
+
+impl Judge for Actor {
+    fn me(&self) -> Result<u64, IdentityError> {
+        Ok(self.id())
+    }
+
+    fn is_dead(&self, owner: u64) -> bool {
+        let dead = self.dead.load(Ordering::SeqCst);
+        (0..64).any(|n| dead & (1 << n) != 0 && packed(n) == owner)
+    }
+
+    fn thread_is_dead(&self, owner: u64, _tid: u32) -> bool {
+        self.is_dead(owner)
+    }
+}
