@@ -106,7 +106,7 @@ fn spsc(c: &mut Criterion) {
 }
 
 fn mpmc(c: &mut Criterion) {
-    let ring = Mpmc::anonymous(64, 64).expect("ring");
+    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(64, 64)).expect("ring");
     let (tx, rx) = (ring.sender(), ring.receiver());
     tx.send(b"check").expect("send");
     assert_eq!(rx.recv().expect("recv").bytes(), b"check");

@@ -27,8 +27,10 @@ use crate::runner::{
 };
 use crate::suite::Entry;
 use ipc_core::wait::WaitStrategy;
-use ipc_queue::broadcast::{Publisher, Start, Subscriber};
-use ipc_queue::mpmc::{Mpmc, Receiver, Sender};
+use ipc_queue::broadcast::{
+    BroadcastRing, Config as BroadcastConfig, Publisher, Start, Subscriber,
+};
+use ipc_queue::mpmc::{Config as MpmcConfig, Mpmc, Receiver, Sender};
 use ipc_queue::pipe::{Connection, Pipe};
 use ipc_queue::spsc::{Consumer, Producer, SpscRing};
 use std::sync::Mutex;
@@ -231,7 +233,8 @@ struct MpmcPingPong {
 
 impl MpmcPingPong {
     fn new() -> Result<MpmcPingPong, String> {
-        let ring = || Mpmc::anonymous(64, 64).map_err(|e| format!("mpmc ring: {e}"));
+        let ring =
+            || Mpmc::anonymous(MpmcConfig::new(64, 64)).map_err(|e| format!("mpmc ring: {e}"));
         Ok(MpmcPingPong {
             to_peer: ring()?,
             from_peer: ring()?,
@@ -342,7 +345,12 @@ struct BroadcastPingPong {
 
 impl BroadcastPingPong {
     fn new() -> Result<BroadcastPingPong, String> {
-        let ring = || Publisher::anonymous(64, 64).map_err(|e| format!("broadcast ring: {e}"));
+        let ring = || {
+            BroadcastRing::anonymous(BroadcastConfig::new(64, 64))
+                .map_err(|e| format!("broadcast ring: {e}"))?
+                .publisher()
+                .map_err(|e| format!("broadcast publisher: {e}"))
+        };
         let (to_peer, from_peer) = (ring()?, ring()?);
         let spin = |s: Subscriber| s.with_wait_strategy(WaitStrategy::BusySpin);
         let peer_sub = spin(to_peer.subscribe(Start::Next));
@@ -596,7 +604,8 @@ pub fn entries() -> Vec<Entry> {
             Some("queue.spsc.throughput.8"),
             &[],
             |c| {
-                let ring = Mpmc::anonymous(1024, 8).map_err(|e| format!("mpmc ring: {e}"))?;
+                let ring = Mpmc::anonymous(MpmcConfig::new(1024, 8))
+                    .map_err(|e| format!("mpmc ring: {e}"))?;
                 let (value, samples) =
                     measure_stream(c, c.count(FAST_MESSAGES), &mut MpmcStream { ring })?;
                 Ok(Outcome::Throughput { value, samples })

@@ -4,10 +4,10 @@
 //! through a symlink is refused with a typed error; names are validated.
 
 use ipc_core::name::{path_of, unique_name};
+use ipc_core::object::ObjectError;
 use ipc_core::SegmentError;
-use ipc_queue::broadcast::{Publisher, Start, Subscriber};
-use ipc_queue::error::AttachError;
-use ipc_queue::mpmc::Mpmc;
+use ipc_queue::broadcast::{self, BroadcastRing};
+use ipc_queue::mpmc::{self, Mpmc};
 use ipc_queue::spsc::SpscRing;
 use ipc_sync::{Barrier, Condvar, Event, Mutex, ReentrantMutex, RwLock, Semaphore};
 use std::any::Any;
@@ -43,9 +43,9 @@ fn sync<T>(r: Result<T, ipc_sync::Error>) -> Result<T, Outcome> {
     })
 }
 
-fn queue<T>(r: Result<T, AttachError>) -> Result<T, Outcome> {
+fn queue<T>(r: Result<T, ObjectError>) -> Result<T, Outcome> {
     r.map_err(|e| match &e {
-        AttachError::Segment(s) => of_segment(s),
+        ObjectError::Segment(s) => of_segment(s),
         other => Outcome::Other(other.to_string()),
     })
 }
@@ -113,13 +113,18 @@ const APIS: &[Api] = &[
     },
     Api {
         what: "Mpmc",
-        create: |n| boxed(queue(Mpmc::create(n, 4, 64))),
+        create: |n| boxed(queue(Mpmc::create(n, mpmc::Config::new(4, 64)))),
         open: |n| outcome(queue(Mpmc::open(n))),
     },
     Api {
         what: "broadcast",
-        create: |n| boxed(queue(Publisher::create(n, 4, 64))),
-        open: |n| outcome(queue(Subscriber::open(n, Start::Oldest))),
+        create: |n| {
+            boxed(queue(BroadcastRing::create(
+                n,
+                broadcast::Config::new(4, 64),
+            )))
+        },
+        open: |n| outcome(queue(BroadcastRing::open(n))),
     },
 ];
 

@@ -5,7 +5,7 @@
 //! Run: `cargo run --release -p ipc-queue --example broadcast`
 
 use ipc_core::process::{self, Process};
-use ipc_queue::broadcast::{Publisher, ReadError, Start, Subscriber};
+use ipc_queue::broadcast::{BroadcastRing, Config, ReadError, Start};
 use std::time::Duration;
 
 const TICKS: u64 = 200_000;
@@ -24,8 +24,8 @@ unsafe impl ipc_core::Shareable for Tick {}
 fn subscriber(args: &[u8]) -> i32 {
     let slow = args[0] == 1;
     let fd = process::take_inherited_fd(0).expect("the parent passes the ring");
-    let mut sub = match Subscriber::from_fd(fd, Start::Oldest) {
-        Ok(s) => s,
+    let mut sub = match BroadcastRing::from_fd(fd) {
+        Ok(ring) => ring.subscribe(Start::Oldest),
         Err(e) => {
             eprintln!("subscriber: {e}");
             return 2;
@@ -69,7 +69,8 @@ fn subscriber(args: &[u8]) -> i32 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     process::init();
-    let mut publisher = Publisher::anonymous(4096, std::mem::size_of::<Tick>())?;
+    let ring = BroadcastRing::anonymous(Config::new(4096, std::mem::size_of::<Tick>()))?;
+    let mut publisher = ring.publisher()?;
     let subs = [0u8, 1]
         .iter()
         .map(|slow| {

@@ -35,7 +35,7 @@ fn producer(args: &[u8]) -> i32 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     process::init();
-    let ring = Mpmc::anonymous(1024, 16)?;
+    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(1024, 16))?;
     let producers = (0..2u8)
         .map(|id| {
             Process::builder()

@@ -6,10 +6,14 @@
 //! were found corrupt ([`Corrupt`]) from both: memory another process can write
 //! is never trusted, and a bad value is reported, never followed.
 //!
-//! The types are shared by the SPSC, MPMC and broadcast rings and by `Queue`
-//! and `pipe`; variants a given ring cannot produce are documented there.
+//! Placing a ring (creating, opening, mapping it) fails with
+//! [`ObjectError`], the one placement error of the workspace; attaching an
+//! end of a placed ring with [`AttachError`]. The operation errors are
+//! shared by the SPSC, MPMC and broadcast rings and by `Queue` and `pipe`;
+//! variants a given ring cannot produce are documented there.
 
-use ipc_core::{IdentityError, SegmentError};
+use ipc_core::object::ObjectError;
+use ipc_core::IdentityError;
 use std::fmt;
 
 /// A message does not fit in the ring (or slot) at all, whatever the consumer
@@ -42,86 +46,45 @@ impl Corrupt {
     }
 }
 
-/// Why a non-blocking send (`try_send`, `try_reserve`, `put_nowait`) failed.
-/// Every variant hands the value back.
-#[derive(Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TrySendError<T> {
-    /// The ring has no room now. It may have room at any moment.
-    #[error("the ring is full")]
-    Full(T),
-    /// The receiving side closed the ring (or died); nothing sent now would
-    /// ever be read.
-    #[error("the receiving side closed the ring")]
-    Closed(T),
-    /// The message can never fit.
-    #[error("{1}")]
-    TooLarge(T, MessageTooLarge),
-    /// The ring's shared state is corrupt.
-    #[error("{1}")]
-    Corrupt(T, Corrupt),
-    /// This process cannot learn its own identity (most often: no free file
-    /// descriptor), which a claim records so that others can recover it if
-    /// this process dies. Nothing was sent.
-    #[error("{1}")]
-    UnknownIdentity(T, IdentityError),
-}
+/// Defines a send error: the variants every send error has, after the ones
+/// of its own, each handing the value back; `into_inner`, `is_closed`,
+/// `map`, and a `Debug` that does not need `T: Debug`.
+macro_rules! send_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($(#[$vmeta:meta])* $extra:ident,)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum $name<T> {
+            $($(#[$vmeta])* $extra(T),)*
+            /// The receiving side closed the ring (or died); nothing sent now
+            /// would ever be read.
+            #[error("the receiving side closed the ring")]
+            Closed(T),
+            /// The message can never fit.
+            #[error("{1}")]
+            TooLarge(T, MessageTooLarge),
+            /// The ring's shared state is corrupt.
+            #[error("{1}")]
+            Corrupt(T, Corrupt),
+            /// This process cannot learn its own identity (most often: no
+            /// free file descriptor), which a claim records so that others
+            /// can recover it if this process dies. Nothing was sent.
+            #[error("{1}")]
+            UnknownIdentity(T, IdentityError),
+        }
 
-/// Why a blocking send (`send`, `reserve`, `put`) failed. Hands the value back.
-#[derive(Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendError<T> {
-    /// The receiving side closed the ring (or died).
-    #[error("the receiving side closed the ring")]
-    Closed(T),
-    /// The message can never fit.
-    #[error("{1}")]
-    TooLarge(T, MessageTooLarge),
-    /// The ring's shared state is corrupt.
-    #[error("{1}")]
-    Corrupt(T, Corrupt),
-    /// This process cannot learn its own identity (most often: no free file
-    /// descriptor), which a claim records so that others can recover it if
-    /// this process dies. Nothing was sent.
-    #[error("{1}")]
-    UnknownIdentity(T, IdentityError),
-}
-
-/// Why a send with a time limit (`send_timeout`, `reserve_timeout`,
-/// `put_timeout`) failed. Hands the value back.
-#[derive(Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendTimeoutError<T> {
-    /// The ring stayed full until the deadline.
-    #[error("timed out waiting for room in the ring")]
-    Timeout(T),
-    /// The receiving side closed the ring (or died).
-    #[error("the receiving side closed the ring")]
-    Closed(T),
-    /// The message can never fit.
-    #[error("{1}")]
-    TooLarge(T, MessageTooLarge),
-    /// The ring's shared state is corrupt.
-    #[error("{1}")]
-    Corrupt(T, Corrupt),
-    /// This process cannot learn its own identity (most often: no free file
-    /// descriptor), which a claim records so that others can recover it if
-    /// this process dies. Nothing was sent.
-    #[error("{1}")]
-    UnknownIdentity(T, IdentityError),
-}
-
-macro_rules! send_error_common {
-    ($name:ident { $($extra:ident),* }) => {
         impl<T> $name<T> {
             /// The value that was not sent.
             pub fn into_inner(self) -> T {
                 match self {
                     $($name::$extra(v) => v,)*
-                    $name::Closed(v) => v,
-                    $name::TooLarge(v, _) => v,
-                    $name::Corrupt(v, _) => v,
-                    $name::UnknownIdentity(v, _) => v,
+                    $name::Closed(v)
+                    | $name::TooLarge(v, _)
+                    | $name::Corrupt(v, _)
+                    | $name::UnknownIdentity(v, _) => v,
                 }
             }
 
@@ -145,21 +108,120 @@ macro_rules! send_error_common {
         // Debug without requiring `T: Debug`, as std's channel errors do.
         impl<T> fmt::Debug for $name<T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let name = stringify!($name);
                 match self {
-                    $($name::$extra(_) => f.write_str(concat!(stringify!($name), "::", stringify!($extra), "(..)")),)*
-                    $name::Closed(_) => f.write_str(concat!(stringify!($name), "::Closed(..)")),
-                    $name::TooLarge(_, e) => write!(f, "{}::TooLarge(.., {e:?})", stringify!($name)),
-                    $name::Corrupt(_, e) => write!(f, "{}::Corrupt(.., {e:?})", stringify!($name)),
-                    $name::UnknownIdentity(_, e) => write!(f, "{}::UnknownIdentity(.., {e:?})", stringify!($name)),
+                    $($name::$extra(_) => write!(f, "{name}::{}(..)", stringify!($extra)),)*
+                    $name::Closed(_) => write!(f, "{name}::Closed(..)"),
+                    $name::TooLarge(_, e) => write!(f, "{name}::TooLarge(.., {e:?})"),
+                    $name::Corrupt(_, e) => write!(f, "{name}::Corrupt(.., {e:?})"),
+                    $name::UnknownIdentity(_, e) => write!(f, "{name}::UnknownIdentity(.., {e:?})"),
                 }
             }
         }
     };
 }
 
-send_error_common!(TrySendError { Full });
-send_error_common!(SendError {});
-send_error_common!(SendTimeoutError { Timeout });
+/// Defines a receive error: the variants of its own, then the ones every
+/// receive error has.
+macro_rules! recv_error {
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($(#[$vmeta:meta])* $extra:ident,)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* $extra,)*
+            /// The sending side closed the ring (or died) and everything it
+            /// sent before has been read.
+            #[error("the sending side closed the ring and it is drained")]
+            Closed,
+            /// The caller's buffer cannot hold the next message, which stays
+            /// in the ring (`recv_into` and friends only).
+            #[error("the next message has {needed} bytes, the buffer only {capacity}")]
+            BufferTooSmall {
+                /// The length of the next message.
+                needed: usize,
+                /// The length of the buffer given.
+                capacity: usize,
+            },
+            /// The next message could not be decoded as the type asked for
+            /// (a typed receive of a message of another length, or an
+            /// archive that failed its check). The message was consumed.
+            #[error("message could not be decoded: {0}")]
+            Decode(&'static str),
+            /// The ring's shared state is corrupt.
+            #[error(transparent)]
+            Corrupt(#[from] Corrupt),
+            /// This process cannot learn its own identity (most often: no
+            /// free file descriptor), which a claim records so that others
+            /// can recover it if this process dies. Nothing was received.
+            #[error(transparent)]
+            UnknownIdentity(IdentityError),
+        }
+    };
+}
+
+/// `impl From<$from> for $to`: the shared variants carry over, each listed
+/// extra variant of `$from` becomes the one named.
+macro_rules! convert {
+    (send $from:ident => $to:ident { $($a:ident => $b:ident),* }) => {
+        impl<T> From<$from<T>> for $to<T> {
+            fn from(e: $from<T>) -> Self {
+                match e {
+                    $($from::$a(v) => $to::$b(v),)*
+                    $from::Closed(v) => $to::Closed(v),
+                    $from::TooLarge(v, m) => $to::TooLarge(v, m),
+                    $from::Corrupt(v, c) => $to::Corrupt(v, c),
+                    $from::UnknownIdentity(v, e) => $to::UnknownIdentity(v, e),
+                }
+            }
+        }
+    };
+    (recv $from:ident => $to:ident { $($a:ident => $b:ident),* }) => {
+        impl From<$from> for $to {
+            fn from(e: $from) -> Self {
+                match e {
+                    $($from::$a => $to::$b,)*
+                    $from::Closed => $to::Closed,
+                    $from::BufferTooSmall { needed, capacity } => {
+                        $to::BufferTooSmall { needed, capacity }
+                    }
+                    $from::Decode(w) => $to::Decode(w),
+                    $from::Corrupt(c) => $to::Corrupt(c),
+                    $from::UnknownIdentity(e) => $to::UnknownIdentity(e),
+                }
+            }
+        }
+    };
+}
+
+send_error! {
+    /// Why a non-blocking send (`try_send`, `try_reserve`, `put_nowait`)
+    /// failed. Every variant hands the value back.
+    TrySendError {
+        /// The ring has no room now. It may have room at any moment.
+        #[error("the ring is full")]
+        Full,
+    }
+}
+
+send_error! {
+    /// Why a blocking send (`send`, `reserve`, `put`) failed. Hands the value
+    /// back.
+    SendError {}
+}
+
+send_error! {
+    /// Why a send with a time limit (`send_timeout`, `reserve_timeout`,
+    /// `put_timeout`) failed. Hands the value back.
+    SendTimeoutError {
+        /// The ring stayed full until the deadline.
+        #[error("timed out waiting for room in the ring")]
+        Timeout,
+    }
+}
 
 impl<T> TrySendError<T> {
     /// Whether the ring was full.
@@ -168,165 +230,58 @@ impl<T> TrySendError<T> {
     }
 }
 
-impl<T> From<SendError<T>> for TrySendError<T> {
-    fn from(e: SendError<T>) -> Self {
-        match e {
-            SendError::Closed(v) => TrySendError::Closed(v),
-            SendError::TooLarge(v, m) => TrySendError::TooLarge(v, m),
-            SendError::Corrupt(v, c) => TrySendError::Corrupt(v, c),
-            SendError::UnknownIdentity(v, e) => TrySendError::UnknownIdentity(v, e),
-        }
+convert!(send SendError => TrySendError {});
+convert!(send SendError => SendTimeoutError {});
+// A blocking call that found the ring full, or waited without a deadline
+// and stopped, did so because the receiving side is gone.
+convert!(send TrySendError => SendError { Full => Closed });
+convert!(send SendTimeoutError => SendError { Timeout => Closed });
+convert!(send TrySendError => SendTimeoutError { Full => Timeout });
+convert!(send SendTimeoutError => TrySendError { Timeout => Full });
+
+recv_error! {
+    /// Why a non-blocking receive (`try_recv`, `get_nowait`) failed.
+    TryRecvError {
+        /// Nothing to read now. A message may arrive at any moment.
+        #[error("the ring is empty")]
+        Empty,
     }
 }
 
-impl<T> From<SendError<T>> for SendTimeoutError<T> {
-    fn from(e: SendError<T>) -> Self {
-        match e {
-            SendError::Closed(v) => SendTimeoutError::Closed(v),
-            SendError::TooLarge(v, m) => SendTimeoutError::TooLarge(v, m),
-            SendError::Corrupt(v, c) => SendTimeoutError::Corrupt(v, c),
-            SendError::UnknownIdentity(v, e) => SendTimeoutError::UnknownIdentity(v, e),
-        }
+recv_error! {
+    /// Why a blocking receive (`recv`, `get`) failed.
+    RecvError {}
+}
+
+recv_error! {
+    /// Why a receive with a time limit (`recv_timeout`, `get_timeout`)
+    /// failed.
+    RecvTimeoutError {
+        /// Nothing arrived before the deadline.
+        #[error("timed out waiting for a message")]
+        Timeout,
     }
 }
 
-/// Why a non-blocking receive (`try_recv`, `get_nowait`) failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TryRecvError {
-    /// Nothing to read now. A message may arrive at any moment.
-    #[error("the ring is empty")]
-    Empty,
-    /// The sending side closed the ring (or died) and everything it sent
-    /// before has been read.
-    #[error("the sending side closed the ring and it is drained")]
-    Closed,
-    /// The caller's buffer cannot hold the next message, which stays in the
-    /// ring (`recv_into` and friends only).
-    #[error("the next message has {needed} bytes, the buffer only {capacity}")]
-    BufferTooSmall {
-        /// The length of the next message.
-        needed: usize,
-        /// The length of the buffer given.
-        capacity: usize,
-    },
-    /// The next message could not be decoded as the type asked for (a typed
-    /// receive of a message of another length, or an archive that failed its
-    /// check). The message was consumed.
-    #[error("message could not be decoded: {0}")]
-    Decode(&'static str),
-    /// The ring's shared state is corrupt.
-    #[error(transparent)]
-    Corrupt(#[from] Corrupt),
-    /// This process cannot learn its own identity (most often: no free file
-    /// descriptor), which a claim records so that others can recover it if
-    /// this process dies. Nothing was received.
-    #[error(transparent)]
-    UnknownIdentity(IdentityError),
-}
+convert!(recv RecvError => TryRecvError {});
+convert!(recv RecvError => RecvTimeoutError {});
+// A wait without a deadline ends only when the sending side is gone.
+convert!(recv RecvTimeoutError => RecvError { Timeout => Closed });
+convert!(recv TryRecvError => RecvTimeoutError { Empty => Timeout });
+convert!(recv RecvTimeoutError => TryRecvError { Timeout => Empty });
 
-/// Why a blocking receive (`recv`, `get`) failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecvError {
-    /// The sending side closed the ring (or died) and it is drained.
-    #[error("the sending side closed the ring and it is drained")]
-    Closed,
-    /// The caller's buffer cannot hold the next message, which stays in the
-    /// ring.
-    #[error("the next message has {needed} bytes, the buffer only {capacity}")]
-    BufferTooSmall {
-        /// The length of the next message.
-        needed: usize,
-        /// The length of the buffer given.
-        capacity: usize,
-    },
-    /// The next message could not be decoded as the type asked for; it was
-    /// consumed.
-    #[error("message could not be decoded: {0}")]
-    Decode(&'static str),
-    /// The ring's shared state is corrupt.
-    #[error(transparent)]
-    Corrupt(#[from] Corrupt),
-    /// This process cannot learn its own identity (most often: no free file
-    /// descriptor), which a claim records so that others can recover it if
-    /// this process dies. Nothing was received.
-    #[error(transparent)]
-    UnknownIdentity(IdentityError),
-}
-
-/// Why a receive with a time limit (`recv_timeout`, `get_timeout`) failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecvTimeoutError {
-    /// Nothing arrived before the deadline.
-    #[error("timed out waiting for a message")]
-    Timeout,
-    /// The sending side closed the ring (or died) and it is drained.
-    #[error("the sending side closed the ring and it is drained")]
-    Closed,
-    /// The caller's buffer cannot hold the next message, which stays in the
-    /// ring.
-    #[error("the next message has {needed} bytes, the buffer only {capacity}")]
-    BufferTooSmall {
-        /// The length of the next message.
-        needed: usize,
-        /// The length of the buffer given.
-        capacity: usize,
-    },
-    /// The next message could not be decoded as the type asked for; it was
-    /// consumed.
-    #[error("message could not be decoded: {0}")]
-    Decode(&'static str),
-    /// The ring's shared state is corrupt.
-    #[error(transparent)]
-    Corrupt(#[from] Corrupt),
-    /// This process cannot learn its own identity (most often: no free file
-    /// descriptor), which a claim records so that others can recover it if
-    /// this process dies. Nothing was received.
-    #[error(transparent)]
-    UnknownIdentity(IdentityError),
-}
-
-impl From<RecvError> for TryRecvError {
-    fn from(e: RecvError) -> Self {
-        match e {
-            RecvError::Closed => TryRecvError::Closed,
-            RecvError::BufferTooSmall { needed, capacity } => {
-                TryRecvError::BufferTooSmall { needed, capacity }
-            }
-            RecvError::Decode(w) => TryRecvError::Decode(w),
-            RecvError::Corrupt(c) => TryRecvError::Corrupt(c),
-            RecvError::UnknownIdentity(e) => TryRecvError::UnknownIdentity(e),
-        }
-    }
-}
-
-impl From<RecvError> for RecvTimeoutError {
-    fn from(e: RecvError) -> Self {
-        match e {
-            RecvError::Closed => RecvTimeoutError::Closed,
-            RecvError::BufferTooSmall { needed, capacity } => {
-                RecvTimeoutError::BufferTooSmall { needed, capacity }
-            }
-            RecvError::Decode(w) => RecvTimeoutError::Decode(w),
-            RecvError::Corrupt(c) => RecvTimeoutError::Corrupt(c),
-            RecvError::UnknownIdentity(e) => RecvTimeoutError::UnknownIdentity(e),
-        }
-    }
-}
-
-/// Why creating, opening or attaching to a ring failed.
+/// Why attaching an end of a ring (a producer, a consumer, a publisher, a
+/// typed end) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttachError {
-    /// The configuration cannot describe a ring (zero or oversized capacity,
-    /// a slot of the wrong size, ...).
+    /// The ring cannot carry this end (a typed end of a ring made for
+    /// another message size, a joinable end of a plain queue, ...).
     #[error("invalid ring configuration: {0}")]
     InvalidConfig(&'static str),
-    /// That endpoint (the producer, the consumer, a subscriber slot) is held
-    /// by another process that is still alive. A dead holder's endpoint is
-    /// taken over instead.
+    /// That endpoint (the producer, the consumer, the publisher) is held by
+    /// another process that is still alive, or by this one. A dead holder's
+    /// endpoint is taken over instead.
     #[error("the {role} of this ring is already attached by live process {pid}")]
     AlreadyAttached {
         /// Which endpoint: `"producer"`, `"consumer"`, ...
@@ -340,17 +295,48 @@ pub enum AttachError {
         /// Which kind of endpoint.
         role: &'static str,
     },
-    /// The segment's control block holds values no ring of this kind has.
+    /// The ring's shared indices hold values no ring of this kind has.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
-    /// Creating, opening or mapping the segment failed.
+    /// Placing or finding the ring itself failed (for the shorthands that
+    /// open a ring and attach an end in one call).
     #[error(transparent)]
-    Segment(#[from] SegmentError),
+    Object(#[from] ObjectError),
     /// This process cannot learn its own identity (most often: no free file
     /// descriptor), which an endpoint's owner records so that others can
     /// take it over if this process dies. Nothing was attached.
     #[error(transparent)]
     UnknownIdentity(#[from] IdentityError),
+}
+
+impl AttachError {
+    /// The error for a failed claim of the end named `role`.
+    pub(crate) fn claim(role: &'static str, e: crate::raw::ClaimError) -> AttachError {
+        match e {
+            crate::raw::ClaimError::Held { owner } => AttachError::AlreadyAttached {
+                role,
+                pid: ipc_core::ProcessId::from_u64(owner).pid,
+            },
+            crate::raw::ClaimError::UnknownIdentity(e) => AttachError::UnknownIdentity(e),
+            crate::raw::ClaimError::Corrupt(c) => AttachError::Corrupt(c),
+        }
+    }
+}
+
+/// The placement error for a configuration the raw ring `what` refuses.
+pub(crate) fn invalid_config(what: &'static str, e: crate::raw::ConfigError) -> ObjectError {
+    ObjectError::InvalidConfig {
+        what,
+        reason: e.0.to_string(),
+    }
+}
+
+/// The placement error for memory that holds no valid `what`.
+pub(crate) fn wrong_object(what: &'static str, e: Corrupt) -> ObjectError {
+    ObjectError::WrongObject {
+        expected: what,
+        detail: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +360,12 @@ mod tests {
         let e: TrySendError<u32> = SendError::Closed(3).into();
         assert!(e.is_closed());
         assert_eq!(e.map(|v| v * 2).into_inner(), 6);
+        assert_eq!(
+            format!("{:?}", TrySendError::Full(())),
+            "TrySendError::Full(..)"
+        );
+        assert!(SendError::from(SendTimeoutError::Timeout(1)).is_closed());
+        assert!(TrySendError::from(SendTimeoutError::Timeout(1)).is_full());
     }
 
     #[test]
@@ -386,6 +378,10 @@ mod tests {
         assert_eq!(
             RecvTimeoutError::from(RecvError::Closed),
             RecvTimeoutError::Closed
+        );
+        assert_eq!(
+            RecvError::from(RecvTimeoutError::Timeout),
+            RecvError::Closed
         );
         assert_eq!(c.to_string(), "corrupt ring: bad length (found 0x63)");
     }

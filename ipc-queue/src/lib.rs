@@ -14,9 +14,9 @@
 //!
 //! | ring | module | what it is for |
 //! |---|---|---|
-//! | single producer, single consumer | [`spsc`] ([`spsc_pod`], [`spsc_rkyv`], algorithm in [`raw::spsc`]) | the lowest latency: variable-length messages reserved and committed in place |
-//! | many producers, many consumers | [`mpmc`] | work queues; a producer or consumer SIGKILLed mid-operation does not wedge the others ([`mpmc::Mpmc::lost`] counts what it took with it) |
-//! | one publisher, many subscribers | [`broadcast`] | fan-out; a subscriber that falls behind learns how many messages it lost, and never reads a torn one |
+//! | single producer, single consumer | [`spsc`] ([`spsc::pod`], [`spsc::rkyv`], algorithm in [`raw::spsc`]) | the lowest latency: variable-length messages reserved and committed in place |
+//! | many producers, many consumers | [`mpmc`] (algorithm in [`raw::mpmc`]) | work queues; a producer or consumer SIGKILLed mid-operation does not wedge the others ([`mpmc::Mpmc::lost`] counts what it took with it) |
+//! | one publisher, many subscribers | [`broadcast`] (algorithm in [`raw::broadcast`]) | fan-out; a subscriber that falls behind learns how many messages it lost, and never reads a torn one |
 //! | Python's `Queue`, `JoinableQueue` | [`queue`] | `put`/`get` with `_nowait` and `_timeout` forms, `task_done`/`join` |
 //! | Python's `Pipe` | [`mod@pipe`], [`pipe()`] | two duplex [`Connection`]s over two SPSC rings |
 //!
@@ -24,12 +24,33 @@
 //! is `TrySendError::Full(value)`, a closed or dead peer `Closed`, a message
 //! that can never fit `TooLarge` at send time.
 //!
+//! # How the crate is laid out
+//!
+//! Each ring is two layers. Its algorithm lives in [`raw`], one file (or
+//! folder) per ring, written against a [`raw::Memory`] (the atomic word at
+//! an offset, payload bytes copied in and out) and an injected
+//! [`Judge`](ipc_core::liveness::Judge) of who is alive, with its atomics and
+//! orderings taken from one switchable module: the same code runs in a
+//! segment, on the heap, and under the loom model checker (`tests/loom.rs`).
+//! The ends that only one process may hold (an SPSC producer or consumer,
+//! the broadcast publisher) are made only by claiming their owner word.
+//! Above it, each public ring type ([`spsc::SpscRing`], [`mpmc::Mpmc`],
+//! [`broadcast::BroadcastRing`], [`Queue`], [`JoinableQueue`],
+//! [`pipe::Pipe`]) is a control block placed in shared memory by
+//! [`ipc_core::object::Placed`], and so has the same six constructors:
+//! `create(name, cfg)`, `open(name)`, `anonymous(cfg)`, `from_fd(fd)`,
+//! `init_at(segment, offset, cfg)` and `at(segment, offset)`; builders add
+//! the options. Then one file per concept: the ring and its placement, the
+//! wait loop, each end, each message form.
+//!
 //! Sizes are checked before anything is allocated: a configuration whose
-//! size overflows is [`error::AttachError::InvalidConfig`], and a ring larger
-//! than the machine or the process's memory cgroup can still give is
-//! [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory) (inside
-//! [`error::AttachError::Segment`]), not a kill by the OOM killer. What stays
-//! the caller's risk is described in [`ipc_core::memory`].
+//! size overflows or exceeds a limit is
+//! [`ObjectError::InvalidConfig`](ipc_core::object::ObjectError::InvalidConfig)
+//! naming the limit, and a ring larger than the machine or the process's
+//! memory cgroup can still give is
+//! [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory),
+//! not a kill by the OOM killer. What stays the caller's risk is described
+//! in [`ipc_core::memory`].
 //!
 //! # Example
 //!
@@ -38,9 +59,9 @@
 //!
 //! ```
 //! use ipc_core::Process;
-//! use ipc_queue::spsc::SpscRing;
+//! use ipc_queue::spsc::{Config, SpscRing};
 //!
-//! let ring = SpscRing::builder().capacity(4096).create()?;
+//! let ring = SpscRing::anonymous(Config::new(4096))?;
 //! let child = Process::builder().fork(|| {
 //!     let mut tx = ring.producer().expect("the producer end is free");
 //!     for i in 0..3u8 {
@@ -83,10 +104,6 @@ pub mod queue;
 pub mod raw;
 #[cfg(not(loom))]
 pub mod spsc;
-#[cfg(not(loom))]
-pub mod spsc_pod;
-#[cfg(not(loom))]
-pub mod spsc_rkyv;
 
 #[cfg(not(loom))]
 pub use pipe::{pipe, Connection};

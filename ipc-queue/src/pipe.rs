@@ -23,16 +23,24 @@
 //!
 //! Between processes, create the [`Pipe`] first, start the child (it
 //! inherits the segment's file descriptor, or opens the pipe by name), and
-//! let each process take its end with [`Pipe::end_a`] or [`Pipe::end_b`].
+//! let each process take its end with [`Pipe::end_a`] or [`Pipe::end_b`]. A
+//! pipe is one placed object ([`PipeControl`]: two rings back to back) with
+//! the six constructors of every placed object ([`Pipe::create`],
+//! [`Pipe::open`], [`Pipe::anonymous`], [`Pipe::from_fd`], [`Pipe::init_at`],
+//! [`Pipe::at`]), and [`Pipe::builder`] for the options.
 
-use crate::error::{AttachError, Corrupt, RecvError, RecvTimeoutError, SendError, TryRecvError};
-use crate::raw::spsc::{self as spsc_raw, RawRing};
+use crate::error::{
+    wrong_object, AttachError, RecvError, RecvTimeoutError, SendError, TryRecvError,
+};
+use crate::raw::spsc::{self as spsc_raw, RawRing, SpscControl, DATA, MIN_CAPACITY};
 use crate::raw::PtrMem;
+use crate::spsc::rkyv::{self as archive, ArchivedGuard, CheckedArchive, SerializeInPlace};
 use crate::spsc::{Consumer, Producer, RecvGuard, SpscRing};
-use crate::spsc_rkyv::{self, ArchivedGuard, CheckedArchive, SerializeInPlace};
+use ipc_core::object::{Handle, ObjectError, Placed, ShmObject};
 use ipc_core::wait::WaitStrategy;
 use ipc_core::{Kind, Segment, Shareable};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +49,7 @@ pub const KIND: Kind = Kind::new(
     "ipc-queue/pipe",
     2,
     ipc_core::header::layout_hash(&[
-        std::mem::size_of::<spsc_raw::SpscControl>() as u64,
+        std::mem::size_of::<SpscControl>() as u64,
         spsc_raw::HEADER_LEN as u64,
         spsc_raw::SLACK as u64,
         2,
@@ -51,7 +59,106 @@ pub const KIND: Kind = Kind::new(
 /// The default size of each direction's ring: 64 KiB.
 pub const DEFAULT_CAPACITY: usize = 64 * 1024;
 
-/// Creates or opens a [`Pipe`]. Obtained from [`Pipe::builder`].
+const WHAT: &str = "pipe";
+
+/// What a new pipe is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Each direction's ring size in bytes, rounded up to a power of two of
+    /// 32 bytes to 2 GiB. 0 is refused.
+    pub capacity: usize,
+}
+
+impl Config {
+    /// Each direction `capacity` bytes.
+    pub const fn new(capacity: usize) -> Config {
+        Config { capacity }
+    }
+
+    /// The configuration of each direction's ring, and the offset of the
+    /// second one (the first one's size, rounded up to 128 bytes).
+    fn rings(&self) -> Result<(spsc_raw::Config, usize), ObjectError> {
+        let invalid = |reason: &str| ObjectError::InvalidConfig {
+            what: WHAT,
+            reason: reason.into(),
+        };
+        if self.capacity == 0 {
+            return Err(invalid(
+                "the capacity is zero: each direction of a pipe holds 32 bytes to 2 GiB",
+            ));
+        }
+        let ring = spsc_raw::Config::new(self.capacity);
+        let size = spsc_raw::memory_size(&ring).map_err(|e| invalid(e.0))?;
+        Ok((ring, size.next_multiple_of(128)))
+    }
+}
+
+/// Where the second ring of a pipe starts, for a first ring of `capacity`
+/// bytes.
+fn second_offset(capacity: usize) -> usize {
+    (DATA + capacity).next_multiple_of(128)
+}
+
+/// The placed object of a [`Pipe`]: two SPSC rings of the same capacity back
+/// to back, the second at the first one's size rounded up to 128 bytes.
+/// This is the first ring's control block; the rest follows it.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct PipeControl(SpscControl);
+
+// SAFETY: a view of the first ring's `SpscControl` (atomics only, every bit
+// pattern valid); `init_in` writes both rings in the `memory_size` bytes,
+// and `attach` checks both (each as an SPSC ring checks itself) and that
+// the second starts where the first one's capacity puts it.
+unsafe impl ShmObject for PipeControl {
+    const KIND: Kind = KIND;
+    type Config = Config;
+
+    fn memory_size(cfg: &Config) -> Result<usize, ObjectError> {
+        let (_, off) = cfg.rings()?;
+        Ok(2 * off)
+    }
+
+    unsafe fn init_in(mem: NonNull<u8>, len: usize, cfg: Config) {
+        let Ok((ring, off)) = cfg.rings() else {
+            return;
+        };
+        // SAFETY: `len >= 2 * off` writable bytes at `mem`, 128-aligned,
+        // unused by anyone else (the caller's promise); the halves do not
+        // overlap and both start 128-aligned.
+        let (a, b) = unsafe { (PtrMem::new(mem, off), PtrMem::new(mem.add(off), len - off)) };
+        // `memory_size(&cfg)` succeeded before this call, so neither fails;
+        // a ring not written would fail `attach`.
+        let _ = RawRing::init(a, ring).and_then(|_| RawRing::init(b, ring));
+    }
+
+    unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a Self, ObjectError> {
+        // SAFETY: `len` bytes at `mem` for `'a`, accessed atomically (the
+        // caller's promise); size and alignment are checked there.
+        let ctrl = unsafe { ipc_core::object::checked_ref::<PipeControl>(mem, len)? };
+        // SAFETY: as above, 128-aligned (just checked); for the checks only.
+        let a =
+            RawRing::attach(unsafe { PtrMem::new(mem, len) }).map_err(|c| wrong_object(WHAT, c))?;
+        let off = second_offset(a.capacity());
+        let wrong = |detail: &str| ObjectError::WrongObject {
+            expected: WHAT,
+            detail: detail.into(),
+        };
+        if off >= len {
+            return Err(wrong("the second ring lies beyond the memory"));
+        }
+        // SAFETY: `off < len`, a multiple of 128: the rest of the memory.
+        let b = RawRing::attach(unsafe { PtrMem::new(mem.add(off), len - off) })
+            .map_err(|c| wrong_object(WHAT, c))?;
+        if b.capacity() != a.capacity() {
+            return Err(wrong("the two rings differ in capacity"));
+        }
+        Ok(ctrl)
+    }
+}
+
+/// Creates or opens a [`Pipe`] with options. Obtained from [`Pipe::builder`];
+/// places it through [`Placed::builder`].
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct PipeBuilder {
@@ -67,16 +174,10 @@ pub struct Pipe {
     b_to_a: SpscRing,
 }
 
-fn second_offset(cap: usize) -> Option<usize> {
-    spsc_raw::memory_size(&spsc_raw::Config::new(cap))
-        .ok()
-        .map(|s| s.next_multiple_of(128))
-}
-
 impl PipeBuilder {
     /// Each direction's ring size in bytes, rounded up to a power of two of
     /// 32 bytes to 2 GiB. A capacity of 0, or above 2 GiB, makes
-    /// [`PipeBuilder::create`] fail with [`AttachError::InvalidConfig`].
+    /// [`PipeBuilder::create`] fail with [`ObjectError::InvalidConfig`].
     pub fn capacity(mut self, bytes: usize) -> Self {
         self.capacity = bytes;
         self
@@ -98,42 +199,38 @@ impl PipeBuilder {
     /// Creates the pipe.
     ///
     /// # Errors
-    /// [`AttachError::InvalidConfig`] for a capacity out of range,
-    /// [`AttachError::Segment`] if the segment cannot be created (e.g.
+    /// [`ObjectError::InvalidConfig`] for a capacity out of range,
+    /// [`ObjectError::Segment`] if the segment cannot be created (e.g.
     /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory)).
-    pub fn create(self) -> Result<Pipe, AttachError> {
-        if self.capacity == 0 {
-            return Err(AttachError::InvalidConfig(
-                "the capacity is zero: each direction of a pipe holds 32 bytes to 2 GiB",
-            ));
+    pub fn create(self) -> Result<Pipe, ObjectError> {
+        let mut b = Placed::<PipeControl>::builder().prefault(self.prefault);
+        if let Some(n) = self.name {
+            b = b.name(n);
         }
-        let cap = crate::spsc::round_capacity(self.capacity)?;
-        let off = second_offset(cap).ok_or(AttachError::InvalidConfig("capacity out of range"))?;
-        let size = off + off;
-        let mut b = Segment::builder(KIND).size(size).prefault(self.prefault);
-        if let Some(n) = &self.name {
-            b = b.name(n.clone());
-        }
-        let mut failed = None;
-        let seg = b.create_with(|seg| {
-            let base = seg.payload_ptr();
-            let cfg = spsc_raw::Config::new(cap);
-            // SAFETY: the payload holds `2 * off` bytes, 128-aligned, not yet
-            // visible to anyone else; the two rings do not overlap.
-            let r = RawRing::init(unsafe { PtrMem::new(base, off) }, cfg).and_then(|_| {
-                // SAFETY: as above, the second half.
-                RawRing::init(unsafe { PtrMem::new(base.add(off), off) }, cfg)
-            });
-            if let Err(e) = r {
-                failed = Some(e);
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(AttachError::InvalidConfig(e.0));
-        }
-        Pipe::from_segment(seg)
+        b.create(Config::new(self.capacity)).map(Pipe::from_placed)
     }
 }
+
+impl Handle for Pipe {
+    type Object = PipeControl;
+
+    fn from_placed(placed: Placed<PipeControl>) -> Pipe {
+        let (mem, len) = placed.memory();
+        let seg = placed.segment();
+        // SAFETY: the bytes `Placed` checked (both rings), in the mapping of
+        // `seg`, which each ring keeps.
+        let a_to_b = unsafe { SpscRing::view(Arc::clone(seg), mem, len) };
+        // Where `attach` found the second ring; kept inside the memory even
+        // if a peer rewrote the first one's capacity since.
+        let smallest = DATA + MIN_CAPACITY;
+        let off = second_offset(a_to_b.capacity()).min((len - smallest) & !127);
+        // SAFETY: `off + smallest <= len`, 128-aligned, in the same mapping.
+        let b_to_a = unsafe { SpscRing::view(Arc::clone(seg), mem.add(off), len - off) };
+        Pipe { a_to_b, b_to_a }
+    }
+}
+
+ipc_core::handle_constructors!(impl[] Pipe, "pipe");
 
 impl Pipe {
     /// A builder for a pipe of [`DEFAULT_CAPACITY`] bytes per direction.
@@ -143,44 +240,6 @@ impl Pipe {
             name: None,
             prefault: false,
         }
-    }
-
-    /// Opens a named pipe created by another process.
-    pub fn open(name: &str) -> Result<Pipe, AttachError> {
-        let seg = Segment::builder(KIND).name(name).open()?;
-        Pipe::from_segment(seg)
-    }
-
-    /// Maps a pipe from its segment's file descriptor.
-    ///
-    /// # Errors
-    /// [`AttachError::Segment`] with
-    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed) for a
-    /// descriptor not sealed against resizing (its sender could shrink it
-    /// under this mapping), or a segment holding something else;
-    /// [`AttachError::Corrupt`] for a control block that fails its checks.
-    pub fn from_fd(fd: OwnedFd) -> Result<Pipe, AttachError> {
-        Pipe::from_segment(Segment::from_fd(fd, KIND)?)
-    }
-
-    /// Uses a segment that holds a pipe.
-    pub fn from_segment(seg: Segment) -> Result<Pipe, AttachError> {
-        if seg.kind() != KIND {
-            return Err(AttachError::InvalidConfig(
-                "the segment does not hold a pipe",
-            ));
-        }
-        let seg = Arc::new(seg);
-        let a_to_b = SpscRing::from_shared(Arc::clone(&seg), 0)?;
-        let off = second_offset(a_to_b.capacity())
-            .ok_or(Corrupt::new("pipe ring capacity", a_to_b.capacity() as u64))?;
-        let b_to_a = SpscRing::from_shared(seg, off)?;
-        if b_to_a.capacity() != a_to_b.capacity() {
-            return Err(
-                Corrupt::new("pipe rings differ in capacity", b_to_a.capacity() as u64).into(),
-            );
-        }
-        Ok(Pipe { a_to_b, b_to_a })
     }
 
     /// The segment's file descriptor, to pass to a child.
@@ -211,12 +270,16 @@ impl Pipe {
     /// Attaches end A (sends on `a_to_b`, receives on `b_to_a`).
     ///
     /// # Errors
-    /// [`AttachError::AlreadyAttached`] if a live process holds end A.
+    /// [`AttachError::AlreadyAttached`] if a live process holds end A,
+    /// otherwise as [`SpscRing::producer`].
     pub fn end_a(&self) -> Result<Connection, AttachError> {
         Connection::attach(&self.a_to_b, &self.b_to_a)
     }
 
     /// Attaches end B (sends on `b_to_a`, receives on `a_to_b`).
+    ///
+    /// # Errors
+    /// As [`Pipe::end_a`], for end B.
     pub fn end_b(&self) -> Result<Connection, AttachError> {
         Connection::attach(&self.b_to_a, &self.a_to_b)
     }
@@ -225,6 +288,10 @@ impl Pipe {
 /// An anonymous pipe with both ends attached in this process (Python's
 /// `multiprocessing.Pipe()`); for a child process, create a [`Pipe`] and
 /// attach one end in each process instead.
+///
+/// # Errors
+/// [`AttachError::Object`] if the segment cannot be made (memory short),
+/// [`AttachError::UnknownIdentity`].
 pub fn pipe() -> Result<(Connection, Connection), AttachError> {
     let p = Pipe::builder().create()?;
     Ok((p.end_a()?, p.end_b()?))
@@ -247,7 +314,7 @@ impl Connection {
         Ok(Connection {
             tx,
             rx,
-            guess: spsc_rkyv::first_guess(),
+            guess: archive::first_guess(),
         })
     }
 
@@ -353,7 +420,7 @@ impl Connection {
     /// As [`Connection::send_bytes`]; [`SendError::TooLarge`] if the
     /// archive exceeds the largest message.
     pub fn send_archive<T: SerializeInPlace>(&mut self, value: &T) -> Result<(), SendError<()>> {
-        spsc_rkyv::send_blocking(&mut self.tx, &mut self.guess, value)
+        archive::send_blocking(&mut self.tx, &mut self.guess, value)
     }
 
     /// Receives an `rkyv` archive of `T`, checked, read in place.
@@ -361,12 +428,12 @@ impl Connection {
     /// # Errors
     /// As [`Connection::recv_bytes`], and [`RecvError::Decode`] if the
     /// archive fails its check (it is consumed).
-    pub fn recv_archive<T: rkyv::Archive>(&mut self) -> Result<ArchivedGuard<'_, T>, RecvError>
+    pub fn recv_archive<T: ::rkyv::Archive>(&mut self) -> Result<ArchivedGuard<'_, T>, RecvError>
     where
         T::Archived: CheckedArchive,
     {
         let g = self.rx.recv()?;
-        spsc_rkyv::check_guard::<T>(g).map_err(RecvError::Decode)
+        archive::check_guard::<T>(g).map_err(RecvError::Decode)
     }
 
     /// Waits until a message can be read, at most `timeout` (`None`: no

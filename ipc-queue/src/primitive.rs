@@ -29,7 +29,7 @@ pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64};
 /// A place in a raw algorithm where a memory ordering matters: a release
 /// store that publishes, an acquire load that consumes, a fence. Named so
 /// that a loom model can weaken exactly one of them and check that it fails
-/// (see the [module docs](self)); outside loom a site is only a name.
+/// (see `tests/loom.rs`); outside loom a site is only a name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Site {

@@ -9,7 +9,7 @@
 //!
 //! | Python | here |
 //! |---|---|
-//! | `Queue(maxsize)` | [`Queue::new`]`(maxsize)` (anonymous), [`Queue::builder`] (named, options) |
+//! | `Queue(maxsize)` | [`Queue::new`]`(maxsize)` (anonymous), [`Queue::builder`] (named, options), or any of the six constructors of a placed object ([`Queue::create`], [`Queue::open`], [`Queue::anonymous`], [`Queue::from_fd`], [`Queue::init_at`], [`Queue::at`]) |
 //! | `put(item)` / `put(item, timeout=t)` / `put_nowait(item)` | [`Queue::put`] / [`Queue::put_timeout`] / [`Queue::put_nowait`] |
 //! | `get()` / `get(timeout=t)` / `get_nowait()` | [`Queue::get`] / [`Queue::get_timeout`] / [`Queue::get_nowait`] |
 //! | `qsize()`, `empty()`, `full()` | same names; approximate while others put or get |
@@ -52,33 +52,21 @@
 //! system call, and a futex wake is issued only when someone is parked.
 
 use crate::error::{
-    AttachError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
-    TrySendError,
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::mpmc::raw::{Config, DATA_ALIGN, SLOT_HEADER};
-use crate::mpmc::{self, claim_recv, claim_send, Fail, Mpmc, RawMpmc, Wait};
+use crate::mpmc::{
+    self, recv_message, recv_value, send, write_bytes, write_value, Mpmc, MpmcLayout, RawMpmc, Wait,
+};
+use crate::raw::mpmc::{MpmcControl, DATA_ALIGN, SLOT_HEADER};
 use ipc_core::header::layout_hash;
 use ipc_core::liveness::OsJudge;
+use ipc_core::object::{Handle, ObjectError, PlaceBuilder, Placed, ShmObject};
 use ipc_core::wait::WaitStrategy;
 use ipc_core::{Kind, Shareable};
 use std::marker::PhantomData;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
 use std::time::{Duration, Instant};
-
-/// The segment kind of a queue of `T` (its size and alignment are part of the
-/// layout hash, so a process expecting another `T` cannot open it).
-pub fn kind_of<T>() -> Kind {
-    Kind::new(
-        "ipc-queue/queue",
-        1,
-        layout_hash(&[
-            std::mem::size_of::<T>() as u64,
-            std::mem::align_of::<T>() as u64,
-            SLOT_HEADER as u64,
-            DATA_ALIGN as u64,
-        ]),
-    )
-}
 
 /// How often a waiting [`JoinableQueue::join`] looks for items held by dead
 /// processes.
@@ -89,13 +77,124 @@ pub const JOIN_SWEEP: Duration = Duration::from_millis(50);
 #[error("task_done() called more times than there were items put")]
 pub struct TaskDoneError;
 
+/// What a new queue is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The most items the queue holds (rounded up to a power of two; 1 to
+    /// 2^30). Unlike Python's `Queue(0)`, 0 does not mean unbounded: every
+    /// queue here is bounded, and 0 is refused.
+    pub maxsize: usize,
+    /// The longest byte string [`Queue::put_bytes`] accepts (0: only byte
+    /// strings up to `size_of::<T>()`). Every slot has room for
+    /// `max(size_of::<T>(), max_bytes)` bytes.
+    pub max_bytes: usize,
+}
+
+impl Config {
+    /// A queue of up to `maxsize` items, with no room for longer byte
+    /// strings.
+    pub const fn new(maxsize: usize) -> Config {
+        Config {
+            maxsize,
+            max_bytes: 0,
+        }
+    }
+
+    /// The ring of a queue of `T`, checked.
+    fn ring<T>(&self, joinable: bool) -> Result<mpmc::Config, ObjectError> {
+        if self.maxsize == 0 {
+            return Err(ObjectError::InvalidConfig {
+                what: "queue",
+                reason: "maxsize 0 would be an unbounded queue, which is not supported: \
+                         give a bound from 1 to 2^30 items"
+                    .into(),
+            });
+        }
+        let slot = self.max_bytes.max(std::mem::size_of::<T>());
+        Ok(mpmc::Config::new(self.maxsize, slot).joinable(joinable))
+    }
+}
+
+/// Defines the placed ring of a queue of `T`: the MPMC control block, with
+/// the kind of a queue of `T` (its size and alignment are part of the
+/// layout hash, so a process expecting another `T` cannot open it).
+macro_rules! queue_ring {
+    ($(#[$m:meta])* $name:ident, $what:literal, joinable: $joinable:literal) => {
+        $(#[$m])*
+        #[repr(transparent)]
+        #[derive(Debug)]
+        pub struct $name<T> {
+            ctrl: MpmcControl,
+            _t: PhantomData<fn() -> T>,
+        }
+
+        // SAFETY: `repr(transparent)` over `MpmcControl`.
+        unsafe impl<T> MpmcLayout for $name<T> {
+            const WHAT: &'static str = $what;
+
+            fn check(ring: &RawMpmc) -> Result<(), ObjectError> {
+                if $joinable && !ring.is_joinable() {
+                    return Err(ObjectError::WrongObject {
+                        expected: $what,
+                        detail: "the queue is not joinable".into(),
+                    });
+                }
+                Ok(())
+            }
+        }
+
+        // SAFETY: as for `MpmcControl` (whose layout this is); `attach`
+        // checks the ring as that one does, and the joinable flag.
+        unsafe impl<T: Shareable + Copy> ShmObject for $name<T> {
+            const KIND: Kind = Kind::new(
+                "ipc-queue/queue",
+                1,
+                layout_hash(&[
+                    std::mem::size_of::<T>() as u64,
+                    std::mem::align_of::<T>() as u64,
+                    SLOT_HEADER as u64,
+                    DATA_ALIGN as u64,
+                ]),
+            );
+            type Config = Config;
+
+            fn memory_size(cfg: &Config) -> Result<usize, ObjectError> {
+                mpmc::memory_size($what, &cfg.ring::<T>($joinable)?)
+            }
+
+            unsafe fn init_in(mem: NonNull<u8>, len: usize, cfg: Config) {
+                if let Ok(ring) = cfg.ring::<T>($joinable) {
+                    // SAFETY: the caller's promise, passed on.
+                    unsafe { mpmc::init_in(mem, len, &ring) }
+                }
+            }
+
+            unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a Self, ObjectError> {
+                // SAFETY: the caller's promise, passed on.
+                unsafe { mpmc::attach(mem, len) }
+            }
+        }
+    };
+}
+
+queue_ring! {
+    /// The ring under a [`Queue`] of `T` (its placed object).
+    QueueRing, "queue", joinable: false
+}
+
+queue_ring! {
+    /// The ring under a [`JoinableQueue`] of `T` (its placed object): a
+    /// queue ring that counts unfinished tasks. A joinable queue also opens
+    /// as a plain [`Queue`]; a plain one does not open as joinable.
+    JoinableRing, "joinable queue", joinable: true
+}
+
 /// Options for a [`Queue`] or [`JoinableQueue`]. From [`Queue::builder`].
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct QueueBuilder<T> {
     name: Option<String>,
-    maxsize: usize,
-    max_bytes: usize,
+    cfg: Config,
     strategy: WaitStrategy,
     _t: PhantomData<fn(T) -> T>,
 }
@@ -108,20 +207,16 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
         self
     }
 
-    /// The most items the queue holds (rounded up to a power of two;
-    /// default 64; at most 2^30). Unlike Python's `Queue(0)`, 0 does not
-    /// mean unbounded: every queue here is bounded, and creating one with 0
-    /// is [`AttachError::InvalidConfig`].
+    /// The most items the queue holds (see [`Config::maxsize`]; default 64).
     pub fn maxsize(mut self, maxsize: usize) -> Self {
-        self.maxsize = maxsize;
+        self.cfg.maxsize = maxsize;
         self
     }
 
-    /// The longest byte string [`Queue::put_bytes`] accepts (default 0: only
-    /// byte strings up to `size_of::<T>()`). Every slot has room for
-    /// `max(size_of::<T>(), max_bytes)` bytes.
+    /// The longest byte string [`Queue::put_bytes`] accepts (see
+    /// [`Config::max_bytes`]; default 0).
     pub fn max_bytes(mut self, max_bytes: usize) -> Self {
-        self.max_bytes = max_bytes;
+        self.cfg.max_bytes = max_bytes;
         self
     }
 
@@ -131,37 +226,33 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
         self
     }
 
-    fn build(self, joinable: bool) -> Result<Queue<T>, AttachError> {
-        if self.maxsize == 0 {
-            return Err(AttachError::InvalidConfig(
-                "maxsize 0 would be an unbounded queue, which is not supported: \
-                 give a bound from 1 to 2^30 items",
-            ));
+    fn placer<O: ShmObject>(&self) -> PlaceBuilder<O> {
+        match &self.name {
+            Some(n) => Placed::builder().name(n.clone()),
+            None => Placed::builder(),
         }
-        let slot = self.max_bytes.max(std::mem::size_of::<T>());
-        let cfg = Config::new(self.maxsize, slot).joinable(joinable);
-        let ring = Mpmc::create_in(kind_of::<T>(), self.name.as_deref(), cfg)?;
-        Ok(Queue::wrap(ring, self.strategy))
     }
 
     /// Creates the queue.
     ///
     /// # Errors
-    /// [`AttachError::InvalidConfig`], [`AttachError::Segment`] (e.g. the
-    /// name is taken, or [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// [`ObjectError::InvalidConfig`] for a `maxsize` of 0 or above 2^30
+    /// (before anything is allocated), [`ObjectError::Segment`] (e.g. the
+    /// name is taken, or
+    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
     /// more than the machine or the memory cgroup can still give).
-    pub fn create(self) -> Result<Queue<T>, AttachError> {
-        self.build(false)
+    pub fn create(self) -> Result<Queue<T>, ObjectError> {
+        let q = Queue::from_placed(self.placer::<QueueRing<T>>().create(self.cfg)?);
+        Ok(q.with_wait_strategy(self.strategy))
     }
 
     /// Creates a joinable queue.
     ///
     /// # Errors
     /// As [`QueueBuilder::create`].
-    pub fn create_joinable(self) -> Result<JoinableQueue<T>, AttachError> {
-        Ok(JoinableQueue {
-            q: self.build(true)?,
-        })
+    pub fn create_joinable(self) -> Result<JoinableQueue<T>, ObjectError> {
+        let q = JoinableQueue::from_placed(self.placer::<JoinableRing<T>>().create(self.cfg)?);
+        Ok(q.with_wait_strategy(self.strategy))
     }
 }
 
@@ -186,56 +277,44 @@ impl<T> Clone for Queue<T> {
     }
 }
 
+impl<T: Shareable + Copy> Handle for Queue<T> {
+    type Object = QueueRing<T>;
+
+    fn from_placed(placed: Placed<QueueRing<T>>) -> Queue<T> {
+        Queue::wrap(Mpmc::from_layout(placed))
+    }
+}
+
+ipc_core::handle_constructors!(impl[T: Shareable + Copy] Queue<T>, "queue");
+
 impl<T: Shareable + Copy> Queue<T> {
     /// An anonymous queue holding up to `maxsize` items (rounded up to a
-    /// power of two), for this process and its children.
+    /// power of two), for this process and its children: Python's
+    /// `Queue(maxsize)`.
     ///
     /// # Errors
-    /// As [`QueueBuilder::create`]; [`AttachError::InvalidConfig`] for a
+    /// As [`QueueBuilder::create`]; [`ObjectError::InvalidConfig`] for a
     /// `maxsize` of 0 (an unbounded queue, which is not supported) or above
     /// 2^30.
-    pub fn new(maxsize: usize) -> Result<Queue<T>, AttachError> {
-        Queue::builder().maxsize(maxsize).create()
+    pub fn new(maxsize: usize) -> Result<Queue<T>, ObjectError> {
+        Queue::anonymous(Config::new(maxsize))
     }
 
     /// Options: name, maxsize, room for byte strings, wait strategy.
     pub fn builder() -> QueueBuilder<T> {
         QueueBuilder {
             name: None,
-            maxsize: 64,
-            max_bytes: 0,
+            cfg: Config::new(64),
             strategy: WaitStrategy::default(),
             _t: PhantomData,
         }
     }
 
-    /// Opens a named queue of `T` that another process created.
-    ///
-    /// # Errors
-    /// [`AttachError::Segment`] (no such queue, a queue of another `T`, ...)
-    /// or [`AttachError::Corrupt`].
-    pub fn open(name: &str) -> Result<Queue<T>, AttachError> {
-        let ring = Mpmc::open_in(kind_of::<T>(), name)?;
-        Ok(Queue::wrap(ring, WaitStrategy::default()))
-    }
-
-    /// Maps a queue from the descriptor another process passed
-    /// ([`Queue::fd`]).
-    ///
-    /// # Errors
-    /// As [`Queue::open`]; a descriptor not sealed against resizing (its
-    /// sender could shrink it under this mapping) is
-    /// [`SegmentError::Unsealed`](ipc_core::SegmentError::Unsealed).
-    pub fn from_fd(fd: OwnedFd) -> Result<Queue<T>, AttachError> {
-        let ring = Mpmc::from_fd_in(kind_of::<T>(), fd)?;
-        Ok(Queue::wrap(ring, WaitStrategy::default()))
-    }
-
-    fn wrap(ring: Mpmc, strategy: WaitStrategy) -> Queue<T> {
+    fn wrap(ring: Mpmc) -> Queue<T> {
         const { assert!(std::mem::align_of::<T>() <= DATA_ALIGN) };
         Queue {
             ring,
-            strategy,
+            strategy: WaitStrategy::default(),
             _t: PhantomData,
         }
     }
@@ -276,19 +355,17 @@ impl<T: Shareable + Copy> Queue<T> {
         self.ring.raw()
     }
 
-    /// Claims a slot (counting an unfinished task first in a joinable queue,
-    /// and uncounting it if no slot was claimed).
+    /// Puts `value` waiting as `wait` says (counting an unfinished task
+    /// first in a joinable queue, and uncounting it if nothing was put).
     #[inline]
-    fn claim(&self, len: usize, wait: Wait) -> Result<mpmc::Reservation<'_>, Fail> {
-        let raw = self.raw();
-        if raw.is_joinable() {
-            raw.unfinished_inc();
-            claim_send(raw, self.strategy, len, wait).inspect_err(|_| {
-                raw.unfinished_dec();
-            })
-        } else {
-            claim_send(raw, self.strategy, len, wait)
-        }
+    fn put_in<V, E: From<SendTimeoutError<V>>>(
+        &self,
+        wait: Wait,
+        len: usize,
+        value: V,
+        write: impl FnOnce(mpmc::Reservation<'_>, &V),
+    ) -> Result<(), E> {
+        send(self.raw(), self.strategy, wait, len, value, write)
     }
 
     /// Puts `item`, waiting for room.
@@ -297,13 +374,7 @@ impl<T: Shareable + Copy> Queue<T> {
     /// `Closed` (the queue was closed) or `Corrupt`; the item is handed back.
     #[inline]
     pub fn put(&self, item: T) -> Result<(), SendError<T>> {
-        match self.claim(std::mem::size_of::<T>(), Wait::Until(None)) {
-            Ok(c) => {
-                mpmc::write_value(c, &item);
-                Ok(())
-            }
-            Err(f) => Err(f.send(item)),
-        }
+        self.put_in(Wait::FOREVER, std::mem::size_of::<T>(), item, write_value)
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -311,14 +382,8 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Timeout`, `Closed`, `Corrupt`; the item is handed back.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        let wait = Wait::Until(mpmc::deadline_after(timeout));
-        match self.claim(std::mem::size_of::<T>(), wait) {
-            Ok(c) => {
-                mpmc::write_value(c, &item);
-                Ok(())
-            }
-            Err(f) => Err(f.send_timeout(item)),
-        }
+        let len = std::mem::size_of::<T>();
+        self.put_in(Wait::at_most(timeout), len, item, write_value)
     }
 
     /// Puts `item` if there is room now.
@@ -327,13 +392,7 @@ impl<T: Shareable + Copy> Queue<T> {
     /// `Full`, `Closed`, `Corrupt`; the item is handed back.
     #[inline]
     pub fn put_nowait(&self, item: T) -> Result<(), TrySendError<T>> {
-        match self.claim(std::mem::size_of::<T>(), Wait::No) {
-            Ok(c) => {
-                mpmc::write_value(c, &item);
-                Ok(())
-            }
-            Err(f) => Err(f.try_send(item)),
-        }
+        self.put_in(Wait::No, std::mem::size_of::<T>(), item, write_value)
     }
 
     /// Takes an item, waiting for one.
@@ -343,9 +402,7 @@ impl<T: Shareable + Copy> Queue<T> {
     /// string of another length; it is consumed), `Corrupt`.
     #[inline]
     pub fn get(&self) -> Result<T, RecvError> {
-        let c = claim_recv(self.raw(), self.strategy, usize::MAX, Wait::Until(None))
-            .map_err(|f| f.recv(usize::MAX))?;
-        mpmc::read_value(c).map_err(RecvError::Decode)
+        recv_value(self.raw(), self.strategy, Wait::FOREVER)
     }
 
     /// Takes an item, waiting at most `timeout`.
@@ -353,10 +410,7 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Timeout`, `Closed`, `Decode`, `Corrupt`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        let wait = Wait::Until(mpmc::deadline_after(timeout));
-        let c = claim_recv(self.raw(), self.strategy, usize::MAX, wait)
-            .map_err(|f| f.recv_timeout(usize::MAX))?;
-        mpmc::read_value(c).map_err(RecvTimeoutError::Decode)
+        recv_value(self.raw(), self.strategy, Wait::at_most(timeout))
     }
 
     /// Takes an item if one is ready.
@@ -365,9 +419,7 @@ impl<T: Shareable + Copy> Queue<T> {
     /// `Empty`, `Closed`, `Decode`, `Corrupt`.
     #[inline]
     pub fn get_nowait(&self) -> Result<T, TryRecvError> {
-        let c = claim_recv(self.raw(), self.strategy, usize::MAX, Wait::No)
-            .map_err(|f| f.try_recv(usize::MAX))?;
-        mpmc::read_value(c).map_err(TryRecvError::Decode)
+        recv_value(self.raw(), self.strategy, Wait::No)
     }
 
     /// Puts a byte string of at most `max(size_of::<T>(), max_bytes)` bytes,
@@ -376,14 +428,7 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Closed`, `TooLarge`, `Corrupt`; the bytes are handed back.
     pub fn put_bytes<'b>(&self, bytes: &'b [u8]) -> Result<(), SendError<&'b [u8]>> {
-        match self.claim(bytes.len(), Wait::Until(None)) {
-            Ok(mut c) => {
-                c.buf().copy_from_slice(bytes);
-                c.commit();
-                Ok(())
-            }
-            Err(f) => Err(f.send(bytes)),
-        }
+        self.put_in(Wait::FOREVER, bytes.len(), bytes, write_bytes)
     }
 
     /// [`Queue::put_bytes`], waiting at most `timeout`.
@@ -395,15 +440,7 @@ impl<T: Shareable + Copy> Queue<T> {
         bytes: &'b [u8],
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<&'b [u8]>> {
-        let wait = Wait::Until(mpmc::deadline_after(timeout));
-        match self.claim(bytes.len(), wait) {
-            Ok(mut c) => {
-                c.buf().copy_from_slice(bytes);
-                c.commit();
-                Ok(())
-            }
-            Err(f) => Err(f.send_timeout(bytes)),
-        }
+        self.put_in(Wait::at_most(timeout), bytes.len(), bytes, write_bytes)
     }
 
     /// [`Queue::put_bytes`] if there is room now.
@@ -411,14 +448,7 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Full`, `Closed`, `TooLarge`, `Corrupt`.
     pub fn put_bytes_nowait<'b>(&self, bytes: &'b [u8]) -> Result<(), TrySendError<&'b [u8]>> {
-        match self.claim(bytes.len(), Wait::No) {
-            Ok(mut c) => {
-                c.buf().copy_from_slice(bytes);
-                c.commit();
-                Ok(())
-            }
-            Err(f) => Err(f.try_send(bytes)),
-        }
+        self.put_in(Wait::No, bytes.len(), bytes, write_bytes)
     }
 
     /// Takes the next message as bytes (an item put with [`Queue::put`]
@@ -427,9 +457,8 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Closed`, `Corrupt`.
     pub fn get_bytes(&self) -> Result<Vec<u8>, RecvError> {
-        let c = claim_recv(self.raw(), self.strategy, usize::MAX, Wait::Until(None))
-            .map_err(|f| f.recv(usize::MAX))?;
-        Ok(c.bytes().to_vec())
+        let m = recv_message::<RecvError>(self.raw(), self.strategy, Wait::FOREVER)?;
+        Ok(m.bytes().to_vec())
     }
 
     /// [`Queue::get_bytes`], waiting at most `timeout`.
@@ -437,10 +466,9 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Timeout`, `Closed`, `Corrupt`.
     pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
-        let wait = Wait::Until(mpmc::deadline_after(timeout));
-        let c = claim_recv(self.raw(), self.strategy, usize::MAX, wait)
-            .map_err(|f| f.recv_timeout(usize::MAX))?;
-        Ok(c.bytes().to_vec())
+        let wait = Wait::at_most(timeout);
+        let m = recv_message::<RecvTimeoutError>(self.raw(), self.strategy, wait)?;
+        Ok(m.bytes().to_vec())
     }
 
     /// [`Queue::get_bytes`] if a message is ready.
@@ -448,9 +476,8 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Empty`, `Closed`, `Corrupt`.
     pub fn get_bytes_nowait(&self) -> Result<Vec<u8>, TryRecvError> {
-        let c = claim_recv(self.raw(), self.strategy, usize::MAX, Wait::No)
-            .map_err(|f| f.try_recv(usize::MAX))?;
-        Ok(c.bytes().to_vec())
+        let m = recv_message::<TryRecvError>(self.raw(), self.strategy, Wait::No)?;
+        Ok(m.bytes().to_vec())
     }
 
     /// The number of items in the queue: approximate, since other processes
@@ -523,40 +550,26 @@ impl<T> std::ops::Deref for JoinableQueue<T> {
     }
 }
 
+impl<T: Shareable + Copy> Handle for JoinableQueue<T> {
+    type Object = JoinableRing<T>;
+
+    fn from_placed(placed: Placed<JoinableRing<T>>) -> JoinableQueue<T> {
+        JoinableQueue {
+            q: Queue::wrap(Mpmc::from_layout(placed)),
+        }
+    }
+}
+
+ipc_core::handle_constructors!(impl[T: Shareable + Copy] JoinableQueue<T>, "joinable queue");
+
 impl<T: Shareable + Copy> JoinableQueue<T> {
     /// An anonymous joinable queue of up to `maxsize` items (rounded up to a
-    /// power of two).
+    /// power of two): Python's `JoinableQueue(maxsize)`.
     ///
     /// # Errors
     /// As [`QueueBuilder::create`].
-    pub fn new(maxsize: usize) -> Result<JoinableQueue<T>, AttachError> {
-        Queue::builder().maxsize(maxsize).create_joinable()
-    }
-
-    /// Opens a named joinable queue another process created.
-    ///
-    /// # Errors
-    /// As [`Queue::open`], and [`AttachError::InvalidConfig`] if the queue is
-    /// not joinable.
-    pub fn open(name: &str) -> Result<JoinableQueue<T>, AttachError> {
-        JoinableQueue::check(Queue::open(name)?)
-    }
-
-    /// Maps a joinable queue from a descriptor ([`Queue::fd`]).
-    ///
-    /// # Errors
-    /// As [`JoinableQueue::open`], and as [`Queue::from_fd`] for a
-    /// descriptor not sealed against resizing.
-    pub fn from_fd(fd: OwnedFd) -> Result<JoinableQueue<T>, AttachError> {
-        JoinableQueue::check(Queue::from_fd(fd)?)
-    }
-
-    fn check(q: Queue<T>) -> Result<JoinableQueue<T>, AttachError> {
-        if q.raw().is_joinable() {
-            Ok(JoinableQueue { q })
-        } else {
-            Err(AttachError::InvalidConfig("the queue is not joinable"))
-        }
+    pub fn new(maxsize: usize) -> Result<JoinableQueue<T>, ObjectError> {
+        JoinableQueue::anonymous(Config::new(maxsize))
     }
 
     /// The same queue with another wait strategy for this handle.
@@ -592,7 +605,7 @@ impl<T: Shareable + Copy> JoinableQueue<T> {
     /// Waits until every item put has been marked done.
     ///
     /// While it waits it also looks, every [`JOIN_SWEEP`], for items that
-    /// processes died holding ([`RawMpmc::sweep`]), so that such an item is
+    /// processes died holding ([`Mpmc::sweep`]), so that such an item is
     /// uncounted even if nobody puts again.
     pub fn join(&self) {
         self.join_until(None);
@@ -601,7 +614,10 @@ impl<T: Shareable + Copy> JoinableQueue<T> {
     /// Waits at most `timeout` until every item put has been marked done;
     /// returns whether they all were. Sweeps as [`JoinableQueue::join`].
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_until(mpmc::deadline_after(timeout))
+        match Wait::at_most(timeout) {
+            Wait::Until(deadline) => self.join_until(deadline),
+            Wait::No => self.q.raw().unfinished() == 0,
+        }
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {

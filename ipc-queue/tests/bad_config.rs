@@ -1,13 +1,13 @@
 //! Configurations no ring can have are typed errors whose message names the
 //! limit, never a silently different ring.
 
-use ipc_queue::error::AttachError;
+use ipc_core::object::ObjectError;
 use ipc_queue::pipe::Pipe;
 use ipc_queue::queue::{JoinableQueue, Queue};
 
-fn invalid<T: std::fmt::Debug>(r: Result<T, AttachError>) -> &'static str {
+fn invalid<T: std::fmt::Debug>(r: Result<T, ObjectError>) -> String {
     match r {
-        Err(AttachError::InvalidConfig(m)) => m,
+        Err(ObjectError::InvalidConfig { reason, .. }) => reason,
         other => panic!("expected InvalidConfig, got {other:?}"),
     }
 }
@@ -44,11 +44,14 @@ fn a_pipe_of_capacity_zero_is_refused() {
 
 #[test]
 fn rings_too_large_name_the_limit() {
-    use ipc_queue::broadcast::Publisher;
+    use ipc_queue::broadcast::{self, BroadcastRing};
     use ipc_queue::mpmc::Mpmc;
     for m in [
-        invalid(Mpmc::anonymous(usize::MAX, 8)),
-        invalid(Publisher::anonymous(usize::MAX, 8)),
+        invalid(Mpmc::anonymous(ipc_queue::mpmc::Config::new(usize::MAX, 8))),
+        invalid(BroadcastRing::anonymous(broadcast::Config::new(
+            usize::MAX,
+            8,
+        ))),
     ] {
         assert!(m.contains("2^30"), "{m}");
     }

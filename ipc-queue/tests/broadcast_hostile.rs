@@ -3,7 +3,7 @@
 //! never a panic, never a read outside the ring.
 
 use ipc_core::Segment;
-use ipc_queue::broadcast::{Publisher, ReadError, Start, KIND};
+use ipc_queue::broadcast::{BroadcastRing, ReadError, Start, KIND};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,10 @@ const SLOTS: u64 = 256;
 
 #[test]
 fn scribbles_give_typed_errors_never_a_crash() {
-    let mut publisher = Publisher::anonymous(8, SLOT).unwrap();
+    let mut publisher = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(8, SLOT))
+        .unwrap()
+        .publisher()
+        .unwrap();
     let seg = Segment::from_fd(publisher.fd().try_clone_to_owned().unwrap(), KIND).unwrap();
     let subs: Vec<_> = (0..2).map(|_| publisher.subscribe(Start::Oldest)).collect();
     let stop = AtomicBool::new(false);
@@ -79,7 +82,10 @@ fn scribbles_give_typed_errors_never_a_crash() {
 
 #[test]
 fn an_oversized_length_is_corrupt_not_an_overread() {
-    let mut publisher = Publisher::anonymous(4, SLOT).unwrap();
+    let mut publisher = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(4, SLOT))
+        .unwrap()
+        .publisher()
+        .unwrap();
     let seg = Segment::from_fd(publisher.fd().try_clone_to_owned().unwrap(), KIND).unwrap();
     let mut sub = publisher.subscribe(Start::Next);
     publisher.publish(b"abc").unwrap();

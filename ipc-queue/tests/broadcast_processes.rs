@@ -5,7 +5,8 @@
 
 use ipc_core::process::{self, test_exec_args, ExitStatus, Process};
 use ipc_core::{Kind, Segment};
-use ipc_queue::broadcast::{Publisher, ReadError, Start, Subscriber};
+use ipc_queue::broadcast::{BroadcastRing, ReadError, Start};
+use ipc_queue::error::AttachError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ fn subscriber(args: &[u8]) -> i32 {
     let (me, slow, total) = (a[0], a[1] != 0, a[2]);
     let fd = process::take_inherited_fd(0).unwrap();
     let results = Segment::from_fd(process::take_inherited_fd(1).unwrap(), Kind::BYTES).unwrap();
-    let mut sub = Subscriber::from_fd(fd, Start::Oldest).unwrap();
+    let mut sub = BroadcastRing::from_fd(fd).unwrap().subscribe(Start::Oldest);
     word(&results, me, 0).store(1, Ordering::Release);
     let mut buf = [0u8; MSG];
     let (mut expected, mut received, mut lagged) = (0u64, 0u64, 0u64);
@@ -98,7 +99,10 @@ fn subscriber(args: &[u8]) -> i32 {
 fn three_subscriber_processes_get_every_message_or_an_overrun_count() {
     process::init();
     let total = messages();
-    let mut publisher = Publisher::anonymous(64, MSG).unwrap();
+    let mut publisher = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(64, MSG))
+        .unwrap()
+        .publisher()
+        .unwrap();
     let results = Segment::builder(Kind::BYTES).size(256).create().unwrap();
     let subs: Vec<Process> = (0..3u64)
         .map(|i| {
@@ -158,7 +162,10 @@ fn three_subscriber_processes_get_every_message_or_an_overrun_count() {
 /// publisher stopped, until killed.
 fn endless_publisher(_: &[u8]) -> i32 {
     let fd = process::take_inherited_fd(0).unwrap();
-    let mut p = match Publisher::from_fd(fd) {
+    let mut p = match BroadcastRing::from_fd(fd)
+        .map_err(AttachError::from)
+        .and_then(|ring| ring.publisher())
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("publisher: {e}");
@@ -177,7 +184,10 @@ fn endless_publisher(_: &[u8]) -> i32 {
 #[test]
 fn a_killed_publisher_is_noticed_and_replaced() {
     process::init();
-    let creator = Publisher::anonymous(32, MSG).unwrap();
+    let creator = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(32, MSG))
+        .unwrap()
+        .publisher()
+        .unwrap();
     let fd = creator.fd().try_clone_to_owned().unwrap();
     let mut sub = creator.subscribe(Start::Oldest);
     drop(creator); // closed; a child takes over

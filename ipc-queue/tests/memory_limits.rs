@@ -7,11 +7,11 @@
 //! for each size. A child killed by a signal fails the test.
 
 use ipc_core::name::unique_name;
+use ipc_core::object::ObjectError;
 use ipc_core::process::{self, test_exec_args, ExitStatus, Process};
 use ipc_core::{Kind, Segment, SegmentError};
-use ipc_queue::broadcast::Publisher;
-use ipc_queue::error::AttachError;
-use ipc_queue::mpmc::Mpmc;
+use ipc_queue::broadcast::{self, BroadcastRing};
+use ipc_queue::mpmc::{self, Mpmc};
 use ipc_queue::queue::Queue;
 use ipc_queue::spsc::SpscRing;
 use std::path::{Path, PathBuf};
@@ -89,10 +89,10 @@ fn refused_segment(e: &SegmentError) -> bool {
     )
 }
 
-fn refused(e: &AttachError) -> bool {
+fn refused(e: &ObjectError) -> bool {
     match e {
-        AttachError::InvalidConfig(_) => true,
-        AttachError::Segment(s) => refused_segment(s),
+        ObjectError::InvalidConfig { .. } => true,
+        ObjectError::Segment(s) => refused_segment(s),
         _ => false,
     }
 }
@@ -116,7 +116,7 @@ fn child_in_cgroup(args: &[u8]) -> i32 {
         Err(e) if refused_segment(&e) => Ok(()),
         Err(e) => Err(e.to_string()),
     };
-    fn ring<T>(r: Result<T, AttachError>) -> Result<(), String> {
+    fn ring<T>(r: Result<T, ObjectError>) -> Result<(), String> {
         match r {
             Ok(_) => Err("created".to_owned()),
             Err(e) if refused(&e) => Ok(()),
@@ -141,15 +141,18 @@ fn child_in_cgroup(args: &[u8]) -> i32 {
     );
     check(
         "Mpmc of 2^30 slots of 2^30 bytes",
-        ring(Mpmc::anonymous(1 << 30, 1 << 30)),
+        ring(Mpmc::anonymous(mpmc::Config::new(1 << 30, 1 << 30))),
     );
     check(
         "Mpmc of 2^20 slots of 2^20 bytes",
-        ring(Mpmc::anonymous(1 << 20, 1 << 20)),
+        ring(Mpmc::anonymous(mpmc::Config::new(1 << 20, 1 << 20))),
     );
     check(
         "broadcast of 2^30 slots of 2^20 bytes",
-        ring(Publisher::anonymous(1 << 30, 1 << 20)),
+        ring(BroadcastRing::anonymous(broadcast::Config::new(
+            1 << 30,
+            1 << 20,
+        ))),
     );
     check(
         "Queue::<u64> of 2^30 slots",
@@ -209,19 +212,19 @@ fn sizes_a_memory_cgroup_cannot_hold_are_typed_errors() {
 #[test]
 fn sizes_that_overflow_are_typed_errors_before_any_allocation() {
     let r = SpscRing::builder().max_message_len(usize::MAX).create();
-    assert!(matches!(r, Err(AttachError::InvalidConfig(_))), "{r:?}");
+    assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");
     let r = SpscRing::builder().capacity(usize::MAX).create();
-    assert!(matches!(r, Err(AttachError::InvalidConfig(_))), "{r:?}");
-    let r = Mpmc::anonymous(usize::MAX, usize::MAX);
-    assert!(matches!(r, Err(AttachError::InvalidConfig(_))), "{r:?}");
-    let r = Mpmc::anonymous(1 << 30, usize::MAX);
-    assert!(matches!(r, Err(AttachError::InvalidConfig(_))), "{r:?}");
-    let r = Publisher::anonymous(usize::MAX, 1 << 20);
-    assert!(matches!(r, Err(AttachError::InvalidConfig(_))), "{r:?}");
+    assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");
+    let r = Mpmc::anonymous(mpmc::Config::new(usize::MAX, usize::MAX));
+    assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");
+    let r = Mpmc::anonymous(mpmc::Config::new(1 << 30, usize::MAX));
+    assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");
+    let r = BroadcastRing::anonymous(broadcast::Config::new(usize::MAX, 1 << 20));
+    assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");
     let r = ipc_queue::pipe::Pipe::builder()
         .capacity(usize::MAX)
         .create();
-    assert!(matches!(r, Err(AttachError::InvalidConfig(_))), "{r:?}");
+    assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");
     let r = Queue::<u64>::new(usize::MAX);
-    assert!(matches!(r, Err(AttachError::InvalidConfig(_))), "{r:?}");
+    assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");
 }

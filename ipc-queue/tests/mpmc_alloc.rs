@@ -2,7 +2,7 @@
 //! receives on the MPMC ring, `Queue` and the broadcast ring once they are
 //! warmed up.
 
-use ipc_queue::broadcast::{Publisher, Start};
+use ipc_queue::broadcast::{BroadcastRing, Start};
 use ipc_queue::mpmc::channel;
 use ipc_queue::queue::{JoinableQueue, Queue};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -85,7 +85,10 @@ fn queue_puts_and_gets_allocate_nothing() {
 
 #[test]
 fn broadcast_publish_and_read_allocate_nothing() {
-    let mut p = Publisher::anonymous(64, 64).unwrap();
+    let mut p = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(64, 64))
+        .unwrap()
+        .publisher()
+        .unwrap();
     let mut s = p.subscribe(Start::Next);
     let mut buf = [0u8; 64];
     p.publish(b"warm-up").unwrap();

@@ -76,7 +76,7 @@ fn every_wait_strategy() {
 
 #[test]
 fn capacity_is_rounded_up_and_edges_hold() {
-    let ring = Mpmc::anonymous(3, 8).unwrap();
+    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(3, 8)).unwrap();
     assert_eq!(ring.capacity(), 4);
     let (tx, rx) = (ring.sender(), ring.receiver());
     for round in 0..10u8 {

@@ -2,6 +2,7 @@
 //! single-producer enforcement, takeover of a dead end, close and death of a
 //! peer, named rings, and every wait strategy.
 
+use ipc_core::object::ObjectError;
 use ipc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
 use ipc_core::wait::WaitStrategy;
 use ipc_queue::error::{AttachError, RecvError, RecvTimeoutError, SendError};
@@ -317,11 +318,11 @@ fn opening_checks_kind_and_name() {
         .unwrap();
     assert!(matches!(
         SpscRing::open(&name),
-        Err(AttachError::Segment(ipc_core::SegmentError::Header { .. }))
+        Err(ObjectError::Segment(ipc_core::SegmentError::Header { .. }))
     ));
     assert!(matches!(
         SpscRing::open(&ipc_core::name::unique_name("spsc-missing")),
-        Err(AttachError::Segment(
+        Err(ObjectError::Segment(
             ipc_core::SegmentError::NotFound { .. }
         ))
     ));

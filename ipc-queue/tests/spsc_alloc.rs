@@ -85,7 +85,7 @@ fn byte_messages_allocate_nothing() {
 
 #[test]
 fn typed_messages_allocate_nothing() {
-    let (mut tx, mut rx) = ipc_queue::spsc_pod::channel::<[u64; 4]>(64).unwrap();
+    let (mut tx, mut rx) = ipc_queue::spsc::pod::channel::<[u64; 4]>(64).unwrap();
     let ring = SpscRing::builder().capacity(4096).create().unwrap();
     let mut atx = ring.archive_producer::<Quote>().unwrap();
     let mut arx = ring.archive_consumer::<Quote>().unwrap();

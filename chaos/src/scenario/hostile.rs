@@ -20,8 +20,9 @@ use crate::rng::Rng;
 use crate::runner::Round;
 use crate::scenario::locks::Guarded;
 use ipc_core::header::HEADER_SIZE;
-use ipc_queue::broadcast::{Publisher, Start, Subscriber};
-use ipc_queue::mpmc::Mpmc;
+use ipc_queue::broadcast::{self, BroadcastRing, Start, Subscriber};
+use ipc_queue::error::AttachError;
+use ipc_queue::mpmc::{self, Mpmc};
 use ipc_queue::spsc::SpscRing;
 use ipc_sync::{LockError, Mutex};
 use std::os::unix::fs::FileExt;
@@ -167,7 +168,11 @@ pub(crate) fn user(a: &ChildArgs) -> ChildResult {
             }
             Role::HostileBroadcast => {
                 if writer {
-                    let Some(mut p) = timed(&l, a.slot, OPEN, || Publisher::open(&a.target)) else {
+                    let Some(mut p) = timed(&l, a.slot, OPEN, || {
+                        BroadcastRing::open(&a.target)
+                            .map_err(AttachError::from)
+                            .and_then(|r| r.publisher())
+                    }) else {
                         std::thread::sleep(CALL);
                         continue;
                     };
@@ -177,7 +182,7 @@ pub(crate) fn user(a: &ChildArgs) -> ChildResult {
                     }
                 } else {
                     let Some(mut s) = timed(&l, a.slot, OPEN, || {
-                        Subscriber::open(&a.target, Start::Oldest)
+                        BroadcastRing::open(&a.target).map(|r| r.subscribe(Start::Oldest))
                     }) else {
                         std::thread::sleep(CALL);
                         continue;
@@ -244,11 +249,11 @@ fn hostile_round(round: &mut Round<'_>, role: Role) {
             .create()
             .map(Object::Spsc)
             .map_err(|e| e.to_string()),
-        Role::HostileMpmc => Mpmc::create(&target, 8, MSG)
+        Role::HostileMpmc => Mpmc::create(&target, mpmc::Config::new(8, MSG))
             .map(Object::Mpmc)
             .map_err(|e| e.to_string()),
-        Role::HostileBroadcast => Publisher::create(&target, 8, MSG)
-            .map(|p| Object::Broadcast(p.subscribe(Start::Oldest)))
+        Role::HostileBroadcast => BroadcastRing::create(&target, broadcast::Config::new(8, MSG))
+            .map(|r| Object::Broadcast(r.subscribe(Start::Oldest)))
             .map_err(|e| e.to_string()),
         _ => Mutex::<Guarded>::create(&target, [0; 4])
             .map(Object::Mutex)
@@ -322,7 +327,7 @@ fn runner_probe(object: &Object, name: &str) -> Result<(), String> {
             let _ = ring.sender().send_timeout(&buf[..8], CALL);
         }
         Object::Broadcast(s) => {
-            let _ = Subscriber::open(name, Start::Oldest);
+            let _ = BroadcastRing::open(name).map(|r| r.subscribe(Start::Oldest));
             let mut s = s.clone();
             let _ = s.recv_into_timeout(&mut buf, CALL);
         }

@@ -13,9 +13,9 @@ use crate::child::{ChildArgs, ChildResult, Role};
 use crate::ledger::{field, Ledger, SEQS_PER_PRODUCER};
 use crate::message;
 use crate::runner::{Child, Round};
-use ipc_queue::broadcast::{self, Publisher, ReadError, Start, Subscriber};
+use ipc_queue::broadcast::{self, BroadcastRing, ReadError, Start, Subscriber};
 use ipc_queue::error::{AttachError, RecvTimeoutError, SendTimeoutError};
-use ipc_queue::mpmc::Mpmc;
+use ipc_queue::mpmc::{self, Mpmc};
 use ipc_queue::spsc::SpscRing;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -343,7 +343,7 @@ pub(crate) fn mpmc_round(round: &mut Round<'_>) {
         Ok(l) => l,
         Err(e) => return round.fail(format!("ledger: {e}")),
     };
-    let ring = match Mpmc::create(&rname, cap, MPMC_SLOT) {
+    let ring = match Mpmc::create(&rname, mpmc::Config::new(cap, MPMC_SLOT)) {
         Ok(r) => r,
         Err(e) => return round.fail(format!("create mpmc: {e}")),
     };
@@ -416,7 +416,7 @@ pub(crate) fn mpmc_round(round: &mut Round<'_>) {
 
 pub(crate) fn publisher(a: &ChildArgs) -> ChildResult {
     let l = Ledger::open(&a.ledger).map_err(|e| e.to_string())?;
-    let mut p = attach(|| Publisher::open(&a.target))?;
+    let mut p = attach(|| BroadcastRing::open(&a.target)?.publisher())?;
     let mut rng = crate::rng::Rng::new(a.seed);
     let mut buf = vec![0u8; BCAST_SLOT];
     l.set(a.slot, field::READY, 1);
@@ -477,7 +477,9 @@ impl Audit {
 
 pub(crate) fn subscriber(a: &ChildArgs) -> ChildResult {
     let l = Ledger::open(&a.ledger).map_err(|e| e.to_string())?;
-    let mut s = Subscriber::open(&a.target, Start::Oldest).map_err(|e| e.to_string())?;
+    let mut s = BroadcastRing::open(&a.target)
+        .map_err(|e| e.to_string())?
+        .subscribe(Start::Oldest);
     let mut buf = vec![0u8; BCAST_SLOT];
     let mut audit = Audit::default();
     l.set(a.slot, field::READY, 1);
@@ -503,7 +505,7 @@ pub(crate) fn broadcast_round(round: &mut Round<'_>) {
         Ok(l) => l,
         Err(e) => return round.fail(format!("ledger: {e}")),
     };
-    let creator = match Publisher::create(&rname, cap, BCAST_SLOT) {
+    let creator = match BroadcastRing::create(&rname, broadcast::Config::new(cap, BCAST_SLOT)) {
         Ok(p) => p,
         Err(e) => return round.fail(format!("create broadcast: {e}")),
     };

@@ -260,6 +260,26 @@ impl<M: Memory> RawBroadcast<M> {
         &self.mem
     }
 
+    /// The ring in `mem` as [`RawBroadcast::attach`] finds it; or, if its
+    /// control block no longer passes the checks (a peer rewrote it after
+    /// an attach of the same memory succeeded), a ring of one slot of 0
+    /// bytes, which fits in any memory `attach` accepted: every operation
+    /// then stays inside the memory. For handles made from an attach that
+    /// already succeeded, which cannot fail.
+    pub(crate) fn attach_or_smallest(mem: M) -> RawBroadcast<M> {
+        debug_assert!(mem.len() >= SLOTS + SLOT_HEADER);
+        match RawBroadcast::attach(mem.clone()) {
+            Ok(ring) => ring,
+            Err(_) => RawBroadcast {
+                mem,
+                cap: 1,
+                mask: 0,
+                slot_size: 0,
+                stride: SLOT_HEADER,
+            },
+        }
+    }
+
     /// The 64-bit word at `off` of the control block.
     #[inline(always)]
     fn word(&self, off: usize) -> &AtomicU64 {

@@ -12,7 +12,7 @@
 //! offset 648"), and the memory says what is there. [`PtrMem`] is real
 //! memory (a mapped segment, the heap: [`heap::HeapMemory`]), where every
 //! method is one inlined pointer operation; under `cfg(loom)` the model
-//! memory of [`model`] stands in with loom atomics and cells, so that
+//! memory of `raw::model` (built under `cfg(loom)`) stands in with loom atomics and cells, so that
 //! `tests/loom.rs` checks these very algorithms. Atomics, fences and the
 //! orderings that matter come from one switchable module (see [`Site`]).
 //!

@@ -364,6 +364,27 @@ impl<M: Memory> RawMpmc<M> {
         &self.mem
     }
 
+    /// The ring in `mem` as [`RawMpmc::attach`] finds it; or, if its control
+    /// block no longer passes the checks (a peer rewrote it after an attach
+    /// of the same memory succeeded), a ring of one slot of 0 bytes, which
+    /// fits in any memory `attach` accepted: every operation then stays
+    /// inside the memory. For handles made from an attach that already
+    /// succeeded, which cannot fail.
+    pub(crate) fn attach_or_smallest(mem: M) -> RawMpmc<M> {
+        debug_assert!(mem.len() >= SLOTS + SLOT_HEADER);
+        match RawMpmc::attach(mem.clone()) {
+            Ok(ring) => ring,
+            Err(_) => RawMpmc {
+                mem,
+                cap: 1,
+                mask: 0,
+                slot_size: 0,
+                stride: SLOT_HEADER,
+                joinable: false,
+            },
+        }
+    }
+
     /// Number of slots.
     #[inline]
     pub fn capacity(&self) -> usize {

@@ -429,6 +429,25 @@ impl<M: Memory> RawRing<M> {
         &self.mem
     }
 
+    /// The ring in `mem` as [`RawRing::attach`] finds it; or, if its control
+    /// block no longer passes the checks (a peer rewrote it after an attach
+    /// of the same memory succeeded), the smallest ring, which fits in any
+    /// memory `attach` accepted: every operation then stays inside the
+    /// memory, and ends attach afresh and report the corruption. For
+    /// handles made from an attach that already succeeded, which cannot
+    /// fail.
+    pub(crate) fn attach_or_smallest(mem: M) -> RawRing<M> {
+        debug_assert!(mem.len() >= DATA + MIN_CAPACITY);
+        match RawRing::attach(mem.clone()) {
+            Ok(ring) => ring,
+            Err(_) => RawRing {
+                mem,
+                cap: MIN_CAPACITY as u64,
+                mask: MIN_CAPACITY as u64 - 1,
+            },
+        }
+    }
+
     /// The 64-bit word at `off` of the control block.
     #[inline(always)]
     fn word(&self, off: usize) -> &AtomicU64 {

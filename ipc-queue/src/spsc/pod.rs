@@ -12,11 +12,11 @@
 //! more than 8 bytes are refused at compile time.
 //!
 //! ```
-//! use ipc_queue::spsc_pod;
+//! use ipc_queue::spsc::pod;
 //!
 //! // Room for at least four (the byte capacity is rounded up to a power of
 //! // two, so there may be more).
-//! let (mut tx, mut rx) = spsc_pod::channel::<u64>(4)?;
+//! let (mut tx, mut rx) = pod::channel::<u64>(4)?;
 //! let mut sent = 0;
 //! while tx.try_send(sent).is_ok() {
 //!     sent += 1;
@@ -26,12 +26,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use super::{Consumer, Producer, RecvGuard, SpscBuilder, SpscRing};
 use crate::error::{
     AttachError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
 use crate::raw::spsc as spsc_raw;
-use crate::spsc::{Consumer, Producer, RecvGuard, SpscBuilder, SpscRing};
 use ipc_core::wait::WaitStrategy;
 use ipc_core::Shareable;
 use std::marker::PhantomData;

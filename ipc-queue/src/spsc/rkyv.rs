@@ -44,17 +44,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use super::{Consumer, Grant, Producer, RecvGuard, SpscRing};
 use crate::error::{
     AttachError, MessageTooLarge, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
     TryRecvError, TrySendError,
 };
-use crate::spsc::{Consumer, Grant, Producer, RecvGuard, SpscRing};
+use ::rkyv::api::high::{HighSerializer, HighValidator};
+use ::rkyv::rancor::Failure;
+use ::rkyv::ser::allocator::ArenaHandle;
+use ::rkyv::ser::writer::Buffer;
+use ::rkyv::{Archive, Portable};
 use ipc_core::wait::WaitStrategy;
-use rkyv::api::high::{HighSerializer, HighValidator};
-use rkyv::rancor::Failure;
-use rkyv::ser::allocator::ArenaHandle;
-use rkyv::ser::writer::Buffer;
-use rkyv::{Archive, Portable};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
@@ -66,23 +66,23 @@ const FIRST_GUESS: usize = 256;
 /// The bound a value needs to be sent: serializable by rkyv's high-level
 /// serializer into a fixed buffer.
 pub trait SerializeInPlace:
-    for<'a, 'b> rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, Failure>>
+    for<'a, 'b> ::rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, Failure>>
 {
 }
 
 impl<T> SerializeInPlace for T where
-    T: for<'a, 'b> rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, Failure>>
+    T: for<'a, 'b> ::rkyv::Serialize<HighSerializer<Buffer<'b>, ArenaHandle<'a>, Failure>>
 {
 }
 
 /// The bound an archived type needs for checked access.
 pub trait CheckedArchive:
-    Portable + for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, Failure>>
+    Portable + for<'a> ::rkyv::bytecheck::CheckBytes<HighValidator<'a, Failure>>
 {
 }
 
 impl<A> CheckedArchive for A where
-    A: Portable + for<'a> rkyv::bytecheck::CheckBytes<HighValidator<'a, Failure>>
+    A: Portable + for<'a> ::rkyv::bytecheck::CheckBytes<HighValidator<'a, Failure>>
 {
 }
 
@@ -154,7 +154,7 @@ impl<T: Archive> std::ops::Deref for ArchivedGuard<'_, T> {
         // SAFETY: the bytes were validated as a `T::Archived` when the guard
         // was made (or the caller of `recv_unchecked` vouched for them), and
         // they stay in the ring, unreleased, while the guard lives.
-        unsafe { rkyv::access_unchecked::<T::Archived>(self.bytes()) }
+        unsafe { ::rkyv::access_unchecked::<T::Archived>(self.bytes()) }
     }
 }
 
@@ -175,7 +175,7 @@ fn serialize_into<T: SerializeInPlace>(value: &T, mut grant: Grant<'_>) -> Attem
     let pad = lead(grant.offset_in_ring());
     let written = {
         let buf = Buffer::from(&mut grant[pad..]);
-        match rkyv::api::high::to_bytes_in::<_, Failure>(value, buf) {
+        match ::rkyv::api::high::to_bytes_in::<_, Failure>(value, buf) {
             Ok(buf) => buf.len(),
             Err(Failure) => return Attempt::TooSmall,
         }
@@ -196,7 +196,7 @@ enum Wait {
 /// serializing it into a scratch buffer (an allocation: slow path only).
 fn fits<T: SerializeInPlace>(value: &T, room: usize) -> bool {
     let mut scratch = vec![0u8; room];
-    rkyv::api::high::to_bytes_in::<_, Failure>(value, Buffer::from(&mut scratch[..])).is_ok()
+    ::rkyv::api::high::to_bytes_in::<_, Failure>(value, Buffer::from(&mut scratch[..])).is_ok()
 }
 
 /// Serializes `value` into `p`'s ring; `guess` is the reservation size
@@ -337,7 +337,7 @@ impl<T: Archive> ArchiveConsumer<T> {
         T::Archived: CheckedArchive,
     {
         let start = Self::start_of(&g).ok_or(MISALIGNED)?;
-        rkyv::access::<T::Archived, Failure>(&g[start..]).map_err(|_| INVALID)?;
+        ::rkyv::access::<T::Archived, Failure>(&g[start..]).map_err(|_| INVALID)?;
         Ok(ArchivedGuard {
             guard: g,
             start,

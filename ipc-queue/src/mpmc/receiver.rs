@@ -1,0 +1,117 @@
+//! The receiving endpoint of an MPMC ring.
+
+use super::{endpoint_common, recv_into, recv_message, recv_value, Message, Mpmc, Wait};
+use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use ipc_core::wait::WaitStrategy;
+use ipc_core::Shareable;
+use std::time::Duration;
+
+/// The receiving end of an MPMC ring. Clone it freely (threads); other
+/// processes make their own from [`Mpmc::open`] or [`Mpmc::from_fd`].
+#[derive(Clone, Debug)]
+pub struct Receiver {
+    ring: Mpmc,
+    strategy: WaitStrategy,
+}
+
+endpoint_common!(Receiver);
+
+impl Receiver {
+    pub(super) fn new(ring: Mpmc) -> Receiver {
+        Receiver {
+            ring,
+            strategy: WaitStrategy::default(),
+        }
+    }
+
+    /// Takes the next message if one is ready, as a guard over its bytes in
+    /// place; the slot is released when the guard is dropped.
+    ///
+    /// # Errors
+    /// `Empty` (also when the next message is still being written by a live
+    /// producer past the spin budget), `Closed` (closed and drained),
+    /// `Corrupt`.
+    #[inline]
+    pub fn try_recv(&self) -> Result<Message<'_>, TryRecvError> {
+        recv_message(self.ring.raw(), self.strategy, Wait::No)
+    }
+
+    /// Takes the next message, waiting for one.
+    ///
+    /// # Errors
+    /// `Closed` (closed and drained), `Corrupt`.
+    #[inline]
+    pub fn recv(&self) -> Result<Message<'_>, RecvError> {
+        recv_message(self.ring.raw(), self.strategy, Wait::FOREVER)
+    }
+
+    /// Takes the next message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `Corrupt`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message<'_>, RecvTimeoutError> {
+        recv_message(self.ring.raw(), self.strategy, Wait::at_most(timeout))
+    }
+
+    /// Copies the next message into `buf` if one is ready; returns its length.
+    ///
+    /// # Errors
+    /// As [`Receiver::try_recv`], and `BufferTooSmall` (the message stays
+    /// queued).
+    #[inline]
+    pub fn try_recv_into(&self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
+        recv_into(self.ring.raw(), self.strategy, Wait::No, buf)
+    }
+
+    /// Copies the next message into `buf`, waiting for one.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv`], and `BufferTooSmall` (the message stays queued).
+    #[inline]
+    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        recv_into(self.ring.raw(), self.strategy, Wait::FOREVER, buf)
+    }
+
+    /// Copies the next message into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_timeout`], and `BufferTooSmall`.
+    pub fn recv_into_timeout(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, RecvTimeoutError> {
+        recv_into(self.ring.raw(), self.strategy, Wait::at_most(timeout), buf)
+    }
+
+    /// Takes the next message as a plain-old-data value, if one is ready.
+    ///
+    /// # Errors
+    /// As [`Receiver::try_recv`], and `Decode` if the message is not
+    /// `size_of::<T>()` bytes long (it is consumed).
+    #[inline]
+    pub fn try_recv_value<T: Shareable + Copy>(&self) -> Result<T, TryRecvError> {
+        recv_value(self.ring.raw(), self.strategy, Wait::No)
+    }
+
+    /// Takes the next message as a plain-old-data value, waiting for one.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv`], and `Decode`.
+    #[inline]
+    pub fn recv_value<T: Shareable + Copy>(&self) -> Result<T, RecvError> {
+        recv_value(self.ring.raw(), self.strategy, Wait::FOREVER)
+    }
+
+    /// Takes the next message as a plain-old-data value, waiting at most
+    /// `timeout`.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_timeout`], and `Decode`.
+    pub fn recv_value_timeout<T: Shareable + Copy>(
+        &self,
+        timeout: Duration,
+    ) -> Result<T, RecvTimeoutError> {
+        recv_value(self.ring.raw(), self.strategy, Wait::at_most(timeout))
+    }
+}

@@ -1,0 +1,142 @@
+//! The sending endpoint of an MPMC ring.
+
+use super::{claim_send, endpoint_common, send, write_bytes, write_value, Mpmc, Reservation, Wait};
+use crate::error::{SendError, SendTimeoutError, TrySendError};
+use ipc_core::wait::WaitStrategy;
+use ipc_core::Shareable;
+use std::time::Duration;
+
+/// The sending end of an MPMC ring. Clone it freely (threads); other
+/// processes make their own from [`Mpmc::open`] or [`Mpmc::from_fd`].
+#[derive(Clone, Debug)]
+pub struct Sender {
+    ring: Mpmc,
+    strategy: WaitStrategy,
+}
+
+endpoint_common!(Sender);
+
+impl Sender {
+    pub(super) fn new(ring: Mpmc) -> Sender {
+        Sender {
+            ring,
+            strategy: WaitStrategy::default(),
+        }
+    }
+
+    /// Sends `value` in a slot of `len` bytes claimed waiting as `wait`
+    /// says, with `write`, or hands it back in `E`.
+    #[inline]
+    fn send_in<T, E: From<SendTimeoutError<T>>>(
+        &self,
+        wait: Wait,
+        len: usize,
+        value: T,
+        write: impl FnOnce(Reservation<'_>, &T),
+    ) -> Result<(), E> {
+        send(self.ring.raw(), self.strategy, wait, len, value, write)
+    }
+
+    /// Sends a copy of `msg` if a slot is free now.
+    ///
+    /// # Errors
+    /// `Full` (also when the slot needed is held by a live peer past the spin
+    /// budget), `Closed`, `TooLarge`, `Corrupt`; each hands `msg` back.
+    #[inline]
+    pub fn try_send<'m>(&self, msg: &'m [u8]) -> Result<(), TrySendError<&'m [u8]>> {
+        self.send_in(Wait::No, msg.len(), msg, write_bytes)
+    }
+
+    /// Sends a copy of `msg`, waiting for a free slot.
+    ///
+    /// # Errors
+    /// `Closed`, `TooLarge`, `Corrupt`; each hands `msg` back.
+    #[inline]
+    pub fn send<'m>(&self, msg: &'m [u8]) -> Result<(), SendError<&'m [u8]>> {
+        self.send_in(Wait::FOREVER, msg.len(), msg, write_bytes)
+    }
+
+    /// Sends a copy of `msg`, waiting at most `timeout` for a free slot.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `TooLarge`, `Corrupt`; each hands `msg` back.
+    pub fn send_timeout<'m>(
+        &self,
+        msg: &'m [u8],
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<&'m [u8]>> {
+        self.send_in(Wait::at_most(timeout), msg.len(), msg, write_bytes)
+    }
+
+    /// Claims a slot for a message of `len` bytes, waiting as `wait` says.
+    fn reserve_in<E: From<SendTimeoutError<usize>>>(
+        &self,
+        wait: Wait,
+        len: usize,
+    ) -> Result<Reservation<'_>, E> {
+        claim_send(self.ring.raw(), self.strategy, len, wait).map_err(|f| f.send(len).into())
+    }
+
+    /// Claims a slot for a message of `len` bytes, to be written in place
+    /// ([`Reservation::buf`]) and published with [`Reservation::commit`].
+    /// Dropping the reservation uncommitted publishes an aborted message that
+    /// receivers skip (counted in [`Mpmc::lost`]).
+    ///
+    /// # Errors
+    /// As [`Sender::try_send`], handing `len` back.
+    pub fn try_reserve(&self, len: usize) -> Result<Reservation<'_>, TrySendError<usize>> {
+        self.reserve_in(Wait::No, len)
+    }
+
+    /// [`Sender::try_reserve`], waiting for a free slot.
+    ///
+    /// # Errors
+    /// As [`Sender::send`], handing `len` back.
+    pub fn reserve(&self, len: usize) -> Result<Reservation<'_>, SendError<usize>> {
+        self.reserve_in(Wait::FOREVER, len)
+    }
+
+    /// [`Sender::try_reserve`], waiting at most `timeout` for a free slot.
+    ///
+    /// # Errors
+    /// As [`Sender::send_timeout`], handing `len` back.
+    pub fn reserve_timeout(
+        &self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Reservation<'_>, SendTimeoutError<usize>> {
+        self.reserve_in(Wait::at_most(timeout), len)
+    }
+
+    /// Sends a plain-old-data value (its bytes, `size_of::<T>()` of them) if a
+    /// slot is free now.
+    ///
+    /// # Errors
+    /// As [`Sender::try_send`], handing `value` back.
+    #[inline]
+    pub fn try_send_value<T: Shareable + Copy>(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.send_in(Wait::No, std::mem::size_of::<T>(), value, write_value)
+    }
+
+    /// Sends a plain-old-data value, waiting for a free slot.
+    ///
+    /// # Errors
+    /// As [`Sender::send`], handing `value` back.
+    #[inline]
+    pub fn send_value<T: Shareable + Copy>(&self, value: T) -> Result<(), SendError<T>> {
+        self.send_in(Wait::FOREVER, std::mem::size_of::<T>(), value, write_value)
+    }
+
+    /// Sends a plain-old-data value, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Sender::send_timeout`], handing `value` back.
+    pub fn send_value_timeout<T: Shareable + Copy>(
+        &self,
+        value: T,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<T>> {
+        let len = std::mem::size_of::<T>();
+        self.send_in(Wait::at_most(timeout), len, value, write_value)
+    }
+}

@@ -1,0 +1,283 @@
+//! Claiming a slot of an MPMC-layout ring, waiting as the calling form says
+//! (`try_`, blocking, `_timeout`), and finishing the send or receive into
+//! that form's error type. Shared by [`super::Sender`], [`super::Receiver`]
+//! and the queues.
+
+use super::{Message, RawMpmc, Reservation};
+use crate::error::{
+    Corrupt, MessageTooLarge, RecvError, RecvTimeoutError, SendTimeoutError, TryRecvError,
+};
+use crate::raw::mpmc::{RawError, Watch, DATA_ALIGN};
+use ipc_core::liveness::OsJudge;
+use ipc_core::wait::WaitStrategy;
+use ipc_core::{IdentityError, Shareable};
+use std::time::{Duration, Instant};
+
+/// A blocked waiter re-checks its condition at least this often, so a peer
+/// that died holding a slot is noticed even though it will never notify.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Why a claim ended without a slot.
+pub(crate) enum Fail {
+    /// No slot (send) or message (receive) now, and no waiting asked for.
+    NotNow,
+    Timeout,
+    Closed,
+    TooLarge(MessageTooLarge),
+    TooLong(usize),
+    Corrupt(Corrupt),
+    UnknownIdentity(IdentityError),
+}
+
+impl Fail {
+    /// As the most detailed send error, handing `v` back; the other forms
+    /// convert from it (a blocking send that stops did so because the ring
+    /// closed).
+    pub(crate) fn send<T>(self, v: T) -> SendTimeoutError<T> {
+        match self {
+            Fail::Closed => SendTimeoutError::Closed(v),
+            Fail::TooLarge(m) => SendTimeoutError::TooLarge(v, m),
+            Fail::Corrupt(c) => SendTimeoutError::Corrupt(v, c),
+            Fail::UnknownIdentity(e) => SendTimeoutError::UnknownIdentity(v, e),
+            Fail::NotNow | Fail::Timeout | Fail::TooLong(_) => SendTimeoutError::Timeout(v),
+        }
+    }
+
+    /// As the most detailed receive error, for a buffer of `capacity` bytes.
+    pub(crate) fn recv(self, capacity: usize) -> RecvTimeoutError {
+        match self {
+            Fail::Closed => RecvTimeoutError::Closed,
+            Fail::TooLong(needed) => RecvTimeoutError::BufferTooSmall { needed, capacity },
+            Fail::Corrupt(c) => RecvTimeoutError::Corrupt(c),
+            Fail::UnknownIdentity(e) => RecvTimeoutError::UnknownIdentity(e),
+            Fail::NotNow | Fail::Timeout | Fail::TooLarge(_) => RecvTimeoutError::Timeout,
+        }
+    }
+}
+
+/// How long a call may wait.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all (`try_` forms).
+    No,
+    /// Until the deadline, or for ever.
+    Until(Option<Instant>),
+}
+
+impl Wait {
+    /// For ever (blocking forms).
+    pub(crate) const FOREVER: Wait = Wait::Until(None);
+
+    /// At most `timeout` (`_timeout` forms; a timeout too long to represent
+    /// waits a year).
+    pub(crate) fn at_most(timeout: Duration) -> Wait {
+        let now = Instant::now();
+        Wait::Until(Some(
+            now.checked_add(timeout)
+                .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365)),
+        ))
+    }
+}
+
+/// Claims a slot to send `len` bytes, waiting as `wait` says.
+#[inline]
+pub(crate) fn claim_send(
+    raw: &RawMpmc,
+    strategy: WaitStrategy,
+    len: usize,
+    wait: Wait,
+) -> Result<Reservation<'_>, Fail> {
+    let mut watch = Watch::new();
+    let mut attempt = || match raw.try_claim_send(len, &mut watch, &OsJudge) {
+        Ok(c) => Some(Ok(c)),
+        Err(RawError::Full | RawError::Busy | RawError::Empty | RawError::TooLong { .. }) => None,
+        Err(RawError::Closed) => Some(Err(Fail::Closed)),
+        Err(RawError::TooLarge(m)) => Some(Err(Fail::TooLarge(m))),
+        Err(RawError::Corrupt(c)) => Some(Err(Fail::Corrupt(c))),
+        Err(RawError::UnknownIdentity(e)) => Some(Err(Fail::UnknownIdentity(e))),
+    };
+    if let Some(r) = attempt() {
+        return r;
+    }
+    match wait {
+        Wait::No => Err(Fail::NotNow),
+        Wait::Until(deadline) => raw
+            .not_full()
+            .wait(strategy, deadline, Some(POLL), attempt)
+            .unwrap_or(Err(Fail::Timeout)),
+    }
+}
+
+/// Claims the next message of at most `max` bytes, waiting as `wait` says.
+#[inline]
+pub(crate) fn claim_recv(
+    raw: &RawMpmc,
+    strategy: WaitStrategy,
+    max: usize,
+    wait: Wait,
+) -> Result<Message<'_>, Fail> {
+    let mut watch = Watch::new();
+    let mut attempt = || {
+        let r = match raw.try_claim_recv(max, &mut watch, &OsJudge) {
+            Err(RawError::Empty) if raw.is_closed() => {
+                // Closed: drain what was sent before the close, then report.
+                match raw.try_claim_recv(max, &mut watch, &OsJudge) {
+                    Err(RawError::Empty) => return Some(Err(Fail::Closed)),
+                    other => other,
+                }
+            }
+            other => other,
+        };
+        match r {
+            Ok(c) => Some(Ok(c)),
+            Err(RawError::Empty | RawError::Busy | RawError::Full | RawError::TooLarge(_)) => None,
+            Err(RawError::Closed) => Some(Err(Fail::Closed)),
+            Err(RawError::TooLong { needed }) => Some(Err(Fail::TooLong(needed))),
+            Err(RawError::Corrupt(c)) => Some(Err(Fail::Corrupt(c))),
+            Err(RawError::UnknownIdentity(e)) => Some(Err(Fail::UnknownIdentity(e))),
+        }
+    };
+    if let Some(r) = attempt() {
+        return r;
+    }
+    match wait {
+        Wait::No => Err(Fail::NotNow),
+        Wait::Until(deadline) => raw
+            .not_empty()
+            .wait(strategy, deadline, Some(POLL), attempt)
+            .unwrap_or(Err(Fail::Timeout)),
+    }
+}
+
+/// Sends `value` in a slot of `len` bytes claimed waiting as `wait` says,
+/// `write`ing it there; or hands it back in the calling form's error `E`. In
+/// a joinable ring the message counts as an unfinished task from before
+/// its claim (and stops counting if no slot was claimed).
+#[inline]
+pub(crate) fn send<T, E: From<SendTimeoutError<T>>>(
+    raw: &RawMpmc,
+    strategy: WaitStrategy,
+    wait: Wait,
+    len: usize,
+    value: T,
+    write: impl FnOnce(Reservation<'_>, &T),
+) -> Result<(), E> {
+    let claim = if raw.is_joinable() {
+        raw.unfinished_inc();
+        claim_send(raw, strategy, len, wait).inspect_err(|_| {
+            raw.unfinished_dec();
+        })
+    } else {
+        claim_send(raw, strategy, len, wait)
+    };
+    match claim {
+        Ok(c) => {
+            write(c, &value);
+            Ok(())
+        }
+        Err(f) => Err(E::from(f.send(value))),
+    }
+}
+
+/// Finishes a receive into a buffer of `capacity` bytes (`usize::MAX` for
+/// none): `read`s the claimed message, or the calling form's error `E`.
+#[inline]
+fn finish_recv<R, E: From<RecvTimeoutError>>(
+    claim: Result<Message<'_>, Fail>,
+    capacity: usize,
+    read: impl FnOnce(Message<'_>) -> Result<R, E>,
+) -> Result<R, E> {
+    match claim {
+        Ok(c) => read(c),
+        Err(f) => Err(E::from(f.recv(capacity))),
+    }
+}
+
+/// Copies a byte string into a claimed slot and publishes it.
+#[inline]
+pub(crate) fn write_bytes(mut c: Reservation<'_>, bytes: &&[u8]) {
+    c.write(bytes);
+    c.commit();
+}
+
+/// Writes `v` into a claimed slot and publishes it.
+#[inline]
+pub(crate) fn write_value<T: Shareable + Copy>(mut c: Reservation<'_>, v: &T) {
+    const { assert!(std::mem::align_of::<T>() <= DATA_ALIGN) };
+    debug_assert_eq!(c.len(), std::mem::size_of::<T>());
+    // SAFETY: the claim holds `size_of::<T>()` bytes of slot data, 16-byte
+    // aligned (so aligned for `T`), owned by this endpoint until commit.
+    unsafe { std::ptr::write(c.as_mut_ptr() as *mut T, *v) };
+    c.commit();
+}
+
+/// The message length a typed receive refuses.
+pub(crate) const WRONG_LEN: &str = "message length differs from the size of the type";
+
+/// Reads a `T` out of a claimed message of exactly `size_of::<T>()` bytes.
+#[inline]
+pub(crate) fn read_value<T: Shareable + Copy>(c: Message<'_>) -> Result<T, &'static str> {
+    const { assert!(std::mem::align_of::<T>() <= DATA_ALIGN) };
+    if c.len() != std::mem::size_of::<T>() {
+        return Err(WRONG_LEN);
+    }
+    // SAFETY: the claim holds `size_of::<T>()` bytes, 16-byte aligned; `T` is
+    // `Shareable`, so any bit pattern is a valid `T`.
+    Ok(unsafe { std::ptr::read(c.as_ptr() as *const T) })
+}
+
+/// A decode error of the calling receive form.
+pub(crate) trait Decode {
+    fn decode(what: &'static str) -> Self;
+}
+
+macro_rules! decode {
+    ($($e:ident),*) => {
+        $(impl Decode for $e {
+            fn decode(what: &'static str) -> Self {
+                $e::Decode(what)
+            }
+        })*
+    };
+}
+decode!(TryRecvError, RecvError, RecvTimeoutError);
+
+/// The next message, in place, waiting as `wait` says.
+#[inline]
+pub(crate) fn recv_message<E: From<RecvTimeoutError>>(
+    raw: &RawMpmc,
+    strategy: WaitStrategy,
+    wait: Wait,
+) -> Result<Message<'_>, E> {
+    claim_recv(raw, strategy, usize::MAX, wait).map_err(|f| f.recv(usize::MAX).into())
+}
+
+/// Copies the next message into `buf`, waiting as `wait` says; a longer one
+/// stays queued (`BufferTooSmall`).
+#[inline]
+pub(crate) fn recv_into<E: From<RecvTimeoutError>>(
+    raw: &RawMpmc,
+    strategy: WaitStrategy,
+    wait: Wait,
+    buf: &mut [u8],
+) -> Result<usize, E> {
+    let max = buf.len();
+    finish_recv(claim_recv(raw, strategy, max, wait), max, |c| {
+        Ok(c.read(buf))
+    })
+}
+
+/// The next message as a `T`, waiting as `wait` says; one of another length
+/// is consumed and reported as `Decode`.
+#[inline]
+pub(crate) fn recv_value<T: Shareable + Copy, E: From<RecvTimeoutError> + Decode>(
+    raw: &RawMpmc,
+    strategy: WaitStrategy,
+    wait: Wait,
+) -> Result<T, E> {
+    finish_recv(
+        claim_recv(raw, strategy, usize::MAX, wait),
+        usize::MAX,
+        |c| read_value(c).map_err(E::decode),
+    )
+}

@@ -1,0 +1,225 @@
+//! What both ends of an SPSC ring share: the mapping, the side, the wait
+//! strategy, and the loop that waits for the ring or the peer.
+
+use crate::raw::spsc::{RawRing, Side};
+use crate::raw::PtrMem;
+use ipc_core::liveness::OsJudge;
+use ipc_core::wait::{Backoff, EventCount, Phase, WaitStrategy};
+use ipc_core::Segment;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::LIVENESS_POLL;
+
+/// What an end holds besides its raw state: the mapping (kept alive while
+/// the raw end, dropped first, releases its claim), which side it is, and
+/// how it waits.
+#[derive(Debug)]
+pub(super) struct Endpoint {
+    seg: Arc<Segment>,
+    pub(super) ring: RawRing<PtrMem>,
+    side: Side,
+    pub(super) strategy: WaitStrategy,
+}
+
+pub(super) enum Waited<R> {
+    Ready(R),
+    PeerGone,
+    TimedOut,
+}
+
+/// `now + timeout`, or no deadline when that overflows.
+pub(super) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+impl Endpoint {
+    pub(super) fn new(seg: Arc<Segment>, ring: RawRing<PtrMem>, side: Side) -> Endpoint {
+        Endpoint {
+            seg,
+            ring,
+            side,
+            strategy: WaitStrategy::ADAPTIVE,
+        }
+    }
+
+    fn peer(&self) -> Side {
+        self.side.peer()
+    }
+
+    fn own_event(&self) -> &EventCount {
+        self.ring.event(self.side)
+    }
+
+    /// Wakes the peer if it may be parked. One fence and one load, skipped
+    /// while the peer declares that it busy-spins.
+    #[inline]
+    pub(super) fn wake_peer(&self) {
+        self.ring.wake(self.peer());
+    }
+
+    #[inline]
+    pub(super) fn peer_closed(&self) -> bool {
+        self.ring.is_closed(self.peer())
+    }
+
+    /// The slow check: closed, or recorded owner dead.
+    pub(super) fn peer_gone(&self) -> bool {
+        self.ring.is_gone(self.peer(), &OsJudge)
+    }
+
+    /// Whether a peer is attached and its process alive.
+    pub(super) fn is_peer_alive(&self) -> bool {
+        !self.peer_gone() && self.ring.owner(self.peer()) != 0
+    }
+
+    pub(super) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// Sets the strategy, declaring a busy-spinning end in the ring so that
+    /// the peer skips waking it.
+    pub(super) fn set_strategy(&mut self, s: WaitStrategy) {
+        self.strategy = s;
+        self.ring.set_spins(self.side, s == WaitStrategy::BusySpin);
+    }
+
+    /// Waits until `ready` gives a value, the peer is gone, or `deadline`.
+    pub(super) fn wait<R>(
+        &self,
+        strategy: WaitStrategy,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> Option<R>,
+    ) -> Waited<R> {
+        // A zero timeout (`poll(Some(ZERO))`): look once, do not spin.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return match ready() {
+                Some(r) => Waited::Ready(r),
+                // Closed after its last publish: look again before saying so.
+                None if self.peer_closed() => match ready() {
+                    Some(r) => Waited::Ready(r),
+                    None => Waited::PeerGone,
+                },
+                None => Waited::TimedOut,
+            };
+        }
+        let mut next_liveness = None;
+        let gone = |this: &Endpoint, next: &mut Option<Instant>| -> bool {
+            if this.peer_closed() {
+                return true;
+            }
+            let now = Instant::now();
+            let due = *next.get_or_insert(now + LIVENESS_POLL);
+            if now >= due {
+                *next = Some(now + LIVENESS_POLL);
+                return this.peer_gone();
+            }
+            false
+        };
+        if strategy != WaitStrategy::Blocking {
+            let mut backoff = Backoff::new(strategy);
+            let mut n: u32 = 0;
+            loop {
+                if let Some(r) = ready() {
+                    return Waited::Ready(r);
+                }
+                n = n.wrapping_add(1);
+                if n % 256 == 0 {
+                    if gone(self, &mut next_liveness) {
+                        return match ready() {
+                            Some(r) => Waited::Ready(r),
+                            None => Waited::PeerGone,
+                        };
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Waited::TimedOut;
+                    }
+                }
+                if backoff.snooze() == Phase::Park {
+                    break;
+                }
+            }
+        }
+        let mut peer_gone = false;
+        let r = self.own_event().wait(
+            WaitStrategy::Blocking,
+            deadline,
+            Some(LIVENESS_POLL),
+            || {
+                if let Some(r) = ready() {
+                    return Some(Some(r));
+                }
+                if gone(self, &mut next_liveness) {
+                    if let Some(r) = ready() {
+                        return Some(Some(r));
+                    }
+                    peer_gone = true;
+                    return Some(None);
+                }
+                None
+            },
+        );
+        match r {
+            Some(Some(r)) => Waited::Ready(r),
+            _ if peer_gone => Waited::PeerGone,
+            _ => Waited::TimedOut,
+        }
+    }
+}
+
+/// The methods both ends have, written once.
+macro_rules! end_common {
+    ($end:ident, $peer:literal) => {
+        impl $end {
+            /// Sets how this end waits (see [`WaitStrategy`]); declares
+            /// [`WaitStrategy::BusySpin`] in the ring so the peer skips
+            /// waking it.
+            pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+                self.ep.set_strategy(strategy);
+            }
+
+            #[doc = concat!("[`", stringify!($end), "::set_wait_strategy`], by value.")]
+            pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Self {
+                self.set_wait_strategy(strategy);
+                self
+            }
+
+            /// This end's wait strategy.
+            pub fn wait_strategy(&self) -> WaitStrategy {
+                self.ep.strategy
+            }
+
+            /// The data area's size in bytes.
+            pub fn capacity(&self) -> usize {
+                self.ep.ring.capacity()
+            }
+
+            /// The largest message this ring carries.
+            pub fn max_message_len(&self) -> usize {
+                self.ep.ring.max_message_len()
+            }
+
+            #[doc = concat!("Whether the ", $peer, " closed its end (a dead ", $peer, " is only")]
+            /// noticed by blocking calls, or by `is_peer_alive`).
+            pub fn is_closed(&self) -> bool {
+                self.ep.peer_closed()
+            }
+
+            #[doc = concat!("Whether a ", $peer, " is attached and its process alive (reads")]
+            /// `/proc`: not for hot paths).
+            pub fn is_peer_alive(&self) -> bool {
+                self.ep.is_peer_alive()
+            }
+
+            /// The segment holding the ring.
+            pub fn segment(&self) -> &Segment {
+                self.ep.segment()
+            }
+
+            /// Closes this end (as dropping it does): the peer learns it
+            /// once it has read what was sent before.
+            pub fn close(self) {}
+        }
+    };
+}
+pub(super) use end_common;

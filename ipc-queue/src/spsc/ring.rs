@@ -1,0 +1,302 @@
+//! The ring in shared memory: its placement (the control block's
+//! [`ShmObject`] contract, the six constructors, the builder) and the
+//! attachment of its two ends.
+
+use super::endpoint::Endpoint;
+use super::{Config, Consumer, Producer, Side, DEFAULT_CAPACITY, KIND};
+use crate::error::{invalid_config, wrong_object, AttachError, Corrupt};
+use crate::raw::spsc::{self as raw, RawRing, SpscControl};
+use crate::raw::PtrMem;
+use ipc_core::liveness::OsJudge;
+use ipc_core::object::{Handle, ObjectError, PlaceBuilder, Placed, ShmObject};
+use ipc_core::{Kind, ProcessId, Segment};
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WHAT: &str = "SPSC ring";
+
+// SAFETY: `SpscControl` is atomics only (valid for every bit pattern, no
+// pointers); `init_in` writes a whole ring of `memory_size(cfg)` bytes, which
+// `attach` accepts; `attach` checks size, alignment, magic and that the
+// capacity read fits the memory, and the ring keeps that checked capacity:
+// every offset it later uses is derived from it, never reread.
+unsafe impl ShmObject for SpscControl {
+    const KIND: Kind = KIND;
+    type Config = Config;
+
+    fn memory_size(cfg: &Config) -> Result<usize, ObjectError> {
+        raw::memory_size(cfg).map_err(|e| invalid_config(WHAT, e))
+    }
+
+    unsafe fn init_in(mem: NonNull<u8>, len: usize, cfg: Config) {
+        // SAFETY: `len` writable bytes at `mem`, 128-aligned, used by nobody
+        // else during the call (the caller's promise).
+        let mem = unsafe { PtrMem::new(mem, len) };
+        // `memory_size(&cfg)` succeeded before this call, so this cannot
+        // fail; a ring it did not write would fail `attach`.
+        let _ = RawRing::init(mem, cfg);
+    }
+
+    unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a Self, ObjectError> {
+        // SAFETY: `len` bytes at `mem` for `'a`, accessed atomically (the
+        // caller's promise); size and alignment are checked there.
+        let ctrl = unsafe { ipc_core::object::checked_ref::<SpscControl>(mem, len)? };
+        // SAFETY: as above, and 128-aligned (just checked); used for the
+        // check only.
+        RawRing::attach(unsafe { PtrMem::new(mem, len) }).map_err(|c| wrong_object(WHAT, c))?;
+        Ok(ctrl)
+    }
+}
+
+/// An SPSC ring in a shared segment. Cheap to clone (the mapping is shared);
+/// attach the ends with [`SpscRing::producer`] and [`SpscRing::consumer`].
+///
+/// ```
+/// use ipc_queue::spsc::{Config, SpscRing};
+///
+/// let name = ipc_core::name::unique_name("doc-spsc");
+/// let ring = SpscRing::create(&name, Config::new(4096))?;
+/// let other = SpscRing::open(&name)?; // what another process would do
+/// assert_eq!(other.capacity(), 4096);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct SpscRing {
+    seg: Arc<Segment>,
+    raw: RawRing<PtrMem>,
+}
+
+impl Handle for SpscRing {
+    type Object = SpscControl;
+
+    fn from_placed(placed: Placed<SpscControl>) -> SpscRing {
+        let (mem, len) = placed.memory();
+        // SAFETY: the bytes `Placed` checked, inside its segment's mapping.
+        unsafe { SpscRing::view(Arc::clone(placed.segment()), mem, len) }
+    }
+}
+
+ipc_core::handle_constructors!(impl[] SpscRing, "SPSC ring");
+
+impl SpscRing {
+    /// The ring a successful attach found in `len` bytes at `mem`.
+    ///
+    /// # Safety
+    /// `len` bytes at `mem` lie in `seg`'s mapping, 128-aligned, and
+    /// [`ShmObject::attach`] accepted them.
+    pub(crate) unsafe fn view(seg: Arc<Segment>, mem: NonNull<u8>, len: usize) -> SpscRing {
+        // SAFETY: the caller's promise; `seg` stays beside the ring and every
+        // end made from it, keeping the mapping alive.
+        let mem = unsafe { PtrMem::new(mem, len) };
+        SpscRing {
+            seg,
+            raw: RawRing::attach_or_smallest(mem),
+        }
+    }
+
+    /// A builder for a ring of [`DEFAULT_CAPACITY`] bytes, for the options
+    /// of its segment (name, mode, prefault, open timeout) and the shorthands
+    /// [`SpscBuilder::max_message_len`] and [`SpscBuilder::pod`].
+    pub fn builder() -> SpscBuilder {
+        SpscBuilder {
+            cfg: Config::new(DEFAULT_CAPACITY),
+            name: None,
+            mode: 0o600,
+            prefault: false,
+            open_timeout: None,
+        }
+    }
+
+    /// The segment holding the ring.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// The segment's file descriptor, to pass to a child
+    /// ([`ipc_core::process::Builder::inherit_fd`]).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.seg.fd()
+    }
+
+    /// The data area's size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.raw.capacity()
+    }
+
+    /// The largest message the ring carries: `capacity - 16` (a record
+    /// header, and the free slot the ring keeps after its last record).
+    pub fn max_message_len(&self) -> usize {
+        self.raw.max_message_len()
+    }
+
+    /// Bytes held by unread records. A snapshot.
+    pub fn used_bytes(&self) -> usize {
+        self.raw.used_bytes()
+    }
+
+    /// The pid of the process holding `side`'s end, if any (it may be dead).
+    pub fn owner_pid(&self, side: Side) -> Option<u32> {
+        let o = self.raw.owner(side);
+        (o != 0).then(|| ProcessId::from_u64(o).pid)
+    }
+
+    /// How many times each end was attached so far: `(producer, consumer)`.
+    pub fn attach_counts(&self) -> (u32, u32) {
+        (
+            self.raw.attach_count(Side::Producer),
+            self.raw.attach_count(Side::Consumer),
+        )
+    }
+
+    /// The raw ring, for tests and tools.
+    pub fn raw(&self) -> &RawRing<PtrMem> {
+        &self.raw
+    }
+
+    /// The fixed message length of a typed ring (0 for a byte ring).
+    pub fn fixed_message_len(&self) -> u64 {
+        self.raw.fixed_len()
+    }
+
+    /// The ring as it is now, checked again: what an end attaches to.
+    fn fresh(&self) -> Result<RawRing<PtrMem>, Corrupt> {
+        RawRing::attach(*self.raw.memory())
+    }
+
+    /// Attaches the producing end.
+    ///
+    /// # Errors
+    /// [`AttachError::AlreadyAttached`] if a live process (this one
+    /// included) holds it; [`AttachError::Corrupt`] if the ring's indices
+    /// fail their checks; [`AttachError::UnknownIdentity`] if this process
+    /// cannot learn the identity an owner records. A dead holder's end is
+    /// taken over.
+    pub fn producer(&self) -> Result<Producer, AttachError> {
+        let ring = self.fresh()?;
+        let raw = ring
+            .producer(OsJudge)
+            .map_err(|e| AttachError::claim(Side::Producer.name(), e))?;
+        Ok(Producer::new(raw, self.endpoint(ring, Side::Producer)))
+    }
+
+    /// Attaches the consuming end.
+    ///
+    /// # Errors
+    /// As [`SpscRing::producer`].
+    pub fn consumer(&self) -> Result<Consumer, AttachError> {
+        let ring = self.fresh()?;
+        let raw = ring
+            .consumer(OsJudge)
+            .map_err(|e| AttachError::claim(Side::Consumer.name(), e))?;
+        Ok(Consumer::new(raw, self.endpoint(ring, Side::Consumer)))
+    }
+
+    fn endpoint(&self, ring: RawRing<PtrMem>, side: Side) -> Endpoint {
+        Endpoint::new(Arc::clone(&self.seg), ring, side)
+    }
+}
+
+/// The options of a new [`SpscRing`] or of opening one. Obtained from
+/// [`SpscRing::builder`]; [`SpscBuilder::create`] and [`SpscBuilder::open`]
+/// place the ring through [`Placed::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SpscBuilder {
+    cfg: Config,
+    name: Option<String>,
+    mode: u32,
+    prefault: bool,
+    open_timeout: Option<Duration>,
+}
+
+impl SpscBuilder {
+    /// The data area's size in bytes, rounded up to a power of two (at least
+    /// 32). Records take 8 bytes of header plus the message rounded up to 8,
+    /// and the ring keeps one 8-byte slot free after its last record, so a
+    /// ring of `c` bytes holds `c / 16 - 1` messages of 8 bytes.
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.cfg.capacity = bytes;
+        self
+    }
+
+    /// Makes the ring large enough for messages of `len` bytes (at least).
+    pub fn max_message_len(mut self, len: usize) -> Self {
+        let need = raw::capacity_for_message(len).unwrap_or(usize::MAX);
+        self.cfg.capacity = self.cfg.capacity.max(need);
+        self
+    }
+
+    /// Names the ring's segment, so unrelated processes can open it; without
+    /// a name it is an anonymous `memfd`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Permission bits of a named segment (default `0o600`).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Touches every page when mapping, so the first messages take no page
+    /// fault.
+    pub fn prefault(mut self, yes: bool) -> Self {
+        self.prefault = yes;
+        self
+    }
+
+    /// How long `open` waits for the creator to finish initializing.
+    pub fn open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = Some(timeout);
+        self
+    }
+
+    /// Marks the ring as typed: every message has exactly `len` bytes
+    /// (used by [`super::pod`]; typed ends check it when attaching).
+    pub fn fixed_message_len(mut self, len: usize) -> Self {
+        self.cfg.fixed_len = len;
+        self
+    }
+
+    /// The configuration so far.
+    pub fn config(&self) -> Config {
+        self.cfg
+    }
+
+    fn placer(self) -> PlaceBuilder<SpscControl> {
+        let mut b = Placed::builder().mode(self.mode).prefault(self.prefault);
+        if let Some(n) = self.name {
+            b = b.name(n);
+        }
+        if let Some(t) = self.open_timeout {
+            b = b.open_timeout(t);
+        }
+        b
+    }
+
+    /// Creates the ring (named if a name was given, else anonymous). A named
+    /// segment must not exist yet, unless its creator died.
+    ///
+    /// # Errors
+    /// [`ObjectError::InvalidConfig`] for a capacity above 2 GiB or one that
+    /// cannot hold a message of the fixed length, before anything is
+    /// allocated; [`ObjectError::Segment`] if the segment cannot be created
+    /// (e.g. [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// more than the machine or the memory cgroup can still give).
+    pub fn create(self) -> Result<SpscRing, ObjectError> {
+        let cfg = self.cfg;
+        self.placer().create(cfg).map(SpscRing::from_placed)
+    }
+
+    /// Opens the named ring another process created.
+    ///
+    /// # Errors
+    /// [`ObjectError::Segment`] (not found, another kind, ...) or
+    /// [`ObjectError::WrongObject`] if its control block fails its checks.
+    pub fn open(self) -> Result<SpscRing, ObjectError> {
+        self.placer().open().map(SpscRing::from_placed)
+    }
+}
