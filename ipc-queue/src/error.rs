@@ -309,6 +309,7 @@ pub enum AttachError {
     UnknownIdentity(#[from] IdentityError),
 }
 
+#[cfg(not(loom))]
 impl AttachError {
     /// The error for a failed claim of the end named `role`.
     pub(crate) fn claim(role: &'static str, e: crate::raw::ClaimError) -> AttachError {
@@ -324,6 +325,7 @@ impl AttachError {
 }
 
 /// The placement error for a configuration the raw ring `what` refuses.
+#[cfg(not(loom))]
 pub(crate) fn invalid_config(what: &'static str, e: crate::raw::ConfigError) -> ObjectError {
     ObjectError::InvalidConfig {
         what,
@@ -332,6 +334,7 @@ pub(crate) fn invalid_config(what: &'static str, e: crate::raw::ConfigError) -> 
 }
 
 /// The placement error for memory that holds no valid `what`.
+#[cfg(not(loom))]
 pub(crate) fn wrong_object(what: &'static str, e: Corrupt) -> ObjectError {
     ObjectError::WrongObject {
         expected: what,

@@ -120,7 +120,7 @@ pub(crate) use std::time::Instant;
 
 /// How far the model clock moves at each reading of a model thread.
 #[cfg(loom)]
-pub(crate) const MODEL_TICK: std::time::Duration = std::time::Duration::from_micros(100);
+pub(crate) const MODEL_TICK: std::time::Duration = std::time::Duration::from_micros(250);
 
 /// The model clock: each model thread's readings advance by
 /// [`MODEL_TICK`], so time-dependent decisions repeat exactly in every

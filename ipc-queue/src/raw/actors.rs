@@ -19,24 +19,35 @@
 //! assert!(b.is_dead(a.me().unwrap()));
 //! ```
 
+use crate::primitive::{AtomicU64, Ordering};
 use ipc_core::liveness::Judge;
 use ipc_core::IdentityError;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The actors of one test: up to 64, each alive until it is declared dead.
-/// Deaths are an oracle outside the rings' memory (as the operating
-/// system's knowledge of a dead process is), so they are plain `std`
-/// atomics even in a loom model.
-#[derive(Clone, Debug, Default)]
+///
+/// A death is published with release ordering and judged with acquire
+/// ordering (a loom atomic in a model): whoever finds an actor dead sees
+/// everything that actor did before it died, as whoever reads a process's
+/// exit from the kernel knows its accesses are over. Make the actors of a
+/// loom model inside the model.
+#[derive(Clone, Debug)]
 pub struct Actors {
     dead: Arc<AtomicU64>,
+}
+
+impl Default for Actors {
+    fn default() -> Self {
+        Actors::new()
+    }
 }
 
 impl Actors {
     /// A world where every actor is alive.
     pub fn new() -> Actors {
-        Actors::default()
+        Actors {
+            dead: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Actor `n` (`0..64`; larger numbers wrap).
@@ -49,7 +60,7 @@ impl Actors {
 
     /// Whether any actor died.
     pub fn any_dead(&self) -> bool {
-        self.dead.load(Ordering::SeqCst) != 0
+        self.dead.load(Ordering::Acquire) != 0
     }
 }
 
@@ -71,12 +82,12 @@ impl Actor {
     /// Declares this actor dead: from now on every judge counts its claims
     /// as a dead process's.
     pub fn die(&self) {
-        self.dead.fetch_or(1 << self.n, Ordering::SeqCst);
+        self.dead.fetch_or(1 << self.n, Ordering::Release);
     }
 
     /// Whether this actor was declared dead.
     pub fn is_declared_dead(&self) -> bool {
-        self.dead.load(Ordering::SeqCst) & (1 << self.n) != 0
+        self.dead.load(Ordering::Acquire) & (1 << self.n) != 0
     }
 }
 
@@ -90,7 +101,7 @@ impl Judge for Actor {
     }
 
     fn is_dead(&self, owner: u64) -> bool {
-        let dead = self.dead.load(Ordering::SeqCst);
+        let dead = self.dead.load(Ordering::Acquire);
         (0..64).any(|n| dead & (1 << n) != 0 && packed(n) == owner)
     }
 

@@ -129,6 +129,27 @@ pub fn memory_size(cfg: &Config) -> Result<usize, ConfigError> {
     geometry(cfg.capacity, cfg.slot_size).map(|(size, _)| size)
 }
 
+/// The words a ring of `cfg` uses, for a loom model's memory.
+///
+/// # Errors
+/// As [`memory_size`].
+#[cfg(loom)]
+pub fn model_layout(cfg: &Config) -> Result<super::model::Layout, ConfigError> {
+    let (size, stride) = geometry(cfg.capacity, cfg.slot_size)?;
+    let mut l = super::model::Layout::new(size).u32(CLOSED);
+    for off in [0, CAPACITY, SLOT_SIZE, STRIDE, PUBLISHER, NEXT] {
+        l = l.u64(off);
+    }
+    for i in 0..cfg.capacity {
+        let slot = SLOTS + i * stride;
+        l = l.u64(slot).u32(slot + LEN);
+        for w in 0..cfg.slot_size.div_ceil(8) {
+            l = l.u64(slot + SLOT_HEADER + 8 * w);
+        }
+    }
+    Ok(l)
+}
+
 fn geometry(capacity: usize, slot_size: usize) -> Result<(usize, usize), ConfigError> {
     if capacity == 0 {
         return Err(ConfigError(
@@ -266,6 +287,7 @@ impl<M: Memory> RawBroadcast<M> {
     /// bytes, which fits in any memory `attach` accepted: every operation
     /// then stays inside the memory. For handles made from an attach that
     /// already succeeded, which cannot fail.
+    #[cfg(not(loom))]
     pub(crate) fn attach_or_smallest(mem: M) -> RawBroadcast<M> {
         debug_assert!(mem.len() >= SLOTS + SLOT_HEADER);
         match RawBroadcast::attach(mem.clone()) {

@@ -29,9 +29,10 @@
 //! # Crashes
 //!
 //! [`crash_after`]`(n)` makes the calling model thread die at its `n`-th
-//! access to any model memory, before that access happens: the access
-//! panics with [`Crash`], and [`survive`] around the thread's work catches
-//! it. A crashed thread has done exactly the accesses before that point;
+//! operation on any model memory (a word looked up for a load, a store or a
+//! read-modify-write; a word of payload copied), before that operation
+//! happens: it panics with [`Crash`], and [`survive`] around the thread's
+//! work catches it. A crashed thread has done exactly the accesses before that point;
 //! whatever the dying code would have done after it (the rest of an
 //! operation, a claim's release) never happens, as with `SIGKILL`. Its
 //! [`Actor`](super::actors::Actor) is then declared dead, and the others
@@ -62,17 +63,61 @@ pub fn weakened<R>(site: Site, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// One 8-byte word of model memory.
-#[derive(Debug)]
-struct Word {
-    atom: AtomicU64,
-    halves: [AtomicU32; 2],
-    cell: UnsafeCell<u64>,
+/// What a ring uses of its memory, word by word: the words a
+/// [`ModelMemory`] makes loom objects for. Each raw ring gives its own
+/// (`raw::spsc::model_layout`, ...), from its layout constants; a ring that
+/// touches anything else panics, naming the offset. (Making objects for
+/// every word, padding lines included, made each execution ten times as
+/// expensive.)
+#[derive(Clone, Debug, Default)]
+pub struct Layout {
+    len: usize,
+    u64s: Vec<usize>,
+    u32s: Vec<usize>,
+    payload: Vec<(std::ops::Range<usize>, bool)>,
 }
 
-/// A ring's memory in a loom model: loom atomics and cells per 8-byte word
-/// (see the [module docs](self)). Zero when made; clones share it. Make it
-/// inside the model closure: loom objects live for one execution.
+impl Layout {
+    /// A memory of `len` bytes of which nothing is used yet.
+    pub fn new(len: usize) -> Layout {
+        Layout {
+            len,
+            ..Layout::default()
+        }
+    }
+
+    /// A 64-bit atomic word at `off`.
+    pub fn u64(mut self, off: usize) -> Layout {
+        self.u64s.push(off);
+        self
+    }
+
+    /// A 32-bit atomic word at `off`.
+    pub fn u32(mut self, off: usize) -> Layout {
+        self.u32s.push(off);
+        self
+    }
+
+    /// Payload bytes; with `headers`, their words are also read and written
+    /// as 64-bit atomics (header slots, in another lap).
+    pub fn payload(mut self, bytes: std::ops::Range<usize>, headers: bool) -> Layout {
+        self.payload.push((bytes, headers));
+        self
+    }
+}
+
+/// One 8-byte word of model memory: the parts the ring uses of it.
+#[derive(Debug, Default)]
+struct Word {
+    atom: Option<AtomicU64>,
+    halves: [Option<AtomicU32>; 2],
+    cell: Option<UnsafeCell<u64>>,
+}
+
+/// A ring's memory in a loom model: loom atomics and cells for the words
+/// the ring uses (see the [module docs](self) and [`Layout`]). Zero when
+/// made; clones share it. Make it inside the model closure: loom objects
+/// live for one execution.
 #[derive(Clone, Debug)]
 pub struct ModelMemory {
     words: Arc<[Word]>,
@@ -80,16 +125,29 @@ pub struct ModelMemory {
 }
 
 impl ModelMemory {
-    /// `len` bytes (rounded up to whole words), all zero.
-    pub fn new(len: usize) -> ModelMemory {
-        let words = (0..len.div_ceil(8))
-            .map(|_| Word {
-                atom: AtomicU64::new(0),
-                halves: [AtomicU32::new(0), AtomicU32::new(0)],
-                cell: UnsafeCell::new(0),
-            })
+    /// The words `layout` names, all zero.
+    pub fn new(layout: &Layout) -> ModelMemory {
+        let mut words: Vec<Word> = (0..layout.len.div_ceil(8))
+            .map(|_| Word::default())
             .collect();
-        ModelMemory { words, len }
+        for &off in &layout.u64s {
+            words[off / 8].atom = Some(AtomicU64::new(0));
+        }
+        for &off in &layout.u32s {
+            words[off / 8].halves[off % 8 / 4] = Some(AtomicU32::new(0));
+        }
+        for (bytes, headers) in &layout.payload {
+            for w in bytes.start / 8..bytes.end.div_ceil(8) {
+                words[w].cell = Some(UnsafeCell::new(0));
+                if *headers {
+                    words[w].atom = Some(AtomicU64::new(0));
+                }
+            }
+        }
+        ModelMemory {
+            words: words.into(),
+            len: layout.len,
+        }
     }
 
     fn word(&self, off: usize) -> &Word {
@@ -117,6 +175,10 @@ impl ModelMemory {
     }
 }
 
+fn missing(what: &str, off: usize) -> ! {
+    panic!("the model memory has no {what} at offset {off}: add it to the ring's model layout")
+}
+
 // SAFETY: every offset maps to one word's loom objects, the same for every
 // clone (they share the `Arc`); copies touch exactly the bytes asked for.
 unsafe impl Memory for ModelMemory {
@@ -125,17 +187,26 @@ unsafe impl Memory for ModelMemory {
     }
 
     unsafe fn u64_at(&self, off: usize) -> &loom::sync::atomic::AtomicU64 {
-        &self.word(off).atom
+        self.word(off)
+            .atom
+            .as_ref()
+            .unwrap_or_else(|| missing("64-bit word", off))
     }
 
     unsafe fn u32_at(&self, off: usize) -> &loom::sync::atomic::AtomicU32 {
-        &self.word(off).halves[off % 8 / 4]
+        self.word(off).halves[off % 8 / 4]
+            .as_ref()
+            .unwrap_or_else(|| missing("32-bit word", off))
     }
 
     unsafe fn copy_in(&self, off: usize, src: &[u8]) {
         for (w, bytes, from) in Self::spans(off, src.len()) {
             let word = self.word(w * 8);
-            word.cell.with_mut(|p| {
+            let cell = word
+                .cell
+                .as_ref()
+                .unwrap_or_else(|| missing("payload", w * 8));
+            cell.with_mut(|p| {
                 // SAFETY: loom checks that no other access to this cell
                 // overlaps this one.
                 let mut v = unsafe { *p }.to_ne_bytes();
@@ -143,14 +214,18 @@ unsafe impl Memory for ModelMemory {
                 // SAFETY: as above.
                 unsafe { *p = u64::from_ne_bytes(v) };
             });
-            word.atom.store(POISON, Ordering::Relaxed);
+            if let Some(atom) = &word.atom {
+                atom.store(POISON, Ordering::Relaxed);
+            }
         }
     }
 
     unsafe fn copy_out(&self, off: usize, dst: &mut [u8]) {
         for (w, bytes, to) in Self::spans(off, dst.len()) {
+            let cell = self.word(w * 8).cell.as_ref();
+            let cell = cell.unwrap_or_else(|| missing("payload", w * 8));
             // SAFETY: loom checks that no write to this cell overlaps.
-            let v = self.word(w * 8).cell.with(|p| unsafe { *p }).to_ne_bytes();
+            let v = cell.with(|p| unsafe { *p }).to_ne_bytes();
             dst[to..to + bytes.len()].copy_from_slice(&v[bytes]);
         }
     }

@@ -68,8 +68,10 @@ impl<M: Memory> RawMpmc<M> {
             return Err(RawError::Closed);
         }
         let me = my_id(judge)?;
-        let tail = self.tail();
-        let mut pos = tail.load(Ordering::Relaxed);
+        // Each word is looked up at each use (free: a constant offset, or the
+        // slot's, which the compiler keeps), so that a model can stop the
+        // caller between any two of its operations.
+        let mut pos = self.tail().load(Ordering::Relaxed);
         let mut inconsistent = 0u32;
         let mut iterations = 0u32;
         loop {
@@ -77,18 +79,17 @@ impl<M: Memory> RawMpmc<M> {
             if iterations > ITERATION_LIMIT {
                 return Err(RawError::Busy);
             }
-            let state = self.state(pos);
-            let s = state.load(Ordering::Acquire);
+            let s = self.state(pos).load(Ordering::Acquire);
             let empty = pos.wrapping_mul(2);
             if s == empty {
-                match state.compare_exchange_weak(
+                match self.state(pos).compare_exchange_weak(
                     s,
                     BUSY | me,
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        tail.store(pos.wrapping_add(1), Ordering::Relaxed);
+                        self.tail().store(pos.wrapping_add(1), Ordering::Relaxed);
                         return Ok(WriteClaim {
                             ring: self,
                             pos,
@@ -97,14 +98,14 @@ impl<M: Memory> RawMpmc<M> {
                         });
                     }
                     Err(_) => {
-                        pos = tail.load(Ordering::Relaxed);
+                        pos = self.tail().load(Ordering::Relaxed);
                         continue;
                     }
                 }
             }
             if s & BUSY != 0 {
                 self.busy(pos, s, watch, judge)?;
-                pos = tail.load(Ordering::Relaxed);
+                pos = self.tail().load(Ordering::Relaxed);
                 continue;
             }
             if s == empty.wrapping_sub(2 * self.cap).wrapping_add(1) {
@@ -116,7 +117,7 @@ impl<M: Memory> RawMpmc<M> {
                 }
             }
             pos = reread(
-                tail,
+                self.tail(),
                 pos,
                 s,
                 &mut inconsistent,
@@ -141,8 +142,7 @@ impl<M: Memory> RawMpmc<M> {
         judge: &J,
     ) -> Result<ReadClaim<'_, M>, RawError> {
         let me = my_id(judge)?;
-        let head = self.head();
-        let mut pos = head.load(Ordering::Relaxed);
+        let mut pos = self.head().load(Ordering::Relaxed);
         let mut inconsistent = 0u32;
         let mut iterations = 0u32;
         loop {
@@ -150,8 +150,7 @@ impl<M: Memory> RawMpmc<M> {
             if iterations > ITERATION_LIMIT {
                 return Err(RawError::Busy);
             }
-            let state = self.state(pos);
-            let s = state.load(Ordering::Acquire);
+            let s = self.state(pos).load(Ordering::Acquire);
             let full = pos.wrapping_mul(2).wrapping_add(1);
             if s == full {
                 let len = self.len_word(pos).load(Ordering::Relaxed);
@@ -160,14 +159,14 @@ impl<M: Memory> RawMpmc<M> {
                         needed: len as usize,
                     });
                 }
-                match state.compare_exchange_weak(
+                match self.state(pos).compare_exchange_weak(
                     s,
                     BUSY | READING | me,
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        head.store(pos.wrapping_add(1), Ordering::Relaxed);
+                        self.head().store(pos.wrapping_add(1), Ordering::Relaxed);
                         // Unchanged since the load above: only a producer of
                         // the next lap writes `len`, after our release.
                         let len = self.len_word(pos).load(Ordering::Relaxed);
@@ -178,7 +177,7 @@ impl<M: Memory> RawMpmc<M> {
                         };
                         if len == ABORTED {
                             drop(claim);
-                            pos = head.load(Ordering::Relaxed);
+                            pos = self.head().load(Ordering::Relaxed);
                             continue;
                         }
                         if len as usize > self.slot_size {
@@ -191,14 +190,14 @@ impl<M: Memory> RawMpmc<M> {
                         return Ok(claim);
                     }
                     Err(_) => {
-                        pos = head.load(Ordering::Relaxed);
+                        pos = self.head().load(Ordering::Relaxed);
                         continue;
                     }
                 }
             }
             if s & BUSY != 0 {
                 self.busy(pos, s, watch, judge)?;
-                pos = head.load(Ordering::Relaxed);
+                pos = self.head().load(Ordering::Relaxed);
                 continue;
             }
             if s == full.wrapping_sub(1) {
@@ -210,7 +209,7 @@ impl<M: Memory> RawMpmc<M> {
                 }
             }
             pos = reread(
-                head,
+                self.head(),
                 pos,
                 s,
                 &mut inconsistent,

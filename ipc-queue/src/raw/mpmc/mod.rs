@@ -207,6 +207,29 @@ pub fn memory_size(cfg: &Config) -> Result<usize, ConfigError> {
     geometry(cfg.capacity, cfg.slot_size).map(|(size, _)| size)
 }
 
+/// The words a ring of `cfg` uses, for a loom model's memory.
+///
+/// # Errors
+/// As [`memory_size`].
+#[cfg(loom)]
+pub fn model_layout(cfg: &Config) -> Result<super::model::Layout, ConfigError> {
+    let (size, stride) = geometry(cfg.capacity, cfg.slot_size)?;
+    let mut l = super::model::Layout::new(size);
+    for off in [0, CAPACITY, SLOT_SIZE, STRIDE, LOST, UNFINISHED, HEAD, TAIL] {
+        l = l.u64(off);
+    }
+    l = l.u32(FLAGS).u32(CLOSED);
+    for i in 0..cfg.capacity {
+        let slot = SLOTS + i * stride;
+        let data = slot + SLOT_HEADER;
+        l = l
+            .u64(slot)
+            .u32(slot + LEN)
+            .payload(data..data + cfg.slot_size, false);
+    }
+    Ok(l)
+}
+
 /// The memory size and stride of `capacity` slots of `slot_size` bytes.
 fn geometry(capacity: usize, slot_size: usize) -> Result<(usize, usize), ConfigError> {
     if capacity == 0 {
@@ -370,6 +393,7 @@ impl<M: Memory> RawMpmc<M> {
     /// fits in any memory `attach` accepted: every operation then stays
     /// inside the memory. For handles made from an attach that already
     /// succeeded, which cannot fail.
+    #[cfg(not(loom))]
     pub(crate) fn attach_or_smallest(mem: M) -> RawMpmc<M> {
         debug_assert!(mem.len() >= SLOTS + SLOT_HEADER);
         match RawMpmc::attach(mem.clone()) {

@@ -121,7 +121,6 @@ impl<M: Memory> RawMpmc<M> {
     /// meanwhile).
     #[cold]
     fn recover<J: Judge>(&self, pos: u64, state: u64, judge: &J) -> bool {
-        let slot = self.state(pos);
         let owner = state & ID_MASK;
         // Without an identity of its own this process cannot take a claim
         // over (it would have to record itself): leave it to another waiter.
@@ -129,10 +128,11 @@ impl<M: Memory> RawMpmc<M> {
             return false;
         };
         if owner == me || !judge.is_dead(owner) {
-            return slot.load(Ordering::Acquire) != state;
+            return self.state(pos).load(Ordering::Acquire) != state;
         }
         let takeover = (state & (BUSY | READING)) | me;
-        if slot
+        if self
+            .state(pos)
             .compare_exchange(state, takeover, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
@@ -151,7 +151,8 @@ impl<M: Memory> RawMpmc<M> {
             self.word(LOST).fetch_add(1, Ordering::Relaxed);
             self.unfinished_dec();
             self.tail().fetch_max(p.wrapping_add(1), Ordering::AcqRel);
-            slot.store(p.wrapping_mul(2).wrapping_add(1), finished);
+            self.state(p)
+                .store(p.wrapping_mul(2).wrapping_add(1), finished);
             self.notify(NOT_EMPTY);
             log::warn!(
                 "mpmc: producer {} died holding position {p}; message marked lost",
@@ -167,7 +168,8 @@ impl<M: Memory> RawMpmc<M> {
                 self.unfinished_dec();
             }
             self.head().fetch_max(p.wrapping_add(1), Ordering::AcqRel);
-            slot.store(p.wrapping_add(self.cap).wrapping_mul(2), finished);
+            self.state(p)
+                .store(p.wrapping_add(self.cap).wrapping_mul(2), finished);
             self.notify(NOT_FULL);
             log::warn!(
                 "mpmc: consumer {} died holding message {p}; message counted lost",

@@ -314,6 +314,27 @@ pub fn memory_size(cfg: &Config) -> Result<usize, ConfigError> {
     Ok(DATA + cfg.data_size()?)
 }
 
+/// The words a ring of `cfg` uses, for a loom model's memory.
+///
+/// # Errors
+/// As [`memory_size`].
+#[cfg(loom)]
+pub fn model_layout(cfg: &Config) -> Result<super::model::Layout, ConfigError> {
+    let cap = cfg.data_size()?;
+    let mut l = super::model::Layout::new(DATA + cap);
+    for off in [MAGIC, CAPACITY, FIXED_LEN, TAIL, HEAD] {
+        l = l.u64(off);
+    }
+    for side in [Side::Producer, Side::Consumer] {
+        l = l
+            .u64(side.owner())
+            .u32(side.closed())
+            .u32(side.spins())
+            .u32(side.attaches());
+    }
+    Ok(l.payload(DATA..DATA + cap, true))
+}
+
 /// The data-area size (power of two) needed so that a message of `len`
 /// bytes fits, or `None` if that is larger than [`MAX_CAPACITY`].
 pub const fn capacity_for_message(len: usize) -> Option<usize> {
@@ -436,6 +457,7 @@ impl<M: Memory> RawRing<M> {
     /// memory, and ends attach afresh and report the corruption. For
     /// handles made from an attach that already succeeded, which cannot
     /// fail.
+    #[cfg(not(loom))]
     pub(crate) fn attach_or_smallest(mem: M) -> RawRing<M> {
         debug_assert!(mem.len() >= DATA + MIN_CAPACITY);
         match RawRing::attach(mem.clone()) {
