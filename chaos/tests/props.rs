@@ -112,7 +112,7 @@ fn payload(n: u64, len: usize) -> Vec<u8> {
 
 fn spsc_ring(cap: usize) -> RawRing<HeapMemory> {
     let cfg = spsc_raw::Config::new(cap);
-    RawRing::init(HeapMemory::new(spsc_raw::memory_size(&cfg).unwrap()), cfg).unwrap()
+    RawRing::init(HeapMemory::new(spsc_raw::memory_size(&cfg).unwrap()), &cfg).unwrap()
 }
 
 proptest! {

@@ -98,6 +98,8 @@ pub mod error;
 pub mod mpmc;
 #[cfg(not(loom))]
 pub mod pipe;
+#[cfg(not(loom))]
+mod placed;
 mod primitive;
 #[cfg(not(loom))]
 pub mod queue;

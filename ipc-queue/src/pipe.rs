@@ -33,14 +33,13 @@ use crate::error::{
     wrong_object, AttachError, RecvError, RecvTimeoutError, SendError, TryRecvError,
 };
 use crate::raw::spsc::{self as spsc_raw, RawRing, SpscControl, DATA, MIN_CAPACITY};
-use crate::raw::PtrMem;
+use crate::raw::Memory;
 use crate::spsc::rkyv::{self as archive, ArchivedGuard, CheckedArchive, SerializeInPlace};
 use crate::spsc::{Consumer, Producer, RecvGuard, SpscRing};
-use ipc_core::object::{Handle, ObjectError, Placed, ShmObject};
+use ipc_core::object::{Handle, ObjectError, Placed};
 use ipc_core::wait::WaitStrategy;
 use ipc_core::{Kind, Segment, Shareable};
 use std::os::fd::BorrowedFd;
-use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,55 +105,33 @@ fn second_offset(capacity: usize) -> usize {
 #[derive(Debug)]
 pub struct PipeControl(SpscControl);
 
-// SAFETY: a view of the first ring's `SpscControl` (atomics only, every bit
-// pattern valid); `init_in` writes both rings in the `memory_size` bytes,
-// and `attach` checks both (each as an SPSC ring checks itself) and that
-// the second starts where the first one's capacity puts it.
-unsafe impl ShmObject for PipeControl {
-    const KIND: Kind = KIND;
-    type Config = Config;
-
-    fn memory_size(cfg: &Config) -> Result<usize, ObjectError> {
-        let (_, off) = cfg.rings()?;
-        Ok(2 * off)
-    }
-
-    unsafe fn init_in(mem: NonNull<u8>, len: usize, cfg: Config) {
-        let Ok((ring, off)) = cfg.rings() else {
-            return;
-        };
-        // SAFETY: `len >= 2 * off` writable bytes at `mem`, 128-aligned,
-        // unused by anyone else (the caller's promise); the halves do not
-        // overlap and both start 128-aligned.
-        let (a, b) = unsafe { (PtrMem::new(mem, off), PtrMem::new(mem.add(off), len - off)) };
-        // `memory_size(&cfg)` succeeded before this call, so neither fails;
-        // a ring not written would fail `attach`.
-        let _ = RawRing::init(a, ring).and_then(|_| RawRing::init(b, ring));
-    }
-
-    unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a Self, ObjectError> {
-        // SAFETY: `len` bytes at `mem` for `'a`, accessed atomically (the
-        // caller's promise); size and alignment are checked there.
-        let ctrl = unsafe { ipc_core::object::checked_ref::<PipeControl>(mem, len)? };
-        // SAFETY: as above, 128-aligned (just checked); for the checks only.
-        let a =
-            RawRing::attach(unsafe { PtrMem::new(mem, len) }).map_err(|c| wrong_object(WHAT, c))?;
-        let off = second_offset(a.capacity());
+crate::placed::ring_object! {
+    impl[] PipeControl,
+    kind: KIND,
+    config: Config,
+    size: |cfg| Ok(2 * cfg.rings()?.1),
+    init: |mem, cfg| {
+        if let Ok((ring, off)) = cfg.rings() {
+            let (a, b) = mem.split(off);
+            let _ = RawRing::init(a, &ring).and_then(|_| RawRing::init(b, &ring));
+        }
+    },
+    check: |mem| {
         let wrong = |detail: &str| ObjectError::WrongObject {
             expected: WHAT,
             detail: detail.into(),
         };
-        if off >= len {
+        let a = RawRing::attach(mem).map_err(|c| wrong_object(WHAT, c))?;
+        let off = second_offset(a.capacity());
+        if off >= mem.len() {
             return Err(wrong("the second ring lies beyond the memory"));
         }
-        // SAFETY: `off < len`, a multiple of 128: the rest of the memory.
-        let b = RawRing::attach(unsafe { PtrMem::new(mem.add(off), len - off) })
-            .map_err(|c| wrong_object(WHAT, c))?;
+        let b = RawRing::attach(mem.split(off).1).map_err(|c| wrong_object(WHAT, c))?;
         if b.capacity() != a.capacity() {
             return Err(wrong("the two rings differ in capacity"));
         }
-        Ok(ctrl)
-    }
+        Ok(())
+    },
 }
 
 /// Creates or opens a [`Pipe`] with options. Obtained from [`Pipe::builder`];
@@ -366,18 +343,28 @@ impl Connection {
     }
 
     /// Receives a byte string with a time limit.
+    ///
+    /// # Errors
+    /// As [`Connection::recv_bytes`], and [`RecvTimeoutError::Timeout`].
     pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
         Ok(self.rx.recv_timeout(timeout)?.to_vec())
     }
 
     /// Receives the next message in place: a guard over its bytes in the
     /// ring, released when dropped.
+    ///
+    /// # Errors
+    /// As [`Connection::recv_bytes`].
     #[inline]
     pub fn recv_in_place(&mut self) -> Result<RecvGuard<'_>, RecvError> {
         self.rx.recv()
     }
 
     /// Receives without waiting into `buf`.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] if nothing is there now, otherwise as
+    /// [`Connection::recv_bytes_into`].
     pub fn try_recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, TryRecvError> {
         self.rx.try_recv_into(buf)
     }

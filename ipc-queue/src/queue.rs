@@ -55,9 +55,10 @@ use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::mpmc::{
-    self, recv_message, recv_value, send, write_bytes, write_value, Mpmc, MpmcLayout, RawMpmc, Wait,
+    self, recv_message, recv_value, send, write_bytes, write_value, Mpmc, RawMpmc, Wait,
 };
 use crate::raw::mpmc::{MpmcControl, DATA_ALIGN, SLOT_HEADER};
+use crate::raw::PtrMem;
 use ipc_core::header::layout_hash;
 use ipc_core::liveness::OsJudge;
 use ipc_core::object::{Handle, ObjectError, PlaceBuilder, Placed, ShmObject};
@@ -65,7 +66,6 @@ use ipc_core::wait::WaitStrategy;
 use ipc_core::{Kind, Shareable};
 use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
-use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 /// How often a waiting [`JoinableQueue::join`] looks for items held by dead
@@ -115,78 +115,75 @@ impl Config {
     }
 }
 
-/// Defines the placed ring of a queue of `T`: the MPMC control block, with
-/// the kind of a queue of `T` (its size and alignment are part of the
-/// layout hash, so a process expecting another `T` cannot open it).
-macro_rules! queue_ring {
-    ($(#[$m:meta])* $name:ident, $what:literal, joinable: $joinable:literal) => {
-        $(#[$m])*
-        #[repr(transparent)]
-        #[derive(Debug)]
-        pub struct $name<T> {
-            ctrl: MpmcControl,
-            _t: PhantomData<fn() -> T>,
-        }
+/// The kind of a queue of `T`: its size and alignment are part of the
+/// layout hash, so a process expecting another `T` cannot open it.
+const fn kind_of<T>() -> Kind {
+    Kind::new(
+        "ipc-queue/queue",
+        1,
+        layout_hash(&[
+            std::mem::size_of::<T>() as u64,
+            std::mem::align_of::<T>() as u64,
+            SLOT_HEADER as u64,
+            DATA_ALIGN as u64,
+        ]),
+    )
+}
 
-        // SAFETY: `repr(transparent)` over `MpmcControl`.
-        unsafe impl<T> MpmcLayout for $name<T> {
-            const WHAT: &'static str = $what;
+/// The ring under a [`Queue`] of `T` (its placed object): an MPMC ring.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct QueueRing<T> {
+    ctrl: MpmcControl,
+    _t: PhantomData<fn() -> T>,
+}
 
-            fn check(ring: &RawMpmc) -> Result<(), ObjectError> {
-                if $joinable && !ring.is_joinable() {
-                    return Err(ObjectError::WrongObject {
-                        expected: $what,
-                        detail: "the queue is not joinable".into(),
-                    });
-                }
-                Ok(())
-            }
-        }
+/// The ring under a [`JoinableQueue`] of `T` (its placed object): a queue
+/// ring that counts unfinished tasks. A joinable queue also opens as a
+/// plain [`Queue`]; a plain one does not open as joinable.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct JoinableRing<T> {
+    ctrl: MpmcControl,
+    _t: PhantomData<fn() -> T>,
+}
 
-        // SAFETY: as for `MpmcControl` (whose layout this is); `attach`
-        // checks the ring as that one does, and the joinable flag.
-        unsafe impl<T: Shareable + Copy> ShmObject for $name<T> {
-            const KIND: Kind = Kind::new(
-                "ipc-queue/queue",
-                1,
-                layout_hash(&[
-                    std::mem::size_of::<T>() as u64,
-                    std::mem::align_of::<T>() as u64,
-                    SLOT_HEADER as u64,
-                    DATA_ALIGN as u64,
-                ]),
-            );
-            type Config = Config;
+const QUEUE: &str = "queue";
+const JOINABLE: &str = "joinable queue";
 
-            fn memory_size(cfg: &Config) -> Result<usize, ObjectError> {
-                mpmc::memory_size($what, &cfg.ring::<T>($joinable)?)
-            }
+/// Checks the queue ring in `mem`: joinable if `joinable`.
+fn check_ring(what: &'static str, mem: PtrMem, joinable: bool) -> Result<(), ObjectError> {
+    if mpmc::check(what, mem)?.is_joinable() || !joinable {
+        return Ok(());
+    }
+    Err(ObjectError::WrongObject {
+        expected: what,
+        detail: "the queue is not joinable".into(),
+    })
+}
 
-            unsafe fn init_in(mem: NonNull<u8>, len: usize, cfg: Config) {
+/// The placement of both queue rings, which differ in name and in the
+/// joinable flag only.
+macro_rules! queue_rings {
+    ($($ring:ident: $what:expr, joinable: $joinable:literal;)*) => {$(
+        crate::placed::ring_object! {
+            impl[T: Shareable + Copy] $ring<T>,
+            kind: kind_of::<T>(),
+            config: Config,
+            size: |cfg| mpmc::memory_size($what, &cfg.ring::<T>($joinable)?),
+            init: |mem, cfg| {
                 if let Ok(ring) = cfg.ring::<T>($joinable) {
-                    // SAFETY: the caller's promise, passed on.
-                    unsafe { mpmc::init_in(mem, len, &ring) }
+                    let _ = RawMpmc::init(mem, &ring);
                 }
-            }
-
-            unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a Self, ObjectError> {
-                // SAFETY: the caller's promise, passed on.
-                unsafe { mpmc::attach(mem, len) }
-            }
+            },
+            check: |mem| check_ring($what, mem, $joinable),
         }
-    };
+    )*};
 }
 
-queue_ring! {
-    /// The ring under a [`Queue`] of `T` (its placed object).
-    QueueRing, "queue", joinable: false
-}
-
-queue_ring! {
-    /// The ring under a [`JoinableQueue`] of `T` (its placed object): a
-    /// queue ring that counts unfinished tasks. A joinable queue also opens
-    /// as a plain [`Queue`]; a plain one does not open as joinable.
-    JoinableRing, "joinable queue", joinable: true
+queue_rings! {
+    QueueRing: QUEUE, joinable: false;
+    JoinableRing: JOINABLE, joinable: true;
 }
 
 /// Options for a [`Queue`] or [`JoinableQueue`]. From [`Queue::builder`].
@@ -281,11 +278,12 @@ impl<T: Shareable + Copy> Handle for Queue<T> {
     type Object = QueueRing<T>;
 
     fn from_placed(placed: Placed<QueueRing<T>>) -> Queue<T> {
-        Queue::wrap(Mpmc::from_layout(placed))
+        Queue::wrap(Mpmc::from_layout(&placed))
     }
 }
 
 ipc_core::handle_constructors!(impl[T: Shareable + Copy] Queue<T>, "queue");
+mpmc::wait_strategy_accessors!(Queue<T>);
 
 impl<T: Shareable + Copy> Queue<T> {
     /// An anonymous queue holding up to `maxsize` items (rounded up to a
@@ -319,23 +317,6 @@ impl<T: Shareable + Copy> Queue<T> {
         }
     }
 
-    /// The same queue with another wait strategy for this handle's blocking
-    /// calls.
-    pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Queue<T> {
-        self.strategy = strategy;
-        self
-    }
-
-    /// Sets the wait strategy of this handle's blocking calls.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
-    }
-
-    /// The wait strategy of this handle.
-    pub fn wait_strategy(&self) -> WaitStrategy {
-        self.strategy
-    }
-
     /// The queue's segment descriptor, for a child ([`Queue::from_fd`]).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.ring.fd()
@@ -355,26 +336,20 @@ impl<T: Shareable + Copy> Queue<T> {
         self.ring.raw()
     }
 
-    /// Puts `value` waiting as `wait` says (counting an unfinished task
-    /// first in a joinable queue, and uncounting it if nothing was put).
-    #[inline]
-    fn put_in<V, E: From<SendTimeoutError<V>>>(
-        &self,
-        wait: Wait,
-        len: usize,
-        value: V,
-        write: impl FnOnce(mpmc::Reservation<'_>, &V),
-    ) -> Result<(), E> {
-        send(self.raw(), self.strategy, wait, len, value, write)
-    }
-
     /// Puts `item`, waiting for room.
     ///
     /// # Errors
     /// `Closed` (the queue was closed) or `Corrupt`; the item is handed back.
     #[inline]
     pub fn put(&self, item: T) -> Result<(), SendError<T>> {
-        self.put_in(Wait::FOREVER, std::mem::size_of::<T>(), item, write_value)
+        send(
+            self.raw(),
+            self.strategy,
+            Wait::FOREVER,
+            std::mem::size_of::<T>(),
+            item,
+            write_value,
+        )
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -383,7 +358,14 @@ impl<T: Shareable + Copy> Queue<T> {
     /// `Timeout`, `Closed`, `Corrupt`; the item is handed back.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         let len = std::mem::size_of::<T>();
-        self.put_in(Wait::at_most(timeout), len, item, write_value)
+        send(
+            self.raw(),
+            self.strategy,
+            Wait::at_most(timeout),
+            len,
+            item,
+            write_value,
+        )
     }
 
     /// Puts `item` if there is room now.
@@ -392,7 +374,14 @@ impl<T: Shareable + Copy> Queue<T> {
     /// `Full`, `Closed`, `Corrupt`; the item is handed back.
     #[inline]
     pub fn put_nowait(&self, item: T) -> Result<(), TrySendError<T>> {
-        self.put_in(Wait::No, std::mem::size_of::<T>(), item, write_value)
+        send(
+            self.raw(),
+            self.strategy,
+            Wait::No,
+            std::mem::size_of::<T>(),
+            item,
+            write_value,
+        )
     }
 
     /// Takes an item, waiting for one.
@@ -428,7 +417,14 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Closed`, `TooLarge`, `Corrupt`; the bytes are handed back.
     pub fn put_bytes<'b>(&self, bytes: &'b [u8]) -> Result<(), SendError<&'b [u8]>> {
-        self.put_in(Wait::FOREVER, bytes.len(), bytes, write_bytes)
+        send(
+            self.raw(),
+            self.strategy,
+            Wait::FOREVER,
+            bytes.len(),
+            bytes,
+            write_bytes,
+        )
     }
 
     /// [`Queue::put_bytes`], waiting at most `timeout`.
@@ -440,7 +436,14 @@ impl<T: Shareable + Copy> Queue<T> {
         bytes: &'b [u8],
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<&'b [u8]>> {
-        self.put_in(Wait::at_most(timeout), bytes.len(), bytes, write_bytes)
+        send(
+            self.raw(),
+            self.strategy,
+            Wait::at_most(timeout),
+            bytes.len(),
+            bytes,
+            write_bytes,
+        )
     }
 
     /// [`Queue::put_bytes`] if there is room now.
@@ -448,7 +451,14 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Full`, `Closed`, `TooLarge`, `Corrupt`.
     pub fn put_bytes_nowait<'b>(&self, bytes: &'b [u8]) -> Result<(), TrySendError<&'b [u8]>> {
-        self.put_in(Wait::No, bytes.len(), bytes, write_bytes)
+        send(
+            self.raw(),
+            self.strategy,
+            Wait::No,
+            bytes.len(),
+            bytes,
+            write_bytes,
+        )
     }
 
     /// Takes the next message as bytes (an item put with [`Queue::put`]
@@ -555,7 +565,7 @@ impl<T: Shareable + Copy> Handle for JoinableQueue<T> {
 
     fn from_placed(placed: Placed<JoinableRing<T>>) -> JoinableQueue<T> {
         JoinableQueue {
-            q: Queue::wrap(Mpmc::from_layout(placed)),
+            q: Queue::wrap(Mpmc::from_layout(&placed)),
         }
     }
 }

@@ -67,7 +67,7 @@ fn spsc_model() {
     model(2, || {
         let cfg = spsc::Config::new(spsc::MIN_CAPACITY);
         let mem = ModelMemory::new(&spsc::model_layout(&cfg).unwrap());
-        let ring = spsc::RawRing::init(mem, cfg).unwrap();
+        let ring = spsc::RawRing::init(mem, &cfg).unwrap();
         let world = Actors::new();
         let mut p = ring.producer(world.actor(0)).unwrap();
         let mut c = ring.consumer(world.actor(1)).unwrap();

@@ -142,7 +142,7 @@ fn consume(mut c: RawConsumer, total: u64, max: usize, seed: u64) {
 
 fn run(capacity: usize, total: u64, seed: u64) {
     let cfg = spsc::Config::new(capacity);
-    let raw = RawRing::init(HeapMemory::new(spsc::memory_size(&cfg).unwrap()), cfg).unwrap();
+    let raw = RawRing::init(HeapMemory::new(spsc::memory_size(&cfg).unwrap()), &cfg).unwrap();
     let max = raw.max_message_len();
     let p = raw.producer(OsJudge).unwrap();
     let c = raw.consumer(OsJudge).unwrap();

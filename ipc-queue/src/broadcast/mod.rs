@@ -46,15 +46,14 @@ pub use crate::raw::broadcast::Config;
 pub use publisher::Publisher;
 pub use subscriber::Subscriber;
 
-use crate::error::{invalid_config, wrong_object, AttachError, Corrupt};
+use crate::error::{AttachError, Corrupt};
+use crate::placed::InSegment;
 use crate::raw::broadcast::{self as raw, BroadcastControl};
 use crate::raw::PtrMem;
 use ipc_core::header::layout_hash;
 use ipc_core::liveness::OsJudge;
-use ipc_core::object::{Handle, ObjectError, Placed, ShmObject};
-use ipc_core::{Kind, Segment};
-use std::os::fd::BorrowedFd;
-use std::ptr::NonNull;
+use ipc_core::object::{Handle, Placed};
+use ipc_core::Kind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,71 +114,28 @@ pub enum ReadError {
     Corrupt(#[from] Corrupt),
 }
 
-// SAFETY: `BroadcastControl` is atomics only (valid for every bit pattern, no
-// pointers); `init_in` writes a whole ring, which `attach` accepts; `attach`
-// checks size, alignment, magic and that capacity, slot size and stride fit
-// the memory, and the ring keeps those checked values: every slot offset it
-// later uses is derived from them, never reread.
-unsafe impl ShmObject for BroadcastControl {
-    const KIND: Kind = KIND;
-    type Config = Config;
-
-    fn memory_size(cfg: &Config) -> Result<usize, ObjectError> {
-        raw::memory_size(cfg).map_err(|e| invalid_config(WHAT, e))
-    }
-
-    unsafe fn init_in(mem: NonNull<u8>, len: usize, cfg: Config) {
-        // SAFETY: `len` writable bytes at `mem`, 128-aligned, used by nobody
-        // else during the call (the caller's promise).
-        let mem = unsafe { PtrMem::new(mem, len) };
-        // `memory_size(&cfg)` succeeded before this call, so this cannot
-        // fail; a ring it did not write would fail `attach`.
-        let _ = RawBroadcast::init(mem, &cfg);
-    }
-
-    unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a Self, ObjectError> {
-        // SAFETY: `len` bytes at `mem` for `'a`, accessed atomically (the
-        // caller's promise); size and alignment are checked there.
-        let ctrl = unsafe { ipc_core::object::checked_ref::<BroadcastControl>(mem, len)? };
-        // SAFETY: as above, and 128-aligned (just checked); for the check only.
-        RawBroadcast::attach(unsafe { PtrMem::new(mem, len) })
-            .map_err(|c| wrong_object(WHAT, c))?;
-        Ok(ctrl)
-    }
-}
-
-#[derive(Debug)]
-struct Shared {
-    raw: RawBroadcast,
-    seg: Arc<Segment>,
-}
+crate::placed::ring_object!(BroadcastControl, KIND, WHAT, raw::RawBroadcast);
 
 /// A broadcast ring in a shared segment. Cheap to clone (the mapping is
 /// shared); [`BroadcastRing::publisher`] claims the one writing end,
 /// [`BroadcastRing::subscribe`] makes as many readers as wanted.
 #[derive(Clone, Debug)]
 pub struct BroadcastRing {
-    shared: Arc<Shared>,
+    shared: Arc<InSegment<RawBroadcast>>,
 }
 
 impl Handle for BroadcastRing {
     type Object = BroadcastControl;
 
     fn from_placed(placed: Placed<BroadcastControl>) -> BroadcastRing {
-        let (mem, len) = placed.memory();
-        // SAFETY: the bytes `Placed` checked, inside the segment's mapping,
-        // which `Shared` keeps beside the ring.
-        let mem = unsafe { PtrMem::new(mem, len) };
         BroadcastRing {
-            shared: Arc::new(Shared {
-                raw: RawBroadcast::attach_or_smallest(mem),
-                seg: Arc::clone(placed.segment()),
-            }),
+            shared: Arc::new(InSegment::new(&placed, RawBroadcast::attach_or_smallest)),
         }
     }
 }
 
 ipc_core::handle_constructors!(impl[] BroadcastRing, "broadcast ring");
+crate::placed::slotted_ring_accessors!(BroadcastRing);
 
 impl BroadcastRing {
     /// Becomes the publisher of the ring: of a new one, or of one whose
@@ -206,36 +162,6 @@ impl BroadcastRing {
 
     fn raw(&self) -> &RawBroadcast {
         &self.shared.raw
-    }
-
-    /// The segment's descriptor, for children ([`BroadcastRing::from_fd`]).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.shared.seg.fd()
-    }
-
-    /// The segment holding the ring.
-    pub fn segment(&self) -> &Segment {
-        &self.shared.seg
-    }
-
-    /// The ring's name, if it has one.
-    pub fn name(&self) -> Option<&str> {
-        self.shared.seg.name()
-    }
-
-    /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.raw().capacity()
-    }
-
-    /// The largest message in bytes.
-    pub fn slot_size(&self) -> usize {
-        self.raw().slot_size()
-    }
-
-    /// The largest message in bytes: the same as `slot_size`.
-    pub fn max_message_len(&self) -> usize {
-        self.raw().slot_size()
     }
 
     /// Messages published so far (by every publisher of this ring).

@@ -1,6 +1,7 @@
 //! A subscribing end of a broadcast ring.
 
 use super::{BroadcastRing, ReadError, Start, POLL};
+use crate::mpmc::wait_strategy_accessors;
 use crate::raw::broadcast::Read;
 use ipc_core::liveness::OsJudge;
 use ipc_core::wait::WaitStrategy;
@@ -18,6 +19,8 @@ pub struct Subscriber {
     next_check: Option<Instant>,
 }
 
+wait_strategy_accessors!(Subscriber);
+
 impl Subscriber {
     pub(super) fn new(ring: BroadcastRing, start: Start) -> Subscriber {
         let written = ring.raw().written();
@@ -33,22 +36,6 @@ impl Subscriber {
             strategy: WaitStrategy::default(),
             next_check: None,
         }
-    }
-
-    /// The same subscriber with another wait strategy.
-    pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Subscriber {
-        self.strategy = strategy;
-        self
-    }
-
-    /// Sets the wait strategy of this subscriber's blocking calls.
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.strategy = strategy;
-    }
-
-    /// The wait strategy of this subscriber.
-    pub fn wait_strategy(&self) -> WaitStrategy {
-        self.strategy
     }
 
     /// Messages this subscriber missed because the publisher lapped it.

@@ -38,18 +38,18 @@ pub use crate::raw::mpmc::Config;
 pub use receiver::Receiver;
 pub use sender::Sender;
 pub(crate) use wait::{
-    claim_send, recv_into, recv_message, recv_value, send, write_bytes, write_value, Wait,
+    claim_send, recv_into, recv_message, recv_value, send, wait_strategy_accessors, write_bytes,
+    write_value, Wait,
 };
 
 use crate::error::{invalid_config, wrong_object};
+use crate::placed::InSegment;
 use crate::raw::mpmc::{self as raw, MpmcControl, DATA_ALIGN, SLOT_HEADER};
 use crate::raw::PtrMem;
 use ipc_core::header::layout_hash;
 use ipc_core::liveness::OsJudge;
 use ipc_core::object::{Handle, ObjectError, Placed, ShmObject};
-use ipc_core::{Kind, Segment};
-use std::os::fd::BorrowedFd;
-use std::ptr::NonNull;
+use ipc_core::Kind;
 use std::sync::Arc;
 
 /// A received message, read in place in its slot; dropping it releases the
@@ -69,123 +69,44 @@ pub const KIND: Kind = Kind::new(
 
 const WHAT: &str = "MPMC ring";
 
-/// The placement contract of every ring with the MPMC layout (a plain ring,
-/// and the rings under `Queue` and `JoinableQueue`): `Self` is the control
-/// block, `check` what `attach` demands beyond a valid ring.
-///
-/// # Safety
-/// `Self` is a `#[repr(C)]` or `#[repr(transparent)]` view of
-/// [`MpmcControl`] (same size and alignment, atomics only).
-pub(crate) unsafe trait MpmcLayout: Sized + Sync {
-    /// What the ring is called in errors.
-    const WHAT: &'static str;
-    /// Checks the attached ring beyond its geometry.
-    fn check(_ring: &RawMpmc) -> Result<(), ObjectError> {
-        Ok(())
-    }
-}
-
-/// `ShmObject::memory_size` of an MPMC-layout object.
+/// The memory an MPMC-layout object of `cfg` needs (a plain ring, or the
+/// ring under a queue), `what` naming it in errors.
 pub(crate) fn memory_size(what: &'static str, cfg: &Config) -> Result<usize, ObjectError> {
     raw::memory_size(cfg).map_err(|e| invalid_config(what, e))
 }
 
-/// `ShmObject::init_in` of an MPMC-layout object.
-///
-/// # Safety
-/// As [`ShmObject::init_in`]: `len` writable bytes at `mem`, 128-aligned,
-/// unused by anyone else.
-pub(crate) unsafe fn init_in(mem: NonNull<u8>, len: usize, cfg: &Config) {
-    // SAFETY: the caller's promise.
-    let mem = unsafe { PtrMem::new(mem, len) };
-    // `memory_size(&cfg)` succeeded before this call, so this cannot fail;
-    // a ring it did not write would fail `attach`.
-    let _ = RawMpmc::init(mem, cfg);
+/// Checks the MPMC ring in `mem`, `what` naming it in errors; returns it
+/// for the object's own checks.
+pub(crate) fn check(what: &'static str, mem: PtrMem) -> Result<RawMpmc, ObjectError> {
+    RawMpmc::attach(mem).map_err(|c| wrong_object(what, c))
 }
 
-/// `ShmObject::attach` of an MPMC-layout object.
-///
-/// # Safety
-/// As [`ShmObject::attach`]: `len` bytes at `mem` for `'a`, accessed
-/// atomically.
-pub(crate) unsafe fn attach<'a, O: MpmcLayout>(
-    mem: NonNull<u8>,
-    len: usize,
-) -> Result<&'a O, ObjectError> {
-    // SAFETY: the caller's promise; size and alignment are checked there.
-    let ctrl = unsafe { ipc_core::object::checked_ref::<O>(mem, len)? };
-    // SAFETY: as above, and 128-aligned (just checked); for the check only.
-    let ring =
-        RawMpmc::attach(unsafe { PtrMem::new(mem, len) }).map_err(|c| wrong_object(O::WHAT, c))?;
-    O::check(&ring)?;
-    Ok(ctrl)
-}
-
-// SAFETY: it is the control block itself.
-unsafe impl MpmcLayout for MpmcControl {
-    const WHAT: &'static str = WHAT;
-}
-
-// SAFETY: `MpmcControl` is atomics only (valid for every bit pattern, no
-// pointers); `init_in` writes a whole ring, which `attach` accepts; `attach`
-// checks size, alignment, magic and that capacity, slot size and stride fit
-// the memory, and the ring keeps those checked values: every slot offset it
-// later uses is derived from them, never reread.
-unsafe impl ShmObject for MpmcControl {
-    const KIND: Kind = KIND;
-    type Config = Config;
-
-    fn memory_size(cfg: &Config) -> Result<usize, ObjectError> {
-        memory_size(WHAT, cfg)
-    }
-
-    unsafe fn init_in(mem: NonNull<u8>, len: usize, cfg: Config) {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { init_in(mem, len, &cfg) }
-    }
-
-    unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a Self, ObjectError> {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { attach(mem, len) }
-    }
-}
-
-/// A ring in a segment; the handle every endpoint shares.
-#[derive(Debug)]
-struct Shared {
-    raw: RawMpmc,
-    seg: Arc<Segment>,
-}
+crate::placed::ring_object!(MpmcControl, KIND, WHAT, raw::RawMpmc);
 
 /// An MPMC ring placed in a shared-memory segment. Cheap to clone (the clones
 /// share one mapping); hands out [`Sender`]s and [`Receiver`]s.
 #[derive(Clone, Debug)]
 pub struct Mpmc {
-    shared: Arc<Shared>,
+    shared: Arc<InSegment<RawMpmc>>,
 }
 
 impl Handle for Mpmc {
     type Object = MpmcControl;
 
     fn from_placed(placed: Placed<MpmcControl>) -> Mpmc {
-        Mpmc::from_layout(placed)
+        Mpmc::from_layout(&placed)
     }
 }
 
 ipc_core::handle_constructors!(impl[] Mpmc, "MPMC ring");
+crate::placed::slotted_ring_accessors!(Mpmc);
 
 impl Mpmc {
-    /// The ring an MPMC-layout object was placed as.
-    pub(crate) fn from_layout<O: MpmcLayout + ShmObject>(placed: Placed<O>) -> Mpmc {
-        let (mem, len) = placed.memory();
-        // SAFETY: the bytes `Placed` checked, inside the segment's mapping,
-        // which `Shared` keeps beside the ring.
-        let mem = unsafe { PtrMem::new(mem, len) };
+    /// The ring an object of the MPMC layout (a plain ring, a queue's) was
+    /// placed as; its attach checked the ring.
+    pub(crate) fn from_layout<O: ShmObject>(placed: &Placed<O>) -> Mpmc {
         Mpmc {
-            shared: Arc::new(Shared {
-                raw: RawMpmc::attach_or_smallest(mem),
-                seg: Arc::clone(placed.segment()),
-            }),
+            shared: Arc::new(InSegment::new(placed, RawMpmc::attach_or_smallest)),
         }
     }
 
@@ -199,39 +120,9 @@ impl Mpmc {
         Receiver::new(self.clone())
     }
 
-    /// The segment's descriptor, to pass to a child ([`Mpmc::from_fd`]).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.shared.seg.fd()
-    }
-
-    /// The segment holding the ring.
-    pub fn segment(&self) -> &Segment {
-        &self.shared.seg
-    }
-
-    /// The segment's name, if it has one.
-    pub fn name(&self) -> Option<&str> {
-        self.shared.seg.name()
-    }
-
     /// The raw ring (for tests and for types built on it).
     pub fn raw(&self) -> &RawMpmc {
         &self.shared.raw
-    }
-
-    /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        self.raw().capacity()
-    }
-
-    /// The largest message in bytes.
-    pub fn slot_size(&self) -> usize {
-        self.raw().slot_size()
-    }
-
-    /// The largest message in bytes: the same as [`Mpmc::slot_size`].
-    pub fn max_message_len(&self) -> usize {
-        self.raw().slot_size()
     }
 
     /// Messages queued now: approximate while others send or receive.
@@ -278,24 +169,9 @@ impl Mpmc {
 /// The methods both endpoints have, written once: they speak of the ring.
 macro_rules! endpoint_common {
     ($end:ident) => {
+        $crate::mpmc::wait_strategy_accessors!($end);
+
         impl $end {
-            /// The same endpoint with another wait strategy for its blocking
-            /// calls.
-            pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> $end {
-                self.strategy = strategy;
-                self
-            }
-
-            /// Sets the wait strategy of this endpoint's blocking calls.
-            pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-                self.strategy = strategy;
-            }
-
-            /// The wait strategy of this endpoint.
-            pub fn wait_strategy(&self) -> WaitStrategy {
-                self.strategy
-            }
-
             /// The ring of this endpoint.
             pub fn ring(&self) -> Mpmc {
                 self.ring.clone()

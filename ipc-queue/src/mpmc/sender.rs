@@ -24,19 +24,6 @@ impl Sender {
         }
     }
 
-    /// Sends `value` in a slot of `len` bytes claimed waiting as `wait`
-    /// says, with `write`, or hands it back in `E`.
-    #[inline]
-    fn send_in<T, E: From<SendTimeoutError<T>>>(
-        &self,
-        wait: Wait,
-        len: usize,
-        value: T,
-        write: impl FnOnce(Reservation<'_>, &T),
-    ) -> Result<(), E> {
-        send(self.ring.raw(), self.strategy, wait, len, value, write)
-    }
-
     /// Sends a copy of `msg` if a slot is free now.
     ///
     /// # Errors
@@ -44,7 +31,14 @@ impl Sender {
     /// budget), `Closed`, `TooLarge`, `Corrupt`; each hands `msg` back.
     #[inline]
     pub fn try_send<'m>(&self, msg: &'m [u8]) -> Result<(), TrySendError<&'m [u8]>> {
-        self.send_in(Wait::No, msg.len(), msg, write_bytes)
+        send(
+            self.ring.raw(),
+            self.strategy,
+            Wait::No,
+            msg.len(),
+            msg,
+            write_bytes,
+        )
     }
 
     /// Sends a copy of `msg`, waiting for a free slot.
@@ -53,7 +47,14 @@ impl Sender {
     /// `Closed`, `TooLarge`, `Corrupt`; each hands `msg` back.
     #[inline]
     pub fn send<'m>(&self, msg: &'m [u8]) -> Result<(), SendError<&'m [u8]>> {
-        self.send_in(Wait::FOREVER, msg.len(), msg, write_bytes)
+        send(
+            self.ring.raw(),
+            self.strategy,
+            Wait::FOREVER,
+            msg.len(),
+            msg,
+            write_bytes,
+        )
     }
 
     /// Sends a copy of `msg`, waiting at most `timeout` for a free slot.
@@ -65,7 +66,14 @@ impl Sender {
         msg: &'m [u8],
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<&'m [u8]>> {
-        self.send_in(Wait::at_most(timeout), msg.len(), msg, write_bytes)
+        send(
+            self.ring.raw(),
+            self.strategy,
+            Wait::at_most(timeout),
+            msg.len(),
+            msg,
+            write_bytes,
+        )
     }
 
     /// Claims a slot for a message of `len` bytes, waiting as `wait` says.
@@ -115,7 +123,14 @@ impl Sender {
     /// As [`Sender::try_send`], handing `value` back.
     #[inline]
     pub fn try_send_value<T: Shareable + Copy>(&self, value: T) -> Result<(), TrySendError<T>> {
-        self.send_in(Wait::No, std::mem::size_of::<T>(), value, write_value)
+        send(
+            self.ring.raw(),
+            self.strategy,
+            Wait::No,
+            std::mem::size_of::<T>(),
+            value,
+            write_value,
+        )
     }
 
     /// Sends a plain-old-data value, waiting for a free slot.
@@ -124,7 +139,14 @@ impl Sender {
     /// As [`Sender::send`], handing `value` back.
     #[inline]
     pub fn send_value<T: Shareable + Copy>(&self, value: T) -> Result<(), SendError<T>> {
-        self.send_in(Wait::FOREVER, std::mem::size_of::<T>(), value, write_value)
+        send(
+            self.ring.raw(),
+            self.strategy,
+            Wait::FOREVER,
+            std::mem::size_of::<T>(),
+            value,
+            write_value,
+        )
     }
 
     /// Sends a plain-old-data value, waiting at most `timeout`.
@@ -137,6 +159,13 @@ impl Sender {
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<T>> {
         let len = std::mem::size_of::<T>();
-        self.send_in(Wait::at_most(timeout), len, value, write_value)
+        send(
+            self.ring.raw(),
+            self.strategy,
+            Wait::at_most(timeout),
+            len,
+            value,
+            write_value,
+        )
     }
 }

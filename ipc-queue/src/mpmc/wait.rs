@@ -9,7 +9,7 @@ use crate::error::{
 };
 use crate::raw::mpmc::{RawError, Watch, DATA_ALIGN};
 use ipc_core::liveness::OsJudge;
-use ipc_core::wait::WaitStrategy;
+use ipc_core::wait::{EventCount, WaitStrategy};
 use ipc_core::{IdentityError, Shareable};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,40 @@ impl Wait {
     }
 }
 
+/// What a claim that did not succeed means to a waiting call: `None` to
+/// try again (full, empty, or a slot a live peer holds), or why it ends.
+fn retry_or_fail<T>(e: RawError) -> Option<Result<T, Fail>> {
+    let f = match e {
+        RawError::Full | RawError::Empty | RawError::Busy => return None,
+        RawError::Closed => Fail::Closed,
+        RawError::TooLarge(m) => Fail::TooLarge(m),
+        RawError::TooLong { needed } => Fail::TooLong(needed),
+        RawError::Corrupt(c) => Fail::Corrupt(c),
+        RawError::UnknownIdentity(e) => Fail::UnknownIdentity(e),
+    };
+    Some(Err(f))
+}
+
+/// Makes `attempt` once, then, as `wait` says, waits on `event` (parking
+/// and re-checking at least every [`POLL`]) until it gives an answer.
+#[inline]
+fn wait_for<T>(
+    event: &EventCount,
+    strategy: WaitStrategy,
+    wait: Wait,
+    mut attempt: impl FnMut() -> Option<Result<T, Fail>>,
+) -> Result<T, Fail> {
+    if let Some(r) = attempt() {
+        return r;
+    }
+    match wait {
+        Wait::No => Err(Fail::NotNow),
+        Wait::Until(deadline) => event
+            .wait(strategy, deadline, Some(POLL), attempt)
+            .unwrap_or(Err(Fail::Timeout)),
+    }
+}
+
 /// Claims a slot to send `len` bytes, waiting as `wait` says.
 #[inline]
 pub(crate) fn claim_send(
@@ -88,65 +122,38 @@ pub(crate) fn claim_send(
     wait: Wait,
 ) -> Result<Reservation<'_>, Fail> {
     let mut watch = Watch::new();
-    let mut attempt = || match raw.try_claim_send(len, &mut watch, &OsJudge) {
-        Ok(c) => Some(Ok(c)),
-        Err(RawError::Full | RawError::Busy | RawError::Empty | RawError::TooLong { .. }) => None,
-        Err(RawError::Closed) => Some(Err(Fail::Closed)),
-        Err(RawError::TooLarge(m)) => Some(Err(Fail::TooLarge(m))),
-        Err(RawError::Corrupt(c)) => Some(Err(Fail::Corrupt(c))),
-        Err(RawError::UnknownIdentity(e)) => Some(Err(Fail::UnknownIdentity(e))),
-    };
-    if let Some(r) = attempt() {
-        return r;
-    }
-    match wait {
-        Wait::No => Err(Fail::NotNow),
-        Wait::Until(deadline) => raw
-            .not_full()
-            .wait(strategy, deadline, Some(POLL), attempt)
-            .unwrap_or(Err(Fail::Timeout)),
-    }
+    wait_for(raw.not_full(), strategy, wait, || {
+        match raw.try_claim_send(len, &mut watch, &OsJudge) {
+            Ok(c) => Some(Ok(c)),
+            Err(e) => retry_or_fail(e),
+        }
+    })
 }
 
 /// Claims the next message of at most `max` bytes, waiting as `wait` says.
+/// A closed ring hands out what was sent before it closed, then `Closed`.
 #[inline]
-pub(crate) fn claim_recv(
+fn claim_recv(
     raw: &RawMpmc,
     strategy: WaitStrategy,
     max: usize,
     wait: Wait,
 ) -> Result<Message<'_>, Fail> {
     let mut watch = Watch::new();
-    let mut attempt = || {
-        let r = match raw.try_claim_recv(max, &mut watch, &OsJudge) {
+    wait_for(raw.not_empty(), strategy, wait, || {
+        match raw.try_claim_recv(max, &mut watch, &OsJudge) {
+            Ok(c) => Some(Ok(c)),
+            // Closed: drain what was sent before the close, then report.
             Err(RawError::Empty) if raw.is_closed() => {
-                // Closed: drain what was sent before the close, then report.
                 match raw.try_claim_recv(max, &mut watch, &OsJudge) {
-                    Err(RawError::Empty) => return Some(Err(Fail::Closed)),
-                    other => other,
+                    Ok(c) => Some(Ok(c)),
+                    Err(RawError::Empty) => Some(Err(Fail::Closed)),
+                    Err(e) => retry_or_fail(e),
                 }
             }
-            other => other,
-        };
-        match r {
-            Ok(c) => Some(Ok(c)),
-            Err(RawError::Empty | RawError::Busy | RawError::Full | RawError::TooLarge(_)) => None,
-            Err(RawError::Closed) => Some(Err(Fail::Closed)),
-            Err(RawError::TooLong { needed }) => Some(Err(Fail::TooLong(needed))),
-            Err(RawError::Corrupt(c)) => Some(Err(Fail::Corrupt(c))),
-            Err(RawError::UnknownIdentity(e)) => Some(Err(Fail::UnknownIdentity(e))),
+            Err(e) => retry_or_fail(e),
         }
-    };
-    if let Some(r) = attempt() {
-        return r;
-    }
-    match wait {
-        Wait::No => Err(Fail::NotNow),
-        Wait::Until(deadline) => raw
-            .not_empty()
-            .wait(strategy, deadline, Some(POLL), attempt)
-            .unwrap_or(Err(Fail::Timeout)),
-    }
+    })
 }
 
 /// Sends `value` in a slot of `len` bytes claimed waiting as `wait` says,
@@ -281,3 +288,29 @@ pub(crate) fn recv_value<T: Shareable + Copy, E: From<RecvTimeoutError> + Decode
         |c| read_value(c).map_err(E::decode),
     )
 }
+
+/// `with_wait_strategy`, `set_wait_strategy` and `wait_strategy` for a
+/// handle whose blocking calls wait as its `strategy` field says.
+macro_rules! wait_strategy_accessors {
+    ($t:ident $(<$g:ident>)?) => {
+        impl$(<$g>)? $t$(<$g>)? {
+            /// The same handle with another wait strategy for its blocking
+            /// calls.
+            pub fn with_wait_strategy(mut self, strategy: WaitStrategy) -> Self {
+                self.strategy = strategy;
+                self
+            }
+
+            /// Sets the wait strategy of this handle's blocking calls.
+            pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+                self.strategy = strategy;
+            }
+
+            /// The wait strategy of this handle.
+            pub fn wait_strategy(&self) -> WaitStrategy {
+                self.strategy
+            }
+        }
+    };
+}
+pub(crate) use wait_strategy_accessors;

@@ -41,7 +41,8 @@
 //! | 256.. | `capacity` slots of `stride` bytes: `seq` (8), `len` (4), reserved (4), then the payload words |
 
 use super::{
-    claim_owner, release_owner, still_mine, ClaimError, ConfigError, Corrupt, Line, Memory,
+    claim_owner, release_owner, round_slots, still_mine, ClaimError, ConfigError, Corrupt, Line,
+    Memory, SlotWords, Slots, Slotted, SLOT_HEADER,
 };
 use crate::error::MessageTooLarge;
 use crate::primitive::{fence, AtomicU32, AtomicU64, Ordering, Site};
@@ -50,19 +51,13 @@ use ipc_core::wait::EventCount;
 
 /// `b"IPCBCST1"` as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"IPCBCST1");
-/// The largest capacity accepted (slots).
-pub const MAX_CAPACITY: usize = 1 << 30;
-/// The largest slot size accepted (bytes).
-pub const MAX_SLOT_SIZE: usize = 1 << 30;
-const SLOT_HEADER: usize = 16;
+pub use super::{MAX_SLOTS as MAX_CAPACITY, MAX_SLOT_SIZE};
 
 #[repr(C)]
 #[derive(Debug, Default)]
 struct Words {
-    magic: std::sync::atomic::AtomicU64,
-    capacity: std::sync::atomic::AtomicU64,
-    slot_size: std::sync::atomic::AtomicU64,
-    stride: std::sync::atomic::AtomicU64,
+    /// Magic, capacity, slot size and stride.
+    slots: SlotWords,
     /// Packed process id of the publisher; 0 = none.
     publisher: std::sync::atomic::AtomicU64,
     closed: std::sync::atomic::AtomicU32,
@@ -85,9 +80,6 @@ macro_rules! word {
         std::mem::offset_of!(BroadcastControl, config.0.$f)
     };
 }
-const CAPACITY: usize = word!(capacity);
-const SLOT_SIZE: usize = word!(slot_size);
-const STRIDE: usize = word!(stride);
 const PUBLISHER: usize = word!(publisher);
 const CLOSED: usize = word!(closed);
 const NEW_DATA: usize = word!(new_data);
@@ -112,21 +104,19 @@ impl Config {
     /// refused as too large).
     pub fn new(capacity: usize, slot_size: usize) -> Config {
         Config {
-            capacity: capacity
-                .max(1)
-                .checked_next_power_of_two()
-                .unwrap_or(capacity),
+            capacity: round_slots(capacity),
             slot_size,
         }
     }
 }
 
-/// The bytes of memory a ring of `cfg` needs.
+/// The bytes of memory a broadcast ring of `cfg` needs: the control block, then
+/// the slots.
 ///
 /// # Errors
 /// [`ConfigError`] naming the limit a capacity or slot size exceeds.
 pub fn memory_size(cfg: &Config) -> Result<usize, ConfigError> {
-    geometry(cfg.capacity, cfg.slot_size).map(|(size, _)| size)
+    Slots::new(cfg.capacity, cfg.slot_size, SLOTS).map(|(_, size)| size)
 }
 
 /// The words a ring of `cfg` uses, for a loom model's memory.
@@ -135,45 +125,15 @@ pub fn memory_size(cfg: &Config) -> Result<usize, ConfigError> {
 /// As [`memory_size`].
 #[cfg(loom)]
 pub fn model_layout(cfg: &Config) -> Result<super::model::Layout, ConfigError> {
-    let (size, stride) = geometry(cfg.capacity, cfg.slot_size)?;
-    let mut l = super::model::Layout::new(size).u32(CLOSED);
-    for off in [0, CAPACITY, SLOT_SIZE, STRIDE, PUBLISHER, NEXT] {
-        l = l.u64(off);
-    }
-    for i in 0..cfg.capacity {
-        let slot = SLOTS + i * stride;
+    let (slots, mut l) = Slots::model_layout(cfg.capacity, cfg.slot_size, SLOTS)?;
+    l = l.u64(PUBLISHER).u64(NEXT).u32(CLOSED);
+    for slot in slots.each() {
         l = l.u64(slot).u32(slot + LEN);
         for w in 0..cfg.slot_size.div_ceil(8) {
             l = l.u64(slot + SLOT_HEADER + 8 * w);
         }
     }
     Ok(l)
-}
-
-fn geometry(capacity: usize, slot_size: usize) -> Result<(usize, usize), ConfigError> {
-    if capacity == 0 {
-        return Err(ConfigError(
-            "capacity is zero: a ring holds 1 to 2^30 slots",
-        ));
-    }
-    if capacity > MAX_CAPACITY {
-        return Err(ConfigError(
-            "capacity is larger than 2^30 slots, the largest a ring holds",
-        ));
-    }
-    if !capacity.is_power_of_two() {
-        return Err(ConfigError("capacity must be a power of two"));
-    }
-    if slot_size > MAX_SLOT_SIZE {
-        return Err(ConfigError("slot size is larger than 2^30 bytes"));
-    }
-    let stride = (SLOT_HEADER + slot_size).div_ceil(16) * 16;
-    let size = stride
-        .checked_mul(capacity)
-        .and_then(|s| s.checked_add(SLOTS))
-        .filter(|&s| s <= isize::MAX as usize / 2)
-        .ok_or(ConfigError("ring is larger than the address space allows"))?;
-    Ok((size, stride))
 }
 
 /// What a read of one position found.
@@ -196,11 +156,7 @@ pub enum Read {
 /// checked) when attaching.
 #[derive(Clone, Debug)]
 pub struct RawBroadcast<M> {
-    mem: M,
-    cap: u64,
-    mask: u64,
-    slot_size: usize,
-    stride: usize,
+    at: Slotted<M>,
 }
 
 impl<M: Memory> RawBroadcast<M> {
@@ -210,27 +166,9 @@ impl<M: Memory> RawBroadcast<M> {
     /// [`ConfigError`] for a configuration out of range or larger than
     /// `mem`.
     pub fn init(mem: M, cfg: &Config) -> Result<RawBroadcast<M>, ConfigError> {
-        let (need, stride) = geometry(cfg.capacity, cfg.slot_size)?;
-        if mem.len() < need {
-            return Err(ConfigError("memory is smaller than the ring needs"));
-        }
-        // SAFETY: `need <= len` bytes, given by the caller before any other
-        // party uses them (nobody attaches before the magic).
-        unsafe { mem.clear(need) };
-        let ring = RawBroadcast {
-            mem,
-            cap: cfg.capacity as u64,
-            mask: cfg.capacity as u64 - 1,
-            slot_size: cfg.slot_size,
-            stride,
-        };
-        ring.word(CAPACITY).store(ring.cap, Ordering::Relaxed);
-        ring.word(SLOT_SIZE)
-            .store(cfg.slot_size as u64, Ordering::Relaxed);
-        ring.word(STRIDE).store(stride as u64, Ordering::Relaxed);
-        // SYNC POINT: pairs with the acquire load of the magic in `attach`.
-        ring.word(0).store(MAGIC, Ordering::Release);
-        Ok(ring)
+        let at = Slotted::fresh(mem, cfg.capacity, cfg.slot_size, SLOTS)?;
+        at.publish(MAGIC);
+        Ok(RawBroadcast { at })
     }
 
     /// Attaches to an initialized ring after checking its control block.
@@ -238,137 +176,68 @@ impl<M: Memory> RawBroadcast<M> {
     /// # Errors
     /// [`Corrupt`] naming the bad field.
     pub fn attach(mem: M) -> Result<RawBroadcast<M>, Corrupt> {
-        if mem.len() < SLOTS {
-            return Err(Corrupt::new("ring memory is too small", mem.len() as u64));
-        }
-        let probe = RawBroadcast {
-            mem,
-            cap: 0,
-            mask: 0,
-            slot_size: 0,
-            stride: 0,
-        };
-        let magic = probe.word(0).load(Ordering::Acquire);
-        if magic != MAGIC {
-            return Err(Corrupt::new("bad ring magic", magic));
-        }
-        let cap = probe.word(CAPACITY).load(Ordering::Relaxed);
-        let slot = probe.word(SLOT_SIZE).load(Ordering::Relaxed);
-        let stride = probe.word(STRIDE).load(Ordering::Relaxed);
-        let slot_size = usize::try_from(slot).unwrap_or(usize::MAX);
-        let (need, want_stride) = geometry(usize::try_from(cap).unwrap_or(0), slot_size)
-            .map_err(|e| Corrupt::new(e.0, cap))?;
-        if stride != want_stride as u64 {
-            return Err(Corrupt::new(
-                "slot stride does not match the slot size",
-                stride,
-            ));
-        }
-        if need > probe.mem.len() {
-            return Err(Corrupt::new("ring is larger than its memory", need as u64));
-        }
         Ok(RawBroadcast {
-            mem: probe.mem,
-            cap,
-            mask: cap - 1,
-            slot_size,
-            stride: want_stride,
+            at: Slotted::attach(mem, MAGIC, SLOTS)?,
         })
-    }
-
-    /// The memory the ring lives in.
-    pub fn memory(&self) -> &M {
-        &self.mem
     }
 
     /// The ring in `mem` as [`RawBroadcast::attach`] finds it; or, if its
     /// control block no longer passes the checks (a peer rewrote it after
     /// an attach of the same memory succeeded), a ring of one slot of 0
-    /// bytes, which fits in any memory `attach` accepted: every operation
-    /// then stays inside the memory. For handles made from an attach that
-    /// already succeeded, which cannot fail.
+    /// bytes, which fits in any memory `attach` accepted. For handles made
+    /// from an attach that already succeeded, which cannot fail.
     #[cfg(not(loom))]
     pub(crate) fn attach_or_smallest(mem: M) -> RawBroadcast<M> {
-        debug_assert!(mem.len() >= SLOTS + SLOT_HEADER);
-        match RawBroadcast::attach(mem.clone()) {
-            Ok(ring) => ring,
-            Err(_) => RawBroadcast {
-                mem,
-                cap: 1,
-                mask: 0,
-                slot_size: 0,
-                stride: SLOT_HEADER,
-            },
+        RawBroadcast {
+            at: Slotted::attach_or_smallest(mem, MAGIC, SLOTS),
         }
     }
 
-    /// The 64-bit word at `off` of the control block.
-    #[inline(always)]
-    fn word(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off < SLOTS);
-        // SAFETY: control-block offsets are 8-aligned constants below
-        // `SLOTS`, inside every ring's memory (checked by `init`, `attach`).
-        unsafe { self.mem.u64_at(off) }
-    }
-
-    #[inline(always)]
-    fn closed(&self) -> &AtomicU32 {
-        // SAFETY: as in `word`, a 4-aligned constant.
-        unsafe { self.mem.u32_at(CLOSED) }
-    }
-
-    /// The offset of the slot serving `pos`.
-    #[inline(always)]
-    fn slot(&self, pos: u64) -> usize {
-        // `idx < cap` and `SLOTS + cap * stride <= len` (checked at attach
-        // with values kept here).
-        SLOTS + (pos & self.mask) as usize * self.stride
+    /// The memory the ring lives in.
+    pub fn memory(&self) -> &M {
+        &self.at.mem
     }
 
     #[inline(always)]
     fn seq(&self, pos: u64) -> &AtomicU64 {
-        // SAFETY: the slot is in bounds and 16-aligned.
-        unsafe { self.mem.u64_at(self.slot(pos)) }
+        self.at.slot_word(pos, 0)
     }
 
     #[inline(always)]
     fn len_word(&self, pos: u64) -> &AtomicU32 {
-        // SAFETY: as in `seq`; the length follows the sequence word.
-        unsafe { self.mem.u32_at(self.slot(pos) + LEN) }
+        self.at.slot_word32(pos, LEN)
     }
 
-    /// Payload word `i` of the slot serving `pos`: `i < ceil(slot_size /
-    /// 8)`, which the stride (`16 + slot_size` rounded up to 16) holds.
+    /// Payload word `i` of the slot serving `pos` (`i < ceil(slot_size /
+    /// 8)`, which the stride, `16 + slot_size` rounded up to 16, holds).
     #[inline(always)]
     fn payload_word(&self, pos: u64, i: usize) -> &AtomicU64 {
-        debug_assert!(i < self.slot_size.div_ceil(8));
-        // SAFETY: inside the slot (see above), 8-aligned.
-        unsafe { self.mem.u64_at(self.slot(pos) + SLOT_HEADER + 8 * i) }
+        self.at.slot_word(pos, SLOT_HEADER + 8 * i)
     }
 
     /// Number of slots.
     pub fn capacity(&self) -> usize {
-        self.cap as usize
+        self.at.slots.cap as usize
     }
 
     /// The largest message in bytes.
     pub fn slot_size(&self) -> usize {
-        self.slot_size
+        self.at.slots.slot_size
     }
 
     /// The position the next message will get (= messages published so far).
     pub fn written(&self) -> u64 {
-        self.word(NEXT).load(Ordering::Acquire)
+        self.at.word(NEXT).load(Ordering::Acquire)
     }
 
     /// The packed id of the publisher (0: none).
     pub fn publisher_id(&self) -> u64 {
-        self.word(PUBLISHER).load(Ordering::Acquire)
+        self.at.word(PUBLISHER).load(Ordering::Acquire)
     }
 
     /// Whether the ring is closed.
     pub fn is_closed(&self) -> bool {
-        self.closed().load(Ordering::Acquire) != 0
+        self.at.word32(CLOSED).load(Ordering::Acquire) != 0
     }
 
     /// Whether the ring is closed, or its publisher's process is dead by
@@ -383,9 +252,10 @@ impl<M: Memory> RawBroadcast<M> {
 
     /// Marks the ring closed (or reopened) and wakes subscribers.
     fn set_closed(&self, closed: bool) {
-        self.closed().store(u32::from(closed), Ordering::Release);
-        // SAFETY: an event count lies at `NEW_DATA`.
-        unsafe { self.mem.notify(NEW_DATA) };
+        self.at
+            .word32(CLOSED)
+            .store(u32::from(closed), Ordering::Release);
+        self.at.notify(NEW_DATA);
     }
 
     /// Claims the publisher word for `judge`'s process and returns the one
@@ -396,7 +266,7 @@ impl<M: Memory> RawBroadcast<M> {
     /// [`ClaimError::Held`] while a live publisher (this process included)
     /// holds it, [`ClaimError::UnknownIdentity`].
     pub fn publisher<J: Judge>(&self, judge: J) -> Result<RawPublisher<M, J>, ClaimError> {
-        let me = claim_owner(self.word(PUBLISHER), &judge)?;
+        let me = claim_owner(self.at.word(PUBLISHER), &judge)?;
         let next = self.written();
         self.set_closed(false);
         Ok(RawPublisher {
@@ -415,7 +285,7 @@ impl<M: Memory> RawBroadcast<M> {
             return self.not_there(pos, s1);
         }
         let len = self.len_word(pos).load(Ordering::Relaxed) as usize;
-        let n = len.min(self.slot_size);
+        let n = len.min(self.at.slots.slot_size);
         if n > buf.len() {
             // Only trust the length if the message is still the same one.
             fence(Site::BroadcastReadFence, Ordering::Acquire);
@@ -447,7 +317,7 @@ impl<M: Memory> RawBroadcast<M> {
         if self.seq(pos).load(Ordering::Relaxed) != want {
             return self.overrun(pos);
         }
-        if len > self.slot_size {
+        if len > self.at.slots.slot_size {
             return Read::Corrupt(Corrupt::new(
                 "message length exceeds the slot size",
                 len as u64,
@@ -470,7 +340,7 @@ impl<M: Memory> RawBroadcast<M> {
         let next = self.written();
         // If the publisher is writing `next` over `next - cap` right now, the
         // next read finds that out and skips one more.
-        let oldest = next.saturating_sub(self.cap);
+        let oldest = next.saturating_sub(self.at.slots.cap);
         Read::Overrun(oldest.max(pos.wrapping_add(1)))
     }
 }
@@ -479,8 +349,7 @@ impl<M: Memory> RawBroadcast<M> {
 impl<M: super::Addressable> RawBroadcast<M> {
     /// The event subscribers wait on.
     pub fn new_data(&self) -> &EventCount {
-        // SAFETY: an event count lies at `NEW_DATA`, inside the memory.
-        unsafe { super::event_at(self.mem.addr(NEW_DATA)) }
+        self.at.event(NEW_DATA)
     }
 }
 
@@ -520,10 +389,10 @@ impl<M: Memory, J: Judge> RawPublisher<M, J> {
     /// [`MessageTooLarge`] (nothing is published).
     pub fn publish(&mut self, msg: &[u8]) -> Result<(), MessageTooLarge> {
         let ring = &self.ring;
-        if msg.len() > ring.slot_size {
+        if msg.len() > ring.at.slots.slot_size {
             return Err(MessageTooLarge {
                 len: msg.len(),
-                max: ring.slot_size,
+                max: ring.at.slots.slot_size,
             });
         }
         let pos = self.next;
@@ -551,10 +420,10 @@ impl<M: Memory, J: Judge> RawPublisher<M, J> {
         // SYNC POINT: pairs with the Acquire load of `seq` in `read`.
         ring.seq(pos)
             .store(pos.wrapping_mul(2).wrapping_add(2), Ordering::Release);
-        ring.word(NEXT)
+        ring.at
+            .word(NEXT)
             .store(pos.wrapping_add(1), Ordering::Release);
-        // SAFETY: an event count lies at `NEW_DATA`.
-        unsafe { ring.mem.notify(NEW_DATA) };
+        ring.at.notify(NEW_DATA);
         self.next = pos.wrapping_add(1);
         Ok(())
     }
@@ -564,7 +433,7 @@ impl<M: Memory, J: Judge> Drop for RawPublisher<M, J> {
     fn drop(&mut self) {
         if still_mine(self.me, &self.judge) {
             self.ring.set_closed(true);
-            release_owner(self.ring.word(PUBLISHER), self.me);
+            release_owner(self.ring.at.word(PUBLISHER), self.me);
         }
     }
 }

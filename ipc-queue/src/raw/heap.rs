@@ -9,7 +9,7 @@
 //!
 //! let cfg = spsc::Config::new(64);
 //! let mem = HeapMemory::new(spsc::memory_size(&cfg)?);
-//! let ring = RawRing::init(mem, cfg)?;
+//! let ring = RawRing::init(mem, &cfg)?;
 //! let mut tx = ring.producer(OsJudge)?;
 //! let mut rx = ring.consumer(OsJudge)?;
 //! tx.try_push(b"hi").unwrap();

@@ -35,6 +35,25 @@
 //! [`ClaimError`], [`ConfigError`] and each ring's own; none speaks of
 //! segments.
 
+/// `len` and `is_empty` for a handle on one message (a `len` field).
+macro_rules! message_len {
+    (impl[$($g:tt)*] $t:ty) => {
+        impl<$($g)*> $t {
+            /// The message's length in bytes.
+            #[inline]
+            pub fn len(&self) -> usize {
+                self.len
+            }
+
+            /// Whether the message is empty.
+            #[inline]
+            pub fn is_empty(&self) -> bool {
+                self.len == 0
+            }
+        }
+    };
+}
+
 pub mod actors;
 pub mod broadcast;
 #[cfg(not(loom))]
@@ -42,10 +61,13 @@ pub mod heap;
 #[cfg(loom)]
 pub mod model;
 pub mod mpmc;
+mod slots;
 pub mod spsc;
 
 pub use crate::error::Corrupt;
 pub use crate::primitive::Site;
+pub(crate) use slots::{round_slots, Slots, Slotted};
+pub use slots::{SlotWords, DATA_ALIGN, MAX_SLOTS, MAX_SLOT_SIZE, SLOT_HEADER};
 
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use ipc_core::liveness::Judge;
@@ -169,6 +191,26 @@ impl PtrMem {
     #[inline]
     pub unsafe fn new(base: std::ptr::NonNull<u8>, len: usize) -> PtrMem {
         PtrMem { base, len }
+    }
+
+    /// The bytes before `at` and those from `at` on, as two memories (for
+    /// two objects side by side). `at` is clamped to the length and rounded
+    /// down to a multiple of 128, so both halves are 128-byte aligned.
+    pub fn split(self, at: usize) -> (PtrMem, PtrMem) {
+        let at = at.min(self.len) & !127;
+        // SAFETY: `at <= len`: the second half starts inside (or one past)
+        // the memory this one vouches for, and covers the rest of it.
+        let rest = unsafe { self.base.add(at) };
+        (
+            PtrMem {
+                base: self.base,
+                len: at,
+            },
+            PtrMem {
+                base: rest,
+                len: self.len - at,
+            },
+        )
     }
 }
 

@@ -151,6 +151,9 @@ impl Consumer {
     }
 
     /// The next message, read in place, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv`], and [`RecvTimeoutError::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<RecvGuard<'_>, RecvTimeoutError> {
         let p = self.wait_peek(deadline_after(timeout))?;
         Ok(RecvGuard { consumer: self, p })
@@ -196,6 +199,10 @@ impl Consumer {
     }
 
     /// Copies the next message into `buf`, waiting for one.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv`], and [`RecvError::BufferTooSmall`] (the message
+    /// stays in the ring).
     #[inline(always)]
     pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
         // Fast path: a committed message that passes every check and fits.
@@ -220,6 +227,9 @@ impl Consumer {
     }
 
     /// Copies the next message into `buf`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_into`], and [`RecvTimeoutError::Timeout`].
     pub fn recv_into_timeout(
         &mut self,
         buf: &mut [u8],
@@ -250,6 +260,10 @@ impl Consumer {
 
     /// Like [`Consumer::try_recv_batch`], but waits until at least one
     /// message is there.
+    ///
+    /// # Errors
+    /// [`RecvError::Closed`] if the producer is gone and the ring drained,
+    /// [`RecvError::Corrupt`].
     pub fn recv_batch(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> Result<usize, RecvError> {
         let first = match self.peek() {
             Ok(Some(p)) => p,

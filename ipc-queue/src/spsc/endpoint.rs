@@ -223,3 +223,30 @@ macro_rules! end_common {
     };
 }
 pub(super) use end_common;
+
+/// The methods a typed end (plain-old-data, `rkyv`) shares with the byte end
+/// it wraps in `inner`.
+macro_rules! typed_end {
+    ($end:ident, $bytes:ident) => {
+        impl<T> $end<T> {
+            #[doc = concat!("Sets how this end waits (see [`", stringify!($bytes), "::set_wait_strategy`]).")]
+            pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+                self.inner.set_wait_strategy(strategy);
+            }
+
+            #[doc = concat!("Whether the other end closed (see [`", stringify!($bytes), "::is_closed`]).")]
+            pub fn is_closed(&self) -> bool {
+                self.inner.is_closed()
+            }
+
+            /// The untyped end underneath.
+            pub fn as_bytes(&mut self) -> &mut $bytes {
+                &mut self.inner
+            }
+
+            /// Closes this end (as dropping it does).
+            pub fn close(self) {}
+        }
+    };
+}
+pub(super) use typed_end;

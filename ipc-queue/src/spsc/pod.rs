@@ -26,7 +26,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use super::{Consumer, Producer, RecvGuard, SpscBuilder, SpscRing};
+use super::endpoint::typed_end;
+use super::{Consumer, Grant, Producer, RecvGuard, SpscBuilder, SpscRing};
 use crate::error::{
     AttachError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
@@ -98,8 +99,10 @@ impl SpscRing {
         })
     }
 
-    /// Attaches the consuming end of a typed ring. Errors as
-    /// [`SpscRing::pod_producer`].
+    /// Attaches the consuming end of a typed ring.
+    ///
+    /// # Errors
+    /// As [`SpscRing::pod_producer`].
     pub fn pod_consumer<T: Shareable + Copy>(&self) -> Result<PodConsumer<T>, AttachError> {
         self.check_fixed::<T>()?;
         Ok(PodConsumer {
@@ -111,6 +114,10 @@ impl SpscRing {
 
 /// An anonymous typed ring holding at least `n` values, with both ends
 /// attached in this process.
+///
+/// # Errors
+/// [`AttachError::Object`] if the ring cannot be made (too many values for
+/// 2 GiB, memory short), [`AttachError::UnknownIdentity`].
 pub fn channel<T: Shareable + Copy>(
     n: usize,
 ) -> Result<(PodProducer<T>, PodConsumer<T>), AttachError> {
@@ -159,6 +166,39 @@ fn write_value<T: Copy>(dst: &mut [u8], value: T) {
     unsafe { dst.as_mut_ptr().cast::<T>().write(value) };
 }
 
+/// Runs a byte batch (`batch` calls its argument on each message) with `f`
+/// on each message that is a `T`; returns `(values, messages of another
+/// length)`.
+fn count_bad<T: Shareable + Copy, E>(
+    batch: impl FnOnce(&mut dyn FnMut(&[u8])) -> Result<usize, E>,
+    f: &mut impl FnMut(&T),
+) -> Result<(usize, usize), E> {
+    let mut bad = 0;
+    let n = batch(&mut |b| match read_value::<T>(b) {
+        Some(v) => f(&v),
+        None => bad += 1,
+    })?;
+    Ok((n - bad, bad))
+}
+
+/// Writes `value` into the grant a reserve gave and publishes it, or hands
+/// `value` back in the reserve's error (`back` puts it there).
+#[inline]
+fn put<T: Copy, E, F>(
+    grant: Result<Grant<'_>, E>,
+    value: T,
+    back: impl FnOnce(E, T) -> F,
+) -> Result<(), F> {
+    match grant {
+        Ok(mut g) => {
+            write_value(&mut g, value);
+            g.commit();
+            Ok(())
+        }
+        Err(e) => Err(back(e, value)),
+    }
+}
+
 #[inline]
 fn read_value<T: Shareable + Copy>(src: &[u8]) -> Option<T> {
     if src.len() != std::mem::size_of::<T>() {
@@ -178,14 +218,8 @@ impl<T: Shareable + Copy> PodProducer<T> {
     /// back; [`TrySendError::Corrupt`].
     #[inline]
     pub fn try_send(&mut self, value: T) -> Result<(), TrySendError<T>> {
-        match self.inner.try_reserve(std::mem::size_of::<T>()) {
-            Ok(mut g) => {
-                write_value(&mut g, value);
-                g.commit();
-                Ok(())
-            }
-            Err(e) => Err(e.map(|()| value)),
-        }
+        let grant = self.inner.try_reserve(std::mem::size_of::<T>());
+        put(grant, value, |e, v| e.map(|()| v))
     }
 
     /// Sends `value`, waiting for room.
@@ -194,58 +228,34 @@ impl<T: Shareable + Copy> PodProducer<T> {
     /// [`SendError::Closed`] if the consumer closed or died.
     #[inline]
     pub fn send(&mut self, value: T) -> Result<(), SendError<T>> {
-        match self.inner.reserve(std::mem::size_of::<T>()) {
-            Ok(mut g) => {
-                write_value(&mut g, value);
-                g.commit();
-                Ok(())
-            }
-            Err(e) => Err(e.map(|()| value)),
-        }
+        let grant = self.inner.reserve(std::mem::size_of::<T>());
+        put(grant, value, |e, v| e.map(|()| v))
     }
 
     /// Sends `value`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`PodProducer::send`], and [`SendTimeoutError::Timeout`], handing
+    /// `value` back.
     pub fn send_timeout(&mut self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        match self
+        let grant = self
             .inner
-            .reserve_timeout(std::mem::size_of::<T>(), timeout)
-        {
-            Ok(mut g) => {
-                write_value(&mut g, value);
-                g.commit();
-                Ok(())
-            }
-            Err(e) => Err(e.map(|()| value)),
-        }
+            .reserve_timeout(std::mem::size_of::<T>(), timeout);
+        put(grant, value, |e, v| e.map(|()| v))
     }
 
     /// Sends as many of `values` as fit now (one index store and at most one
-    /// wake-up for the batch); returns how many. Errors only if none fit (as [`PodProducer::try_send`], without
-    /// a value to hand back).
+    /// wake-up for the batch); returns how many.
+    ///
+    /// # Errors
+    /// Only if none fit: as [`PodProducer::try_send`], without a value to
+    /// hand back.
     pub fn try_send_batch(&mut self, values: &[T]) -> Result<usize, TrySendError<()>> {
         self.inner
             .try_write_batch(values.len(), std::mem::size_of::<T>(), |i, dst| {
                 write_value(dst, values[i])
             })
     }
-
-    /// Sets how this end waits (see [`Producer::set_wait_strategy`]).
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.inner.set_wait_strategy(strategy);
-    }
-
-    /// Whether the consumer closed its end.
-    pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
-
-    /// The untyped end underneath.
-    pub fn as_bytes(&mut self) -> &mut Producer {
-        &mut self.inner
-    }
-
-    /// Closes this end (as dropping it does).
-    pub fn close(self) {}
 }
 
 impl<T: Shareable + Copy> PodConsumer<T> {
@@ -273,6 +283,9 @@ impl<T: Shareable + Copy> PodConsumer<T> {
     }
 
     /// The next value, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`PodConsumer::recv`], and [`RecvTimeoutError::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         let g = self.inner.recv_timeout(timeout)?;
         read_value(&g).ok_or(RecvTimeoutError::Decode(WRONG_LEN))
@@ -285,15 +298,19 @@ impl<T: Shareable + Copy> PodConsumer<T> {
         })
     }
 
-    /// The next value in place, without waiting. Errors as
-    /// [`PodConsumer::try_recv`].
+    /// The next value in place, without waiting.
+    ///
+    /// # Errors
+    /// As [`PodConsumer::try_recv`].
     pub fn try_recv_ref(&mut self) -> Result<PodGuard<'_, T>, TryRecvError> {
         let g = self.inner.try_recv()?;
         Self::guard(g).ok_or(TryRecvError::Decode(WRONG_LEN))
     }
 
-    /// The next value in place, waiting for one. Errors as
-    /// [`PodConsumer::recv`].
+    /// The next value in place, waiting for one.
+    ///
+    /// # Errors
+    /// As [`PodConsumer::recv`].
     pub fn recv_ref(&mut self) -> Result<PodGuard<'_, T>, RecvError> {
         let g = self.inner.recv()?;
         Self::guard(g).ok_or(RecvError::Decode(WRONG_LEN))
@@ -310,45 +327,21 @@ impl<T: Shareable + Copy> PodConsumer<T> {
         max: usize,
         mut f: impl FnMut(&T),
     ) -> Result<(usize, usize), TryRecvError> {
-        let mut bad = 0;
-        let n = self
-            .inner
-            .try_recv_batch(max, |b| match read_value::<T>(b) {
-                Some(v) => f(&v),
-                None => bad += 1,
-            })?;
-        Ok((n - bad, bad))
+        count_bad(|g| self.inner.try_recv_batch(max, g), &mut f)
     }
 
     /// Like [`PodConsumer::try_recv_batch`], waiting for at least one value.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_batch`].
     pub fn recv_batch(
         &mut self,
         max: usize,
         mut f: impl FnMut(&T),
     ) -> Result<(usize, usize), RecvError> {
-        let mut bad = 0;
-        let n = self.inner.recv_batch(max, |b| match read_value::<T>(b) {
-            Some(v) => f(&v),
-            None => bad += 1,
-        })?;
-        Ok((n - bad, bad))
+        count_bad(|g| self.inner.recv_batch(max, g), &mut f)
     }
-
-    /// Sets how this end waits (see [`Consumer::set_wait_strategy`]).
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.inner.set_wait_strategy(strategy);
-    }
-
-    /// Whether the producer closed its end.
-    pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
-    }
-
-    /// The untyped end underneath.
-    pub fn as_bytes(&mut self) -> &mut Consumer {
-        &mut self.inner
-    }
-
-    /// Closes this end (as dropping it does).
-    pub fn close(self) {}
 }
+
+typed_end!(PodProducer, Producer);
+typed_end!(PodConsumer, Consumer);

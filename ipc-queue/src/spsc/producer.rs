@@ -167,6 +167,9 @@ impl Producer {
     }
 
     /// Reserves room for a `len`-byte message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Producer::reserve`], and [`SendTimeoutError::Timeout`].
     pub fn reserve_timeout(
         &mut self,
         len: usize,
@@ -191,8 +194,10 @@ impl Producer {
         self.commit_raw(r, msg.len());
     }
 
-    /// Copies `msg` into the ring without waiting. Errors as
-    /// [`Producer::try_reserve`].
+    /// Copies `msg` into the ring without waiting.
+    ///
+    /// # Errors
+    /// As [`Producer::try_reserve`].
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), TrySendError<()>> {
         let r = self.try_reserve_raw(msg.len())?;
@@ -200,8 +205,10 @@ impl Producer {
         Ok(())
     }
 
-    /// Copies `msg` into the ring, waiting for room. Errors as
-    /// [`Producer::reserve`].
+    /// Copies `msg` into the ring, waiting for room.
+    ///
+    /// # Errors
+    /// As [`Producer::reserve`].
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError<()>> {
         let r = match self.try_reserve_raw(msg.len()) {
@@ -216,6 +223,9 @@ impl Producer {
     }
 
     /// Copies `msg` into the ring, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`Producer::reserve_timeout`].
     pub fn send_timeout(
         &mut self,
         msg: &[u8],

@@ -4,12 +4,12 @@
 
 use super::endpoint::Endpoint;
 use super::{Config, Consumer, Producer, Side, DEFAULT_CAPACITY, KIND};
-use crate::error::{invalid_config, wrong_object, AttachError, Corrupt};
+use crate::error::AttachError;
 use crate::raw::spsc::{self as raw, RawRing, SpscControl};
-use crate::raw::PtrMem;
+use crate::raw::{ClaimError, PtrMem};
 use ipc_core::liveness::OsJudge;
-use ipc_core::object::{Handle, ObjectError, PlaceBuilder, Placed, ShmObject};
-use ipc_core::{Kind, ProcessId, Segment};
+use ipc_core::object::{Handle, ObjectError, PlaceBuilder, Placed};
+use ipc_core::{ProcessId, Segment};
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -17,38 +17,7 @@ use std::time::Duration;
 
 const WHAT: &str = "SPSC ring";
 
-// SAFETY: `SpscControl` is atomics only (valid for every bit pattern, no
-// pointers); `init_in` writes a whole ring of `memory_size(cfg)` bytes, which
-// `attach` accepts; `attach` checks size, alignment, magic and that the
-// capacity read fits the memory, and the ring keeps that checked capacity:
-// every offset it later uses is derived from it, never reread.
-unsafe impl ShmObject for SpscControl {
-    const KIND: Kind = KIND;
-    type Config = Config;
-
-    fn memory_size(cfg: &Config) -> Result<usize, ObjectError> {
-        raw::memory_size(cfg).map_err(|e| invalid_config(WHAT, e))
-    }
-
-    unsafe fn init_in(mem: NonNull<u8>, len: usize, cfg: Config) {
-        // SAFETY: `len` writable bytes at `mem`, 128-aligned, used by nobody
-        // else during the call (the caller's promise).
-        let mem = unsafe { PtrMem::new(mem, len) };
-        // `memory_size(&cfg)` succeeded before this call, so this cannot
-        // fail; a ring it did not write would fail `attach`.
-        let _ = RawRing::init(mem, cfg);
-    }
-
-    unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a Self, ObjectError> {
-        // SAFETY: `len` bytes at `mem` for `'a`, accessed atomically (the
-        // caller's promise); size and alignment are checked there.
-        let ctrl = unsafe { ipc_core::object::checked_ref::<SpscControl>(mem, len)? };
-        // SAFETY: as above, and 128-aligned (just checked); used for the
-        // check only.
-        RawRing::attach(unsafe { PtrMem::new(mem, len) }).map_err(|c| wrong_object(WHAT, c))?;
-        Ok(ctrl)
-    }
-}
+crate::placed::ring_object!(SpscControl, KIND, WHAT, raw::RawRing);
 
 /// An SPSC ring in a shared segment. Cheap to clone (the mapping is shared);
 /// attach the ends with [`SpscRing::producer`] and [`SpscRing::consumer`].
@@ -160,9 +129,17 @@ impl SpscRing {
         self.raw.fixed_len()
     }
 
-    /// The ring as it is now, checked again: what an end attaches to.
-    fn fresh(&self) -> Result<RawRing<PtrMem>, Corrupt> {
-        RawRing::attach(*self.raw.memory())
+    /// Claims `side` with `claim` on the ring as it is now (checked
+    /// again: an end never runs on a geometry a peer rewrote), and the
+    /// endpoint that goes with it.
+    fn attach_end<E>(
+        &self,
+        side: Side,
+        claim: impl FnOnce(&RawRing<PtrMem>) -> Result<E, ClaimError>,
+    ) -> Result<(E, Endpoint), AttachError> {
+        let ring = RawRing::attach(*self.raw.memory()).map_err(AttachError::Corrupt)?;
+        let end = claim(&ring).map_err(|e| AttachError::claim(side.name(), e))?;
+        Ok((end, Endpoint::new(Arc::clone(&self.seg), ring, side)))
     }
 
     /// Attaches the producing end.
@@ -174,11 +151,8 @@ impl SpscRing {
     /// cannot learn the identity an owner records. A dead holder's end is
     /// taken over.
     pub fn producer(&self) -> Result<Producer, AttachError> {
-        let ring = self.fresh()?;
-        let raw = ring
-            .producer(OsJudge)
-            .map_err(|e| AttachError::claim(Side::Producer.name(), e))?;
-        Ok(Producer::new(raw, self.endpoint(ring, Side::Producer)))
+        let (raw, ep) = self.attach_end(Side::Producer, |r| r.producer(OsJudge))?;
+        Ok(Producer::new(raw, ep))
     }
 
     /// Attaches the consuming end.
@@ -186,15 +160,8 @@ impl SpscRing {
     /// # Errors
     /// As [`SpscRing::producer`].
     pub fn consumer(&self) -> Result<Consumer, AttachError> {
-        let ring = self.fresh()?;
-        let raw = ring
-            .consumer(OsJudge)
-            .map_err(|e| AttachError::claim(Side::Consumer.name(), e))?;
-        Ok(Consumer::new(raw, self.endpoint(ring, Side::Consumer)))
-    }
-
-    fn endpoint(&self, ring: RawRing<PtrMem>, side: Side) -> Endpoint {
-        Endpoint::new(Arc::clone(&self.seg), ring, side)
+        let (raw, ep) = self.attach_end(Side::Consumer, |r| r.consumer(OsJudge))?;
+        Ok(Consumer::new(raw, ep))
     }
 }
 

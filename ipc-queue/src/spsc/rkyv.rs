@@ -44,6 +44,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use super::endpoint::typed_end;
 use super::{Consumer, Grant, Producer, RecvGuard, SpscRing};
 use crate::error::{
     AttachError, MessageTooLarge, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
@@ -87,8 +88,10 @@ impl<A> CheckedArchive for A where
 }
 
 impl SpscRing {
-    /// Attaches the producing end for `rkyv` values of `T`. Errors as
-    /// [`SpscRing::producer`].
+    /// Attaches the producing end for `rkyv` values of `T`.
+    ///
+    /// # Errors
+    /// As [`SpscRing::producer`].
     pub fn archive_producer<T: Archive + SerializeInPlace>(
         &self,
     ) -> Result<ArchiveProducer<T>, AttachError> {
@@ -99,8 +102,10 @@ impl SpscRing {
         })
     }
 
-    /// Attaches the consuming end for `rkyv` values of `T`. Errors as
-    /// [`SpscRing::consumer`].
+    /// Attaches the consuming end for `rkyv` values of `T`.
+    ///
+    /// # Errors
+    /// As [`SpscRing::consumer`].
     pub fn archive_consumer<T: Archive>(&self) -> Result<ArchiveConsumer<T>, AttachError> {
         Ok(ArchiveConsumer {
             inner: self.consumer()?,
@@ -298,6 +303,9 @@ impl<T: Archive + SerializeInPlace> ArchiveProducer<T> {
     }
 
     /// Serializes `value` into the ring, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`ArchiveProducer::send`], and [`SendTimeoutError::Timeout`].
     pub fn send_timeout(
         &mut self,
         value: &T,
@@ -308,19 +316,6 @@ impl<T: Archive + SerializeInPlace> ArchiveProducer<T> {
             .map_or(Wait::Forever, Wait::Until);
         send_inner(&mut self.inner, &mut self.guess, value, deadline)
     }
-
-    /// Sets how this end waits (see [`Producer::set_wait_strategy`]).
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.inner.set_wait_strategy(strategy);
-    }
-
-    /// The untyped end underneath.
-    pub fn as_bytes(&mut self) -> &mut Producer {
-        &mut self.inner
-    }
-
-    /// Closes this end (as dropping it does).
-    pub fn close(self) {}
 }
 
 const MISALIGNED: &str = "archive shorter than its alignment padding";
@@ -372,6 +367,9 @@ impl<T: Archive> ArchiveConsumer<T> {
     }
 
     /// The next archive, checked, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`ArchiveConsumer::recv`], and [`RecvTimeoutError::Timeout`].
     pub fn recv_timeout(
         &mut self,
         timeout: Duration,
@@ -402,17 +400,7 @@ impl<T: Archive> ArchiveConsumer<T> {
             _t: PhantomData,
         })
     }
-
-    /// Sets how this end waits (see [`Consumer::set_wait_strategy`]).
-    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
-        self.inner.set_wait_strategy(strategy);
-    }
-
-    /// The untyped end underneath.
-    pub fn as_bytes(&mut self) -> &mut Consumer {
-        &mut self.inner
-    }
-
-    /// Closes this end (as dropping it does).
-    pub fn close(self) {}
 }
+
+typed_end!(ArchiveProducer, Producer);
+typed_end!(ArchiveConsumer, Consumer);

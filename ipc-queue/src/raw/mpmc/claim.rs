@@ -15,30 +15,50 @@ const INCONSISTENT_LIMIT: u32 = 1 << 14;
 /// hostile or corrupt one) gets near it; it keeps every call finite.
 const ITERATION_LIMIT: u32 = 1 << 20;
 
-/// Rereads `index` after the slot at `pos` showed the state `s`, which
-/// fits no case for that position. A moved index is the normal race (another
-/// claimer went first): its new value is returned. An index that has not
-/// moved while the state still fits nothing counts towards
-/// [`INCONSISTENT_LIMIT`], past which the ring is corrupt (`what`).
-#[inline]
-fn reread(
-    index: &AtomicU64,
-    pos: u64,
-    s: u64,
-    inconsistent: &mut u32,
-    what: &'static str,
-) -> Result<u64, RawError> {
-    let now = index.load(Ordering::Relaxed);
-    if now == pos {
-        *inconsistent += 1;
-        if *inconsistent >= INCONSISTENT_LIMIT {
-            return Err(RawError::Corrupt(Corrupt::new(what, s)));
+/// How far one `try_` call has got: its turns, bounded by
+/// [`ITERATION_LIMIT`], and the re-reads of an index that did not move.
+#[derive(Default)]
+struct Progress {
+    turns: u32,
+    inconsistent: u32,
+}
+
+impl Progress {
+    /// One more turn of the loop, or [`RawError::Busy`] past the limit.
+    #[inline]
+    fn turn(&mut self) -> Result<(), RawError> {
+        self.turns += 1;
+        if self.turns > ITERATION_LIMIT {
+            return Err(RawError::Busy);
         }
-        spin_loop();
-    } else {
-        *inconsistent = 0;
+        Ok(())
     }
-    Ok(now)
+
+    /// Rereads `index` after the slot at `pos` showed the state `s`, which
+    /// fits no case for that position. A moved index is the normal race
+    /// (another claimer went first): its new value is returned. An index
+    /// that has not moved while the state still fits nothing counts towards
+    /// [`INCONSISTENT_LIMIT`], past which the ring is corrupt (`what`).
+    #[inline]
+    fn reread(
+        &mut self,
+        index: &AtomicU64,
+        pos: u64,
+        s: u64,
+        what: &'static str,
+    ) -> Result<u64, RawError> {
+        let now = index.load(Ordering::Relaxed);
+        if now == pos {
+            self.inconsistent += 1;
+            if self.inconsistent >= INCONSISTENT_LIMIT {
+                return Err(RawError::Corrupt(Corrupt::new(what, s)));
+            }
+            spin_loop();
+        } else {
+            self.inconsistent = 0;
+        }
+        Ok(now)
+    }
 }
 
 impl<M: Memory> RawMpmc<M> {
@@ -58,10 +78,10 @@ impl<M: Memory> RawMpmc<M> {
         watch: &mut Watch,
         judge: &J,
     ) -> Result<WriteClaim<'_, M>, RawError> {
-        if len > self.slot_size {
+        if len > self.at.slots.slot_size {
             return Err(RawError::TooLarge(MessageTooLarge {
                 len,
-                max: self.slot_size,
+                max: self.at.slots.slot_size,
             }));
         }
         if self.is_closed() {
@@ -72,13 +92,9 @@ impl<M: Memory> RawMpmc<M> {
         // slot's, which the compiler keeps), so that a model can stop the
         // caller between any two of its operations.
         let mut pos = self.tail().load(Ordering::Relaxed);
-        let mut inconsistent = 0u32;
-        let mut iterations = 0u32;
+        let mut progress = Progress::default();
         loop {
-            iterations += 1;
-            if iterations > ITERATION_LIMIT {
-                return Err(RawError::Busy);
-            }
+            progress.turn()?;
             let s = self.state(pos).load(Ordering::Acquire);
             let empty = pos.wrapping_mul(2);
             if s == empty {
@@ -108,21 +124,15 @@ impl<M: Memory> RawMpmc<M> {
                 pos = self.tail().load(Ordering::Relaxed);
                 continue;
             }
-            if s == empty.wrapping_sub(2 * self.cap).wrapping_add(1) {
+            if s == empty.wrapping_sub(2 * self.at.slots.cap).wrapping_add(1) {
                 // The slot still holds the message of the previous lap.
                 fence_seq_cst();
                 let head = self.head().load(Ordering::Relaxed);
-                if head.wrapping_add(self.cap) == pos {
+                if head.wrapping_add(self.at.slots.cap) == pos {
                     return Err(RawError::Full);
                 }
             }
-            pos = reread(
-                self.tail(),
-                pos,
-                s,
-                &mut inconsistent,
-                "slot state does not match the tail",
-            )?;
+            pos = progress.reread(self.tail(), pos, s, "slot state does not match the tail")?;
         }
     }
 
@@ -143,18 +153,17 @@ impl<M: Memory> RawMpmc<M> {
     ) -> Result<ReadClaim<'_, M>, RawError> {
         let me = my_id(judge)?;
         let mut pos = self.head().load(Ordering::Relaxed);
-        let mut inconsistent = 0u32;
-        let mut iterations = 0u32;
+        let mut progress = Progress::default();
         loop {
-            iterations += 1;
-            if iterations > ITERATION_LIMIT {
-                return Err(RawError::Busy);
-            }
+            progress.turn()?;
             let s = self.state(pos).load(Ordering::Acquire);
             let full = pos.wrapping_mul(2).wrapping_add(1);
             if s == full {
                 let len = self.len_word(pos).load(Ordering::Relaxed);
-                if len != ABORTED && len as usize > max_len && len as usize <= self.slot_size {
+                if len != ABORTED
+                    && len as usize > max_len
+                    && len as usize <= self.at.slots.slot_size
+                {
                     return Err(RawError::TooLong {
                         needed: len as usize,
                     });
@@ -173,14 +182,14 @@ impl<M: Memory> RawMpmc<M> {
                         let claim = ReadClaim {
                             ring: self,
                             pos,
-                            len: (len as usize).min(self.slot_size),
+                            len: (len as usize).min(self.at.slots.slot_size),
                         };
                         if len == ABORTED {
                             drop(claim);
                             pos = self.head().load(Ordering::Relaxed);
                             continue;
                         }
-                        if len as usize > self.slot_size {
+                        if len as usize > self.at.slots.slot_size {
                             drop(claim);
                             return Err(RawError::Corrupt(Corrupt::new(
                                 "message length exceeds the slot size",
@@ -208,13 +217,7 @@ impl<M: Memory> RawMpmc<M> {
                     return Err(RawError::Empty);
                 }
             }
-            pos = reread(
-                self.head(),
-                pos,
-                s,
-                &mut inconsistent,
-                "slot state does not match the head",
-            )?;
+            pos = progress.reread(self.head(), pos, s, "slot state does not match the head")?;
         }
     }
 }
@@ -233,18 +236,6 @@ pub struct WriteClaim<'a, M: Memory> {
 }
 
 impl<M: Memory> WriteClaim<'_, M> {
-    /// The message's length (what was claimed).
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the message is empty.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Copies `src` (at most [`WriteClaim::len`] bytes) into the start of
     /// the message.
     ///
@@ -256,7 +247,7 @@ impl<M: Memory> WriteClaim<'_, M> {
         // SAFETY: the claim gives this endpoint the slot's data until it
         // publishes; `len <= slot_size` was checked, so the range lies inside
         // the slot.
-        unsafe { self.ring.mem.copy_in(self.ring.data(self.pos), src) };
+        unsafe { self.ring.at.mem.copy_in(self.ring.at.data(self.pos), src) };
     }
 
     /// Publishes the message.
@@ -275,7 +266,7 @@ impl<M: Memory> WriteClaim<'_, M> {
             self.pos.wrapping_mul(2).wrapping_add(1),
             order(Site::MpmcPublish, Ordering::Release),
         );
-        self.ring.notify(NOT_EMPTY);
+        self.ring.at.notify(NOT_EMPTY);
     }
 }
 
@@ -294,14 +285,17 @@ impl<M: Addressable> WriteClaim<'_, M> {
     /// A raw pointer to the message bytes (16-byte aligned).
     #[inline]
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.ring.mem.addr(self.ring.data(self.pos))
+        self.ring.at.mem.addr(self.ring.at.data(self.pos))
     }
 }
 
 impl<M: Memory> Drop for WriteClaim<'_, M> {
     fn drop(&mut self) {
         if !self.done {
-            self.ring.word(super::LOST).fetch_add(1, Ordering::Relaxed);
+            self.ring
+                .at
+                .word(super::LOST)
+                .fetch_add(1, Ordering::Relaxed);
             self.ring.unfinished_dec();
             self.publish(ABORTED);
         }
@@ -319,18 +313,6 @@ pub struct ReadClaim<'a, M: Memory> {
 }
 
 impl<M: Memory> ReadClaim<'_, M> {
-    /// The message length.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the message is empty.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The message's position in the ring (0 for the first message ever).
     #[inline]
     pub fn position(&self) -> u64 {
@@ -348,8 +330,9 @@ impl<M: Memory> ReadClaim<'_, M> {
         // `dst` is shorter.
         unsafe {
             self.ring
+                .at
                 .mem
-                .copy_out(self.ring.data(self.pos), &mut dst[..self.len])
+                .copy_out(self.ring.at.data(self.pos), &mut dst[..self.len])
         };
         self.len
     }
@@ -367,20 +350,26 @@ impl<M: Addressable> ReadClaim<'_, M> {
     /// A raw pointer to the message bytes (16-byte aligned).
     #[inline]
     pub fn as_ptr(&self) -> *const u8 {
-        self.ring.mem.addr(self.ring.data(self.pos))
+        self.ring.at.mem.addr(self.ring.at.data(self.pos))
     }
 }
 
 impl<M: Memory> Drop for ReadClaim<'_, M> {
     #[inline]
     fn drop(&mut self) {
-        let next = self.pos.wrapping_add(self.ring.cap).wrapping_mul(2);
+        let next = self
+            .pos
+            .wrapping_add(self.ring.at.slots.cap)
+            .wrapping_mul(2);
         // SYNC POINT: pairs with the Acquire load of the state in
         // `try_claim_send`; our reads of the bytes happen before the next
         // producer's writes.
         self.ring
             .state(self.pos)
             .store(next, order(Site::MpmcRelease, Ordering::Release));
-        self.ring.notify(NOT_FULL);
+        self.ring.at.notify(NOT_FULL);
     }
 }
+
+message_len!(impl['a, M: Memory] WriteClaim<'a, M>);
+message_len!(impl['a, M: Memory] ReadClaim<'a, M>);

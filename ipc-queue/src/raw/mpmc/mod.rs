@@ -80,7 +80,7 @@ mod tests;
 pub use claim::{ReadClaim, WriteClaim};
 pub use recover::{Watch, STUCK_AFTER};
 
-use super::{ConfigError, Corrupt, Line, Memory};
+use super::{round_slots, ConfigError, Corrupt, Line, Memory, SlotWords, Slots, Slotted};
 use crate::error::MessageTooLarge;
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use ipc_core::liveness::Judge;
@@ -89,15 +89,7 @@ use ipc_core::IdentityError;
 
 /// `b"IPCMPMC1"` as a little-endian `u64`: the first word of an initialized ring.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"IPCMPMC1");
-/// The largest capacity accepted (slots).
-pub const MAX_CAPACITY: usize = 1 << 30;
-/// The largest slot size accepted (bytes).
-pub const MAX_SLOT_SIZE: usize = 1 << 30;
-/// Bytes of bookkeeping in front of each slot's data (state and length).
-pub const SLOT_HEADER: usize = 16;
-/// Alignment of each slot's data, and so the largest alignment a typed
-/// message may have.
-pub const DATA_ALIGN: usize = 16;
+pub use super::{DATA_ALIGN, MAX_SLOTS as MAX_CAPACITY, MAX_SLOT_SIZE, SLOT_HEADER};
 
 const BUSY: u64 = 1 << 63;
 const READING: u64 = 1 << 62;
@@ -111,10 +103,8 @@ const FLAG_JOINABLE: u32 = 1;
 #[repr(C)]
 #[derive(Debug, Default)]
 struct Words {
-    magic: std::sync::atomic::AtomicU64,
-    capacity: std::sync::atomic::AtomicU64,
-    slot_size: std::sync::atomic::AtomicU64,
-    stride: std::sync::atomic::AtomicU64,
+    /// Magic, capacity, slot size and stride.
+    slots: SlotWords,
     flags: std::sync::atomic::AtomicU32,
     closed: std::sync::atomic::AtomicU32,
     /// Messages claimed but never delivered (aborted sends, dead claimers).
@@ -151,9 +141,6 @@ macro_rules! word {
         std::mem::offset_of!(MpmcControl, config.0.$f)
     };
 }
-const CAPACITY: usize = word!(capacity);
-const SLOT_SIZE: usize = word!(slot_size);
-const STRIDE: usize = word!(stride);
 const FLAGS: usize = word!(flags);
 const CLOSED: usize = word!(closed);
 const LOST: usize = word!(lost);
@@ -184,10 +171,7 @@ impl Config {
     /// refused as too large).
     pub fn new(capacity: usize, slot_size: usize) -> Config {
         Config {
-            capacity: capacity
-                .max(1)
-                .checked_next_power_of_two()
-                .unwrap_or(capacity),
+            capacity: round_slots(capacity),
             slot_size,
             joinable: false,
         }
@@ -199,12 +183,13 @@ impl Config {
     }
 }
 
-/// The bytes of memory a ring of `cfg` needs.
+/// The bytes of memory an MPMC ring of `cfg` needs: the control block, then
+/// the slots.
 ///
 /// # Errors
 /// [`ConfigError`] naming the limit a capacity or slot size exceeds.
 pub fn memory_size(cfg: &Config) -> Result<usize, ConfigError> {
-    geometry(cfg.capacity, cfg.slot_size).map(|(size, _)| size)
+    Slots::new(cfg.capacity, cfg.slot_size, SLOTS).map(|(_, size)| size)
 }
 
 /// The words a ring of `cfg` uses, for a loom model's memory.
@@ -213,14 +198,12 @@ pub fn memory_size(cfg: &Config) -> Result<usize, ConfigError> {
 /// As [`memory_size`].
 #[cfg(loom)]
 pub fn model_layout(cfg: &Config) -> Result<super::model::Layout, ConfigError> {
-    let (size, stride) = geometry(cfg.capacity, cfg.slot_size)?;
-    let mut l = super::model::Layout::new(size);
-    for off in [0, CAPACITY, SLOT_SIZE, STRIDE, LOST, UNFINISHED, HEAD, TAIL] {
+    let (slots, mut l) = Slots::model_layout(cfg.capacity, cfg.slot_size, SLOTS)?;
+    for off in [LOST, UNFINISHED, HEAD, TAIL] {
         l = l.u64(off);
     }
     l = l.u32(FLAGS).u32(CLOSED);
-    for i in 0..cfg.capacity {
-        let slot = SLOTS + i * stride;
+    for slot in slots.each() {
         let data = slot + SLOT_HEADER;
         l = l
             .u64(slot)
@@ -228,33 +211,6 @@ pub fn model_layout(cfg: &Config) -> Result<super::model::Layout, ConfigError> {
             .payload(data..data + cfg.slot_size, false);
     }
     Ok(l)
-}
-
-/// The memory size and stride of `capacity` slots of `slot_size` bytes.
-fn geometry(capacity: usize, slot_size: usize) -> Result<(usize, usize), ConfigError> {
-    if capacity == 0 {
-        return Err(ConfigError(
-            "capacity is zero: a ring holds 1 to 2^30 slots",
-        ));
-    }
-    if capacity > MAX_CAPACITY {
-        return Err(ConfigError(
-            "capacity is larger than 2^30 slots, the largest a ring holds",
-        ));
-    }
-    if !capacity.is_power_of_two() {
-        return Err(ConfigError("capacity must be a power of two"));
-    }
-    if slot_size > MAX_SLOT_SIZE {
-        return Err(ConfigError("slot size is larger than 2^30 bytes"));
-    }
-    let stride = (SLOT_HEADER + slot_size).div_ceil(DATA_ALIGN) * DATA_ALIGN;
-    let size = stride
-        .checked_mul(capacity)
-        .and_then(|s| s.checked_add(SLOTS))
-        .filter(|&s| s <= isize::MAX as usize / 2)
-        .ok_or(ConfigError("ring is larger than the address space allows"))?;
-    Ok((size, stride))
 }
 
 /// Why a raw operation did not complete.
@@ -288,11 +244,7 @@ pub enum RawError {
 /// its own.
 #[derive(Clone, Debug)]
 pub struct RawMpmc<M> {
-    mem: M,
-    cap: u64,
-    mask: u64,
-    slot_size: usize,
-    stride: usize,
+    at: Slotted<M>,
     joinable: bool,
 }
 
@@ -303,34 +255,16 @@ impl<M: Memory> RawMpmc<M> {
     /// [`ConfigError`] for a configuration out of range or larger than
     /// `mem`.
     pub fn init(mem: M, cfg: &Config) -> Result<RawMpmc<M>, ConfigError> {
-        let (need, stride) = geometry(cfg.capacity, cfg.slot_size)?;
-        if mem.len() < need {
-            return Err(ConfigError("memory is smaller than the ring needs"));
-        }
-        // SAFETY: `need <= len` bytes, given by the caller before any other
-        // party uses them (nobody attaches before the magic).
-        unsafe { mem.clear(need) };
         let ring = RawMpmc {
-            mem,
-            cap: cfg.capacity as u64,
-            mask: cfg.capacity as u64 - 1,
-            slot_size: cfg.slot_size,
-            stride,
+            at: Slotted::fresh(mem, cfg.capacity, cfg.slot_size, SLOTS)?,
             joinable: cfg.joinable,
         };
-        for i in 0..ring.cap {
+        for i in 0..ring.at.slots.cap {
             ring.state(i).store(2 * i, Ordering::Relaxed);
         }
-        ring.word(CAPACITY).store(ring.cap, Ordering::Relaxed);
-        ring.word(SLOT_SIZE)
-            .store(cfg.slot_size as u64, Ordering::Relaxed);
-        ring.word(STRIDE).store(stride as u64, Ordering::Relaxed);
-        ring.word32(FLAGS).store(
-            if cfg.joinable { FLAG_JOINABLE } else { 0 },
-            Ordering::Relaxed,
-        );
-        // SYNC POINT: pairs with the acquire load of the magic in `attach`.
-        ring.word(0).store(MAGIC, Ordering::Release);
+        let flags = if cfg.joinable { FLAG_JOINABLE } else { 0 };
+        ring.at.word32(FLAGS).store(flags, Ordering::Relaxed);
+        ring.at.publish(MAGIC);
         Ok(ring)
     }
 
@@ -341,84 +275,39 @@ impl<M: Memory> RawMpmc<M> {
     /// [`Corrupt`] naming the field that does not describe a ring fitting
     /// in the memory.
     pub fn attach(mem: M) -> Result<RawMpmc<M>, Corrupt> {
-        if mem.len() < SLOTS {
-            return Err(Corrupt::new("ring memory is too small", mem.len() as u64));
-        }
-        let probe = RawMpmc {
-            mem,
-            cap: 0,
-            mask: 0,
-            slot_size: 0,
-            stride: 0,
-            joinable: false,
-        };
-        let magic = probe.word(0).load(Ordering::Acquire);
-        if magic != MAGIC {
-            return Err(Corrupt::new("bad ring magic", magic));
-        }
-        let cap = probe.word(CAPACITY).load(Ordering::Relaxed);
-        let slot_size = probe.word(SLOT_SIZE).load(Ordering::Relaxed);
-        let stride = probe.word(STRIDE).load(Ordering::Relaxed);
-        let slot_size = usize::try_from(slot_size).unwrap_or(usize::MAX);
-        let (need, want_stride) = geometry(usize::try_from(cap).unwrap_or(0), slot_size)
-            .map_err(|e| Corrupt::new(e.0, cap))?;
-        if stride != want_stride as u64 {
-            return Err(Corrupt::new(
-                "slot stride does not match the slot size",
-                stride,
-            ));
-        }
-        if need > probe.mem.len() {
-            return Err(Corrupt::new("ring is larger than its memory", need as u64));
-        }
-        let joinable = probe.word32(FLAGS).load(Ordering::Relaxed) & FLAG_JOINABLE != 0;
-        Ok(RawMpmc {
-            mem: probe.mem,
-            cap,
-            mask: cap - 1,
-            slot_size,
-            stride: want_stride,
-            joinable,
-        })
-    }
-
-    /// The memory the ring lives in.
-    pub fn memory(&self) -> &M {
-        &self.mem
+        Ok(RawMpmc::with(Slotted::attach(mem, MAGIC, SLOTS)?))
     }
 
     /// The ring in `mem` as [`RawMpmc::attach`] finds it; or, if its control
     /// block no longer passes the checks (a peer rewrote it after an attach
     /// of the same memory succeeded), a ring of one slot of 0 bytes, which
-    /// fits in any memory `attach` accepted: every operation then stays
-    /// inside the memory. For handles made from an attach that already
-    /// succeeded, which cannot fail.
+    /// fits in any memory `attach` accepted. For handles made from an attach
+    /// that already succeeded, which cannot fail.
     #[cfg(not(loom))]
     pub(crate) fn attach_or_smallest(mem: M) -> RawMpmc<M> {
-        debug_assert!(mem.len() >= SLOTS + SLOT_HEADER);
-        match RawMpmc::attach(mem.clone()) {
-            Ok(ring) => ring,
-            Err(_) => RawMpmc {
-                mem,
-                cap: 1,
-                mask: 0,
-                slot_size: 0,
-                stride: SLOT_HEADER,
-                joinable: false,
-            },
-        }
+        RawMpmc::with(Slotted::attach_or_smallest(mem, MAGIC, SLOTS))
+    }
+
+    fn with(at: Slotted<M>) -> RawMpmc<M> {
+        let joinable = at.word32(FLAGS).load(Ordering::Relaxed) & FLAG_JOINABLE != 0;
+        RawMpmc { at, joinable }
+    }
+
+    /// The memory the ring lives in.
+    pub fn memory(&self) -> &M {
+        &self.at.mem
     }
 
     /// Number of slots.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.cap as usize
+        self.at.slots.cap as usize
     }
 
     /// The largest message in bytes.
     #[inline]
     pub fn slot_size(&self) -> usize {
-        self.slot_size
+        self.at.slots.slot_size
     }
 
     /// Whether the ring counts unfinished tasks.
@@ -427,89 +316,46 @@ impl<M: Memory> RawMpmc<M> {
         self.joinable
     }
 
-    /// The 64-bit word at `off` of the control block.
-    #[inline(always)]
-    fn word(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off < SLOTS);
-        // SAFETY: control-block offsets are 8-aligned constants below
-        // `SLOTS`, and every ring's memory holds at least `SLOTS` bytes
-        // (checked by `init` and `attach`).
-        unsafe { self.mem.u64_at(off) }
-    }
-
-    /// The 32-bit word at `off` of the control block.
-    #[inline(always)]
-    fn word32(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off < SLOTS);
-        // SAFETY: as in `word`, for 4-aligned constants.
-        unsafe { self.mem.u32_at(off) }
-    }
-
     #[inline(always)]
     fn head(&self) -> &AtomicU64 {
-        self.word(HEAD)
+        self.at.word(HEAD)
     }
 
     #[inline(always)]
     fn tail(&self) -> &AtomicU64 {
-        self.word(TAIL)
-    }
-
-    /// The offset of the slot serving position `pos`. All slot addressing
-    /// goes through here.
-    #[inline(always)]
-    fn slot(&self, pos: u64) -> usize {
-        // `idx < cap`, and `SLOTS + cap * stride` was checked against the
-        // memory's length when attaching, with values kept here.
-        SLOTS + (pos & self.mask) as usize * self.stride
+        self.at.word(TAIL)
     }
 
     /// The state word of the slot serving `pos`.
     #[inline(always)]
     fn state(&self, pos: u64) -> &AtomicU64 {
-        // SAFETY: `slot` is in bounds and 16-aligned (offsets and strides
-        // are multiples of 16).
-        unsafe { self.mem.u64_at(self.slot(pos)) }
+        self.at.slot_word(pos, 0)
     }
 
     /// The length word of the slot serving `pos`.
     #[inline(always)]
     fn len_word(&self, pos: u64) -> &AtomicU32 {
-        // SAFETY: as in `state`; the length follows the state word.
-        unsafe { self.mem.u32_at(self.slot(pos) + LEN) }
-    }
-
-    /// The offset of the data of the slot serving `pos`.
-    #[inline(always)]
-    fn data(&self, pos: u64) -> usize {
-        self.slot(pos) + SLOT_HEADER
-    }
-
-    /// Wakes whoever waits on the event count at `off`.
-    #[inline(always)]
-    fn notify(&self, off: usize) {
-        // SAFETY: `off` is one of the control block's event counts.
-        unsafe { self.mem.notify(off) };
+        self.at.slot_word32(pos, LEN)
     }
 
     /// Messages claimed but never delivered: sends aborted by a dead or
     /// panicking producer, and messages a consumer died holding.
     pub fn lost(&self) -> u64 {
-        self.word(LOST).load(Ordering::Relaxed)
+        self.at.word(LOST).load(Ordering::Relaxed)
     }
 
     /// Closes the ring for every process and wakes all waiters.
     pub fn close(&self) {
-        self.word32(CLOSED).store(1, Ordering::Release);
+        self.at.word32(CLOSED).store(1, Ordering::Release);
         for event in [NOT_EMPTY, NOT_FULL, ALL_DONE] {
-            self.notify(event);
+            self.at.notify(event);
         }
     }
 
     /// Whether [`RawMpmc::close`] was called (by any process).
     #[inline]
     pub fn is_closed(&self) -> bool {
-        self.word32(CLOSED).load(Ordering::Acquire) != 0
+        self.at.word32(CLOSED).load(Ordering::Acquire) != 0
     }
 
     /// Messages in the ring now (an instantaneous estimate, clamped to
@@ -517,7 +363,7 @@ impl<M: Memory> RawMpmc<M> {
     pub fn len(&self) -> usize {
         let head = self.head().load(Ordering::Acquire);
         let tail = self.tail().load(Ordering::Acquire);
-        tail.saturating_sub(head).min(self.cap) as usize
+        tail.saturating_sub(head).min(self.at.slots.cap) as usize
     }
 
     /// Whether [`RawMpmc::len`] is zero.
@@ -532,7 +378,7 @@ impl<M: Memory> RawMpmc<M> {
 
     /// Joinable rings: one more unfinished task (call before sending).
     pub fn unfinished_inc(&self) {
-        self.word(UNFINISHED).fetch_add(1, Ordering::AcqRel);
+        self.at.word(UNFINISHED).fetch_add(1, Ordering::AcqRel);
     }
 
     /// Joinable rings: one task fewer. Returns `false` (and changes nothing)
@@ -542,11 +388,12 @@ impl<M: Memory> RawMpmc<M> {
             return true;
         }
         let r = self
+            .at
             .word(UNFINISHED)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         match r {
             Ok(1) => {
-                self.notify(ALL_DONE);
+                self.at.notify(ALL_DONE);
                 true
             }
             Ok(_) => true,
@@ -556,31 +403,25 @@ impl<M: Memory> RawMpmc<M> {
 
     /// Joinable rings: tasks put and not yet done.
     pub fn unfinished(&self) -> u64 {
-        self.word(UNFINISHED).load(Ordering::Acquire)
+        self.at.word(UNFINISHED).load(Ordering::Acquire)
     }
 }
 
 #[cfg(not(loom))]
 impl<M: super::Addressable> RawMpmc<M> {
-    fn event(&self, off: usize) -> &EventCount {
-        // SAFETY: `off` is one of the control block's event counts, inside
-        // the memory.
-        unsafe { super::event_at(self.mem.addr(off)) }
-    }
-
     /// The event receivers wait on.
     pub fn not_empty(&self) -> &EventCount {
-        self.event(NOT_EMPTY)
+        self.at.event(NOT_EMPTY)
     }
 
     /// The event senders wait on.
     pub fn not_full(&self) -> &EventCount {
-        self.event(NOT_FULL)
+        self.at.event(NOT_FULL)
     }
 
     /// The event `join` waits on.
     pub fn all_done(&self) -> &EventCount {
-        self.event(ALL_DONE)
+        self.at.event(ALL_DONE)
     }
 }
 

@@ -92,7 +92,7 @@ impl<M: Memory> RawMpmc<M> {
         watch: &mut Watch,
         judge: &J,
     ) -> Result<(), RawError> {
-        match watch.observe(pos & self.mask, state) {
+        match watch.observe(pos & self.at.slots.mask, state) {
             Verdict::Spin => {
                 spin_loop();
                 Ok(())
@@ -138,7 +138,7 @@ impl<M: Memory> RawMpmc<M> {
         {
             return true;
         }
-        let idx = pos & self.mask;
+        let idx = pos & self.at.slots.mask;
         // SYNC POINT (both branches): the final store pairs with the acquire
         // load of the state by the next claimer of the slot, which then sees
         // `len`, `lost` and the index moved here.
@@ -146,14 +146,14 @@ impl<M: Memory> RawMpmc<M> {
         if state & READING == 0 {
             // A producer died between its claim and its publication.
             let head = self.head().load(Ordering::Acquire);
-            let p = head.wrapping_add(idx.wrapping_sub(head) & self.mask);
+            let p = head.wrapping_add(idx.wrapping_sub(head) & self.at.slots.mask);
             self.len_word(p).store(super::ABORTED, Ordering::Relaxed);
-            self.word(LOST).fetch_add(1, Ordering::Relaxed);
+            self.at.word(LOST).fetch_add(1, Ordering::Relaxed);
             self.unfinished_dec();
             self.tail().fetch_max(p.wrapping_add(1), Ordering::AcqRel);
             self.state(p)
                 .store(p.wrapping_mul(2).wrapping_add(1), finished);
-            self.notify(NOT_EMPTY);
+            self.at.notify(NOT_EMPTY);
             log::warn!(
                 "mpmc: producer {} died holding position {p}; message marked lost",
                 owner >> 32
@@ -161,16 +161,16 @@ impl<M: Memory> RawMpmc<M> {
         } else {
             // A consumer died between its claim and its release.
             let tail = self.tail().load(Ordering::Acquire);
-            let lo = tail.wrapping_sub(self.cap);
-            let p = lo.wrapping_add(idx.wrapping_sub(lo) & self.mask);
+            let lo = tail.wrapping_sub(self.at.slots.cap);
+            let p = lo.wrapping_add(idx.wrapping_sub(lo) & self.at.slots.mask);
             if self.len_word(p).load(Ordering::Relaxed) != super::ABORTED {
-                self.word(LOST).fetch_add(1, Ordering::Relaxed);
+                self.at.word(LOST).fetch_add(1, Ordering::Relaxed);
                 self.unfinished_dec();
             }
             self.head().fetch_max(p.wrapping_add(1), Ordering::AcqRel);
             self.state(p)
-                .store(p.wrapping_add(self.cap).wrapping_mul(2), finished);
-            self.notify(NOT_FULL);
+                .store(p.wrapping_add(self.at.slots.cap).wrapping_mul(2), finished);
+            self.at.notify(NOT_FULL);
             log::warn!(
                 "mpmc: consumer {} died holding message {p}; message counted lost",
                 owner >> 32
@@ -186,7 +186,7 @@ impl<M: Memory> RawMpmc<M> {
     /// waiting for something no live process may be about to do.
     pub fn sweep<J: Judge>(&self, judge: &J) -> u64 {
         let mut n = 0;
-        for idx in 0..self.cap {
+        for idx in 0..self.at.slots.cap {
             let s = self.state(idx).load(Ordering::Acquire);
             if s & BUSY != 0 && judge.is_dead(s & ID_MASK) && self.recover(idx, s, judge) {
                 n += 1;

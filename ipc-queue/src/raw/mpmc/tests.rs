@@ -95,15 +95,20 @@ fn a_dead_producers_claim_is_recovered() {
     assert_eq!(r.lost(), 2);
 }
 
+/// Sends "a" and "b" into `r`, then leaves message 0 as a consumer that
+/// died holding it leaves it: claimed, `head` already moved past.
+fn died_holding_the_first(r: &RawMpmc<HeapMemory>, me: &Actor, dead: u64) {
+    send(r, b"a", me).unwrap();
+    send(r, b"b", me).unwrap();
+    r.state(0).store(BUSY | READING | dead, Ordering::Release);
+    r.head().store(1, Ordering::Release);
+}
+
 #[test]
 fn a_dead_consumers_claim_is_recovered() {
     let r = ring(2, 4);
     let (me, dead) = world();
-    send(&r, b"a", &me).unwrap();
-    send(&r, b"b", &me).unwrap();
-    // A dead consumer claimed message 0 and stored the head.
-    r.state(0).store(BUSY | READING | dead, Ordering::Release);
-    r.head().store(1, Ordering::Release);
+    died_holding_the_first(&r, &me, dead);
     assert_eq!(recv(&r, &me).unwrap(), b"b");
     // The producer of position 2 needs slot 0: it recovers the claim.
     send(&r, b"c", &me).unwrap();
@@ -115,10 +120,7 @@ fn a_dead_consumers_claim_is_recovered() {
 fn sweep_finishes_dead_claims_only() {
     let r = ring(4, 4);
     let (me, dead) = world();
-    send(&r, b"a", &me).unwrap();
-    send(&r, b"b", &me).unwrap();
-    r.state(0).store(BUSY | READING | dead, Ordering::Release);
-    r.head().store(1, Ordering::Release);
+    died_holding_the_first(&r, &me, dead);
     let live = r.try_claim_send(1, &mut Watch::new(), &me).unwrap();
     assert_eq!(r.sweep(&me), 1);
     assert_eq!(r.lost(), 1);
@@ -148,9 +150,11 @@ fn attach_checks_the_control_block() {
     assert_eq!((a.capacity(), a.slot_size()), (4, 8));
     send(&r, b"x", &OsJudge).unwrap();
     assert_eq!(recv(&a, &OsJudge).unwrap(), b"x");
-    r.word(CAPACITY).store(3, Ordering::Relaxed);
+    r.at.word(std::mem::offset_of!(crate::raw::SlotWords, capacity))
+        .store(3, Ordering::Relaxed);
     assert!(RawMpmc::attach(r.memory().clone()).is_err());
-    r.word(CAPACITY).store(1 << 20, Ordering::Relaxed);
+    r.at.word(std::mem::offset_of!(crate::raw::SlotWords, capacity))
+        .store(1 << 20, Ordering::Relaxed);
     assert_eq!(
         RawMpmc::attach(r.memory().clone()).unwrap_err().what,
         "ring is larger than its memory"

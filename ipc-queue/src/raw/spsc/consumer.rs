@@ -1,6 +1,6 @@
 //! The reading end of the SPSC ring: headers, pads, releases.
 
-use super::{record_len, RawRing, Record, Side, HEADER_LEN, RECORD_ALIGN};
+use super::{record_len, Claim, RawRing, Record, HEADER_LEN, RECORD_ALIGN};
 use crate::primitive::{order, Ordering, Site};
 use crate::raw::{Addressable, Corrupt, Memory};
 use ipc_core::liveness::Judge;
@@ -24,18 +24,6 @@ impl Peeked {
         record_len(self.len) as u64
     }
 
-    /// The message's length.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the message is empty.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The payload's offset from the start of the data area (8-aligned).
     #[inline]
     pub fn offset(&self) -> usize {
@@ -48,52 +36,29 @@ impl Peeked {
 /// back. Process-local state: the authoritative head.
 #[derive(Debug)]
 pub struct RawConsumer<M: Memory, J: Judge> {
-    ring: RawRing<M>,
+    /// The ring, and the claim of this end (which closes it when dropped).
+    end: Claim<M, J>,
     /// Bytes consumed so far, published or not.
     head: u64,
     published_head: u64,
     released_pad: bool,
-    judge: J,
-    /// The owner id this end's claim recorded.
-    me: u64,
-}
-
-impl<M: Memory, J: Judge> Drop for RawConsumer<M, J> {
-    fn drop(&mut self) {
-        self.ring.release(Side::Consumer, self.me, &self.judge);
-    }
 }
 
 impl<M: Memory, J: Judge> RawConsumer<M, J> {
-    /// The end for the claim `me` just made, at the published `head`. On
-    /// error the end is dropped, which gives the claim back.
-    pub(super) fn start(ring: RawRing<M>, judge: J, me: u64) -> Result<Self, Corrupt> {
-        let head = ring.head().load(Ordering::Acquire);
+    /// The end for the claim just made, at the published `head`. On error
+    /// the end is dropped, which gives the claim back.
+    pub(super) fn start(end: Claim<M, J>) -> Result<Self, Corrupt> {
+        let head = end.ring.head().load(Ordering::Acquire);
         let c = RawConsumer {
-            ring,
+            end,
             head,
             published_head: head,
             released_pad: false,
-            judge,
-            me,
         };
         if head % RECORD_ALIGN as u64 != 0 {
             return Err(Corrupt::new("index is not record-aligned", head));
         }
         Ok(c)
-    }
-
-    /// The ring.
-    #[inline]
-    pub fn ring(&self) -> &RawRing<M> {
-        &self.ring
-    }
-
-    /// Drops this end without closing it or giving its claim back, as a
-    /// process killed while holding it leaves it (for tests and models: the
-    /// claim is taken over once the judge finds the owner dead).
-    pub fn abandon(mut self) {
-        self.me = 0;
     }
 
     /// The header word at `head`, loaded with acquire ordering, with its
@@ -104,16 +69,16 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
     fn header(&self) -> Option<(u64, u64)> {
         // `head` is 8-aligned (checked at attach and advanced by checked
         // record lengths only), so the slot lies inside the data area.
-        let off = self.head & self.ring.mask;
+        let off = self.head & self.end.ring.mask;
         // SYNC POINT: pairs with the producer's release store of the header
         // in `put_header`: the record's payload is visible with it. Also
         // pairs with the release fence in `RawProducer::release_pad`: if this
         // load sees anything the producer wrote over a pad it released, the
         // load of `head` below sees that release.
-        let word = self.ring.header_at(off).load(Ordering::Acquire);
+        let word = self.end.ring.header_at(off).load(Ordering::Acquire);
         // Our own line, only ever written by the producer in that case: an
         // L1 hit on the fast path.
-        let shared = self.ring.head().load(Ordering::Relaxed);
+        let shared = self.end.ring.head().load(Ordering::Relaxed);
         (shared == self.published_head).then_some((off, word))
     }
 
@@ -128,6 +93,7 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
         // and the release fence after it: the producer's writes at the
         // lap's start before that fence are seen from here on.
         let shared = self
+            .end
             .ring
             .head()
             .load(order(Site::SpscHeadResync, Ordering::Acquire));
@@ -135,8 +101,8 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
             return Ok(());
         }
         let at = self.published_head;
-        let lap_start = (at | self.ring.mask).wrapping_add(1);
-        if self.head != at || at & self.ring.mask == 0 || shared != lap_start {
+        let lap_start = (at | self.end.ring.mask).wrapping_add(1);
+        if self.head != at || at & self.end.ring.mask == 0 || shared != lap_start {
             return Err(Corrupt::new("head was moved by another process", shared));
         }
         self.head = shared;
@@ -169,7 +135,7 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
         let Some((off, word)) = self.header() else {
             return self.try_peek_slow();
         };
-        if let Some(p) = self.ring.check_message(off, word) {
+        if let Some(p) = self.end.ring.check_message(off, word) {
             return Ok(Some(p));
         }
         if word == 0 {
@@ -184,7 +150,7 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
     #[inline(always)]
     pub fn try_peek_fast(&mut self) -> Option<Peeked> {
         let (off, word) = self.header()?;
-        self.ring.check_message(off, word)
+        self.end.ring.check_message(off, word)
     }
 
     /// [`RawConsumer::try_peek`] in full: pads, and the precise error for a
@@ -200,7 +166,7 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
             if word == 0 {
                 return Ok(None);
             }
-            match self.ring.parse(off, word)? {
+            match self.end.ring.parse(off, word)? {
                 Record::Msg(p) => return Ok(Some(p)),
                 Record::Pad(n) => {
                     self.head = self.head.wrapping_add(n);
@@ -230,7 +196,8 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
         // area, in a record the producer published and no longer writes
         // (the caller's promise that `p` is current).
         unsafe {
-            self.ring
+            self.end
+                .ring
                 .mem
                 .copy_out(super::DATA + p.offset(), &mut dst[..p.len])
         };
@@ -248,7 +215,8 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
         if self.head != self.published_head {
             // SYNC POINT: pairs with the producer's acquire load of `head`:
             // the reads of the released records happened before.
-            self.ring
+            self.end
+                .ring
                 .head()
                 .store(self.head, order(Site::SpscHeadRelease, Ordering::Release));
             self.published_head = self.head;
@@ -289,6 +257,10 @@ impl<M: Addressable, J: Judge> RawConsumer<M, J> {
     pub unsafe fn payload(&self, p: Peeked) -> &[u8] {
         // SAFETY: checked by `try_peek`: the payload lies inside the data
         // area, in a record the producer published and no longer writes.
-        unsafe { std::slice::from_raw_parts(self.ring.data_addr(p.offset() as u64), p.len) }
+        unsafe { std::slice::from_raw_parts(self.end.ring.data_addr(p.offset() as u64), p.len) }
     }
 }
+
+message_len!(impl[] Peeked);
+
+super::claimed_end!(RawConsumer);

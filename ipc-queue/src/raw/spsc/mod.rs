@@ -218,41 +218,46 @@ impl Side {
         }
     }
 
-    const fn owner(self) -> usize {
+    /// The offsets of this side's words: owner, closed flag, busy-spin
+    /// flag, attach count, and the event count it parks on (the producer
+    /// waits for room, the consumer for messages).
+    const fn words(self) -> [usize; 5] {
         match self {
-            Side::Producer => word!(producer_owner),
-            Side::Consumer => word!(consumer_owner),
+            Side::Producer => [
+                word!(producer_owner),
+                word!(producer_closed),
+                word!(producer_spins),
+                word!(producer_attaches),
+                NOT_FULL,
+            ],
+            Side::Consumer => [
+                word!(consumer_owner),
+                word!(consumer_closed),
+                word!(consumer_spins),
+                word!(consumer_attaches),
+                NOT_EMPTY,
+            ],
         }
+    }
+
+    const fn owner(self) -> usize {
+        self.words()[0]
     }
 
     const fn closed(self) -> usize {
-        match self {
-            Side::Producer => word!(producer_closed),
-            Side::Consumer => word!(consumer_closed),
-        }
+        self.words()[1]
     }
 
     const fn spins(self) -> usize {
-        match self {
-            Side::Producer => word!(producer_spins),
-            Side::Consumer => word!(consumer_spins),
-        }
+        self.words()[2]
     }
 
     const fn attaches(self) -> usize {
-        match self {
-            Side::Producer => word!(producer_attaches),
-            Side::Consumer => word!(consumer_attaches),
-        }
+        self.words()[3]
     }
 
-    /// The event count this side parks on: the producer waits for room,
-    /// the consumer for messages.
     const fn event(self) -> usize {
-        match self {
-            Side::Producer => NOT_FULL,
-            Side::Consumer => NOT_EMPTY,
-        }
+        self.words()[4]
     }
 }
 
@@ -386,7 +391,7 @@ impl<M: Memory> RawRing<M> {
     /// # Errors
     /// [`ConfigError`] for a configuration out of range or larger than
     /// `mem`.
-    pub fn init(mem: M, cfg: Config) -> Result<RawRing<M>, ConfigError> {
+    pub fn init(mem: M, cfg: &Config) -> Result<RawRing<M>, ConfigError> {
         let cap = cfg.data_size()?;
         let size = DATA + cap;
         if mem.len() < size {
@@ -594,25 +599,16 @@ impl<M: Memory> RawRing<M> {
 
     /// Claims `side`'s owner word for `judge`'s process, and counts the
     /// attach; the end is open again from now on.
-    fn claim<J: Judge>(&self, side: Side, judge: &J) -> Result<u64, ClaimError> {
-        let me = claim_owner(self.word(side.owner()), judge)?;
+    fn claim<J: Judge>(&self, side: Side, judge: J) -> Result<Claim<M, J>, ClaimError> {
+        let me = claim_owner(self.word(side.owner()), &judge)?;
         self.word32(side.attaches()).fetch_add(1, Ordering::Relaxed);
         self.word32(side.closed()).store(0, Ordering::Release);
-        Ok(me)
-    }
-
-    /// Closes `side` and gives its owner word back, if `me` is the caller
-    /// by `judge` (not a copy of the end in a forked child); wakes the peer,
-    /// who may be waiting for something this end will never do now.
-    fn release<J: Judge>(&self, side: Side, me: u64, judge: &J) {
-        if !still_mine(me, judge) {
-            return;
-        }
-        self.word32(side.closed()).store(1, Ordering::Release);
-        self.word32(side.spins()).store(0, Ordering::Relaxed);
-        release_owner(self.word(side.owner()), me);
-        // SAFETY: an event count lies at each side's event offset.
-        unsafe { self.mem.notify(side.peer().event()) };
+        Ok(Claim {
+            ring: self.clone(),
+            side,
+            judge,
+            me,
+        })
     }
 
     /// Claims the producing end for `judge`'s process and returns it,
@@ -630,8 +626,7 @@ impl<M: Memory> RawRing<M> {
     /// [`ClaimError::Corrupt`] if the indices fail their checks (the claim
     /// is then given back).
     pub fn producer<J: Judge>(&self, judge: J) -> Result<RawProducer<M, J>, ClaimError> {
-        let me = self.claim(Side::Producer, &judge)?;
-        RawProducer::start(self.clone(), judge, me).map_err(ClaimError::Corrupt)
+        RawProducer::start(self.claim(Side::Producer, judge)?).map_err(ClaimError::Corrupt)
     }
 
     /// Claims the consuming end for `judge`'s process and returns it,
@@ -640,8 +635,7 @@ impl<M: Memory> RawRing<M> {
     /// # Errors
     /// As [`RawRing::producer`].
     pub fn consumer<J: Judge>(&self, judge: J) -> Result<RawConsumer<M, J>, ClaimError> {
-        let me = self.claim(Side::Consumer, &judge)?;
-        RawConsumer::start(self.clone(), judge, me).map_err(ClaimError::Corrupt)
+        RawConsumer::start(self.claim(Side::Consumer, judge)?).map_err(ClaimError::Corrupt)
     }
 
     /// Checks the consumer's `head` against the producer's `tail`: 8-aligned,
@@ -705,6 +699,66 @@ impl<M: Memory> RawRing<M> {
         }
     }
 }
+
+/// One end's claim of its owner word: the ring, the side, and who holds it.
+/// Made only by a successful claim ([`RawRing::producer`],
+/// [`RawRing::consumer`]); dropping it closes the end and gives the word
+/// back, in the claiming process only.
+#[derive(Debug)]
+pub(crate) struct Claim<M: Memory, J: Judge> {
+    pub(crate) ring: RawRing<M>,
+    side: Side,
+    judge: J,
+    /// The owner id the claim recorded (0 once abandoned).
+    me: u64,
+}
+
+impl<M: Memory, J: Judge> Claim<M, J> {
+    /// Leaves the end claimed and open when dropped, as a process killed
+    /// holding it leaves it.
+    pub(crate) fn abandon(&mut self) {
+        self.me = 0;
+    }
+}
+
+impl<M: Memory, J: Judge> Drop for Claim<M, J> {
+    /// Closes the end and gives its owner word back, if this is the process
+    /// that claimed it by the judge (not a copy in a forked child); wakes
+    /// the peer, who may be waiting for something this end will never do.
+    fn drop(&mut self) {
+        if !still_mine(self.me, &self.judge) {
+            return;
+        }
+        let (ring, side) = (&self.ring, self.side);
+        ring.word32(side.closed()).store(1, Ordering::Release);
+        ring.word32(side.spins()).store(0, Ordering::Relaxed);
+        release_owner(ring.word(side.owner()), self.me);
+        // SAFETY: an event count lies at each side's event offset.
+        unsafe { ring.mem.notify(side.peer().event()) };
+    }
+}
+
+/// `ring` and `abandon` for an end holding its [`Claim`] in `end`.
+macro_rules! claimed_end {
+    ($end:ident) => {
+        impl<M: Memory, J: Judge> $end<M, J> {
+            /// The ring.
+            #[inline]
+            pub fn ring(&self) -> &RawRing<M> {
+                &self.end.ring
+            }
+
+            /// Drops this end without closing it or giving its claim back,
+            /// as a process killed while holding it leaves it (for tests and
+            /// models: the claim is taken over once the judge finds the
+            /// owner dead).
+            pub fn abandon(mut self) {
+                self.end.abandon();
+            }
+        }
+    };
+}
+use claimed_end;
 
 impl<M: Addressable> RawRing<M> {
     /// The event count `side` parks on (the consumer on `not_empty`,

@@ -1,6 +1,6 @@
 //! The writing end of the SPSC ring: reservations, pads, commits.
 
-use super::{header_word, record_len, RawRing, Side, HEADER_LEN, KIND_MSG, KIND_PAD, SLACK};
+use super::{header_word, record_len, Claim, RawRing, HEADER_LEN, KIND_MSG, KIND_PAD, SLACK};
 use crate::primitive::{fence, order, Ordering, Site};
 use crate::raw::{Addressable, Corrupt, Memory};
 use ipc_core::liveness::Judge;
@@ -24,18 +24,6 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The payload's length.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the payload is empty.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The payload's offset from the start of the data area (8-aligned).
     #[inline]
     pub fn offset(&self) -> usize {
@@ -60,41 +48,31 @@ pub enum ReserveError {
 /// the consumer's head.
 #[derive(Debug)]
 pub struct RawProducer<M: Memory, J: Judge> {
-    ring: RawRing<M>,
+    /// The ring, and the claim of this end (which closes it when dropped).
+    end: Claim<M, J>,
     /// Bytes written so far; every record below it is published.
     tail: u64,
     /// The tail as last stored in shared memory.
     published_tail: u64,
     cached_head: u64,
     pad_published: bool,
-    judge: J,
-    /// The owner id this end's claim recorded.
-    me: u64,
-}
-
-impl<M: Memory, J: Judge> Drop for RawProducer<M, J> {
-    fn drop(&mut self) {
-        self.ring.release(Side::Producer, self.me, &self.judge);
-    }
 }
 
 impl<M: Memory, J: Judge> RawProducer<M, J> {
-    /// The end for the claim `me` just made: continues after the last
-    /// committed record (see [`RawRing::producer`]). On error the end is
-    /// dropped, which gives the claim back.
-    pub(super) fn start(ring: RawRing<M>, judge: J, me: u64) -> Result<Self, Corrupt> {
-        let head = ring.head().load(Ordering::Acquire);
-        let tail = ring.tail().load(Ordering::Acquire);
+    /// The end for the claim just made: continues after the last committed
+    /// record (see [`RawRing::producer`]). On error the end is dropped,
+    /// which gives the claim back.
+    pub(super) fn start(end: Claim<M, J>) -> Result<Self, Corrupt> {
+        let head = end.ring.head().load(Ordering::Acquire);
+        let tail = end.ring.tail().load(Ordering::Acquire);
         let mut p = RawProducer {
-            ring,
+            end,
             tail,
             published_tail: tail,
             cached_head: head,
             pad_published: false,
-            judge,
-            me,
         };
-        let ring = &p.ring;
+        let ring = &p.end.ring;
         if (tail | head) % super::RECORD_ALIGN as u64 != 0 {
             return Err(Corrupt::new("index is not record-aligned", tail | head));
         }
@@ -129,19 +107,6 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
         Ok(p)
     }
 
-    /// The ring.
-    #[inline]
-    pub fn ring(&self) -> &RawRing<M> {
-        &self.ring
-    }
-
-    /// Drops this end without closing it or giving its claim back, as a
-    /// process killed while holding it leaves it (for tests and models: the
-    /// claim is taken over once the judge finds the owner dead).
-    pub fn abandon(mut self) {
-        self.me = 0;
-    }
-
     /// Free bytes by the cached `head`, less the slot kept clear. `tail -
     /// cached_head` was checked to be at most the capacity less the slack
     /// when `head` was loaded and grows only by reserved amounts since; the
@@ -150,7 +115,7 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
     /// of a panic.
     #[inline(always)]
     fn room(&self) -> u64 {
-        (self.ring.cap - SLACK as u64).saturating_sub(self.tail.wrapping_sub(self.cached_head))
+        (self.end.ring.cap - SLACK as u64).saturating_sub(self.tail.wrapping_sub(self.cached_head))
     }
 
     /// Whether a record of `need` bytes can be placed, reloading `head` only
@@ -168,12 +133,12 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
     fn reload_head(&mut self) -> Result<(), Corrupt> {
         // SYNC POINT: pairs with the consumer's release store of `head`: the
         // consumer is done reading every byte below `head`.
-        let head = self.ring.head().load(Ordering::Acquire);
-        self.ring.check_span(self.tail, head)?;
-        if head.wrapping_sub(self.cached_head) > self.ring.cap {
+        let head = self.end.ring.head().load(Ordering::Acquire);
+        self.end.ring.check_span(self.tail, head)?;
+        if head.wrapping_sub(self.cached_head) > self.end.ring.cap {
             return Err(Corrupt::new("head moved backwards", head));
         }
-        if self.tail.wrapping_sub(head) > self.ring.cap - SLACK as u64 {
+        if self.tail.wrapping_sub(head) > self.end.ring.cap - SLACK as u64 {
             return Err(Corrupt::new("head is behind the free slot", head));
         }
         self.cached_head = head;
@@ -219,10 +184,10 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
     /// does not apply (then `try_reserve` decides). Never publishes a pad.
     #[inline(always)]
     pub fn try_reserve_fast(&mut self, len: usize) -> Option<Reservation> {
-        let off = self.tail & self.ring.mask;
-        if len <= self.ring.max_message_len() {
+        let off = self.tail & self.end.ring.mask;
+        if len <= self.end.ring.max_message_len() {
             let need = record_len(len) as u64;
-            if need <= self.ring.cap - off && self.room() >= need {
+            if need <= self.end.ring.cap - off && self.room() >= need {
                 return Some(Reservation { off, len });
             }
         }
@@ -234,12 +199,12 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
     #[cold]
     #[inline(never)]
     fn try_reserve_slow(&mut self, len: usize) -> Result<Reservation, ReserveError> {
-        if len > self.ring.max_message_len() {
+        if len > self.end.ring.max_message_len() {
             return Err(ReserveError::TooLarge);
         }
         let need = record_len(len) as u64;
-        let mut off = self.tail & self.ring.mask;
-        let to_end = self.ring.cap - off;
+        let mut off = self.tail & self.end.ring.mask;
+        let to_end = self.end.ring.cap - off;
         if need > to_end {
             if !self.has_room(to_end).map_err(ReserveError::Corrupt)? {
                 return Err(ReserveError::Full);
@@ -277,6 +242,7 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
             return Ok(());
         }
         if self
+            .end
             .ring
             .head()
             .compare_exchange(pad_at, self.tail, Ordering::AcqRel, Ordering::Acquire)
@@ -298,11 +264,12 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
     /// header with release ordering.
     #[inline(always)]
     fn put_header(&self, off: u64, need: u64, word: u64) {
-        let next = (off + need) & self.ring.mask;
-        self.ring.header_at(next).store(0, Ordering::Relaxed);
+        let next = (off + need) & self.end.ring.mask;
+        self.end.ring.header_at(next).store(0, Ordering::Relaxed);
         // SYNC POINT: pairs with the consumer's acquire load of this header:
         // the payload and the cleared slot after it are visible with it.
-        self.ring
+        self.end
+            .ring
             .header_at(off)
             .store(word, order(Site::SpscHeaderPublish, Ordering::Release));
     }
@@ -326,7 +293,7 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
         // contiguous, `off + need <= cap`) and is free, so no other party
         // reads or writes it until it is published (the caller's promise
         // that `r` is live and `src` fits).
-        unsafe { self.ring.mem.copy_in(super::DATA + r.offset(), src) };
+        unsafe { self.end.ring.mem.copy_in(super::DATA + r.offset(), src) };
     }
 
     /// Publishes a reservation, shortened to `len` bytes (`len <= r.len()`):
@@ -345,15 +312,16 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
         let need = record_len(len) as u64;
         self.put_header(r.off, need, header_word(len as u64, KIND_MSG));
         let before = self.tail;
-        self.tail = (self.tail & !self.ring.mask) + r.off + need;
+        self.tail = (self.tail & !self.end.ring.mask) + r.off + need;
         if (before ^ self.tail) & !(LINE - 1) != 0 && self.room() >= PREFETCH_AHEAD + LINE {
             // A new cache line: ask now for ownership of the line this
             // producer will write a few lines on. The consumer read it a lap
             // ago, so a plain write would first wait for the consumer's copy
             // to be invalidated; streaming, that wait is most of the cost of
             // a message.
-            let ahead = self.tail.wrapping_add(PREFETCH_AHEAD) & self.ring.mask;
-            self.ring
+            let ahead = self.tail.wrapping_add(PREFETCH_AHEAD) & self.end.ring.mask;
+            self.end
+                .ring
                 .mem
                 .prefetch_for_write(super::DATA + ahead as usize);
         }
@@ -366,7 +334,7 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
         if self.tail != self.published_tail {
             // SYNC POINT: pairs with the acquire loads of `tail` in
             // `used_bytes` and in a producer taking over.
-            self.ring.tail().store(self.tail, Ordering::Release);
+            self.end.ring.tail().store(self.tail, Ordering::Release);
             self.published_tail = self.tail;
         }
     }
@@ -397,7 +365,7 @@ impl<M: Addressable, J: Judge> RawProducer<M, J> {
         // SAFETY: the reservation lies inside the data area (the record is
         // contiguous, `off + need <= cap`) and is free, so no other party
         // reads or writes it until it is published.
-        unsafe { std::slice::from_raw_parts_mut(self.ring.data_addr(r.offset() as u64), r.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.end.ring.data_addr(r.offset() as u64), r.len) }
     }
 
     /// The payload bytes of a reservation, for reading back.
@@ -407,6 +375,10 @@ impl<M: Addressable, J: Judge> RawProducer<M, J> {
     #[inline]
     pub unsafe fn payload_ref(&self, r: Reservation) -> &[u8] {
         // SAFETY: as in `payload`: inside the data area, unpublished.
-        unsafe { std::slice::from_raw_parts(self.ring.data_addr(r.offset() as u64), r.len) }
+        unsafe { std::slice::from_raw_parts(self.end.ring.data_addr(r.offset() as u64), r.len) }
     }
 }
+
+message_len!(impl[] Reservation);
+
+super::claimed_end!(RawProducer);

@@ -5,7 +5,7 @@ use crate::raw::ClaimError;
 
 fn ring(capacity: usize) -> RawRing<HeapMemory> {
     let cfg = Config::new(capacity);
-    RawRing::init(HeapMemory::new(memory_size(&cfg).unwrap()), cfg).unwrap()
+    RawRing::init(HeapMemory::new(memory_size(&cfg).unwrap()), &cfg).unwrap()
 }
 
 fn corrupt<T: std::fmt::Debug>(r: Result<T, ClaimError>) -> &'static str {
@@ -86,7 +86,13 @@ fn a_copy_in_another_process_releases_nothing() {
     assert_eq!(r.owner(Side::Consumer), 41 << 32 | 1);
     // In the process that claimed it, dropping closes and releases.
     identity.set(41 << 32 | 1);
-    let c = RawConsumer::start(r.clone(), Forking(identity), 41 << 32 | 1).unwrap();
+    let claim = Claim {
+        ring: r.clone(),
+        side: Side::Consumer,
+        judge: Forking(identity),
+        me: 41 << 32 | 1,
+    };
+    let c = RawConsumer::start(claim).unwrap();
     drop(c);
     assert!(r.is_closed(Side::Consumer));
     assert_eq!(r.owner(Side::Consumer), 0);
