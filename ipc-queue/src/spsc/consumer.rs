@@ -48,7 +48,7 @@ impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
         self.consumer.raw.advance(self.p);
         self.consumer.raw.publish();
-        self.consumer.ep.wake_peer();
+        self.consumer.raw.wake_peer();
     }
 }
 
@@ -71,7 +71,7 @@ impl Consumer {
     fn peek(&mut self) -> Result<Option<Peeked>, Corrupt> {
         let r = self.raw.try_peek();
         if self.raw.take_released_pad() {
-            self.ep.wake_peer();
+            self.raw.wake_peer();
         }
         r
     }
@@ -81,7 +81,7 @@ impl Consumer {
         if let Some(p) = self.peek()? {
             return Ok(p);
         }
-        if self.ep.peer_closed() {
+        if self.raw.peer_closed() {
             // The producer stores `closed` after its last publish; seeing
             // `closed` (acquire), a new look at the header sees everything.
             if let Some(p) = self.peek()? {
@@ -181,7 +181,7 @@ impl Consumer {
         unsafe { self.raw.read(p, buf) };
         self.raw.advance(p);
         self.raw.publish();
-        self.ep.wake_peer();
+        self.raw.wake_peer();
         Ok(p.len())
     }
 
@@ -304,7 +304,7 @@ impl Consumer {
         }
         let _ = self.raw.take_released_pad();
         self.raw.publish();
-        self.ep.wake_peer();
+        self.raw.wake_peer();
         match err {
             Some(c) if n == 0 => Err(c),
             _ => Ok(n),

@@ -51,13 +51,6 @@ impl Endpoint {
         self.ring.event(self.side)
     }
 
-    /// Wakes the peer if it may be parked. One fence and one load, skipped
-    /// while the peer declares that it busy-spins.
-    #[inline]
-    pub(super) fn wake_peer(&self) {
-        self.ring.wake(self.peer());
-    }
-
     #[inline]
     pub(super) fn peer_closed(&self) -> bool {
         self.ring.is_closed(self.peer())

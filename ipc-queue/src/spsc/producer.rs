@@ -58,7 +58,7 @@ impl Producer {
     fn try_reserve_raw(&mut self, len: usize) -> Result<Reservation, TrySendError<()>> {
         // Fast path: open, and room that the cached head already shows (no
         // pad to publish, so nobody to wake).
-        if !self.ep.peer_closed() {
+        if !self.raw.peer_closed() {
             if let Some(r) = self.raw.try_reserve_fast(len) {
                 return Ok(r);
             }
@@ -69,19 +69,19 @@ impl Producer {
     #[cold]
     #[inline(never)]
     fn try_reserve_raw_slow(&mut self, len: usize) -> Result<Reservation, TrySendError<()>> {
-        if self.ep.peer_closed() {
+        if self.raw.peer_closed() {
             return Err(TrySendError::Closed(()));
         }
         match self.raw.try_reserve(len) {
             Ok(r) => {
                 if self.raw.take_pad_published() {
-                    self.ep.wake_peer();
+                    self.raw.wake_peer();
                 }
                 Ok(r)
             }
             Err(ReserveError::Full) => {
                 if self.raw.take_pad_published() {
-                    self.ep.wake_peer();
+                    self.raw.wake_peer();
                 }
                 Err(TrySendError::Full(()))
             }
@@ -122,11 +122,11 @@ impl Producer {
         };
         let waited = self.ep.wait(self.ep.strategy, deadline, ready);
         if self.raw.take_pad_published() {
-            self.ep.wake_peer();
+            self.raw.wake_peer();
         }
         match waited {
             Waited::Ready(Ok(r)) => {
-                if self.ep.peer_closed() {
+                if self.raw.peer_closed() {
                     return Err(SendTimeoutError::Closed(()));
                 }
                 Ok(r)
@@ -183,7 +183,7 @@ impl Producer {
     fn commit_raw(&mut self, r: Reservation, len: usize) {
         self.raw.commit(r, len);
         self.raw.publish();
-        self.ep.wake_peer();
+        self.raw.wake_peer();
     }
 
     #[inline]
@@ -278,7 +278,7 @@ impl Producer {
         len_of: impl Fn(usize) -> usize,
         mut write: impl FnMut(usize, &mut [u8]),
     ) -> Result<usize, TrySendError<()>> {
-        if self.ep.peer_closed() {
+        if self.raw.peer_closed() {
             return Err(TrySendError::Closed(()));
         }
         let mut n = 0;
@@ -295,7 +295,7 @@ impl Producer {
                     if n == 0 {
                         let _ = self.raw.take_pad_published();
                         self.raw.publish();
-                        self.ep.wake_peer();
+                        self.raw.wake_peer();
                         return Err(match e {
                             ReserveError::Full => TrySendError::Full(()),
                             ReserveError::TooLarge => {
@@ -310,7 +310,7 @@ impl Producer {
         }
         let _ = self.raw.take_pad_published();
         self.raw.publish();
-        self.ep.wake_peer();
+        self.raw.wake_peer();
         Ok(n)
     }
 

@@ -1,6 +1,6 @@
 //! The reading end of the SPSC ring: headers, pads, releases.
 
-use super::{record_len, Claim, RawRing, Record, HEADER_LEN, RECORD_ALIGN};
+use super::{record_len, Claim, RawRing, Record, Side, HEADER_LEN, RECORD_ALIGN};
 use crate::primitive::{order, Ordering, Site};
 use crate::raw::{Addressable, Corrupt, Memory};
 use ipc_core::liveness::Judge;
@@ -108,6 +108,19 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
         self.head = shared;
         self.published_head = shared;
         Ok(())
+    }
+
+    /// Wakes the producer if it may be parked ([`RawRing::wake`] with the
+    /// side known here, so the offsets are constants).
+    #[inline]
+    pub fn wake_peer(&self) {
+        self.end.ring.wake(Side::Producer);
+    }
+
+    /// Whether the producer closed its end.
+    #[inline]
+    pub fn peer_closed(&self) -> bool {
+        self.end.ring.is_closed(Side::Producer)
     }
 
     /// Whether a message (or pad) is committed and unread.

@@ -1,6 +1,6 @@
 //! The writing end of the SPSC ring: reservations, pads, commits.
 
-use super::{header_word, record_len, Claim, RawRing, HEADER_LEN, KIND_MSG, KIND_PAD, SLACK};
+use super::{header_word, record_len, Claim, RawRing, Side, HEADER_LEN, KIND_MSG, KIND_PAD, SLACK};
 use crate::primitive::{fence, order, Ordering, Site};
 use crate::raw::{Addressable, Corrupt, Memory};
 use ipc_core::liveness::Judge;
@@ -143,6 +143,19 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
         }
         self.cached_head = head;
         Ok(())
+    }
+
+    /// Wakes the consumer if it may be parked ([`RawRing::wake`] with the
+    /// side known here, so the offsets are constants).
+    #[inline]
+    pub fn wake_peer(&self) {
+        self.end.ring.wake(Side::Consumer);
+    }
+
+    /// Whether the consumer closed its end.
+    #[inline]
+    pub fn peer_closed(&self) -> bool {
+        self.end.ring.is_closed(Side::Consumer)
     }
 
     /// Free bytes as far as this end knows (reloads the consumer's head).
