@@ -31,8 +31,7 @@
 //! shared some other way (a raw primitive placed in a mapping of the
 //! caller's) must keep to one pid namespace by itself.
 
-pub use crate::error::IdentityError;
-use std::io;
+pub use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A process, named by pid and start time. `#[repr(C)]`, 16 bytes, no padding:
@@ -531,6 +530,41 @@ impl Judge for OsJudge {
 pub fn current_tid() -> u32 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::gettid() as u32 }
+}
+
+/// The calling process could not learn its own identity (pid and start
+/// time): reading `/proc/self/stat` failed, most often because no file
+/// descriptor was free. Nothing was recorded in its name; free a descriptor
+/// (or make `/proc` readable) and try again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdentityError {
+    pub(crate) errno: i32,
+}
+
+impl IdentityError {
+    /// The `errno` of the failed read (`EMFILE` when no descriptor was free).
+    pub fn raw_os_error(&self) -> i32 {
+        self.errno
+    }
+}
+
+impl std::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "this process cannot learn its own identity: reading /proc/self/stat failed ({}); \
+             free a file descriptor (or make /proc readable) and try again",
+            std::io::Error::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+impl From<IdentityError> for std::io::Error {
+    fn from(e: IdentityError) -> Self {
+        std::io::Error::new(std::io::Error::from_raw_os_error(e.errno).kind(), e)
+    }
 }
 
 #[cfg(test)]

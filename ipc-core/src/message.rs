@@ -220,7 +220,7 @@ pub fn export_fd(fd: BorrowedFd<'_>) -> Result<u32, EncodeError> {
 /// [`DecodeError::Handle`] if this process was not given a descriptor of
 /// that index, or it was taken already.
 pub fn import_fd(index: u32) -> Result<OwnedFd, DecodeError> {
-    crate::process::take_inherited_fd(index as usize).ok_or_else(|| {
+    crate::inherit::take_inherited_fd(index as usize).ok_or_else(|| {
         DecodeError::Handle(format!(
             "no inherited descriptor {index}: handles are received by a child in its arguments"
         ))

@@ -306,6 +306,17 @@ impl Segment {
     }
 }
 
+impl<T: crate::Shareable> crate::offset::ShmOffset<T> {
+    /// A pointer into `segment`, after checking bounds and alignment.
+    ///
+    /// # Errors
+    /// [`OffsetError`] if the `T` at the offset would leave the payload or
+    /// is misaligned.
+    pub fn resolve(self, segment: &Segment) -> Result<NonNull<T>, OffsetError> {
+        segment.ptr_at::<T>(self.get())
+    }
+}
+
 /// Dropping never blocks on what another process put at the segment's path,
 /// and needs no free descriptor. A name that cannot be removed (see
 /// [`Segment::unlink`]) is reported through the `log` facade at warning level.
@@ -1071,5 +1082,34 @@ pub fn sweep(prefix: &str) -> Result<Vec<String>, SegmentError> {
 impl AsRawFd for Segment {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offset::ShmOffset;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn offsets_are_checked_against_the_payload() {
+        let seg = Segment::builder(Kind::BYTES).size(64).create().unwrap();
+        assert!(ShmOffset::<u64>::new(56).resolve(&seg).is_ok());
+        assert!(matches!(
+            ShmOffset::<u64>::new(4).resolve(&seg),
+            Err(OffsetError::Misaligned { .. })
+        ));
+        assert!(matches!(
+            ShmOffset::<u64>::new(64).resolve(&seg),
+            Err(OffsetError::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            ShmOffset::<u64>::new(u64::MAX - 3).resolve(&seg),
+            Err(OffsetError::OutOfBounds { .. })
+        ));
+        let a: &AtomicU64 = seg.get(8).unwrap();
+        a.store(5, Ordering::Relaxed);
+        let b: &AtomicU64 = seg.get(8).unwrap();
+        assert_eq!(b.load(Ordering::Relaxed), 5);
     }
 }

@@ -21,15 +21,14 @@
 //! parent's [`Process::join`](super::Process::join) reports
 //! [`ProcessError::EntryNotRun`].
 
-use super::{hex, kernel_name, set_kernel_name, unhex, NAME, PARENT, PARENT_NAME};
+use super::error::ProcessError;
+use super::identity::{hex, kernel_name, set_kernel_name, unhex, NAME, PARENT, PARENT_NAME};
 use crate::entry::{zero_sized_fn, EntryDescriptor, EntryRef, Signature};
-use crate::error::ProcessError;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 /// The environment variable that tells a re-executed binary it is a
 /// spawned child: `2:<descriptor>:<nonce>`.
@@ -419,7 +418,7 @@ pub fn try_init() -> Result<(), ProcessError> {
         // preconditions; a number that is not open only fails.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
-    *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = r.fds.into_iter().map(Some).collect();
+    crate::inherit::set(r.fds);
     mark_entered(r.token);
     let code = std::panic::catch_unwind(|| match call {
         Call::Bytes(SpawnCall(f)) => f(&r.args),
@@ -437,24 +436,6 @@ fn mark_entered(token: std::fs::File) {
     // write fails, `join` reports the entry as not run, which errs on the
     // side of telling.
     let _ = std::os::unix::fs::FileExt::write_all_at(&token, ENTERED, ENTERED_AT as u64);
-}
-
-static INHERITED: Mutex<Vec<Option<RawFd>>> = Mutex::new(Vec::new());
-
-/// Takes the `index`-th descriptor the parent passed with
-/// [`Builder::inherit_fd`](super::Builder::inherit_fd). Each is handed out
-/// once; `None` if there is no such descriptor or it was taken already.
-pub fn take_inherited_fd(index: usize) -> Option<OwnedFd> {
-    let mut fds = INHERITED.lock().unwrap_or_else(|p| p.into_inner());
-    let fd = fds.get_mut(index)?.take()?;
-    // SAFETY: fcntl only reads the flags of a descriptor number.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return None;
-    }
-    // SAFETY: the parent kept this descriptor open for us across exec (it is
-    // open: checked above), and `take` above ensures it is wrapped in an
-    // `OwnedFd` only once.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The arguments that make a re-executed `cargo test` binary run just the

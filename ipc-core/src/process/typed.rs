@@ -7,10 +7,12 @@
 //! comes back through a memfd the child writes before it exits, so it may
 //! be of any size. A panic comes back as its message.
 
+use super::builder::Builder;
+use super::child::Process;
+use super::error::ProcessError;
 use super::spawn::{CallKind, TypedCall};
-use super::{Builder, ExitStatus, Process, StartMethod};
+use super::status::{ExitStatus, StartMethod};
 use crate::entry::{zero_sized_fn, EntryDescriptor, EntryRef};
-use crate::error::ProcessError;
 use crate::message::{self, Message};
 use std::marker::PhantomData;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -287,7 +289,7 @@ impl Builder {
     }
 }
 
-impl super::Process {
+impl Process {
     /// Python's `Process(target=f, args=args).start()` with every option at
     /// its default: [`Builder::start`].
     ///
