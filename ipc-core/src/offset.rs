@@ -18,6 +18,9 @@ use std::ops::Range;
 /// assert!(check_range(9, 8, 16).is_err());
 /// assert!(check_range(u64::MAX, 2, 16).is_err());
 /// ```
+///
+/// # Errors
+/// [`OffsetError::OutOfBounds`] if the range passes `size` or overflows.
 #[inline]
 pub fn check_range(offset: u64, len: u64, size: u64) -> Result<Range<usize>, OffsetError> {
     match offset.checked_add(len) {

@@ -54,7 +54,7 @@ impl Builder {
     }
 
     /// Keeps `fd` open, under the same number, in a spawned child. The child
-    /// takes it with [`take_inherited_fd`], by the order of `inherit_fd`
+    /// takes it with [`take_inherited_fd`](crate::process::take_inherited_fd), by the order of `inherit_fd`
     /// calls. (A forked child has every descriptor of its parent anyway.)
     pub fn inherit_fd(mut self, fd: BorrowedFd<'_>) -> Self {
         self.inherit.push(fd.as_raw_fd());
@@ -62,8 +62,8 @@ impl Builder {
     }
 
     /// The arguments (after `argv[0]`) of the re-executed binary. By default
-    /// the parent's own arguments, which suits a binary that calls [`init`]
-    /// first thing in `main`; in a test binary, use [`test_exec_args`].
+    /// the parent's own arguments, which suits a binary that calls [`init`](crate::process::init)
+    /// first thing in `main`; in a test binary, use [`test_exec_args`](crate::process::test_exec_args).
     pub fn exec_args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -88,9 +88,9 @@ impl Builder {
     ///
     /// # Errors
     /// [`ProcessError::MultiThreaded`] if this process has other threads
-    /// (see the [module docs](self) and [`fork_unchecked`](Self::fork_unchecked)),
+    /// (see the [module docs](crate::process) and [`fork_unchecked`](Self::fork_unchecked)),
     /// [`ProcessError::NotInitialized`] in a spawned child that did not call
-    /// [`init`], [`ProcessError::Start`] if `fork` fails.
+    /// [`init`](crate::process::init), [`ProcessError::Start`] if `fork` fails.
     pub fn fork<F, R>(self, f: F) -> Result<Process, ProcessError>
     where
         F: FnOnce() -> R,
@@ -190,11 +190,11 @@ impl Builder {
     /// refused when the program is compiled, since only a zero-sized
     /// function can be re-created in another process. Its return value is
     /// the child's exit code; a panic exits with code 1. The child must call
-    /// [`init`] first thing in `main` (see the [module docs](self)).
+    /// [`init`](crate::process::init) first thing in `main` (see the [module docs](crate::process)).
     ///
     /// # Errors
     /// [`ProcessError::NotInitialized`] in a spawned child that did not call
-    /// [`init`]; [`ProcessError::Entry`] if `entry` is not linked into the
+    /// [`init`](crate::process::init); [`ProcessError::Entry`] if `entry` is not linked into the
     /// executable itself (for example, it lives in a shared library);
     /// [`ProcessError::Start`] if the memfds or the exec fail.
     pub fn spawn<F>(self, entry: F, args: &[u8]) -> Result<Process, ProcessError>

@@ -96,7 +96,7 @@ impl Process {
     /// # Errors
     /// [`ProcessError::EntryNotRun`] if a spawned child exited (with a code,
     /// not by a signal) without ever running its entry function: its `main`
-    /// did not call [`init`] first, or its spawn token was refused (the
+    /// did not call [`init`](crate::process::init) first, or its spawn token was refused (the
     /// child printed why on stderr). [`ProcessError::Io`] if `waitpid`
     /// fails.
     pub fn join(&self) -> Result<ExitStatus, ProcessError> {
@@ -139,11 +139,18 @@ impl Process {
     }
 
     /// Sends `SIGKILL` (Python's `kill`). Errors as [`Process::terminate`].
+    ///
+    /// # Errors
+    /// As [`Process::terminate`].
     pub fn kill(&self) -> Result<(), ProcessError> {
         self.signal(libc::SIGKILL)
     }
 
     /// Sends `sig` through the pidfd, so it can reach no other process.
+    ///
+    /// # Errors
+    /// [`ProcessError::AlreadyExited`] if the child has exited (nothing is
+    /// sent); [`ProcessError::Io`] if `pidfd_send_signal` fails.
     pub fn signal(&self, sig: i32) -> Result<(), ProcessError> {
         if let Some(status) = self.try_reap()? {
             return Err(ProcessError::AlreadyExited {

@@ -57,7 +57,7 @@ pub struct ProcessInfo {
 }
 
 /// The calling process: its pid and name (`MainProcess` unless it was
-/// started by [`Builder`]).
+/// started by [`Builder`](crate::process::Builder)).
 pub fn current_process() -> ProcessInfo {
     ProcessInfo {
         pid: std::process::id(),
@@ -65,7 +65,7 @@ pub fn current_process() -> ProcessInfo {
     }
 }
 
-/// The parent, if this process was started by [`Builder`] and the parent
+/// The parent, if this process was started by [`Builder`](crate::process::Builder) and the parent
 /// still runs; `None` otherwise.
 pub fn parent_process() -> Option<ProcessInfo> {
     let parent = PARENT.load(Ordering::Acquire);

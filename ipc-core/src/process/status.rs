@@ -2,13 +2,13 @@
 
 use std::fmt;
 
-/// How a child process is started. See the [module docs](self).
+/// How a child process is started. See the [module docs](crate::process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum StartMethod {
     /// `fork` and run in the copy: fast; unsafe in a multi-threaded parent.
     Fork,
     /// Re-execute the current binary: safe with threads; the child calls
-    /// [`init`].
+    /// [`init`](crate::process::init).
     #[default]
     Spawn,
 }

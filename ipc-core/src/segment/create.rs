@@ -16,6 +16,9 @@ use std::time::Duration;
 
 impl SegmentBuilder {
     /// Creates the segment with a zeroed payload.
+    ///
+    /// # Errors
+    /// As [`SegmentBuilder::create_with`].
     pub fn create(self) -> Result<Segment, SegmentError> {
         self.create_with(|_| {})
     }
@@ -113,12 +116,20 @@ impl SegmentBuilder {
     /// creates, the others open what it created. [`Segment::is_creator`] says
     /// which happened. A segment whose creator died is reclaimed and created
     /// afresh.
+    ///
+    /// # Errors
+    /// As [`SegmentBuilder::create_with`] and [`SegmentBuilder::open`];
+    /// [`SegmentError::Busy`] if the name kept being removed and recreated by
+    /// others.
     pub fn open_or_create(self) -> Result<Segment, SegmentError> {
         self.open_or_create_with(|_| {})
     }
 
     /// [`open_or_create`](Self::open_or_create) with an initializer that runs
     /// only if this call creates the segment.
+    ///
+    /// # Errors
+    /// As [`open_or_create`](Self::open_or_create).
     pub fn open_or_create_with(self, init: impl FnOnce(&Segment)) -> Result<Segment, SegmentError> {
         let mut init = Some(init);
         for _ in 0..64 {

@@ -91,6 +91,9 @@ impl Segment {
 
     /// Sends this segment's file descriptor over a connected Unix socket
     /// (`SCM_RIGHTS`); the peer maps it with [`Segment::receive`].
+    ///
+    /// # Errors
+    /// The OS error of `sendmsg`.
     pub fn send_over(&self, sock: &UnixStream) -> io::Result<()> {
         crate::fdpass::send_fds(sock, &self.kind.tag.to_le_bytes(), &[self.fd.as_fd()])
     }
@@ -122,6 +125,9 @@ impl Segment {
     }
 
     /// Checks that `len` bytes at `offset` lie inside the payload.
+    ///
+    /// # Errors
+    /// [`OffsetError::OutOfBounds`] if the range leaves the payload.
     pub fn check_range(
         &self,
         offset: u64,
@@ -133,6 +139,11 @@ impl Segment {
     /// A pointer to a `T` at `offset` in the payload, after checking bounds
     /// and alignment. Dereferencing it is the caller's business (`unsafe`);
     /// `T: Shareable` makes any bit pattern another process wrote valid.
+    ///
+    /// # Errors
+    /// [`OffsetError::OutOfBounds`] if the `T` would leave the payload,
+    /// [`OffsetError::Misaligned`] if `offset` is not a multiple of its
+    /// alignment.
     pub fn ptr_at<T: crate::Shareable>(&self, offset: u64) -> Result<NonNull<T>, OffsetError> {
         let range = self.check_range(offset, std::mem::size_of::<T>() as u64)?;
         let align = std::mem::align_of::<T>() as u64;
@@ -147,6 +158,9 @@ impl Segment {
 
     /// A shared reference to a `T` at `offset`, for types whose every field
     /// is safe to share while other processes write it (atomics).
+    ///
+    /// # Errors
+    /// As [`Segment::ptr_at`].
     pub fn get<T: crate::Shareable + Sync>(&self, offset: u64) -> Result<&T, OffsetError> {
         let p = self.ptr_at::<T>(offset)?;
         // SAFETY: in bounds and aligned (checked by `ptr_at`); `Shareable`
@@ -268,7 +282,7 @@ impl Drop for Segment {
 
 impl SegmentBuilder {
     /// Names the segment (`/dev/shm/ipc.<name>`); without a name it is an
-    /// anonymous `memfd`. See [`name::validate`].
+    /// anonymous `memfd`. See [`name::validate`](crate::name::validate).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
