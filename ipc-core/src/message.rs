@@ -183,6 +183,25 @@ thread_local! {
     /// While the arguments of a spawn are encoded: the index the first
     /// exported descriptor gets in the child, and the descriptors exported.
     static EXPORTS: RefCell<Option<(usize, Vec<RawFd>)>> = const { RefCell::new(None) };
+    /// Why a handle refused to be encoded: serializers keep only their own
+    /// error, so the reason waits here for [`Message::encode`].
+    static HANDLE_REFUSAL: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The error a handle type's `Serialize` returns when it cannot travel
+/// (see [`export_fd`]); [`Message::encode`] reports `reason` as
+/// [`EncodeError::Handle`] whatever the serializer makes of it.
+#[cfg(feature = "serde")]
+pub fn refuse_handle<E: serde::ser::Error>(reason: impl std::fmt::Display) -> E {
+    let reason = reason.to_string();
+    HANDLE_REFUSAL.with(|r| *r.borrow_mut() = Some(reason.clone()));
+    E::custom(reason)
+}
+
+/// The reason recorded by [`refuse_handle`], if any (cleared).
+#[cfg(feature = "serde")]
+fn take_refusal() -> Option<String> {
+    HANDLE_REFUSAL.with(|r| r.borrow_mut().take())
 }
 
 /// Passes a handle's descriptor to the child whose arguments are being
@@ -308,7 +327,10 @@ mod serde_impl {
                 Err(e) => {
                     // Nothing of a failed encoding is left behind.
                     out.truncate(start);
-                    Err(EncodeError::Serialize(e.to_string()))
+                    Err(match super::take_refusal() {
+                        Some(reason) => EncodeError::Handle(reason),
+                        None => EncodeError::Serialize(e.to_string()),
+                    })
                 }
             }
         }

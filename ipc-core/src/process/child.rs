@@ -255,6 +255,14 @@ impl Process {
     }
 }
 
+/// The child's pidfd: readable once the child has exited, so an event loop
+/// (epoll, mio, tokio's `AsyncFd`) can wait for it.
+impl AsFd for Process {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         if matches!(self.try_reap(), Ok(Some(_)) | Err(_)) {

@@ -333,6 +333,14 @@ impl AsRawFd for Segment {
     }
 }
 
+/// The segment's descriptor, for an event loop or to pass to a child (it
+/// never becomes readable: segments are memory, not streams).
+impl AsFd for Segment {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
