@@ -11,10 +11,10 @@ use super::status::{ChildOutcome, StartMethod};
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// Describes a child before it starts. Obtained from [`Process::builder`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[must_use]
 pub struct Builder {
     pub(super) name: Option<String>,
@@ -25,6 +25,45 @@ pub struct Builder {
 }
 
 static NEXT_CHILD: AtomicU64 = AtomicU64::new(1);
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            name: None,
+            daemon: false,
+            method: start_method(),
+            inherit: Vec::new(),
+            exec_args: None,
+        }
+    }
+}
+
+/// The program-wide start method: 0 unset (spawn), else `StartMethod as
+/// u8 + 1`.
+static START_METHOD: AtomicU8 = AtomicU8::new(0);
+
+/// Python's `set_start_method`: the start method every [`Builder`] (and so
+/// every pool) uses unless told otherwise. Chosen once, early in `main`
+/// (after [`init`](crate::process::init)); the default is spawn.
+///
+/// # Errors
+/// [`ProcessError::Invalid`] if a start method was already chosen (even the
+/// same one): as in Python, a program picks one once.
+pub fn set_start_method(method: StartMethod) -> Result<(), ProcessError> {
+    START_METHOD
+        .compare_exchange(0, method as u8 + 1, Ordering::AcqRel, Ordering::Acquire)
+        .map(drop)
+        .map_err(|_| ProcessError::Invalid("the start method was already chosen for this program"))
+}
+
+/// Python's `get_start_method`: the program-wide start method (spawn
+/// unless [`set_start_method`] chose another).
+pub fn start_method() -> StartMethod {
+    match START_METHOD.load(Ordering::Acquire) {
+        v if v == StartMethod::Fork as u8 + 1 => StartMethod::Fork,
+        _ => StartMethod::Spawn,
+    }
+}
 
 impl Builder {
     /// The child's name (default `Process-N`); also set as its kernel thread
@@ -265,6 +304,9 @@ impl Builder {
             None => cmd.args(std::env::args_os().skip(1)),
         };
         cmd.env(spawn::SPAWN_ENV, &token.env);
+        if let Some(level) = crate::logging::child_level() {
+            cmd.env(crate::logging::LOG_ENV, level);
+        }
         let daemon = self.daemon;
         let parent = std::process::id();
         // SAFETY: the hook runs in the forked child before exec and only

@@ -47,6 +47,7 @@ impl Process {
         // SAFETY: a fresh descriptor that nothing else owns.
         let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
         log::info!("process {name:?} started by {how}: pid {pid}");
+        lock(&CHILDREN).push((pid, name.clone()));
         Ok(Process {
             pid,
             pidfd,
@@ -250,9 +251,83 @@ impl Process {
         }
         let s = ExitStatus::from_wait_status(status);
         *cached = Some(s);
+        forget_child(self.pid);
         log::info!("process {:?} (pid {}) exited: {s}", self.name, self.pid);
         Ok(Some(s))
     }
+
+    /// Python's `close`: releases the handle of a child that has exited and
+    /// returns how it ended.
+    ///
+    /// # Errors
+    /// [`StillRunning`], holding this handle, if the child still runs
+    /// (join, terminate or kill it first).
+    pub fn close(self) -> Result<ExitStatus, StillRunning> {
+        match self.try_reap() {
+            Ok(Some(s)) => Ok(s),
+            _ => Err(StillRunning(self)),
+        }
+    }
+}
+
+/// [`Process::close`] of a child that still runs: the handle, given back.
+#[derive(Debug)]
+pub struct StillRunning(pub Process);
+
+impl std::fmt::Display for StillRunning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "process {:?} (pid {}) is still running; join, terminate or kill it before closing it",
+            self.0.name, self.0.pid
+        )
+    }
+}
+
+impl std::error::Error for StillRunning {}
+
+/// Every child started by this process and not yet reaped, by pid.
+static CHILDREN: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn forget_child(pid: u32) {
+    lock(&CHILDREN).retain(|(p, _)| *p != pid);
+}
+
+/// Whether child `pid` has exited, without reaping it (its handle reaps).
+fn has_exited(pid: u32) -> bool {
+    // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is writable; WNOWAIT leaves the child waitable.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: waitid filled `info` (zero pid when no child has changed).
+    r != 0 || unsafe { info.si_pid() } != 0
+}
+
+/// Python's `active_children()`: the children this process started that
+/// still run, by pid and name. Children whose handle was dropped are reaped
+/// on the way; children with a handle are left for it to reap (it reports
+/// their exit status).
+pub fn active_children() -> Vec<super::ProcessInfo> {
+    reap_orphans();
+    lock(&CHILDREN)
+        .iter()
+        .filter(|(pid, _)| !has_exited(*pid))
+        .map(|(pid, name)| super::ProcessInfo {
+            pid: *pid,
+            name: name.clone(),
+        })
+        .collect()
 }
 
 /// The child's pidfd: readable once the child has exited, so an event loop
@@ -297,6 +372,7 @@ pub(super) fn reap_orphans() {
         if r == 0 {
             return true;
         }
+        forget_child(*pid);
         if r > 0 {
             log::info!(
                 "process {name:?} (pid {pid}) exited: {}",

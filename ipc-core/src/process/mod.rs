@@ -51,7 +51,8 @@ mod typed;
 
 pub use crate::inherit::take_inherited_fd;
 pub use builder::Builder;
-pub use child::{wait_any, Process};
+pub use builder::{set_start_method, start_method};
+pub use child::{active_children, wait_any, Process, StillRunning};
 pub use error::ProcessError;
 pub use identity::{cpu_count, current_process, parent_process, ProcessInfo};
 pub use spawn::{init, test_exec_args, try_init, EXIT_BAD_TOKEN, EXIT_NO_INIT, SPAWN_ENV};

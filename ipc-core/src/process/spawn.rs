@@ -388,6 +388,7 @@ pub fn try_init() -> Result<(), ProcessError> {
     // Not for grandchildren: they get a token of their own if spawned.
     std::env::remove_var(SPAWN_ENV);
     PENDING.store(false, Ordering::Relaxed);
+    crate::logging::inherit_from_parent();
     let token = token
         .into_string()
         .map_err(|_| bad(format!("{SPAWN_ENV} is not UTF-8")))?;

@@ -5,7 +5,8 @@ use std::fmt;
 /// How a child process is started. See the [module docs](crate::process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum StartMethod {
-    /// `fork` and run in the copy: fast; unsafe in a multi-threaded parent.
+    /// `fork` and run in the copy: fast; refused (checked) in a process
+    /// with other threads.
     Fork,
     /// Re-execute the current binary: safe with threads; the child calls
     /// [`init`](crate::process::init).
