@@ -48,6 +48,7 @@ fn two_workers_by(ctx: &Ctx, method: StartMethod) -> Result<Pool, String> {
         // SAFETY: the workers run `add_one` and `burn`, pure computation
         // that touches no lock of the harness's other threads.
         StartMethod::Fork => unsafe { b.fork_workers() },
+        StartMethod::ForkServer => b.forkserver_workers(),
     };
     b.build().map_err(|e| format!("pool: {e}"))
 }

@@ -94,6 +94,12 @@ extern "C" fn relearn_after_fork() {
     let _ = learn();
 }
 
+/// What the `pthread_atfork` child handler does, for a child made by a raw
+/// `clone` (which runs no atfork handlers): the fork server's children.
+pub(crate) fn forget_after_fork() {
+    relearn_after_fork();
+}
+
 fn register_atfork() {
     if ATFORK_REGISTERED.swap(true, Ordering::AcqRel) {
         return;

@@ -24,6 +24,18 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
+    /// Workers forked from the fork server
+    /// ([`StartMethod::ForkServer`]): they start at fork speed, from a clean
+    /// single-threaded image of the program, so this is safe whatever
+    /// threads the program runs. Like spawned workers (the default), the
+    /// functions a pool runs must be function items or closures that
+    /// capture nothing, and `main` must call `ipc_core::process::init()`
+    /// first.
+    pub fn forkserver_workers(mut self) -> Self {
+        self.cfg.method = StartMethod::ForkServer;
+        self
+    }
+
     /// The number of worker processes (default: [`ipc_core::cpu_count`]).
     pub fn workers(mut self, n: usize) -> Self {
         self.cfg.workers = n;

@@ -182,11 +182,17 @@ fn start_worker(shared: &Arc<Shared>, cfg: &Config, slot: usize) -> Result<Worke
         b = b.exec_args(a.clone());
     }
     let process = match cfg.method {
-        StartMethod::Spawn => b
-            .inherit_fd(shared.control.segment().fd())
-            .inherit_fd(worker_fds.tasks.as_fd())
-            .inherit_fd(worker_fds.results.as_fd())
-            .spawn(worker::spawn_entry, &args.encode())?,
+        StartMethod::Spawn | StartMethod::ForkServer => {
+            let b = b
+                .inherit_fd(shared.control.segment().fd())
+                .inherit_fd(worker_fds.tasks.as_fd())
+                .inherit_fd(worker_fds.results.as_fd());
+            if cfg.method == StartMethod::ForkServer {
+                b.forkserver(worker::spawn_entry, &args.encode())?
+            } else {
+                b.spawn(worker::spawn_entry, &args.encode())?
+            }
+        }
         StartMethod::Fork => {
             let shared2 = Arc::clone(shared);
             // SAFETY: forked workers are chosen with the `unsafe`

@@ -401,12 +401,33 @@ fn serde_values_cross_spawned_workers() {
         .unwrap();
     assert_eq!(words, vec!["hello ahello a", "hello b"]);
     let lists = pool
-        .map(|v: Vec<String>| v.join("+"), vec![vec!["x".to_string(), "y".to_string()]])
+        .map(
+            |v: Vec<String>| v.join("+"),
+            vec![vec!["x".to_string(), "y".to_string()]],
+        )
         .unwrap();
     assert_eq!(lists, vec!["x+y"]);
     // Plain-old-data through Pod, copied as its bytes.
     let pods = pool
-        .map(|p: ipc_pool::Pod<[u32; 4]>| p.0.iter().sum::<u32>(), [ipc_pool::Pod([1, 2, 3, 4])])
+        .map(
+            |p: ipc_pool::Pod<[u32; 4]>| p.0.iter().sum::<u32>(),
+            [ipc_pool::Pod([1, 2, 3, 4])],
+        )
         .unwrap();
     assert_eq!(pods, vec![10]);
+}
+
+#[test]
+fn forkserver_workers_map() {
+    init();
+    let pool = Pool::builder()
+        .workers(2)
+        .forkserver_workers()
+        .exec_args(test_exec_args("forkserver_workers_map"))
+        .build()
+        .unwrap();
+    assert_eq!(
+        pool.map(square, 0..500u64).unwrap(),
+        (0..500u64).map(square).collect::<Vec<_>>()
+    );
 }

@@ -9,7 +9,7 @@ use super::identity::{
 use super::spawn;
 use super::status::{ChildOutcome, StartMethod};
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
@@ -21,7 +21,7 @@ pub struct Builder {
     daemon: bool,
     pub(super) method: StartMethod,
     pub(super) inherit: Vec<RawFd>,
-    exec_args: Option<Vec<OsString>>,
+    pub(super) exec_args: Option<Vec<OsString>>,
 }
 
 static NEXT_CHILD: AtomicU64 = AtomicU64::new(1);
@@ -61,6 +61,7 @@ pub fn set_start_method(method: StartMethod) -> Result<(), ProcessError> {
 pub fn start_method() -> StartMethod {
     match START_METHOD.load(Ordering::Acquire) {
         v if v == StartMethod::Fork as u8 + 1 => StartMethod::Fork,
+        v if v == StartMethod::ForkServer as u8 + 1 => StartMethod::ForkServer,
         _ => StartMethod::Spawn,
     }
 }
@@ -248,7 +249,33 @@ impl Builder {
         };
         let _ = entry; // zero-sized: the child makes its own from the type.
         let entry = crate::entry::EntryRef::of(spawn::SpawnEntry::<F>::DESC)?;
-        self.spawn_entry(entry, spawn::CallKind::Bytes, args, &[], None)
+        self.spawn_entry(entry, spawn::CallKind::Bytes, args, &[], None, false)
+    }
+
+    /// Runs `entry(args)` in a child forked from the fork server (see
+    /// [`StartMethod::ForkServer`]), starting the server first if this
+    /// process has none yet: `entry` and `args` as for
+    /// [`spawn`](Self::spawn), at fork speed, and safe in a multi-threaded
+    /// caller. The server re-executes the program once, so `main` must
+    /// call [`init`](crate::process::init) first, as for spawn.
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn), and [`ProcessError::ForkServer`] if the
+    /// server refused the request or died twice in a row; at most 15
+    /// descriptors can be inherited ([`ProcessError::Invalid`]).
+    pub fn forkserver<F>(self, entry: F, args: &[u8]) -> Result<Process, ProcessError>
+    where
+        F: Fn(&[u8]) -> i32 + Copy + 'static,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "a fork server entry must be a function item or a closure that captures nothing"
+            )
+        };
+        let _ = entry; // zero-sized: the child makes its own from the type.
+        let entry = crate::entry::EntryRef::of(spawn::SpawnEntry::<F>::DESC)?;
+        self.spawn_entry(entry, spawn::CallKind::Bytes, args, &[], None, true)
     }
 
     /// Re-executes the current binary to run the entry `entry` of `kind`
@@ -261,6 +288,7 @@ impl Builder {
         args: &[u8],
         extra: &[RawFd],
         result: Option<&OwnedFd>,
+        via_server: bool,
     ) -> Result<Process, ProcessError> {
         spawn::refuse_before_init()?;
         reap_orphans();
@@ -290,6 +318,21 @@ impl Builder {
         }
         .seal()
         .map_err(start_err)?;
+        if via_server {
+            let mut passed = fds;
+            if result_fd >= 0 {
+                passed.push(result_fd);
+            }
+            let pid = super::forkserver::request(
+                &self,
+                &name,
+                token.fd.as_fd(),
+                &token.nonce,
+                &passed,
+                self.daemon,
+            )?;
+            return Process::started(pid, name, self.daemon, Some(token.fd), "forkserver");
+        }
         let mut inherit = fds;
         inherit.push(token.fd.as_raw_fd());
         if result_fd >= 0 {

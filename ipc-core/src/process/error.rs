@@ -102,6 +102,14 @@ pub enum ProcessError {
         /// What could not be encoded or decoded, and why.
         reason: String,
     },
+    /// The fork server refused to start a child, or kept dying.
+    #[error("the fork server could not start process {name:?}: {reason}")]
+    ForkServer {
+        /// The process's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The entry function cannot be named to a child.
     #[error(transparent)]
     Entry(#[from] crate::entry::EntryError),

@@ -44,6 +44,7 @@
 mod builder;
 mod child;
 mod error;
+mod forkserver;
 mod identity;
 mod spawn;
 mod status;

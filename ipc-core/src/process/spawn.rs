@@ -112,6 +112,7 @@ pub(super) struct Token<'a> {
 pub(super) struct SealedToken {
     pub(super) fd: OwnedFd,
     pub(super) env: String,
+    pub(super) nonce: [u8; 16],
 }
 
 impl Token<'_> {
@@ -154,17 +155,17 @@ impl Token<'_> {
         }
         let fd = OwnedFd::from(file);
         let env = format!("{TOKEN_VERSION}:{}:{}", fd.as_raw_fd(), hex(&nonce));
-        Ok(SealedToken { fd, env })
+        Ok(SealedToken { fd, env, nonce })
     }
 }
 
 /// A token as the child read and checked it.
-struct Received {
+pub(super) struct Received {
     entry: EntryRef,
     kind: CallKind,
-    result_fd: RawFd,
+    pub(super) result_fd: RawFd,
     token: std::fs::File,
-    fds: Vec<RawFd>,
+    pub(super) fds: Vec<RawFd>,
     name: String,
     parent: u32,
     parent_name: String,
@@ -212,6 +213,12 @@ impl<'a> Cursor<'a> {
 
 /// Reads and checks the token named by the environment value `env`.
 fn receive(env: &str) -> Result<Received, ProcessError> {
+    let (fd, nonce) = parse_env(env)?;
+    read_token(fd, &nonce)
+}
+
+/// The descriptor and nonce an environment value names.
+fn parse_env(env: &str) -> Result<(RawFd, Vec<u8>), ProcessError> {
     let mut parts = env.split(':');
     let (Some(version), Some(fd), Some(nonce), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -232,6 +239,12 @@ fn receive(env: &str) -> Result<Received, ProcessError> {
     let nonce = unhex(nonce)
         .filter(|n| n.len() == 16)
         .ok_or_else(|| bad("bad nonce"))?;
+    Ok((fd, nonce))
+}
+
+/// Reads and checks the sealed token at descriptor `fd`, whose nonce must
+/// be `nonce`; takes the descriptor.
+pub(super) fn read_token(fd: RawFd, nonce: &[u8]) -> Result<Received, ProcessError> {
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
         .map_err(|_| bad(format!("descriptor {fd} is not open")))?;
     if !link.to_string_lossy().starts_with("/memfd:ipc-spawn-token") {
@@ -256,7 +269,7 @@ fn receive(env: &str) -> Result<Received, ProcessError> {
         return Err(bad("the token's magic is wrong"));
     }
     c.take(8)?; // the ENTERED mark
-    if c.take(16)? != nonce.as_slice() {
+    if c.take(16)? != nonce {
         return Err(bad("the token's nonce does not match the environment"));
     }
     let exe = std::fs::metadata("/proc/self/exe").map_err(|e| bad(e.to_string()))?;
@@ -393,6 +406,14 @@ pub fn try_init() -> Result<(), ProcessError> {
         .into_string()
         .map_err(|_| bad(format!("{SPAWN_ENV} is not UTF-8")))?;
     let r = receive(&token)?;
+    let code = run(r)?;
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+/// Runs the entry a checked token names, as a child started by spawn or by
+/// the fork server; returns its exit code.
+pub(super) fn run(r: Received) -> Result<i32, ProcessError> {
     enum Call {
         Bytes(SpawnCall),
         Typed(TypedCall, RawFd),
@@ -426,8 +447,7 @@ pub fn try_init() -> Result<(), ProcessError> {
         Call::Typed(TypedCall(f), result_fd) => f(&r.args, result_fd),
     })
     .unwrap_or(1);
-    let _ = std::io::stdout().flush();
-    std::process::exit(code);
+    Ok(code)
 }
 
 /// Tells the parent the entry is about to run (see

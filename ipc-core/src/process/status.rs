@@ -12,6 +12,11 @@ pub enum StartMethod {
     /// [`init`](crate::process::init).
     #[default]
     Spawn,
+    /// Fork from a fork server: a clean, single-threaded image of the
+    /// program spawned once, so children start at fork speed and safely in
+    /// a multi-threaded caller; entries and arguments as spawn takes them.
+    /// See [`Builder::forkserver`](crate::process::Builder::forkserver).
+    ForkServer,
 }
 
 /// How a child ended.

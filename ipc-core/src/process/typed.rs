@@ -252,7 +252,7 @@ impl Builder {
                 }
             })?;
         let process = match self.method {
-            StartMethod::Spawn => {
+            StartMethod::Spawn | StartMethod::ForkServer => {
                 let entry = EntryRef::of(TypedEntry::<A, R, F>::DESC)?;
                 let base = self.inherit.len();
                 let (encoded, exported) = message::with_exports(base, || {
@@ -263,8 +263,15 @@ impl Builder {
                     name: self.name.clone().unwrap_or_default(),
                     reason: format!("the arguments: {e}"),
                 })?;
-                let p =
-                    self.spawn_entry(entry, CallKind::Typed, &bytes, &exported, Some(&result))?;
+                let via_server = self.method == StartMethod::ForkServer;
+                let p = self.spawn_entry(
+                    entry,
+                    CallKind::Typed,
+                    &bytes,
+                    &exported,
+                    Some(&result),
+                    via_server,
+                )?;
                 // The handles in `args` kept their descriptors open until
                 // the child had them.
                 drop(args);
