@@ -29,6 +29,15 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// Python's `exitcode`: the exit code, or minus the signal that killed
+    /// the child.
+    pub fn exitcode(&self) -> i32 {
+        match *self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => -s,
+        }
+    }
+
     /// Exited with code 0.
     pub fn success(&self) -> bool {
         *self == ExitStatus::Code(0)
@@ -47,7 +56,7 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             ExitStatus::Code(c) => write!(f, "exit code {c}"),
-            ExitStatus::Signal(s) => write!(f, "signal {s} ({})", signal_name(s)),
+            ExitStatus::Signal(s) => write!(f, "killed by signal {s} ({})", signal_name(s)),
         }
     }
 }
@@ -104,7 +113,12 @@ mod tests {
 
     #[test]
     fn exit_status_reads_like_python() {
-        assert_eq!(ExitStatus::Signal(9).to_string(), "signal 9 (SIGKILL)");
+        assert_eq!(
+            ExitStatus::Signal(9).to_string(),
+            "killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(ExitStatus::Signal(15).exitcode(), -15);
+        assert_eq!(ExitStatus::Code(3).exitcode(), 3);
         assert_eq!(ExitStatus::Code(3).to_string(), "exit code 3");
         assert!(ExitStatus::Code(0).success());
         assert!(!ExitStatus::Signal(15).success());

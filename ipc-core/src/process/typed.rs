@@ -135,7 +135,8 @@ impl<R> std::ops::Deref for Child<R> {
 }
 
 impl<R: Message> Child<R> {
-    /// Waits for the child to exit and returns the function's value.
+    /// Waits for the child to exit and returns the function's value
+    /// (joining again decodes it again).
     ///
     /// # Errors
     /// [`ProcessError::Panicked`] with the panic's message;
@@ -144,7 +145,7 @@ impl<R: Message> Child<R> {
     /// [`ProcessError::BadMessage`] if the arguments or the result could
     /// not be encoded or decoded; [`ProcessError::EntryNotRun`] if a spawned
     /// child's `main` does not call [`init`](super::init) first.
-    pub fn join(self) -> Result<R, ProcessError> {
+    pub fn join(&self) -> Result<R, ProcessError> {
         let status = self.process.join()?;
         self.result_of(status)
     }
