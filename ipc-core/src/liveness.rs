@@ -92,6 +92,9 @@ extern "C" fn learn_at_start() {
 extern "C" fn relearn_after_fork() {
     CURRENT.store(0, Ordering::Relaxed);
     CURRENT_PID.store(0, Ordering::Relaxed);
+    // The forking thread's id is not the child's: a plain store into a
+    // thread-local without destructor, which is async-signal-safe.
+    let _ = CACHED_TID.try_with(|t| t.set(0));
     let _ = learn();
 }
 
@@ -504,6 +507,43 @@ pub trait Judge {
     /// Whether thread `tid` of the process recorded as `packed` (0: any
     /// process) is proven dead.
     fn thread_is_dead(&self, packed: u64, tid: u32) -> bool;
+
+    /// The calling thread's id, to record as the holder of what a thread
+    /// owns (a lock word). The default is the operating system's thread id
+    /// ([`current_tid`]), cached per thread and learned again in a forked
+    /// child; a model checker's judge names its model threads instead (they
+    /// share one thread of the operating system).
+    #[inline]
+    fn tid(&self) -> u32 {
+        cached_tid()
+    }
+}
+
+thread_local! {
+    /// The calling thread's id once asked; 0 until then, and again in a
+    /// forked child (see [`relearn_after_fork`]).
+    static CACHED_TID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// [`current_tid`], cached: one thread-local load after the first call.
+#[inline]
+fn cached_tid() -> u32 {
+    let t = CACHED_TID.with(std::cell::Cell::get);
+    if t != 0 {
+        t
+    } else {
+        learn_tid()
+    }
+}
+
+#[cold]
+fn learn_tid() -> u32 {
+    // The child handler that forgets the cache must be in place before
+    // anything is cached.
+    register_atfork();
+    let t = current_tid();
+    CACHED_TID.with(|c| c.set(t));
+    t
 }
 
 /// The operating system's judgement: this module's one rule, by `/proc`.
@@ -653,6 +693,17 @@ mod tests {
             start_time: u64::MAX,
         };
         assert_eq!(id.to_u64() >> 54, 0);
+    }
+
+    #[test]
+    fn the_judges_tid_is_the_threads_own() {
+        assert_eq!(OsJudge.tid(), current_tid());
+        assert_eq!(OsJudge.tid(), current_tid(), "cached");
+        let (mine, theirs) = std::thread::spawn(|| (OsJudge.tid(), current_tid()))
+            .join()
+            .unwrap();
+        assert_eq!(mine, theirs);
+        assert_ne!(mine, OsJudge.tid());
     }
 
     #[test]
