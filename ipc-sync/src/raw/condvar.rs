@@ -13,13 +13,10 @@
 //! `pthread_cond_t` is involved, whose internal state a dead waiter can
 //! wedge.
 
-use super::{check_ptr, check_tag, past, tag};
-use crate::Error;
-use ipc_core::futex::{self, WaitOutcome};
+use super::{fixed_object, past, tag};
+use crate::primitive::futex::{self, WaitOutcome};
+use crate::primitive::{AtomicU32, Ordering};
 use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::Segment;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 /// A condition variable over caller memory. 12 bytes.
@@ -31,10 +28,22 @@ pub struct RawCondvar {
     tag: AtomicU32,
 }
 
+#[cfg(not(loom))]
 ipc_core::assert_layout!(RawCondvar, size = 12, align = 4);
+#[cfg(not(loom))]
 // SAFETY: three `AtomicU32`, `#[repr(C)]`, no pointers; every value is a
 // valid state.
 unsafe impl ipc_core::Shareable for RawCondvar {}
+
+fixed_object!(
+    RawCondvar,
+    "ipc-sync/condvar",
+    1,
+    (),
+    |_| Ok(()),
+    |()| RawCondvar::new(),
+    RawCondvar::check
+);
 
 impl Default for RawCondvar {
     fn default() -> Self {
@@ -44,7 +53,7 @@ impl Default for RawCondvar {
 
 impl RawCondvar {
     /// A condition variable nobody waits on.
-    pub const fn new() -> RawCondvar {
+    pub fn new() -> RawCondvar {
         RawCondvar {
             seq: AtomicU32::new(0),
             waiters: AtomicU32::new(0),
@@ -52,59 +61,8 @@ impl RawCondvar {
         }
     }
 
-    /// The bytes it needs (align 4).
-    pub const fn memory_size() -> usize {
-        std::mem::size_of::<RawCondvar>()
-    }
-
-    /// Writes a condition variable at `ptr`.
-    ///
-    /// # Safety
-    /// `ptr` valid for writes of [`RawCondvar::memory_size`] bytes, aligned
-    /// to 4, mapped for `'a`, unused by others meanwhile.
-    pub unsafe fn init_in<'a>(ptr: NonNull<u8>) -> &'a RawCondvar {
-        let p = ptr.cast::<RawCondvar>();
-        // SAFETY: the caller guarantees a valid, aligned, exclusive place.
-        unsafe {
-            p.as_ptr().write(RawCondvar::new());
-            p.as_ref()
-        }
-    }
-
-    /// Uses a condition variable initialized at `ptr`, checking its tag.
-    ///
-    /// # Safety
-    /// `ptr` valid for reads and writes of the size for `'a`.
-    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawCondvar, Error> {
-        let p = check_ptr::<RawCondvar>(ptr.as_ptr())?;
-        // SAFETY: valid and aligned; any bit pattern is valid.
-        let c = unsafe { p.as_ref() };
-        c.check()?;
-        Ok(c)
-    }
-
-    /// Initializes one at `offset` of `seg`.
-    pub fn init_at(seg: &Segment, offset: u64) -> Result<&RawCondvar, Error> {
-        let c: &RawCondvar = seg.get(offset)?;
-        c.reset();
-        Ok(c)
-    }
-
-    /// The one at `offset` of `seg`, tag checked.
-    pub fn at(seg: &Segment, offset: u64) -> Result<&RawCondvar, Error> {
-        let c: &RawCondvar = seg.get(offset)?;
-        c.check()?;
-        Ok(c)
-    }
-
-    pub(crate) fn reset(&self) {
-        self.seq.store(0, Ordering::Relaxed);
-        self.waiters.store(0, Ordering::Relaxed);
-        self.tag.store(tag::CONDVAR, Ordering::Release);
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        check_tag(self.tag.load(Ordering::Acquire), tag::CONDVAR, "condvar")
+    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
+        ipc_core::object::check_tag("condvar", tag::CONDVAR, self.tag.load(Ordering::Acquire))
     }
 
     /// Step 1 of a wait, called while holding the mutex: announces the
