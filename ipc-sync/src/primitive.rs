@@ -32,6 +32,8 @@ pub enum Site {
     MutexAcquire,
     /// The `Release` of the mutex's unlock `swap`.
     MutexRelease,
+    /// The `Release` that publishes the mutex holder's process with its tid.
+    MutexRecord,
     /// The `Release` of the event's `set`.
     EventSet,
     /// The `Acquire` of a semaphore permit's `CAS`.

@@ -7,6 +7,8 @@
 //! `IPC_TEST_ROLE`; the test is skipped, with the reason printed, where
 //! `unshare` is missing or not permitted.
 
+#![cfg(not(loom))]
+
 use ipc_core::name::{path_of, unique_name};
 use ipc_core::process::test_exec_args;
 use ipc_core::SegmentError;

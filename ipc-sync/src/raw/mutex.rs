@@ -14,8 +14,8 @@
 //! word is held and is cleared by the release.
 //!
 //! - **Lock, uncontended**: one `CAS(0 -> tid)`, then two plain stores of the
-//!   owner record (`owner_tid`, `owner_process`) into the same cache line. No
-//!   syscall.
+//!   owner record (`owner_process`, then `owner_tid`) into the same cache
+//!   line. No syscall.
 //! - **Unlock**: one `swap(0)`; a `FUTEX_WAKE` of one waiter only if the old
 //!   word had `WAITERS`.
 //! - **Contended**: spin and yield by the caller's [`WaitStrategy`], then set
@@ -24,6 +24,11 @@
 //!   [`Judge`] whether the holder died (its process, then its thread). A
 //!   dead holder is taken over with a `CAS` on the exact word seen, so
 //!   exactly one waiter wins; it gets [`Acquired::OwnerDied`].
+//!
+//! The record is written process first, then tid (with `Release`), and read
+//! tid first (with `Acquire`): a waiter that finds the holder's tid in the
+//! record also finds the holder's process there, never the previous
+//! holder's (which may be dead, and would make a live holder look dead).
 //!
 //! A holder killed between its `CAS` and the owner record leaves a record
 //! that belongs to the previous holder; the waiter notices the mismatch
@@ -288,8 +293,12 @@ impl RawMutex {
 
     #[inline]
     fn record(&self, me: Me) {
-        self.owner_tid.store(me.tid, Ordering::Relaxed);
+        // SYNC POINT: the process first, then the tid with Release; a waiter
+        // that reads this tid (Acquire) reads this process too, never the
+        // previous holder's, which may be dead (loom found that pairing).
         self.owner_process.store(me.process, Ordering::Relaxed);
+        self.owner_tid
+            .store(me.tid, ord(Site::MutexRecord, Ordering::Release));
     }
 
     /// What refuses the lock whatever the wait: unrecoverable, or our own.
@@ -405,6 +414,7 @@ impl RawMutex {
         if holder == 0 || holder == NOT_RECOVERABLE {
             return None;
         }
+        // SYNC POINT: pairs with the Release of `record`: tid first.
         let rec_tid = self.owner_tid.load(Ordering::Acquire);
         let rec_process = self.owner_process.load(Ordering::Acquire);
         if !holder_dead(judge, holder, rec_tid, rec_process) {

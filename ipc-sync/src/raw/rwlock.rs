@@ -274,8 +274,10 @@ impl RawRwLock {
 
     #[inline]
     fn record(&self, me: Me) {
-        self.writer_tid.store(me.tid, Ordering::Relaxed);
+        // SYNC POINT: as the mutex's record: process first, then the tid
+        // with Release, read tid first with Acquire (`reclaim_dead_writer`).
         self.writer_process.store(me.process, Ordering::Relaxed);
+        self.writer_tid.store(me.tid, Ordering::Release);
     }
 
     /// One attempt for `mode` on state `s`: `Some` when it is decided.
