@@ -68,6 +68,9 @@ pub enum Liveness {
 static CURRENT: AtomicU64 = AtomicU64::new(0);
 /// The pid that goes with [`CURRENT`] (stored before it).
 static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
+/// [`ProcessId::to_u64`] of the calling process once learned, 0 while
+/// unknown: what [`OsJudge::me`] hands every lock, in one load.
+static CURRENT_PACKED: AtomicU64 = AtomicU64::new(0);
 static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 /// Learns the identity before `main` (from `.init_array`), while the
@@ -90,11 +93,12 @@ extern "C" fn learn_at_start() {
 /// If that fails the identity stays unknown and [`ProcessId::current`] tries
 /// again (and reports the failure) when it is needed.
 extern "C" fn relearn_after_fork() {
+    CURRENT_PACKED.store(0, Ordering::Relaxed);
     CURRENT.store(0, Ordering::Relaxed);
     CURRENT_PID.store(0, Ordering::Relaxed);
     // The forking thread's id is not the child's: a plain store into a
     // thread-local without destructor, which is async-signal-safe.
-    let _ = CACHED_TID.try_with(|t| t.set(0));
+    let _ = HOLDER.try_with(|h| h.set((0, 0)));
     let _ = learn();
 }
 
@@ -120,11 +124,13 @@ fn learn() -> Result<ProcessId, IdentityError> {
     let start_time = read_own_start_time()?;
     CURRENT_PID.store(u64::from(pid), Ordering::Relaxed);
     CURRENT.store(start_time, Ordering::Release);
-    Ok(ProcessId {
+    let id = ProcessId {
         pid,
         reserved: 0,
         start_time,
-    })
+    };
+    CURRENT_PACKED.store(id.to_u64(), Ordering::Release);
+    Ok(id)
 }
 
 /// The start time of the calling process, from `/proc/self/stat`, read with
@@ -508,42 +514,39 @@ pub trait Judge {
     /// process) is proven dead.
     fn thread_is_dead(&self, packed: u64, tid: u32) -> bool;
 
-    /// The calling thread's id, to record as the holder of what a thread
-    /// owns (a lock word). The default is the operating system's thread id
-    /// ([`current_tid`]), cached per thread and learned again in a forked
-    /// child; a model checker's judge names its model threads instead (they
-    /// share one thread of the operating system).
-    #[inline]
-    fn tid(&self) -> u32 {
-        cached_tid()
+    /// The calling thread as a lock records its holder: its thread id and
+    /// its process's packed id ([`Judge::me`]). The default asks the
+    /// operating system for the thread id ([`current_tid`]) each time;
+    /// [`OsJudge`] caches the pair per thread (one thread-local load on a
+    /// lock's fast path); a model checker's judge names its model threads
+    /// (they share one thread of the operating system).
+    ///
+    /// # Errors
+    /// As [`Judge::me`].
+    fn holder(&self) -> Result<(u32, u64), IdentityError> {
+        Ok((current_tid(), self.me()?))
     }
 }
 
 thread_local! {
-    /// The calling thread's id once asked; 0 until then, and again in a
-    /// forked child (see [`relearn_after_fork`]).
-    static CACHED_TID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// [`current_tid`], cached: one thread-local load after the first call.
-#[inline]
-fn cached_tid() -> u32 {
-    let t = CACHED_TID.with(std::cell::Cell::get);
-    if t != 0 {
-        t
-    } else {
-        learn_tid()
-    }
+    /// The calling thread's id and packed process id once learned; zeros
+    /// until then, and again in a forked child (see [`relearn_after_fork`]).
+    static HOLDER: std::cell::Cell<(u32, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 #[cold]
-fn learn_tid() -> u32 {
+fn learn_holder() -> Result<(u32, u64), IdentityError> {
     // The child handler that forgets the cache must be in place before
     // anything is cached.
     register_atfork();
-    let t = current_tid();
-    CACHED_TID.with(|c| c.set(t));
-    t
+    let h = (current_tid(), me_slow()?);
+    HOLDER.with(|c| c.set(h));
+    Ok(h)
+}
+
+#[cold]
+fn me_slow() -> Result<u64, IdentityError> {
+    ProcessId::current().map(|p| p.to_u64())
 }
 
 /// The operating system's judgement: this module's one rule, by `/proc`.
@@ -553,7 +556,11 @@ pub struct OsJudge;
 impl Judge for OsJudge {
     #[inline]
     fn me(&self) -> Result<u64, IdentityError> {
-        ProcessId::current().map(|p| p.to_u64())
+        // One load on every lock's fast path (a packed id is never 0).
+        match CURRENT_PACKED.load(Ordering::Acquire) {
+            0 => me_slow(),
+            packed => Ok(packed),
+        }
     }
 
     fn is_dead(&self, packed: u64) -> bool {
@@ -563,6 +570,16 @@ impl Judge for OsJudge {
     fn thread_is_dead(&self, packed: u64, tid: u32) -> bool {
         let pid = (packed != 0).then(|| ProcessId::from_u64(packed).pid);
         thread_liveness(pid, tid) == Liveness::Dead
+    }
+
+    #[inline]
+    fn holder(&self) -> Result<(u32, u64), IdentityError> {
+        let h = HOLDER.with(std::cell::Cell::get);
+        if h.0 != 0 {
+            Ok(h)
+        } else {
+            learn_holder()
+        }
     }
 }
 
@@ -696,14 +713,16 @@ mod tests {
     }
 
     #[test]
-    fn the_judges_tid_is_the_threads_own() {
-        assert_eq!(OsJudge.tid(), current_tid());
-        assert_eq!(OsJudge.tid(), current_tid(), "cached");
-        let (mine, theirs) = std::thread::spawn(|| (OsJudge.tid(), current_tid()))
+    fn the_judges_holder_is_this_thread_of_this_process() {
+        let me = ProcessId::current().unwrap().to_u64();
+        assert_eq!(OsJudge.holder(), Ok((current_tid(), me)));
+        assert_eq!(OsJudge.holder(), Ok((current_tid(), me)), "cached");
+        assert_eq!(OsJudge.me(), Ok(me));
+        let (mine, theirs) = std::thread::spawn(|| (OsJudge.holder(), current_tid()))
             .join()
             .unwrap();
-        assert_eq!(mine, theirs);
-        assert_ne!(mine, OsJudge.tid());
+        assert_eq!(mine, Ok((theirs, me)));
+        assert_ne!(theirs, current_tid());
     }
 
     #[test]

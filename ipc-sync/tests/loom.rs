@@ -60,8 +60,8 @@ impl Judge for ModelJudge {
     fn me(&self) -> Result<u64, IdentityError> {
         Ok((u64::from(id()) << 32) | 1)
     }
-    fn tid(&self) -> u32 {
-        id()
+    fn holder(&self) -> Result<(u32, u64), IdentityError> {
+        Ok((id(), self.me()?))
     }
     fn is_dead(&self, packed: u64) -> bool {
         dead((packed >> 32) as u32)

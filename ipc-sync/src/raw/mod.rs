@@ -172,7 +172,9 @@ pub(crate) fn corrupt(what: &'static str, detail: String) -> ipc_core::object::O
 #[cfg(all(test, not(loom)))]
 pub(crate) fn exited_thread_tid() -> u32 {
     use ipc_core::liveness::{Judge, OsJudge};
-    let tid = std::thread::spawn(|| OsJudge.tid()).join().unwrap_or(0);
+    let tid = std::thread::spawn(|| OsJudge.holder().map_or(0, |h| h.0))
+        .join()
+        .unwrap_or(0);
     let start = std::time::Instant::now();
     while !OsJudge.thread_is_dead(0, tid) {
         assert!(

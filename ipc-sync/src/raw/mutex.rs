@@ -86,10 +86,8 @@ impl Me {
     /// Asks `judge` who the caller is.
     #[inline]
     pub(crate) fn of<J: Judge>(judge: &J) -> Result<Me, IdentityError> {
-        Ok(Me {
-            process: judge.me()?,
-            tid: judge.tid(),
-        })
+        let (tid, process) = judge.holder()?;
+        Ok(Me { tid, process })
     }
 }
 
