@@ -31,7 +31,7 @@
 //! processes, `anonymous(cfg)` for children (or `from_fd`), and
 //! `init_at(segment, offset, cfg)` / `at(segment, offset)` inside any
 //! segment; constructors fail with
-//! [`ObjectError`](ipc_core::object::ObjectError). Opening checks the
+//! [`ObjectError`]. Opening checks the
 //! segment's type tag, layout version and ABI: a semaphore opened as a
 //! mutex is a typed error. With feature `serde` (on by default) every
 //! handle is a value: passed in the arguments of
