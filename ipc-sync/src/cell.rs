@@ -100,12 +100,12 @@ macro_rules! data_lock {
 }
 
 data_lock!(RawMutex, "ipc-sync/mutex", RawMutex::new(), |m| m
-    .check(tag::MUTEX, "mutex"));
+    .check_tag(tag::MUTEX, "mutex"));
 data_lock!(
     ValueLock,
     "ipc-sync/value",
     ValueLock(RawMutex::new()),
-    |m| m.0.check(tag::MUTEX, "value")
+    |m| m.0.check_tag(tag::MUTEX, "value")
 );
 data_lock!(
     RawReentrantMutex,

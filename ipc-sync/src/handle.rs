@@ -32,9 +32,11 @@ pub(crate) trait Parts {
 }
 
 /// For a handle type with the fields `placed: Placed<$obj>` and `strategy`:
-/// [`Handle`](ipc_core::object::Handle) (unless the `parts` form is used,
-/// for a type that makes its own), [`Parts`], the accessors every handle
-/// has and, with feature `serde`, `Serialize` and `Deserialize`.
+/// [`Handle`](ipc_core::object::Handle) and `Clone` (unless the `parts`
+/// form is used, for a type that makes its own), [`Parts`], the accessors
+/// every handle has and, with feature `serde`, `Serialize` and
+/// `Deserialize`. The `delegate` form is for a type that wraps another
+/// handle in one field.
 macro_rules! handle {
     (impl[$($g:tt)*] $t:ty, $obj:ty, $what:literal) => {
         impl<$($g)*> ipc_core::object::Handle for $t {
@@ -57,6 +59,39 @@ macro_rules! handle {
             }
         }
         crate::handle::handle!(parts impl[$($g)*] $t, $obj, $what);
+    };
+    (delegate impl[$($g:tt)*] $t:ident<$($p:tt),*> to $field:ident: $inner:ty, $obj:ty, $what:literal) => {
+        impl<$($g)*> ipc_core::object::Handle for $t<$($p),*> {
+            type Object = $obj;
+            fn from_placed(placed: ipc_core::object::Placed<$obj>) -> Self {
+                $t {
+                    $field: <$inner as ipc_core::object::Handle>::from_placed(placed),
+                }
+            }
+        }
+
+        impl<$($g)*> Clone for $t<$($p),*> {
+            /// Another handle to the same object.
+            fn clone(&self) -> Self {
+                $t {
+                    $field: self.$field.clone(),
+                }
+            }
+        }
+
+        impl<$($g)*> crate::handle::Parts for $t<$($p),*> {
+            type Object = $obj;
+            fn placed(&self) -> &ipc_core::object::Placed<$obj> {
+                crate::handle::Parts::placed(&self.$field)
+            }
+            fn strategy(&self) -> ipc_core::wait::WaitStrategy {
+                crate::handle::Parts::strategy(&self.$field)
+            }
+            fn set_strategy(&mut self, strategy: ipc_core::wait::WaitStrategy) {
+                crate::handle::Parts::set_strategy(&mut self.$field, strategy);
+            }
+        }
+        crate::handle::handle!(common impl[$($g)*] $t<$($p),*>, $what);
     };
     (parts impl[$($g:tt)*] $t:ty, $obj:ty, $what:literal) => {
         impl<$($g)*> crate::handle::Parts for $t {
@@ -222,3 +257,38 @@ pub(crate) mod wire {
         Ok((placed, strategy))
     }
 }
+
+/// The three forms of a lock of a public type over a raw lock: the plain
+/// wait, the single try and the timed wait (each with its error type),
+/// each turning the raw result into a guard, or an error carrying one, with
+/// `self.$guard(consistent)`.
+macro_rules! lock_forms {
+    (
+        $guard:ident -> $g:ty:
+        $(#[$m1:meta])* $lock:ident => $raw_lock:ident,
+        $(#[$m2:meta])* $try:ident => $raw_try:ident,
+        $(#[$m3:meta])* $timeout:ident => $raw_timeout:ident
+    ) => {
+        $(#[$m1])*
+        pub fn $lock(&self) -> Result<$g, crate::error::LockError<$g>> {
+            let r = self.raw().$raw_lock(&ipc_core::liveness::OsJudge, self.strategy);
+            crate::error::guarded(r, |c| self.$guard(c))
+        }
+
+        $(#[$m2])*
+        pub fn $try(&self) -> Result<$g, crate::error::TryLockError<$g>> {
+            let r = self.raw().$raw_try(&ipc_core::liveness::OsJudge);
+            crate::error::guarded(r, |c| self.$guard(c))
+        }
+
+        $(#[$m3])*
+        pub fn $timeout(
+            &self,
+            timeout: std::time::Duration,
+        ) -> Result<$g, crate::error::LockTimeoutError<$g>> {
+            let r = self.raw().$raw_timeout(&ipc_core::liveness::OsJudge, self.strategy, timeout);
+            crate::error::guarded(r, |c| self.$guard(c))
+        }
+    };
+}
+pub(crate) use lock_forms;

@@ -130,57 +130,48 @@ compile_error!(
      seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
 );
 
-#[cfg(not(loom))]
-mod barrier;
-#[cfg(not(loom))]
-mod cell;
-#[cfg(not(loom))]
-mod condvar;
+/// The public layer places objects in segments: the loom build (which
+/// checks the raw layer) leaves it out.
+macro_rules! outside_loom {
+    ($($item:item)*) => {
+        $( #[cfg(not(loom))] $item )*
+    };
+}
+
 mod error;
-#[cfg(not(loom))]
-mod event;
-#[cfg(not(loom))]
-mod handle;
-#[cfg(not(loom))]
-mod mutex;
 mod primitive;
 pub mod raw;
-#[cfg(not(loom))]
-mod recoverable;
-#[cfg(not(loom))]
-mod reentrant;
-#[cfg(not(loom))]
-mod rwlock;
-#[cfg(not(loom))]
-mod semaphore;
-#[cfg(not(loom))]
-mod value;
 
-#[cfg(not(loom))]
-pub use barrier::Barrier;
-#[cfg(not(loom))]
-pub use cell::{DataCell, DataLock, MutexLock, ValueLock};
-#[cfg(not(loom))]
-pub use condvar::{Condvar, WaitResult, WaitTimeoutResult};
 pub use error::{
     BarrierError, BarrierTimeoutError, LockError, LockTimeoutError, NotHeldError, OwnerDied,
     ReleaseError, TryLockError, UnlockError,
 };
-#[cfg(not(loom))]
-pub use event::Event;
 pub use ipc_core::object::ObjectError;
 pub use ipc_core::wait::WaitStrategy;
 pub use ipc_core::IdentityError;
-#[cfg(not(loom))]
-pub use mutex::{Mutex, MutexGuard};
 pub use raw::BarrierWait;
-#[cfg(not(loom))]
-pub use recoverable::RecoverableSemaphore;
-#[cfg(not(loom))]
-pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};
-#[cfg(not(loom))]
-pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-#[cfg(not(loom))]
-pub use semaphore::{BoundedSemaphore, Semaphore, SemaphorePermit};
-#[cfg(not(loom))]
-pub use value::{Array, IndexError, IndexResult, Value, ValueResult};
+
+outside_loom! {
+    mod barrier;
+    mod cell;
+    mod condvar;
+    mod event;
+    mod handle;
+    mod mutex;
+    mod recoverable;
+    mod reentrant;
+    mod rwlock;
+    mod semaphore;
+    mod value;
+
+    pub use barrier::Barrier;
+    pub use cell::{DataCell, DataLock, MutexLock, ValueLock};
+    pub use condvar::{Condvar, WaitResult, WaitTimeoutResult};
+    pub use event::Event;
+    pub use mutex::{Mutex, MutexGuard};
+    pub use recoverable::RecoverableSemaphore;
+    pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};
+    pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+    pub use semaphore::{BoundedSemaphore, Semaphore, SemaphorePermit};
+    pub use value::{Array, IndexError, IndexResult, Value, ValueResult};
+}

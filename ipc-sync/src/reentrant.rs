@@ -1,15 +1,15 @@
 //! [`ReentrantMutex<T>`]: Python's `RLock`, robust, with its data.
 
 use crate::cell::DataCell;
-use crate::error::{guarded, LockError, LockTimeoutError, TryLockError};
-use crate::handle::handle;
+#[cfg(doc)]
+use crate::error::{LockError, LockTimeoutError, TryLockError};
+use crate::handle::{handle, lock_forms};
 use crate::raw::RawReentrantMutex;
 use ipc_core::liveness::OsJudge;
 use ipc_core::object::Placed;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::Shareable;
 use std::marker::PhantomData;
-use std::time::Duration;
 
 /// A robust mutex its owner may lock again (Python's `RLock`); only the
 /// owner unlocks (by dropping its guards). Death of the owner is reported
@@ -63,38 +63,28 @@ impl<T: Shareable + Send + Sync> ReentrantMutex<T> {
         }
     }
 
-    /// Locks, or locks again if the calling thread holds it.
-    ///
-    /// # Errors
-    /// [`LockError::OwnerDied`] (locked, carries the guard),
-    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] when the
-    /// recursion count would overflow, [`LockError::UnknownIdentity`] (this
-    /// process cannot learn the identity a holder records; not locked).
-    pub fn lock(&self) -> Result<Guard<'_, T>, LockError<Guard<'_, T>>> {
-        guarded(self.raw().lock(&OsJudge, self.strategy), |c| self.guard(c))
-    }
-
-    /// Tries once (again, if the calling thread holds it).
-    ///
-    /// # Errors
-    /// As [`ReentrantMutex::lock`], and [`TryLockError::WouldBlock`].
-    pub fn try_lock(&self) -> Result<Guard<'_, T>, TryLockError<Guard<'_, T>>> {
-        guarded(self.raw().try_lock(&OsJudge), |c| self.guard(c))
-    }
-
-    /// Locks, waiting `timeout` at most (zero: tries once).
-    ///
-    /// # Errors
-    /// As [`ReentrantMutex::lock`], and [`LockTimeoutError::TimedOut`] (or
-    /// [`LockTimeoutError::WouldBlock`] for a zero timeout).
-    pub fn lock_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<Guard<'_, T>, LockTimeoutError<Guard<'_, T>>> {
-        guarded(
-            self.raw().lock_timeout(&OsJudge, self.strategy, timeout),
-            |c| self.guard(c),
-        )
+    lock_forms! {
+        guard -> Guard<'_, T>:
+        /// Locks, or locks again if the calling thread holds it.
+        ///
+        /// # Errors
+        /// [`LockError::OwnerDied`] (locked, carries the guard),
+        /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] when
+        /// the recursion count would overflow, [`LockError::UnknownIdentity`]
+        /// (this process cannot learn the identity a holder records; not
+        /// locked).
+        lock => lock,
+        /// Tries once (again, if the calling thread holds it).
+        ///
+        /// # Errors
+        /// As [`ReentrantMutex::lock`], and [`TryLockError::WouldBlock`].
+        try_lock => try_lock,
+        /// Locks, waiting `timeout` at most (zero: tries once).
+        ///
+        /// # Errors
+        /// As [`ReentrantMutex::lock`], and [`LockTimeoutError::TimedOut`]
+        /// (or [`LockTimeoutError::WouldBlock`] for a zero timeout).
+        lock_timeout => lock_timeout
     }
 
     /// How many guards the calling thread holds (0: not the owner).

@@ -2,8 +2,9 @@
 //! writer.
 
 use crate::cell::DataCell;
-use crate::error::{guarded, LockError, LockTimeoutError, TryLockError};
-use crate::handle::handle;
+#[cfg(doc)]
+use crate::error::{LockError, LockTimeoutError, TryLockError};
+use crate::handle::{handle, lock_forms};
 use crate::raw::RawRwLock;
 use ipc_core::liveness::OsJudge;
 use ipc_core::object::Placed;
@@ -11,7 +12,6 @@ use ipc_core::wait::WaitStrategy;
 use ipc_core::Shareable;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::time::Duration;
 
 /// Many readers or one writer, between processes (`T` shareable). Its
 /// configuration is the initial value.
@@ -84,75 +84,50 @@ impl<T: Shareable + Send + Sync> RwLock<T> {
         }
     }
 
-    /// Takes a read lock, waiting as long as it takes.
-    ///
-    /// # Errors
-    /// [`LockError::OwnerDied`] (a writer died; the read guard is carried),
-    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] (this
-    /// thread holds the write lock), [`LockError::UnknownIdentity`] (this
-    /// process cannot learn the identity a holder records; not locked).
-    pub fn read(&self) -> Result<Read<'_, T>, LockError<Read<'_, T>>> {
-        guarded(self.raw().read(&OsJudge, self.strategy), |c| {
-            self.read_guard(c)
-        })
+    lock_forms! {
+        read_guard -> Read<'_, T>:
+        /// Takes a read lock, waiting as long as it takes.
+        ///
+        /// # Errors
+        /// [`LockError::OwnerDied`] (a writer died; the read guard is
+        /// carried), [`LockError::NotRecoverable`],
+        /// [`LockError::WouldDeadlock`] (this thread holds the write lock),
+        /// [`LockError::UnknownIdentity`] (this process cannot learn the
+        /// identity a holder records; not locked).
+        read => read,
+        /// Tries once to take a read lock.
+        ///
+        /// # Errors
+        /// As [`RwLock::read`], and [`TryLockError::WouldBlock`].
+        try_read => try_read,
+        /// Takes a read lock, waiting `timeout` at most (zero: one try).
+        ///
+        /// # Errors
+        /// As [`RwLock::read`], and [`LockTimeoutError::TimedOut`] (or
+        /// [`LockTimeoutError::WouldBlock`] for a zero timeout).
+        read_timeout => read_timeout
     }
 
-    /// Tries once to take a read lock.
-    ///
-    /// # Errors
-    /// As [`RwLock::read`], and [`TryLockError::WouldBlock`].
-    pub fn try_read(&self) -> Result<Read<'_, T>, TryLockError<Read<'_, T>>> {
-        guarded(self.raw().try_read(&OsJudge), |c| self.read_guard(c))
-    }
-
-    /// Takes a read lock, waiting `timeout` at most (zero: one try).
-    ///
-    /// # Errors
-    /// As [`RwLock::read`], and [`LockTimeoutError::TimedOut`] (or
-    /// [`LockTimeoutError::WouldBlock`] for a zero timeout).
-    pub fn read_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<Read<'_, T>, LockTimeoutError<Read<'_, T>>> {
-        guarded(
-            self.raw().read_timeout(&OsJudge, self.strategy, timeout),
-            |c| self.read_guard(c),
-        )
-    }
-
-    /// Takes the write lock, waiting as long as it takes.
-    ///
-    /// # Errors
-    /// [`LockError::OwnerDied`] (a writer died; repair through the carried
-    /// guard), [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`],
-    /// [`LockError::UnknownIdentity`].
-    pub fn write(&self) -> Result<Write<'_, T>, LockError<Write<'_, T>>> {
-        guarded(self.raw().write(&OsJudge, self.strategy), |c| {
-            self.write_guard(c)
-        })
-    }
-
-    /// Tries once to take the write lock.
-    ///
-    /// # Errors
-    /// As [`RwLock::write`], and [`TryLockError::WouldBlock`].
-    pub fn try_write(&self) -> Result<Write<'_, T>, TryLockError<Write<'_, T>>> {
-        guarded(self.raw().try_write(&OsJudge), |c| self.write_guard(c))
-    }
-
-    /// Takes the write lock, waiting `timeout` at most (zero: one try).
-    ///
-    /// # Errors
-    /// As [`RwLock::write`], and [`LockTimeoutError::TimedOut`] (or
-    /// [`LockTimeoutError::WouldBlock`] for a zero timeout).
-    pub fn write_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<Write<'_, T>, LockTimeoutError<Write<'_, T>>> {
-        guarded(
-            self.raw().write_timeout(&OsJudge, self.strategy, timeout),
-            |c| self.write_guard(c),
-        )
+    lock_forms! {
+        write_guard -> Write<'_, T>:
+        /// Takes the write lock, waiting as long as it takes.
+        ///
+        /// # Errors
+        /// [`LockError::OwnerDied`] (a writer died; repair through the
+        /// carried guard), [`LockError::NotRecoverable`],
+        /// [`LockError::WouldDeadlock`], [`LockError::UnknownIdentity`].
+        write => write,
+        /// Tries once to take the write lock.
+        ///
+        /// # Errors
+        /// As [`RwLock::write`], and [`TryLockError::WouldBlock`].
+        try_write => try_write,
+        /// Takes the write lock, waiting `timeout` at most (zero: one try).
+        ///
+        /// # Errors
+        /// As [`RwLock::write`], and [`LockTimeoutError::TimedOut`] (or
+        /// [`LockTimeoutError::WouldBlock`] for a zero timeout).
+        write_timeout => write_timeout
     }
 }
 

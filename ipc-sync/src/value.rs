@@ -3,10 +3,8 @@
 
 use crate::cell::{DataCell, ValueLock};
 use crate::error::LockError;
-use crate::handle::{handle, Parts};
+use crate::handle::handle;
 use crate::mutex::{Mutex, MutexGuard};
-use ipc_core::object::{Handle, Placed};
-use ipc_core::wait::WaitStrategy;
 use ipc_core::Shareable;
 
 /// The result of a `Value` or `Array` access: the lock's errors carry the
@@ -36,39 +34,8 @@ pub struct Value<T: Shareable + Copy + Send + Sync> {
     mutex: Mutex<T, ValueLock>,
 }
 
-impl<T: Shareable + Copy + Send + Sync> Handle for Value<T> {
-    type Object = DataCell<ValueLock, T>;
-    fn from_placed(placed: Placed<Self::Object>) -> Self {
-        Value {
-            mutex: Mutex::from_placed(placed),
-        }
-    }
-}
-
-impl<T: Shareable + Copy + Send + Sync> Clone for Value<T> {
-    /// Another handle to the same value.
-    fn clone(&self) -> Self {
-        Value {
-            mutex: self.mutex.clone(),
-        }
-    }
-}
-
-impl<T: Shareable + Copy + Send + Sync> Parts for Value<T> {
-    type Object = DataCell<ValueLock, T>;
-    fn placed(&self) -> &Placed<Self::Object> {
-        self.mutex.placed()
-    }
-    fn strategy(&self) -> WaitStrategy {
-        Parts::strategy(&self.mutex)
-    }
-    fn set_strategy(&mut self, strategy: WaitStrategy) {
-        self.mutex.set_strategy(strategy);
-    }
-}
-
 ipc_core::handle_constructors!(impl[T: Shareable + Copy + Send + Sync] Value<T>, "value");
-handle!(common impl[T: Shareable + Copy + Send + Sync] Value<T>, "value");
+handle!(delegate impl[T: Shareable + Copy + Send + Sync] Value<T> to mutex: Mutex<T, ValueLock>, DataCell<ValueLock, T>, "value");
 
 impl<T: Shareable + Copy + Send + Sync> std::fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,39 +95,8 @@ pub struct Array<T: Shareable + Copy + Send + Sync, const N: usize> {
     value: Value<[T; N]>,
 }
 
-impl<T: Shareable + Copy + Send + Sync, const N: usize> Handle for Array<T, N> {
-    type Object = DataCell<ValueLock, [T; N]>;
-    fn from_placed(placed: Placed<Self::Object>) -> Self {
-        Array {
-            value: Value::from_placed(placed),
-        }
-    }
-}
-
-impl<T: Shareable + Copy + Send + Sync, const N: usize> Clone for Array<T, N> {
-    /// Another handle to the same array.
-    fn clone(&self) -> Self {
-        Array {
-            value: self.value.clone(),
-        }
-    }
-}
-
-impl<T: Shareable + Copy + Send + Sync, const N: usize> Parts for Array<T, N> {
-    type Object = DataCell<ValueLock, [T; N]>;
-    fn placed(&self) -> &Placed<Self::Object> {
-        self.value.placed()
-    }
-    fn strategy(&self) -> WaitStrategy {
-        Parts::strategy(&self.value)
-    }
-    fn set_strategy(&mut self, strategy: WaitStrategy) {
-        self.value.set_strategy(strategy);
-    }
-}
-
 ipc_core::handle_constructors!(impl[T: Shareable + Copy + Send + Sync, const N: usize] Array<T, N>, "array");
-handle!(common impl[T: Shareable + Copy + Send + Sync, const N: usize] Array<T, N>, "array");
+handle!(delegate impl[T: Shareable + Copy + Send + Sync, const N: usize] Array<T, N> to value: Value<[T; N]>, DataCell<ValueLock, [T; N]>, "array");
 
 impl<T: Shareable + Copy + Send + Sync, const N: usize> std::fmt::Debug for Array<T, N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -18,7 +18,7 @@
 //! `resets` counts [`RawBarrier::reset`]s, so a waiter released by a reset
 //! knows it was not released by a full barrier.
 
-use super::{fixed_object, next_wake, tag, Forever, Until, Wait, LIVENESS_PERIOD};
+use super::{next_wake, raw_object, tag, Forever, Until, Wait, LIVENESS_PERIOD};
 use crate::error::{BarrierError, BarrierTimeoutError, Broke, Fail};
 use crate::primitive::{futex, AtomicU32, AtomicU64, Ordering};
 use ipc_core::liveness::Judge;
@@ -63,21 +63,14 @@ pub struct RawBarrier {
     members: [AtomicU64; MEMBER_SLOTS],
 }
 
-#[cfg(not(loom))]
-ipc_core::assert_layout!(RawBarrier, size = 24 + 8 * MEMBER_SLOTS, align = 8);
-#[cfg(not(loom))]
-// SAFETY: `#[repr(C)]`, integer atomics only, no padding, no pointers; any
-// bit pattern is a state that at worst reads as broken or as a dead member.
-unsafe impl ipc_core::Shareable for RawBarrier {}
-
-fixed_object!(
+raw_object!(
     RawBarrier,
     "ipc-sync/barrier",
     1,
-    u32,
-    |&parties| check_parties(parties),
-    RawBarrier::fresh,
-    RawBarrier::check
+    size = 24 + 8 * MEMBER_SLOTS,
+    align = 8,
+    config = u32,
+    new
 );
 
 fn check_parties(parties: u32) -> Result<(), ObjectError> {
@@ -103,14 +96,9 @@ enum Stop<X> {
 }
 
 impl RawBarrier {
-    /// A barrier for `parties`.
-    ///
-    /// # Errors
-    /// [`ObjectError::InvalidConfig`] for zero or more than [`MAX_PARTIES`]
-    /// parties.
-    pub fn new(parties: u32) -> Result<RawBarrier, ObjectError> {
-        check_parties(parties)?;
-        Ok(Self::fresh(parties))
+    /// A barrier needs 1 to [`MAX_PARTIES`] parties.
+    fn validate(parties: &u32) -> Result<(), ObjectError> {
+        check_parties(*parties)
     }
 
     fn fresh(parties: u32) -> RawBarrier {

@@ -13,10 +13,10 @@
 //! `pthread_cond_t` is involved, whose internal state a dead waiter can
 //! wedge.
 
-use super::{fixed_object, past, tag};
+use super::{raw_object, spin, tag};
 use crate::primitive::futex::{self, WaitOutcome};
 use crate::primitive::{AtomicU32, Ordering};
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
+use ipc_core::wait::WaitStrategy;
 use std::time::Instant;
 
 /// A condition variable over caller memory. 12 bytes.
@@ -28,32 +28,10 @@ pub struct RawCondvar {
     tag: AtomicU32,
 }
 
-#[cfg(not(loom))]
-ipc_core::assert_layout!(RawCondvar, size = 12, align = 4);
-#[cfg(not(loom))]
-// SAFETY: three `AtomicU32`, `#[repr(C)]`, no pointers; every value is a
-// valid state.
-unsafe impl ipc_core::Shareable for RawCondvar {}
-
-fixed_object!(
-    RawCondvar,
-    "ipc-sync/condvar",
-    1,
-    (),
-    |_| Ok(()),
-    |()| RawCondvar::new(),
-    RawCondvar::check
-);
-
-impl Default for RawCondvar {
-    fn default() -> Self {
-        RawCondvar::new()
-    }
-}
+raw_object!(RawCondvar, "ipc-sync/condvar", 1, size = 12, align = 4);
 
 impl RawCondvar {
-    /// A condition variable nobody waits on.
-    pub fn new() -> RawCondvar {
+    fn fresh((): ()) -> RawCondvar {
         RawCondvar {
             seq: AtomicU32::new(0),
             waiters: AtomicU32::new(0),
@@ -78,22 +56,11 @@ impl RawCondvar {
     /// the deadline passed without a notification.
     /// Spins first by `strategy` (a busy-spinning waiter never sleeps).
     pub fn park(&self, strategy: WaitStrategy, key: u32, deadline: Option<Instant>) -> bool {
-        let mut backoff = Backoff::new(strategy);
-        let mut spins: u32 = 0;
-        let notified = loop {
-            if self.seq.load(Ordering::Acquire) != key {
-                break true;
-            }
-            if backoff.snooze() == Phase::Retry {
-                spins = spins.wrapping_add(1);
-                if spins % 64 == 0 && past(deadline) {
-                    break false;
-                }
-                continue;
-            }
+        let changed = || self.seq.load(Ordering::Acquire) != key;
+        let notified = spin(strategy, deadline, changed).unwrap_or_else(|| {
             let r = futex::wait_until(&self.seq, key, deadline);
-            break r != WaitOutcome::TimedOut || self.seq.load(Ordering::Relaxed) != key;
-        };
+            r != WaitOutcome::TimedOut || changed()
+        });
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         notified
     }

@@ -11,9 +11,9 @@
 //! word is 2. A waiter that dies while parked leaves a 2, which costs the
 //! next `set` one spare wake-up and nothing else.
 
-use super::{deadline_after, fixed_object, past, tag};
+use super::{deadline_after, past, raw_object, spin, tag};
 use crate::primitive::{futex, ord, AtomicU32, Ordering, Site};
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
+use ipc_core::wait::WaitStrategy;
 use std::time::{Duration, Instant};
 
 const CLEAR: u32 = 0;
@@ -28,32 +28,10 @@ pub struct RawEvent {
     tag: AtomicU32,
 }
 
-#[cfg(not(loom))]
-ipc_core::assert_layout!(RawEvent, size = 8, align = 4);
-#[cfg(not(loom))]
-// SAFETY: two `AtomicU32`, `#[repr(C)]`, no pointers; any value of `state`
-// other than 1 reads as clear.
-unsafe impl ipc_core::Shareable for RawEvent {}
-
-fixed_object!(
-    RawEvent,
-    "ipc-sync/event",
-    1,
-    (),
-    |_| Ok(()),
-    |()| RawEvent::new(),
-    RawEvent::check
-);
-
-impl Default for RawEvent {
-    fn default() -> Self {
-        RawEvent::new()
-    }
-}
+raw_object!(RawEvent, "ipc-sync/event", 1, size = 8, align = 4);
 
 impl RawEvent {
-    /// A clear event.
-    pub fn new() -> RawEvent {
+    fn fresh((): ()) -> RawEvent {
         RawEvent {
             state: AtomicU32::new(CLEAR),
             tag: AtomicU32::new(tag::EVENT),
@@ -109,20 +87,8 @@ impl RawEvent {
 
     #[cold]
     fn wait_slow(&self, strategy: WaitStrategy, deadline: Option<Instant>) -> bool {
-        let mut backoff = Backoff::new(strategy);
-        let mut spins: u32 = 0;
-        loop {
-            if self.is_set() {
-                return true;
-            }
-            if backoff.snooze() == Phase::Retry {
-                spins = spins.wrapping_add(1);
-                if spins % 64 == 0 && past(deadline) {
-                    return self.is_set();
-                }
-                continue;
-            }
-            break;
+        if let Some(set) = spin(strategy, deadline, || self.is_set()) {
+            return set;
         }
         loop {
             let s = self.state.load(Ordering::Acquire);

@@ -65,7 +65,7 @@ pub use recoverable::{RawRecoverableSemaphore, MAX_PERMITS};
 pub use reentrant::RawReentrantMutex;
 pub use rwlock::{RawRwLock, READER_SLOTS};
 pub use semaphore::{RawBoundedSemaphore, RawSemaphore};
-pub(crate) use wait::{deadline_after, next_wake, past, Forever, Once, Until, Wait};
+pub(crate) use wait::{deadline_after, next_wake, past, spin, timed, Forever, Once, Until, Wait};
 
 /// Hooks for the loom models (`cfg(loom)` only).
 #[cfg(loom)]
@@ -98,40 +98,98 @@ pub(crate) mod tag {
     pub(crate) const RECOVERABLE: u32 = 0x5253_4d31; // "RSM1"
 }
 
-/// Implements [`ShmObject`](ipc_core::object::ShmObject) for a raw type of
-/// fixed size: its own segment kind (version `$version`, layout hash of its
-/// size and alignment), a configuration checked by `$validate`, a fresh
-/// state from `$fresh`, and `$check` on what another process wrote.
-macro_rules! fixed_object {
-    ($t:ty, $kind:literal, $version:literal, $cfg:ty, $validate:expr, $fresh:expr, $check:expr) => {
+/// Makes a raw type of fixed size an object for shared memory: checks its
+/// layout, marks it `Shareable` and implements
+/// [`ShmObject`](ipc_core::object::ShmObject) with its own segment kind
+/// (layout hash of its size and alignment), from the type's `validate`
+/// (the configuration), `fresh` (a new state) and `check` (what another
+/// process wrote). Without a configuration, also `new()` and `Default`.
+macro_rules! raw_object {
+    ($t:ident, $kind:literal, $version:literal, size = $size:expr, align = $align:expr) => {
+        impl $t {
+            /// A fresh one, on the heap or in a `static`; in shared memory,
+            /// place it with [`Placed`](ipc_core::object::Placed).
+            pub fn new() -> $t {
+                Self::fresh(())
+            }
+
+            fn validate(_: &()) -> Result<(), ipc_core::object::ObjectError> {
+                Ok(())
+            }
+        }
+
+        impl Default for $t {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        crate::raw::raw_object!(
+            $t,
+            $kind,
+            $version,
+            size = $size,
+            align = $align,
+            config = ()
+        );
+    };
+    ($t:ident, $kind:literal, $version:literal, size = $size:expr, align = $align:expr, config = $cfg:ty, new) => {
+        impl $t {
+            /// A fresh one of `cfg`, on the heap; in shared memory, place it
+            /// with [`Placed`](ipc_core::object::Placed).
+            ///
+            /// # Errors
+            /// [`ObjectError::InvalidConfig`](ipc_core::object::ObjectError::InvalidConfig)
+            /// for a configuration it does not accept, naming the limit.
+            pub fn new(cfg: $cfg) -> Result<$t, ipc_core::object::ObjectError> {
+                Self::validate(&cfg)?;
+                Ok(Self::fresh(cfg))
+            }
+        }
+
+        crate::raw::raw_object!(
+            $t,
+            $kind,
+            $version,
+            size = $size,
+            align = $align,
+            config = $cfg
+        );
+    };
+    ($t:ident, $kind:literal, $version:literal, size = $size:expr, align = $align:expr, config = $cfg:ty) => {
         #[cfg(not(loom))]
-        // SAFETY: `$t` is `#[repr(C)]` of atomics (checked by
-        // `assert_layout!` beside it), valid for every bit pattern;
+        ipc_core::assert_layout!($t, size = $size, align = $align);
+
+        #[cfg(not(loom))]
+        // SAFETY: `#[repr(C)]` (or transparent) of integer atomics whose
+        // sizes add up to the size checked above (no padding), no pointers,
+        // no drop glue; every bit pattern is a state the algorithm copes
+        // with (at worst a call that fails or waits).
+        unsafe impl ipc_core::Shareable for $t {}
+
+        #[cfg(not(loom))]
+        // SAFETY: `$t` is `Shareable` (above) and `Sync` (atomics);
         // `init_in` writes a whole fresh state into memory the caller sized
         // and aligned for it, and `attach` checks size, alignment, the
-        // object tag and every configuration word the algorithm relies on.
+        // object tag and every configuration word the algorithm relies on
+        // (`check`).
         unsafe impl ipc_core::object::ShmObject for $t {
             const KIND: ipc_core::Kind = ipc_core::Kind::new(
                 $kind,
                 $version,
-                ipc_core::header::layout_hash(&[
-                    std::mem::size_of::<$t>() as u64,
-                    std::mem::align_of::<$t>() as u64,
-                ]),
+                ipc_core::header::layout_hash(&[$size as u64, $align as u64]),
             );
             type Config = $cfg;
 
             fn memory_size(cfg: &$cfg) -> Result<usize, ipc_core::object::ObjectError> {
-                let validate: fn(&$cfg) -> Result<(), ipc_core::object::ObjectError> = $validate;
-                validate(cfg)?;
+                $t::validate(cfg)?;
                 Ok(std::mem::size_of::<$t>())
             }
 
             unsafe fn init_in(mem: std::ptr::NonNull<u8>, _len: usize, cfg: $cfg) {
-                let fresh: fn($cfg) -> $t = $fresh;
                 // SAFETY: the caller gives `memory_size` bytes aligned for
                 // `$t` that nobody else uses yet.
-                unsafe { mem.cast::<$t>().write(fresh(cfg)) };
+                unsafe { mem.cast::<$t>().write($t::fresh(cfg)) };
             }
 
             unsafe fn attach<'a>(
@@ -140,14 +198,13 @@ macro_rules! fixed_object {
             ) -> Result<&'a $t, ipc_core::object::ObjectError> {
                 // SAFETY: the caller's promise, passed on.
                 let obj = unsafe { ipc_core::object::checked_ref::<$t>(mem, len)? };
-                let check: fn(&$t) -> Result<(), ipc_core::object::ObjectError> = $check;
-                check(obj)?;
+                obj.check()?;
                 Ok(obj)
             }
         }
     };
 }
-pub(crate) use fixed_object;
+pub(crate) use raw_object;
 
 /// An [`ObjectError::InvalidConfig`](ipc_core::object::ObjectError) for
 /// `what`, naming the limit.

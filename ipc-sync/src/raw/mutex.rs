@@ -41,7 +41,7 @@
 //! record are the only state, and the uncontended path costs the same as a
 //! plain futex mutex.
 
-use super::{fixed_object, next_wake, tag, Forever, Until, Wait, LIVENESS_PERIOD};
+use super::{next_wake, raw_object, tag, Forever, Until, Wait, LIVENESS_PERIOD};
 use crate::error::{Fail, LockError, LockTimeoutError, Refused, TryLockError, UnlockError};
 use crate::primitive::futex::{self, WaitOutcome};
 use crate::primitive::{ord, AtomicU32, AtomicU64, Ordering, Site};
@@ -126,35 +126,15 @@ pub struct RawMutex {
     count: AtomicU32,
 }
 
-#[cfg(not(loom))]
-ipc_core::assert_layout!(RawMutex, size = 24, align = 8);
-#[cfg(not(loom))]
-// SAFETY: `#[repr(C)]`, only integer atomics, no padding (4+4+8+4+4), no
-// pointers, no drop glue; every bit pattern is a state the algorithm copes
-// with (at worst a lock that looks held, whose liveness check then fails).
-unsafe impl ipc_core::Shareable for RawMutex {}
-
-fixed_object!(
-    RawMutex,
-    "ipc-sync/raw-mutex",
-    1,
-    (),
-    |_| Ok(()),
-    |()| RawMutex::new(),
-    |m| m.check(tag::MUTEX, "mutex")
-);
-
-impl Default for RawMutex {
-    fn default() -> Self {
-        RawMutex::new()
-    }
-}
+raw_object!(RawMutex, "ipc-sync/raw-mutex", 1, size = 24, align = 8);
 
 impl RawMutex {
-    /// A free lock, on the heap or in a `static`; in shared memory, place it
-    /// with [`Placed`](ipc_core::object::Placed).
-    pub fn new() -> RawMutex {
+    fn fresh((): ()) -> RawMutex {
         Self::with_tag(tag::MUTEX)
+    }
+
+    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
+        self.check_tag(tag::MUTEX, "mutex")
     }
 
     pub(crate) fn with_tag(t: u32) -> RawMutex {
@@ -168,7 +148,7 @@ impl RawMutex {
     }
 
     /// Checks the object tag another process wrote.
-    pub(crate) fn check(
+    pub(crate) fn check_tag(
         &self,
         expected: u32,
         what: &'static str,
@@ -225,13 +205,12 @@ impl RawMutex {
         strategy: WaitStrategy,
         timeout: Duration,
     ) -> Result<Acquired, LockTimeoutError<Infallible>> {
-        if timeout.is_zero() {
-            return self.try_lock(judge).map_err(Into::into);
-        }
-        match super::deadline_after(timeout) {
-            Some(d) => self.lock_until(judge, strategy, d),
-            None => self.lock(judge, strategy).map_err(Into::into),
-        }
+        super::timed(
+            timeout,
+            || self.try_lock(judge),
+            |d| self.lock_until(judge, strategy, d),
+            || self.lock(judge, strategy),
+        )
     }
 
     /// One `CAS` from free to held by `me`, and the owner record.

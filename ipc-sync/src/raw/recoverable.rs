@@ -17,7 +17,7 @@
 //! process may release one. At most [`MAX_PERMITS`] permits; acquiring
 //! scans the slots, so it costs a little more than a counting semaphore.
 
-use super::{deadline_after, fixed_object, next_wake, past, tag, LIVENESS_PERIOD};
+use super::{deadline_after, next_wake, past, raw_object, tag, LIVENESS_PERIOD};
 use crate::error::NotHeldError;
 use crate::primitive::futex::{self, WaitOutcome};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
@@ -42,25 +42,14 @@ pub struct RawRecoverableSemaphore {
     slots: [AtomicU64; MAX_PERMITS as usize],
 }
 
-#[cfg(not(loom))]
-ipc_core::assert_layout!(
-    RawRecoverableSemaphore,
-    size = 16 + 8 * MAX_PERMITS as usize,
-    align = 8
-);
-#[cfg(not(loom))]
-// SAFETY: `#[repr(C)]`, integer atomics only, no padding, no pointers; any
-// slot value is a (possibly dead) holder, which the algorithm handles.
-unsafe impl ipc_core::Shareable for RawRecoverableSemaphore {}
-
-fixed_object!(
+raw_object!(
     RawRecoverableSemaphore,
     "ipc-sync/recoverable-semaphore",
     1,
-    u32,
-    |&permits| check_permits(permits),
-    RawRecoverableSemaphore::fresh,
-    RawRecoverableSemaphore::check
+    size = 16 + 8 * MAX_PERMITS as usize,
+    align = 8,
+    config = u32,
+    new
 );
 
 fn check_permits(permits: u32) -> Result<(), ObjectError> {
@@ -74,13 +63,9 @@ fn check_permits(permits: u32) -> Result<(), ObjectError> {
 }
 
 impl RawRecoverableSemaphore {
-    /// A semaphore with `permits` free permits.
-    ///
-    /// # Errors
-    /// [`ObjectError::InvalidConfig`] above [`MAX_PERMITS`].
-    pub fn new(permits: u32) -> Result<RawRecoverableSemaphore, ObjectError> {
-        check_permits(permits)?;
-        Ok(Self::fresh(permits))
+    /// At most [`MAX_PERMITS`] permits.
+    fn validate(permits: &u32) -> Result<(), ObjectError> {
+        check_permits(*permits)
     }
 
     fn fresh(permits: u32) -> RawRecoverableSemaphore {

@@ -7,7 +7,7 @@
 //! depth 1.
 
 use super::mutex::{Me, TID_MASK};
-use super::{fixed_object, tag, Forever, Until, Wait};
+use super::{raw_object, tag, Forever, Until, Wait};
 use crate::error::{Fail, LockError, LockTimeoutError, Refused, TryLockError, UnlockError};
 use crate::primitive::Ordering;
 use crate::raw::{Acquired, RawMutex};
@@ -25,38 +25,23 @@ pub struct RawReentrantMutex {
     inner: RawMutex,
 }
 
-#[cfg(not(loom))]
-ipc_core::assert_layout!(RawReentrantMutex, size = 24, align = 8);
-#[cfg(not(loom))]
-// SAFETY: a `#[repr(C)]` wrapper of `RawMutex`, which is `Shareable`.
-unsafe impl ipc_core::Shareable for RawReentrantMutex {}
-
-fixed_object!(
+raw_object!(
     RawReentrantMutex,
     "ipc-sync/raw-reentrant-mutex",
     1,
-    (),
-    |_| Ok(()),
-    |()| RawReentrantMutex::new(),
-    RawReentrantMutex::check
+    size = 24,
+    align = 8
 );
 
-impl Default for RawReentrantMutex {
-    fn default() -> Self {
-        RawReentrantMutex::new()
-    }
-}
-
 impl RawReentrantMutex {
-    /// A free lock.
-    pub fn new() -> RawReentrantMutex {
+    fn fresh((): ()) -> RawReentrantMutex {
         RawReentrantMutex {
             inner: RawMutex::with_tag(tag::REENTRANT),
         }
     }
 
     pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
-        self.inner.check(tag::REENTRANT, "reentrant mutex")
+        self.inner.check_tag(tag::REENTRANT, "reentrant mutex")
     }
 
     /// Locks (again, if the caller holds it), waiting as long as it takes.
@@ -96,13 +81,12 @@ impl RawReentrantMutex {
         strategy: WaitStrategy,
         timeout: Duration,
     ) -> Result<Acquired, LockTimeoutError<Infallible>> {
-        if timeout.is_zero() {
-            return self.try_lock(judge).map_err(Into::into);
-        }
-        match super::deadline_after(timeout) {
-            Some(d) => self.lock_until(judge, strategy, d),
-            None => self.lock(judge, strategy).map_err(Into::into),
-        }
+        super::timed(
+            timeout,
+            || self.try_lock(judge),
+            |d| self.lock_until(judge, strategy, d),
+            || self.lock(judge, strategy),
+        )
     }
 
     fn lock_with<J: Judge, W: Wait, E>(

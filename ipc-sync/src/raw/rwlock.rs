@@ -33,7 +33,7 @@
 //! (`TimedOut`) bound the wait in those rare cases.
 
 use super::mutex::{holder_dead, Me};
-use super::{deadline_after, fixed_object, next_wake, tag, Forever, Once, Until, Wait};
+use super::{next_wake, raw_object, tag, Forever, Once, Until, Wait};
 use super::{Acquired, LIVENESS_PERIOD};
 use crate::error::{Fail, LockError, LockTimeoutError, Refused, TryLockError, UnlockError};
 use crate::primitive::futex::{self, WaitOutcome};
@@ -67,19 +67,6 @@ pub struct RawRwLock {
     reader_count: [AtomicU32; READER_SLOTS],
 }
 
-#[cfg(not(loom))]
-ipc_core::assert_layout!(RawRwLock, size = 24 + 12 * READER_SLOTS, align = 8);
-#[cfg(not(loom))]
-// SAFETY: `#[repr(C)]`, integer atomics, no padding, no pointers; every bit
-// pattern is a state the algorithm handles (at worst a lock that looks held).
-unsafe impl ipc_core::Shareable for RawRwLock {}
-
-impl Default for RawRwLock {
-    fn default() -> Self {
-        RawRwLock::new()
-    }
-}
-
 /// What a wait is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -87,23 +74,20 @@ enum Mode {
     Write,
 }
 
-fixed_object!(
-    RawRwLock,
-    "ipc-sync/raw-rwlock",
-    1,
-    (),
-    |_| Ok(()),
-    |()| RawRwLock::new(),
-    RawRwLock::check
-);
-
 type Lock = Result<Acquired, LockError<Infallible>>;
 type TryLock = Result<Acquired, TryLockError<Infallible>>;
 type Timed = Result<Acquired, LockTimeoutError<Infallible>>;
 
+raw_object!(
+    RawRwLock,
+    "ipc-sync/raw-rwlock",
+    1,
+    size = 24 + 12 * READER_SLOTS,
+    align = 8
+);
+
 impl RawRwLock {
-    /// A free lock.
-    pub fn new() -> RawRwLock {
+    fn fresh((): ()) -> RawRwLock {
         RawRwLock {
             state: AtomicU32::new(0),
             writer_tid: AtomicU32::new(0),
@@ -128,7 +112,7 @@ impl RawRwLock {
     /// caller holds the write lock), [`LockError::UnknownIdentity`].
     #[inline]
     pub fn read<J: Judge>(&self, judge: &J, strategy: WaitStrategy) -> Lock {
-        self.read_with(judge, strategy, Forever)
+        self.lock_with(judge, Mode::Read, strategy, Forever)
     }
 
     /// Takes a read lock, waiting until `deadline` at most.
@@ -141,7 +125,7 @@ impl RawRwLock {
         strategy: WaitStrategy,
         deadline: Instant,
     ) -> Timed {
-        self.read_with(judge, strategy, Until(deadline))
+        self.lock_with(judge, Mode::Read, strategy, Until(deadline))
     }
 
     /// Tries once to take a read lock.
@@ -163,38 +147,7 @@ impl RawRwLock {
         strategy: WaitStrategy,
         timeout: Duration,
     ) -> Timed {
-        if timeout.is_zero() {
-            return self.try_read(judge).map_err(Into::into);
-        }
-        match deadline_after(timeout) {
-            Some(d) => self.read_until(judge, strategy, d),
-            None => self.read(judge, strategy).map_err(Into::into),
-        }
-    }
-
-    #[inline]
-    fn read_with<J: Judge, W: Wait, E>(
-        &self,
-        judge: &J,
-        strategy: WaitStrategy,
-        wait: W,
-    ) -> Result<Acquired, E>
-    where
-        E: Fail<Refused> + Fail<W::Expired> + Fail<IdentityError>,
-    {
-        let me = Me::of(judge).map_err(E::fail)?;
-        let s = self.state.load(Ordering::Relaxed);
-        if s & (WRITER | DIRTY | NOT_RECOVERABLE) == 0
-            && s & READERS < READERS
-            && self
-                .state
-                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.record_read(me.process);
-            return Ok(Acquired::Clean);
-        }
-        self.slow(judge, Mode::Read, strategy, wait)
+        self.timed(judge, Mode::Read, strategy, timeout)
     }
 
     /// Takes the write lock, waiting as long as it takes.
@@ -206,7 +159,7 @@ impl RawRwLock {
     /// [`LockError::UnknownIdentity`].
     #[inline]
     pub fn write<J: Judge>(&self, judge: &J, strategy: WaitStrategy) -> Lock {
-        self.write_with(judge, strategy, Forever)
+        self.lock_with(judge, Mode::Write, strategy, Forever)
     }
 
     /// Takes the write lock, waiting until `deadline` at most.
@@ -219,7 +172,7 @@ impl RawRwLock {
         strategy: WaitStrategy,
         deadline: Instant,
     ) -> Timed {
-        self.write_with(judge, strategy, Until(deadline))
+        self.lock_with(judge, Mode::Write, strategy, Until(deadline))
     }
 
     /// Tries once to take the write lock.
@@ -241,19 +194,32 @@ impl RawRwLock {
         strategy: WaitStrategy,
         timeout: Duration,
     ) -> Timed {
-        if timeout.is_zero() {
-            return self.try_write(judge).map_err(Into::into);
-        }
-        match deadline_after(timeout) {
-            Some(d) => self.write_until(judge, strategy, d),
-            None => self.write(judge, strategy).map_err(Into::into),
-        }
+        self.timed(judge, Mode::Write, strategy, timeout)
     }
 
-    #[inline]
-    fn write_with<J: Judge, W: Wait, E>(
+    /// A wait of `timeout` (zero: one try; too long to name: no limit).
+    fn timed<J: Judge>(
         &self,
         judge: &J,
+        mode: Mode,
+        strategy: WaitStrategy,
+        timeout: Duration,
+    ) -> Timed {
+        super::timed(
+            timeout,
+            || self.slow(judge, mode, WaitStrategy::Blocking, Once),
+            |d| self.lock_with(judge, mode, strategy, Until(d)),
+            || self.lock_with(judge, mode, strategy, Forever),
+        )
+    }
+
+    /// One `CAS` for `mode` on a free word (no writer, not dirty), then the
+    /// slow path.
+    #[inline]
+    fn lock_with<J: Judge, W: Wait, E>(
+        &self,
+        judge: &J,
+        mode: Mode,
         strategy: WaitStrategy,
         wait: W,
     ) -> Result<Acquired, E>
@@ -261,15 +227,27 @@ impl RawRwLock {
         E: Fail<Refused> + Fail<W::Expired> + Fail<IdentityError>,
     {
         let me = Me::of(judge).map_err(E::fail)?;
-        if self
-            .state
-            .compare_exchange(0, WRITER | me.tid, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        let s = self.state.load(Ordering::Relaxed);
+        let (free, new) = match mode {
+            Mode::Read => (
+                s & (WRITER | DIRTY | NOT_RECOVERABLE) == 0 && s & READERS < READERS,
+                s + 1,
+            ),
+            Mode::Write => (s == 0, WRITER | me.tid),
+        };
+        if free
+            && self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
-            self.record(me);
+            match mode {
+                Mode::Read => self.record_read(me.process),
+                Mode::Write => self.record(me),
+            }
             return Ok(Acquired::Clean);
         }
-        self.slow(judge, Mode::Write, strategy, wait)
+        self.slow(judge, mode, strategy, wait)
     }
 
     #[inline]

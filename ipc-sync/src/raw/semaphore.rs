@@ -13,11 +13,11 @@
 //! parked leaves `waiters` one too high, which only costs later releases one
 //! spare `FUTEX_WAKE` each; nobody is wedged.
 
-use super::{deadline_after, fixed_object, past, tag};
+use super::{deadline_after, past, raw_object, spin, tag};
 use crate::error::ReleaseError;
 use crate::primitive::{futex, ord, AtomicU32, Ordering, Site};
 use ipc_core::object::ObjectError;
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
+use ipc_core::wait::WaitStrategy;
 use std::time::{Duration, Instant};
 
 /// The bound of a semaphore without one.
@@ -34,23 +34,6 @@ pub struct RawSemaphore {
     tag: AtomicU32,
 }
 
-#[cfg(not(loom))]
-ipc_core::assert_layout!(RawSemaphore, size = 16, align = 4);
-#[cfg(not(loom))]
-// SAFETY: `#[repr(C)]` of four `AtomicU32`: no padding, no pointers, every
-// bit pattern a valid (if odd) state.
-unsafe impl ipc_core::Shareable for RawSemaphore {}
-
-fixed_object!(
-    RawSemaphore,
-    "ipc-sync/semaphore",
-    1,
-    u32,
-    |_| Ok(()),
-    RawSemaphore::new,
-    |s| s.check(false)
-);
-
 /// A semaphore whose releases stop at a bound (Python's
 /// `BoundedSemaphore`): a [`RawSemaphore`] with a bound below `u32::MAX`,
 /// under a segment kind of its own. Dereferences to the semaphore.
@@ -58,18 +41,21 @@ fixed_object!(
 #[derive(Debug)]
 pub struct RawBoundedSemaphore(RawSemaphore);
 
-#[cfg(not(loom))]
-// SAFETY: a transparent wrapper of a `Shareable` type.
-unsafe impl ipc_core::Shareable for RawBoundedSemaphore {}
-
-fixed_object!(
+raw_object!(
+    RawSemaphore,
+    "ipc-sync/semaphore",
+    1,
+    size = 16,
+    align = 4,
+    config = u32
+);
+raw_object!(
     RawBoundedSemaphore,
     "ipc-sync/bounded-semaphore",
     1,
-    (u32, u32),
-    |&(value, bound)| RawBoundedSemaphore::validate(value, bound),
-    |(value, bound)| RawBoundedSemaphore(RawSemaphore::with_bound(value, bound)),
-    |s| s.0.check(true)
+    size = 16,
+    align = 4,
+    config = (u32, u32)
 );
 
 impl std::ops::Deref for RawBoundedSemaphore {
@@ -87,11 +73,19 @@ impl RawBoundedSemaphore {
     /// [`ObjectError::InvalidConfig`] if `value > bound` or `bound` is
     /// `u32::MAX` (that is an unbounded [`RawSemaphore`]).
     pub fn new(value: u32, bound: u32) -> Result<RawBoundedSemaphore, ObjectError> {
-        Self::validate(value, bound)?;
-        Ok(RawBoundedSemaphore(RawSemaphore::with_bound(value, bound)))
+        Self::validate(&(value, bound))?;
+        Ok(Self::fresh((value, bound)))
     }
 
-    fn validate(value: u32, bound: u32) -> Result<(), ObjectError> {
+    fn fresh((value, bound): (u32, u32)) -> RawBoundedSemaphore {
+        RawBoundedSemaphore(RawSemaphore::with_bound(value, bound))
+    }
+
+    fn check(&self) -> Result<(), ObjectError> {
+        self.0.check_bound(true)
+    }
+
+    fn validate(&(value, bound): &(u32, u32)) -> Result<(), ObjectError> {
         if bound == UNBOUNDED {
             return Err(super::invalid(
                 "bounded semaphore",
@@ -128,8 +122,20 @@ impl RawSemaphore {
         }
     }
 
+    fn fresh(value: u32) -> RawSemaphore {
+        Self::new(value)
+    }
+
+    fn validate(_: &u32) -> Result<(), ObjectError> {
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), ObjectError> {
+        self.check_bound(false)
+    }
+
     /// Checks the tag, and that the bound is there (or not) as expected.
-    fn check(&self, bounded: bool) -> Result<(), ObjectError> {
+    fn check_bound(&self, bounded: bool) -> Result<(), ObjectError> {
         ipc_core::object::check_tag(
             "semaphore",
             tag::SEMAPHORE,
@@ -189,18 +195,12 @@ impl RawSemaphore {
 
     #[cold]
     fn acquire_slow(&self, strategy: WaitStrategy, deadline: Option<Instant>) -> bool {
-        let mut backoff = Backoff::new(strategy);
-        let mut spins: u32 = 0;
+        if let Some(got) = spin(strategy, deadline, || self.try_acquire()) {
+            return got;
+        }
         loop {
             if self.try_acquire() {
                 return true;
-            }
-            if backoff.snooze() == Phase::Retry {
-                spins = spins.wrapping_add(1);
-                if spins % 64 == 0 && past(deadline) {
-                    return self.try_acquire();
-                }
-                continue;
             }
             if past(deadline) {
                 return self.try_acquire();

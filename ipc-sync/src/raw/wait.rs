@@ -2,7 +2,8 @@
 //! limit decides the error type, so a wait without end cannot return a
 //! timeout, nor a single try a `TimedOut`.
 
-use crate::error::{TimedOut, WouldBlock};
+use crate::error::{LockError, LockTimeoutError, TimedOut, TryLockError, WouldBlock};
+use ipc_core::wait::{Backoff, Phase, WaitStrategy};
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -80,5 +81,47 @@ pub(crate) fn next_wake(deadline: Option<Instant>, period: Duration) -> Instant 
     match deadline {
         Some(d) if d < p => d,
         _ => p,
+    }
+}
+
+/// The spin-and-yield phase of a wait, by `strategy`: `Some(true)` once
+/// `ready`, `Some(ready())` once `deadline` passed (looked at every 64
+/// snoozes), `None` when it is time to park on a futex.
+#[inline]
+pub(crate) fn spin(
+    strategy: WaitStrategy,
+    deadline: Option<Instant>,
+    mut ready: impl FnMut() -> bool,
+) -> Option<bool> {
+    let mut backoff = Backoff::new(strategy);
+    let mut spins: u32 = 0;
+    loop {
+        if ready() {
+            return Some(true);
+        }
+        if backoff.snooze() != Phase::Retry {
+            return None;
+        }
+        spins = spins.wrapping_add(1);
+        if spins % 64 == 0 && past(deadline) {
+            return Some(ready());
+        }
+    }
+}
+
+/// A lock of `timeout`: a zero timeout is one try (`once`), one too long to
+/// name has no limit (`forever`), any other a deadline (`until`).
+pub(crate) fn timed<A, G>(
+    timeout: Duration,
+    once: impl FnOnce() -> Result<A, TryLockError<G>>,
+    until: impl FnOnce(Instant) -> Result<A, LockTimeoutError<G>>,
+    forever: impl FnOnce() -> Result<A, LockError<G>>,
+) -> Result<A, LockTimeoutError<G>> {
+    if timeout.is_zero() {
+        return once().map_err(Into::into);
+    }
+    match deadline_after(timeout) {
+        Some(d) => until(d),
+        None => forever().map_err(Into::into),
     }
 }
