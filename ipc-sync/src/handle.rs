@@ -158,7 +158,6 @@ pub(crate) mod wire {
     use ipc_core::wait::WaitStrategy;
     use ipc_core::{Kind, Segment};
     use serde::de::Error as _;
-    use serde::ser::Error as _;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -200,7 +199,12 @@ pub(crate) mod wire {
         let seg = placed.segment();
         let place = match seg.name() {
             Some(n) => Place::Named(n.to_owned()),
-            None => Place::Fd(export_fd(seg.fd()).map_err(S::Error::custom)?),
+            None => Place::Fd(export_fd(seg.fd()).map_err(|e| match e {
+                ipc_core::message::EncodeError::Handle(reason) => {
+                    ipc_core::message::refuse_handle(reason)
+                }
+                other => ipc_core::message::refuse_handle(other),
+            })?),
         };
         let k = seg.kind();
         let strategy = match strategy {

@@ -85,6 +85,10 @@ fn an_anonymous_handle_cannot_travel_outside_a_spawn() {
         bytes.is_empty(),
         "nothing of a failed encoding is left: {e}"
     );
+    assert!(
+        matches!(e, ipc_core::message::EncodeError::Handle(ref r) if r.contains("arguments of a child")),
+        "the reason survives the serializer: {e}"
+    );
 }
 
 #[test]
