@@ -187,7 +187,7 @@ impl Watch {
         while !ready() {
             std::hint::spin_loop();
             n = n.wrapping_add(1);
-            if n % 16_384 == 0 {
+            if n.is_multiple_of(16_384) {
                 let now = Instant::now();
                 let since = *first.get_or_insert(now);
                 if now >= self.deadline {
@@ -366,7 +366,7 @@ pub const INTERLEAVE_BLOCK: u64 = 1000;
 
 /// Whether round `round` of an interleaved measurement belongs to `a`.
 fn in_a(round: u64, block: u64) -> bool {
-    (round / block) % 2 == 0
+    (round / block).is_multiple_of(2)
 }
 
 impl<A: PingPong, B: PingPong> PingPong for Interleaved<'_, A, B> {

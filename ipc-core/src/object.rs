@@ -182,7 +182,7 @@ pub unsafe fn checked_ref<'a, T: Sync>(mem: NonNull<u8>, len: usize) -> Result<&
         });
     }
     let align = std::mem::align_of::<T>();
-    if mem.as_ptr() as usize % align != 0 {
+    if !(mem.as_ptr() as usize).is_multiple_of(align) {
         return Err(ObjectError::Offset(OffsetError::Misaligned {
             offset: mem.as_ptr() as u64,
             align: align as u64,
@@ -446,7 +446,7 @@ fn region<O: ShmObject>(
 ) -> Result<(NonNull<u8>, usize), ObjectError> {
     let range = seg.check_range(offset, size as u64)?;
     let align = std::mem::align_of::<O>() as u64;
-    if offset % align != 0 || align > 128 {
+    if !offset.is_multiple_of(align) || align > 128 {
         return Err(OffsetError::Misaligned { offset, align }.into());
     }
     // SAFETY: `range` lies inside the payload, which lies inside the mapping.

@@ -62,7 +62,7 @@ impl std::fmt::Debug for Pool {
 /// Python's default chunk size for `map`: about len / (4 x workers).
 pub fn default_chunksize(len: usize, workers: usize) -> usize {
     let per = workers.max(1) * 4;
-    (len / per + usize::from(len % per != 0)).max(1)
+    (len / per + usize::from(!len.is_multiple_of(per))).max(1)
 }
 
 impl Pool {

@@ -155,7 +155,7 @@ impl RawBroadcast {
         if len < need {
             return Err("memory is smaller than the ring needs");
         }
-        if ptr.as_ptr() as usize % 128 != 0 {
+        if !(ptr.as_ptr() as usize).is_multiple_of(128) {
             return Err("ring memory must be 128-byte aligned");
         }
         // SAFETY: exclusive access to `need <= len` bytes (caller's promise).
@@ -183,7 +183,7 @@ impl RawBroadcast {
     /// # Safety
     /// As [`RawBroadcast::init_in`], minus the exclusivity.
     pub unsafe fn attach(ptr: NonNull<u8>, len: usize) -> Result<RawBroadcast, Corrupt> {
-        if ptr.as_ptr() as usize % 128 != 0 || len < SLOTS_OFFSET {
+        if !(ptr.as_ptr() as usize).is_multiple_of(128) || len < SLOTS_OFFSET {
             return Err(Corrupt::new(
                 "ring memory is misaligned or too small",
                 len as u64,

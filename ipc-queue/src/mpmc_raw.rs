@@ -374,7 +374,7 @@ impl RawMpmc {
         if len < need {
             return Err("memory is smaller than the ring needs");
         }
-        if ptr.as_ptr() as usize % 128 != 0 {
+        if !(ptr.as_ptr() as usize).is_multiple_of(128) {
             return Err("ring memory must be 128-byte aligned");
         }
         // SAFETY: the caller gives exclusive access to `len >= need` bytes.
@@ -413,7 +413,7 @@ impl RawMpmc {
     /// `ptr` must be valid for reads and writes of `len` bytes for as long as
     /// the returned value is used.
     pub unsafe fn attach(ptr: NonNull<u8>, len: usize) -> Result<RawMpmc, Corrupt> {
-        if ptr.as_ptr() as usize % 128 != 0 || len < SLOTS_OFFSET {
+        if !(ptr.as_ptr() as usize).is_multiple_of(128) || len < SLOTS_OFFSET {
             return Err(Corrupt::new(
                 "ring memory is misaligned or too small",
                 len as u64,

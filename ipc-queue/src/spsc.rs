@@ -310,7 +310,7 @@ impl SpscRing {
                 std::mem::size_of::<spsc_raw::SpscControl>() as u64,
             )
             .map_err(|_| Corrupt::new("ring offset outside the segment", offset as u64))?;
-        if offset % 128 != 0 {
+        if !offset.is_multiple_of(128) {
             return Err(Corrupt::new("ring offset is not 128-aligned", offset as u64).into());
         }
         // SAFETY: `range.start` lies inside the payload (checked) and is
@@ -541,7 +541,7 @@ impl Endpoint {
                     return Waited::Ready(r);
                 }
                 n = n.wrapping_add(1);
-                if n % 256 == 0 {
+                if n.is_multiple_of(256) {
                     if gone(self, &mut next_liveness) {
                         return match ready() {
                             Some(r) => Waited::Ready(r),

@@ -257,7 +257,7 @@ pub unsafe fn init_in(
     if len < size {
         return Err(Corrupt::new("memory is smaller than the ring", len as u64));
     }
-    if ptr.as_ptr() as usize % 128 != 0 {
+    if !(ptr.as_ptr() as usize).is_multiple_of(128) {
         return Err(Corrupt::new(
             "memory is not 128-byte aligned",
             ptr.as_ptr() as u64,
@@ -302,7 +302,7 @@ pub unsafe fn attach(ptr: NonNull<u8>, len: usize) -> Result<RawRing, Corrupt> {
             len as u64,
         ));
     }
-    if ptr.as_ptr() as usize % 128 != 0 {
+    if !(ptr.as_ptr() as usize).is_multiple_of(128) {
         return Err(Corrupt::new(
             "memory is not 128-byte aligned",
             ptr.as_ptr() as u64,
@@ -498,7 +498,7 @@ impl RawRing {
         let c = self.ctrl();
         let head = c.head.0.load(Ordering::Acquire);
         let tail = c.tail.0.load(Ordering::Acquire);
-        if (tail | head) % RECORD_ALIGN as u64 != 0 {
+        if !(tail | head).is_multiple_of(RECORD_ALIGN as u64) {
             return Err(Corrupt::new("index is not record-aligned", tail | head));
         }
         // The consumer may be ahead of the stored `tail`; otherwise `tail`
@@ -541,7 +541,7 @@ impl RawRing {
     /// A consumer end starting at the ring's published `head`.
     pub fn consumer(&self) -> Result<RawConsumer, Corrupt> {
         let head = self.ctrl().head.0.load(Ordering::Acquire);
-        if head % RECORD_ALIGN as u64 != 0 {
+        if !head.is_multiple_of(RECORD_ALIGN as u64) {
             return Err(Corrupt::new("index is not record-aligned", head));
         }
         Ok(RawConsumer {
@@ -563,7 +563,7 @@ impl RawRing {
                 used,
             ));
         }
-        if head % RECORD_ALIGN as u64 != 0 {
+        if !head.is_multiple_of(RECORD_ALIGN as u64) {
             return Err(Corrupt::new("index is not record-aligned", head));
         }
         Ok(used)
@@ -576,7 +576,7 @@ impl RawRing {
     /// `capacity - 1`, or from a checked record end).
     #[inline(always)]
     fn header_at(&self, off: u64) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off < self.cap);
+        debug_assert!(off.is_multiple_of(8) && off < self.cap);
         // SAFETY: `off` is 8-aligned and `off + 8 <= cap`, so the word lies
         // inside the data area, which starts 128-aligned: the pointer is
         // aligned for `AtomicU64`, any bits are a valid value, and the

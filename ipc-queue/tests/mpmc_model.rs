@@ -336,7 +336,7 @@ fn run(seed: u64, cap: u64, producers: u64, consumers: u64, items: u64, max_kill
                 .collect::<Vec<_>>()
         );
         let k = runnable[(rng.next() % runnable.len() as u64) as usize];
-        if w.kills < max_kills && !w.threads[k].immortal && rng.next() % 40 == 0 {
+        if w.kills < max_kills && !w.threads[k].immortal && rng.next().is_multiple_of(40) {
             w.threads[k].alive = false;
             w.kills += 1;
             continue;

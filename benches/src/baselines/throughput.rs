@@ -38,7 +38,7 @@ pub fn rtrb_throughput(ctx: &Ctx) -> Result<Outcome, String> {
                     Err(_) => {
                         std::hint::spin_loop();
                         empty = empty.wrapping_add(1);
-                        if empty % 65_536 == 0 {
+                        if empty.is_multiple_of(65_536) {
                             w.check("the rtrb producer")?;
                         }
                     }
@@ -58,7 +58,9 @@ pub fn rtrb_throughput(ctx: &Ctx) -> Result<Outcome, String> {
                     full = full.wrapping_add(1);
                     // A consumer that stopped (on a wrong value) leaves the
                     // ring full for ever: look now and then.
-                    if full % 65_536 == 0 && (consumer.is_finished() || w.check("rtrb").is_err()) {
+                    if full.is_multiple_of(65_536)
+                        && (consumer.is_finished() || w.check("rtrb").is_err())
+                    {
                         break;
                     }
                 }

@@ -147,7 +147,7 @@ impl Segment {
     pub fn ptr_at<T: crate::Shareable>(&self, offset: u64) -> Result<NonNull<T>, OffsetError> {
         let range = self.check_range(offset, std::mem::size_of::<T>() as u64)?;
         let align = std::mem::align_of::<T>() as u64;
-        if offset % align != 0 {
+        if !offset.is_multiple_of(align) {
             return Err(OffsetError::Misaligned { offset, align });
         }
         // SAFETY: `range` lies inside the payload, which lies inside the

@@ -330,7 +330,7 @@ impl RawMutex {
             self.check_held(w, me).map_err(E::fail)?;
             if backoff.snooze() == Phase::Retry {
                 spins = spins.wrapping_add(1);
-                if spins % 256 == 0 {
+                if spins.is_multiple_of(256) {
                     // A busy-spinning waiter must still notice a dead holder
                     // and its own deadline.
                     let now = Instant::now();

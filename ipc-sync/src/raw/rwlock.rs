@@ -336,7 +336,7 @@ impl RawRwLock {
             }
             if backoff.snooze() == Phase::Retry {
                 spins = spins.wrapping_add(1);
-                if spins % 256 == 0 {
+                if spins.is_multiple_of(256) {
                     let now = Instant::now();
                     if last_check.is_some_and(|t| now - t >= LIVENESS_PERIOD)
                         && self.reclaim_dead(judge, s)

@@ -103,7 +103,7 @@ pub(crate) fn spin(
             return None;
         }
         spins = spins.wrapping_add(1);
-        if spins % 64 == 0 && past(deadline) {
+        if spins.is_multiple_of(64) && past(deadline) {
             return Some(ready());
         }
     }
