@@ -245,7 +245,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()
@@ -254,7 +254,7 @@ where
 }
 
 /// Latency against percentile ("nines" axis: 0, 90%, 99%, ...), one curve
-/// per histogram.
+/// per histogram, the legend in a column on the right.
 fn percentiles<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
@@ -263,23 +263,30 @@ fn percentiles<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
+    let (w, _) = area.dim_in_pixel();
+    let (plot_area, legend) = area.split_horizontally(w.saturating_sub(290));
     let pts: Vec<Vec<(f64, f64)>> = curves.iter().map(|(_, l)| nines(l)).collect();
     let ys = pts.iter().flatten().map(|p| p.1);
     let lo = ys.clone().fold(f64::INFINITY, f64::min).max(0.1);
     let hi = ys.fold(0.0f64, f64::max).max(lo * 10.0);
-    let mut chart = ChartBuilder::on(area)
+    let top = pts
+        .iter()
+        .filter_map(|p| p.last().map(|q| q.0))
+        .fold(1.0f64, f64::max)
+        .ceil();
+    let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(70)
         .build_cartesian_2d(
-            0.0..NINES,
+            0.0..top,
             (10f64.powf(lo.log10().floor())..10f64.powf(hi.log10().ceil())).log_scale(),
         )
         .map_err(perr)?;
     chart
         .configure_mesh()
-        .x_labels(6)
+        .x_labels(top as usize + 1)
         .x_label_formatter(&|x| match x.round() as i32 {
             0 => "0%".into(),
             1 => "90%".into(),
@@ -293,22 +300,44 @@ where
         .y_desc("round trip (log scale)")
         .draw()
         .map_err(perr)?;
-    for (i, ((name, _), p)) in curves.iter().zip(&pts).enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(2)))
-            .map_err(perr)?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font(("sans-serif", 11))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
+    for (i, p) in pts.iter().enumerate() {
+        let style = color(i).stroke_width(2);
+        let line = p.iter().copied();
+        match (i / PALETTE.len()) % 3 {
+            0 => chart.draw_series(LineSeries::new(line, style)).map(|_| ()),
+            1 => chart
+                .draw_series(DashedLineSeries::new(line, 8, 4, style))
+                .map(|_| ()),
+            _ => chart
+                .draw_series(DashedLineSeries::new(line, 2, 3, style))
+                .map(|_| ()),
+        }
         .map_err(perr)?;
+    }
+    for (i, (name, l)) in curves.iter().enumerate() {
+        let y = 40 + 17 * i as i32;
+        let c = color(i);
+        let (dash, gap) = match (i / PALETTE.len()) % 3 {
+            0 => (16, 0),
+            1 => (8, 4),
+            _ => (2, 3),
+        };
+        let mut x = 4;
+        while x < 20 {
+            let end = (x + dash).min(20);
+            legend
+                .draw(&PathElement::new([(x, y), (end, y)], c.stroke_width(2)))
+                .map_err(perr)?;
+            x = end + gap.max(1);
+        }
+        legend
+            .draw(&Text::new(
+                format!("{name} (p50 {})", ns_label(l.quantile_ns(0.5))),
+                (26, y - 6),
+                ("sans-serif", 11),
+            ))
+            .map_err(perr)?;
+    }
     Ok(())
 }
 

@@ -141,13 +141,13 @@ fn startup(_ctx: &Ctx, method: StartMethod) -> Result<BoxSide, NotMade> {
     }))
 }
 
-/// Sequential time over parallel time of `burn` mapped over N inputs (128 in
+/// Sequential time over parallel time of `burn` mapped over N inputs (64 in
 /// the quick suite), on two workers with the default chunksize; a block is
 /// one comparison, the figure the median of the blocks.
 fn cpu_bound_speedup(ctx: &Ctx) -> Result<BoxSide, NotMade> {
     let n: u64 = match ctx.mode {
         Mode::Smoke => 4,
-        Mode::Quick => 128,
+        Mode::Quick => 64,
         Mode::Full => 1024,
     };
     let expected: Vec<u64> = (0..n).map(burn).collect();

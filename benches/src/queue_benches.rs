@@ -569,7 +569,7 @@ pub fn entries() -> Vec<Entry> {
             S,
             Spin,
             "baseline.c2c.rtt",
-            &["baseline.iceoryx2.rtt"],
+            &["baseline.c2c.two_lines.rtt", "baseline.iceoryx2.rtt"],
             |c| spsc_rtt(c, 8, WaitStrategy::BusySpin, Spin),
         ),
         cmp(

@@ -105,9 +105,9 @@ impl Ctx {
     pub fn plan(&self, pace: Pace) -> Plan {
         let quick = match pace {
             Pace::Spin | Pace::Kernel => 50,
-            Pace::Stream | Pace::Op => 30,
-            Pace::Python => 15,
-            Pace::Slow => 9,
+            Pace::Op => 30,
+            Pace::Stream => 20,
+            Pace::Python | Pace::Slow => 15,
         };
         match self.mode {
             Mode::Quick => Plan {
@@ -125,6 +125,17 @@ impl Ctx {
                 min_rounds: 2,
                 budget: Duration::from_secs(1),
             },
+        }
+    }
+
+    /// How many passes over all comparisons a suite makes: each comparison
+    /// runs its share of the rounds in every pass, so its pairs are spread
+    /// over the whole run.
+    pub fn passes(&self) -> u32 {
+        match self.mode {
+            Mode::Quick => 4,
+            Mode::Full => 10,
+            Mode::Smoke => 1,
         }
     }
 

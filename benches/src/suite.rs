@@ -8,7 +8,9 @@
 //! part in; a row that is compared with nothing is measured on its own.
 
 use crate::baselines::python::{self, PyBench};
-use crate::baselines::rtt::{C2c, FdKind, FdPingPong, Futex, Handoff, PosixSem, PthreadTurnLock};
+use crate::baselines::rtt::{
+    C2c, C2cTwoLines, FdKind, FdPingPong, Futex, Handoff, PosixSem, PthreadTurnLock,
+};
 use crate::baselines::{locks, throughput};
 use crate::outcome::{Comparison, Outcome, Record, Unit, Wait};
 use crate::runner::{Ctx, Pace, Plan};
@@ -90,6 +92,9 @@ pub fn entries() -> Vec<Entry> {
     let mut v = vec![
         base("baseline.c2c.rtt", Ns, S, Spin, |c| {
             Ok(rtt(c, Spin, C2c::new()?))
+        }),
+        base("baseline.c2c.two_lines.rtt", Ns, S, Spin, |c| {
+            Ok(rtt(c, Spin, C2cTwoLines::new()?))
         }),
         base("baseline.futex.rtt", Ns, K, Kernel, |c| {
             Ok(rtt(c, Kernel, Futex::new()?))
@@ -344,15 +349,15 @@ impl Results {
     }
 }
 
-/// How many measurements [`run`] makes for `entries` (comparisons plus the
-/// rows measured on their own), for a progress bar.
-pub fn steps(entries: &[Entry]) -> usize {
+/// How many measurements [`run`] makes for `entries` (comparisons times the
+/// passes, plus the rows measured on their own), for a progress bar.
+pub fn steps(ctx: &Ctx, entries: &[Entry]) -> usize {
     let cmps = comparisons(entries);
     let alone = entries
         .iter()
         .filter(|e| !cmps.iter().any(|(a, b, _)| a.id == e.id || b.id == e.id))
         .count();
-    cmps.len() + alone
+    cmps.len() * ctx.passes() as usize + alone
 }
 
 /// The plan of a measurement of `sides` at these paces: the fewest rounds
@@ -382,48 +387,121 @@ fn make_all(ctx: &Ctx, entries: &[&Entry]) -> Result<Vec<BoxSide>, Outcome> {
     Ok(sides)
 }
 
-/// Measures `entries` together (paired when there are two); one outcome
-/// and one list of block headlines per entry.
+/// Measures `entries` together (paired when there are two) with the plan
+/// of their paces; one outcome and one list of block headlines per entry.
 pub fn measure_together(ctx: &Ctx, entries: &[&Entry]) -> Vec<(Outcome, Vec<f64>)> {
+    let paces: Vec<Pace> = entries.iter().map(|e| e.pace).collect();
+    measure_with(ctx, entries, plan_of(ctx, &paces))
+}
+
+/// [`measure_together`] with an explicit plan.
+pub fn measure_with(ctx: &Ctx, entries: &[&Entry], plan: Plan) -> Vec<(Outcome, Vec<f64>)> {
     let fail_all = |o: Outcome| entries.iter().map(|_| (o.clone(), vec![])).collect();
     let mut sides = match make_all(ctx, entries) {
         Ok(s) => s,
         Err(o) => return fail_all(o),
     };
-    let paces: Vec<Pace> = entries.iter().map(|e| e.pace).collect();
-    match measure(ctx, &mut sides, plan_of(ctx, &paces)) {
+    match measure(ctx, &mut sides, plan) {
         Ok(m) => m.into_iter().map(|m| (m.outcome, m.heads)).collect(),
         Err(e) => fail_all(Outcome::Failed(e)),
     }
 }
 
-/// Runs `entries`: every comparison paired, then the rows no comparison
-/// measured on their own; calls `progress` (step, what) before each.
+/// One side of a comparison, gathered over the passes.
+#[derive(Default)]
+struct Gathered {
+    /// Latencies of every pass, merged; `None` for rates or before the
+    /// first pass.
+    lat: Option<crate::outcome::Latency>,
+    /// Messages of every pass (rates).
+    count: u64,
+    /// Every block headline of every pass.
+    heads: Vec<f64>,
+    /// Why it stopped (failed or skipped).
+    stopped: Option<Outcome>,
+}
+
+impl Gathered {
+    fn add(&mut self, o: Outcome, heads: Vec<f64>) {
+        match o {
+            Outcome::Latency(l) => match &mut self.lat {
+                Some(t) => {
+                    if let Err(e) = t.hist.add(&l.hist) {
+                        self.stopped = Some(Outcome::Failed(e.to_string()));
+                    }
+                }
+                None => self.lat = Some(l),
+            },
+            Outcome::Throughput { samples, .. } => self.count += samples,
+            stopped @ (Outcome::Skipped(_) | Outcome::Failed(_)) => self.stopped = Some(stopped),
+        }
+        self.heads.extend(heads);
+    }
+
+    fn outcome(&self) -> Outcome {
+        if let Some(o) = &self.stopped {
+            return o.clone();
+        }
+        match &self.lat {
+            Some(l) => Outcome::Latency(l.clone()),
+            None => Outcome::Throughput {
+                value: crate::runner::median(&mut self.heads.clone()),
+                samples: self.count,
+            },
+        }
+    }
+}
+
+/// The plan of one pass of a comparison: its share of the rounds, the
+/// minimum rounds and the budget.
+fn pass_plan(plan: Plan, passes: u32) -> Plan {
+    Plan {
+        rounds: plan.rounds.div_ceil(passes),
+        min_rounds: plan.min_rounds.div_ceil(passes),
+        budget: plan.budget / passes,
+    }
+}
+
+/// Runs `entries`: every comparison paired, in [`Ctx::passes`] passes over
+/// all comparisons (so that each one's pairs are spread over the whole run
+/// and meet every placement the host gives the two virtual CPUs), then the
+/// rows no comparison measured, on their own; calls `progress` (step,
+/// what) before each measurement.
 pub fn run(ctx: &Ctx, entries: &[Entry], mut progress: impl FnMut(usize, &str)) -> Results {
     let mut figures: Vec<Option<(Outcome, Option<String>, f64)>> = vec![None; entries.len()];
     let pos = |id: &str| entries.iter().position(|e| e.id == id);
     let mut out = Results::default();
     let mut step = 0;
-    for (a, b, main) in comparisons(entries) {
+    let cmps = comparisons(entries);
+    let passes = ctx.passes();
+    let mut gathered: Vec<[Gathered; 2]> = cmps.iter().map(|_| Default::default()).collect();
+    let mut seconds = vec![0.0f64; cmps.len()];
+    for pass in 0..passes {
+        for (k, (a, b, _)) in cmps.iter().enumerate() {
+            if gathered[k].iter().any(|g| g.stopped.is_some()) {
+                continue;
+            }
+            progress(step, &format!("{} / {} (pass {})", a.id, b.id, pass + 1));
+            step += 1;
+            let t0 = std::time::Instant::now();
+            let plan = pass_plan(plan_of(ctx, &[a.pace, b.pace]), passes);
+            let m = measure_with(ctx, &[a, b], plan);
+            seconds[k] += t0.elapsed().as_secs_f64();
+            for (g, (o, h)) in gathered[k].iter_mut().zip(m) {
+                g.add(o, h);
+            }
+        }
+    }
+    for (k, (a, b, main)) in cmps.iter().enumerate() {
         let label = format!("{} / {}", a.id, b.id);
-        progress(step, &label);
-        step += 1;
-        let t0 = std::time::Instant::now();
-        let mut m = measure_together(ctx, &[&a, &b]);
-        let secs = t0.elapsed().as_secs_f64();
-        let (ob, hb) = m
-            .pop()
-            .unwrap_or((Outcome::Failed("no result".into()), vec![]));
-        let (oa, ha) = m
-            .pop()
-            .unwrap_or((Outcome::Failed("no result".into()), vec![]));
+        let (oa, ob) = (gathered[k][0].outcome(), gathered[k][1].outcome());
         let error = match (&oa, &ob) {
             (Outcome::Failed(e), _) | (_, Outcome::Failed(e)) => Some(e.clone()),
             (Outcome::Skipped(e), _) | (_, Outcome::Skipped(e)) => Some(format!("skipped: {e}")),
             _ => None,
         };
         let paired = if error.is_none() {
-            Paired::of(&ha, &hb)
+            Paired::of(&gathered[k][0].heads, &gathered[k][1].heads)
         } else {
             None
         };
@@ -431,11 +509,11 @@ pub fn run(ctx: &Ctx, entries: &[Entry], mut progress: impl FnMut(usize, &str)) 
         out.comparisons.push(Comparison {
             a: a.id,
             b: b.id,
-            main,
+            main: *main,
             heads,
             paired,
             error,
-            seconds: secs,
+            seconds: seconds[k],
         });
         for (id, o) in [(a.id, oa), (b.id, ob)] {
             if let Some(i) = pos(id) {
@@ -443,7 +521,7 @@ pub fn run(ctx: &Ctx, entries: &[Entry], mut progress: impl FnMut(usize, &str)) 
                 // another pairing may still measure.
                 let settled = matches!(&figures[i], Some((o, _, _)) if o.headline().is_some());
                 if !settled {
-                    figures[i] = Some((o, Some(label.clone()), secs));
+                    figures[i] = Some((o, Some(label.clone()), seconds[k]));
                 }
             }
         }
@@ -532,6 +610,7 @@ mod tests {
             ids,
             [
                 "baseline.c2c.rtt",
+                "baseline.c2c.two_lines.rtt",
                 "baseline.iceoryx2.rtt",
                 "queue.spsc.rtt.8"
             ]
@@ -545,6 +624,7 @@ mod tests {
             c,
             [
                 ("queue.spsc.rtt.8", "baseline.c2c.rtt"),
+                ("queue.spsc.rtt.8", "baseline.c2c.two_lines.rtt"),
                 ("queue.spsc.rtt.8", "baseline.iceoryx2.rtt")
             ]
         );

@@ -184,11 +184,17 @@ fn main() {
     };
     let clock = Clock::calibrated();
     let machine = Machine::detect(args.cores, &clock);
+    let ctx = Ctx {
+        mode,
+        cores: args.cores,
+        clock,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
     out.say(&format!(
         "ipc-bench {}, {} suite, {} measurements{}",
         long_version(),
         mode.name(),
-        suite::steps(&picked),
+        suite::steps(&ctx, &picked),
         if run_sweep {
             " and the payload sweep"
         } else {
@@ -212,18 +218,12 @@ fn main() {
     if machine.siblings == Some(true) {
         out.say("note: the two cores are hyper-thread siblings; figures are not cross-core");
     }
-    let ctx = Ctx {
-        mode,
-        cores: args.cores,
-        clock,
-        timeout: Duration::from_secs(args.timeout.max(1)),
-    };
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     // No steady tick: the bar draws only when told, so no thread of its own
     // exists while the harness forks its peers.
-    let steps = suite::steps(&picked)
+    let steps = suite::steps(&ctx, &picked)
         + if run_sweep {
             2 * sweep::sizes(&ctx).len()
         } else {
@@ -238,7 +238,7 @@ fn main() {
         bar.set_position(i as u64);
         bar.set_message(what.to_owned());
     });
-    let done = suite::steps(&picked);
+    let done = suite::steps(&ctx, &picked);
     let mut k = 0;
     let sw = if run_sweep {
         sweep::run(&ctx, |what| {
