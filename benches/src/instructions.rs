@@ -246,13 +246,14 @@ pub fn count(name: &str, n: u64) -> Result<f64, String> {
             .output()
             .map_err(|e| format!("cannot run valgrind: {e}"))?;
         if !out.status.success() {
+            // The harness's own error, not valgrind's summary lines.
             let err = String::from_utf8_lossy(&out.stderr);
             let last = err
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty())
+                .find(|l| !l.trim().is_empty() && !l.starts_with("==") && !l.starts_with("--"))
                 .unwrap_or("");
-            return Err(format!("valgrind failed ({}): {last}", out.status));
+            return Err(format!("under valgrind ({}): {last}", out.status));
         }
         // The harness's file is the one with the most collected instructions
         // (forked pool workers write their own, with none collected).

@@ -68,6 +68,18 @@ pub fn size_label(b: f64) -> String {
     }
 }
 
+/// A payload axis tick: the log axis puts its ticks at powers of ten, so
+/// they read in decimal units ("10 B", "1 kB", "100 kB", "1 MB").
+pub fn axis_size_label(b: f64) -> String {
+    if b >= 1e6 {
+        format!("{} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{} kB", b / 1e3)
+    } else {
+        format!("{b} B")
+    }
+}
+
 /// Who a row belongs to, for its colour in the overview.
 fn family(id: &str) -> (usize, &'static str) {
     if id == "baseline.c2c.rtt" {
@@ -442,9 +454,9 @@ where
     };
     chart
         .configure_mesh()
-        .x_label_formatter(&|v| size_label(*v))
+        .x_label_formatter(&|v| axis_size_label(*v))
         .y_label_formatter(&yfmt)
-        .x_desc("payload (log scale)")
+        .x_desc("payload (log scale; points at 8 B, then 16 B to 1 MiB in powers of 4)")
         .y_desc(ydesc)
         .draw()
         .map_err(perr)?;
@@ -515,6 +527,8 @@ mod tests {
         assert_eq!(size_label(8.0), "8 B");
         assert_eq!(size_label(4096.0), "4 KiB");
         assert_eq!(size_label(1_048_576.0), "1 MiB");
+        assert_eq!(axis_size_label(100_000.0), "100 kB");
+        assert_eq!(axis_size_label(10.0), "10 B");
     }
 
     #[test]

@@ -263,22 +263,35 @@ impl GoalStatus {
 }
 
 impl Goal {
-    /// Where this goal stands given its comparison's ratios.
+    /// Where this goal stands given its comparison's ratios: the median
+    /// decides when the ratio is a result; when it is noisy, only an
+    /// interquartile range wholly on one side of the bound does (and never
+    /// with fewer than 5 pairs).
     pub fn status(&self, p: Option<&Paired>) -> GoalStatus {
         let Some(p) = p else {
             return GoalStatus::NotMeasured;
         };
-        let ok = if self.at_most {
-            p.median <= self.target
-        } else {
-            p.median >= self.target
+        let meets = |r: f64| {
+            if self.at_most {
+                r <= self.target
+            } else {
+                r >= self.target
+            }
         };
-        if p.flagged() {
+        if p.pairs < 5 {
             GoalStatus::Unsure
-        } else if ok {
+        } else if !p.flagged() {
+            if meets(p.median) {
+                GoalStatus::Met
+            } else {
+                GoalStatus::Missed
+            }
+        } else if meets(p.q25) && meets(p.q75) {
             GoalStatus::Met
-        } else {
+        } else if !meets(p.q25) && !meets(p.q75) {
             GoalStatus::Missed
+        } else {
+            GoalStatus::Unsure
         }
     }
 
@@ -641,7 +654,15 @@ mod tests {
         };
         assert_eq!(g.status(Some(&p(1.1, 0.01))), GoalStatus::Met);
         assert_eq!(g.status(Some(&p(1.3, 0.01))), GoalStatus::Missed);
+        // Noisy: decided only by an IQR wholly on one side.
         assert_eq!(g.status(Some(&p(1.1, 0.5))), GoalStatus::Unsure);
+        assert_eq!(g.status(Some(&p(0.7, 0.4))), GoalStatus::Met);
+        assert_eq!(g.status(Some(&p(2.0, 0.5))), GoalStatus::Missed);
+        let few = Paired {
+            pairs: 3,
+            ..p(1.1, 0.01)
+        };
+        assert_eq!(g.status(Some(&few)), GoalStatus::Unsure);
         assert_eq!(g.status(None), GoalStatus::NotMeasured);
     }
 }
