@@ -3,9 +3,11 @@
 //!
 //! `cargo run --release -p ipc-benches --bin ipc-bench` runs the quick suite
 //! and prints one table: each measurement of this workspace beside a
-//! baseline measured in the same run on the same two cores (a cache-line
-//! ping-pong, futex, eventfd, pipe, Unix socket, POSIX semaphore, pthread
-//! mutex, `rtrb`, `raw_sync`, Python's `multiprocessing`). Latencies are
+//! baseline measured in the same run on the same two cores (the cache-line
+//! and cross-core copy floors, futex, eventfd, pipe, Unix socket, POSIX
+//! semaphore, pthread mutex, iceoryx2, `ipc-channel`, `raw_sync`,
+//! crossbeam, `rtrb`, Python's `multiprocessing`), and a payload sweep
+//! ([`sweep`]). Latencies are
 //! round trips between two processes pinned to two cores, timed one by one
 //! into an HDR histogram after a warm-up, with the payload written and read;
 //! throughputs are messages per second from one process to another. Every

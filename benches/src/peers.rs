@@ -25,6 +25,7 @@ use iceoryx2::port::listener::Listener;
 use iceoryx2::port::notifier::Notifier;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -202,6 +203,15 @@ impl IoxPingPong {
         Ok(())
     }
 
+    /// Connects the publisher to the subscribers there are now (the other
+    /// side's is, once it said ready): samples sent before a connection
+    /// exists reach nobody.
+    fn connect(ends: &IoxEnds) -> Result<(), String> {
+        ends.publisher
+            .update_connections()
+            .map_err(|x| format!("iceoryx2 connections: {x:?}"))
+    }
+
     #[inline]
     fn send(ends: &IoxEnds, len: usize, v: u64) -> Result<(), String> {
         let mut s = ends
@@ -263,6 +273,7 @@ impl PingPong for IoxPingPong {
 
     fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String> {
         let ends = self.ends.as_ref().ok_or("not attached")?;
+        Self::connect(ends)?;
         for _ in 0..rounds {
             let v = Self::recv(ends, self.len, w)?;
             Self::send(ends, self.len, v + 1)?;
@@ -281,6 +292,10 @@ impl PingPong for IoxPingPong {
     #[inline]
     fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String> {
         let ends = self.ends.as_ref().ok_or("not attached")?;
+        if i == 0 {
+            // The first, untimed round of a block.
+            Self::connect(ends)?;
+        }
         Self::send(ends, self.len, i)?;
         let got = Self::recv(ends, self.len, w)?;
         if got != i + 1 {

@@ -46,7 +46,7 @@ fn err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
 const PATTERN: u8 = 0xa5;
 
 /// Writes message `v` of `buf.len()` (at least 8) bytes: the number first
-/// and (from 16 bytes on) last, [`PATTERN`] in between.
+/// and (from 16 bytes on) last, the byte `0xa5` in between.
 #[inline]
 pub fn fill(buf: &mut [u8], v: u64) {
     let len = buf.len();

@@ -109,14 +109,29 @@ pub struct Measured {
     pub heads: Vec<f64>,
 }
 
+/// A failure of [`measure`]: which side (index in the order given) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The side that failed.
+    pub side: usize,
+    /// Its error (the peer's own, when it left one).
+    pub error: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error)
+    }
+}
+
 /// Runs `sides` in turns per `plan`: one untimed warm-up block each, then
 /// rounds of one block per side, the order flipped every round, until
 /// `plan.rounds` or (past `plan.min_rounds`) the budget. Returns one
 /// result per side, in the order given.
 ///
 /// # Errors
-/// The first failure of any side; every side is stopped first.
-pub fn measure(ctx: &Ctx, sides: &mut [BoxSide], plan: Plan) -> Result<Vec<Measured>, String> {
+/// The first failure of any side, naming it; every side is stopped first.
+pub fn measure(ctx: &Ctx, sides: &mut [BoxSide], plan: Plan) -> Result<Vec<Measured>, Failure> {
     // Forking sides first, while the harness has no other thread.
     let mut order: Vec<usize> = (0..sides.len()).collect();
     order.sort_by_key(|&i| !sides[i].forks());
@@ -126,7 +141,7 @@ pub fn measure(ctx: &Ctx, sides: &mut [BoxSide], plan: Plan) -> Result<Vec<Measu
             for &j in started.iter().rev() {
                 let _ = sides[j].stop();
             }
-            return Err(e);
+            return Err(Failure { side: i, error: e });
         }
         started.push(i);
     }
@@ -136,7 +151,7 @@ pub fn measure(ctx: &Ctx, sides: &mut [BoxSide], plan: Plan) -> Result<Vec<Measu
             let mut first_err = None;
             for &j in started.iter().rev() {
                 if let Err(e) = sides[j].stop() {
-                    first_err.get_or_insert(e);
+                    first_err.get_or_insert(Failure { side: j, error: e });
                 }
             }
             first_err.map_or(Ok(out), Err)
@@ -148,7 +163,10 @@ pub fn measure(ctx: &Ctx, sides: &mut [BoxSide], plan: Plan) -> Result<Vec<Measu
                     let _ = sides[j].stop();
                 }
             }
-            Err(cause)
+            Err(Failure {
+                side: i,
+                error: cause,
+            })
         }
     }
 }
@@ -625,6 +643,7 @@ mod tests {
         let mut sides: Vec<BoxSide> =
             vec![Box::new(Counting(0, false)), Box::new(Counting(0, true))];
         let err = measure(&ctx(), &mut sides, plan).expect_err("fails");
-        assert_eq!(err, "third block");
+        assert_eq!(err.side, 1);
+        assert_eq!(err.error, "third block");
     }
 }

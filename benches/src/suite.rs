@@ -416,7 +416,10 @@ pub fn measure_with(ctx: &Ctx, entries: &[&Entry], plan: Plan) -> Vec<(Outcome, 
     };
     match measure(ctx, &mut sides, plan) {
         Ok(m) => m.into_iter().map(|m| (m.outcome, m.heads)).collect(),
-        Err(e) => fail_all(Outcome::Failed(e)),
+        Err(f) => fail_all(Outcome::Failed(format!(
+            "{}: {}",
+            entries[f.side].id, f.error
+        ))),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::runner::{Ctx, Mode, PingPong, Plan, Stream, Watch};
 use crate::side::{measure, BoxSide, Paired, PingPongSide, StreamSide};
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
 use ipc_core::wait::WaitStrategy;
 use std::os::fd::OwnedFd;
@@ -107,7 +108,7 @@ pub fn run(ctx: &Ctx, mut progress: impl FnMut(&str)) -> Sweep {
     for size in sizes(ctx) {
         progress(&format!("sweep: round trips of {size} B"));
         let block = rtt_block(ctx, size);
-        let made: Result<Vec<BoxSide>, String> = (|| {
+        let made = || -> Result<Vec<BoxSide>, String> {
             Ok(vec![
                 PingPongSide::boxed(
                     SpscPingPong::new(size, WaitStrategy::BusySpin, false)?,
@@ -120,61 +121,80 @@ pub fn run(ctx: &Ctx, mut progress: impl FnMut(&str)) -> Sweep {
                 PingPongSide::boxed(crate::peers::IoxPingPong::new(size, false)?, block),
                 PingPongSide::boxed(PipeBytes::new(size)?, block),
             ])
-        })();
+        };
         out.rtt.extend(points(ctx, size, &RTT_METHODS, made));
         progress(&format!("sweep: bandwidth of {size} B"));
         let n = bw_block(ctx, size);
         let scale = size as f64 / 1e9;
         let ring = BULK_RING.max(8 * size);
-        let made: Result<Vec<BoxSide>, String> = (|| {
+        let made = || -> Result<Vec<BoxSide>, String> {
             Ok(vec![
                 StreamSide::boxed(SpscStream::new(size, ring, Io::InPlace)?, n, scale),
                 StreamSide::boxed(SpscStream::new(size, ring, Io::Copied)?, n, scale),
                 StreamSide::boxed(IoxStream::new(size)?, n, scale),
                 StreamSide::boxed(PipeBytes::new(size)?, n, scale),
             ])
-        })();
+        };
         out.bandwidth.extend(points(ctx, size, &BW_METHODS, made));
     }
     out
 }
 
-/// Measures the sides of one size together; one point per method.
+/// Measures the sides of one size together; one point per method. A
+/// method that fails gets its error, and the others are measured again
+/// without it (each side is made afresh by `make`).
 fn points(
     ctx: &Ctx,
     size: usize,
     methods: &[&'static str],
-    made: Result<Vec<BoxSide>, String>,
+    make: impl Fn() -> Result<Vec<BoxSide>, String>,
 ) -> Vec<Point> {
-    let failed = |e: String| {
-        methods
-            .iter()
-            .map(|m| Point {
-                size,
-                method: m,
-                outcome: Outcome::Failed(e.clone()),
-                vs_in_place: None,
-            })
-            .collect()
-    };
-    let mut sides = match made {
-        Ok(s) => s,
-        Err(e) => return failed(e),
-    };
-    match measure(ctx, &mut sides, plan(ctx)) {
-        Ok(m) => {
-            let first = m[0].heads.clone();
-            m.into_iter()
-                .zip(methods)
-                .map(|(m, method)| Point {
-                    size,
-                    method,
-                    vs_in_place: Paired::of(&m.heads, &first),
-                    outcome: m.outcome,
-                })
-                .collect()
+    let mut out: Vec<Point> = Vec::new();
+    let mut live: Vec<usize> = (0..methods.len()).collect();
+    while !live.is_empty() {
+        let made = make().map(|all| {
+            all.into_iter()
+                .enumerate()
+                .filter(|(i, _)| live.contains(i))
+                .map(|(_, s)| s)
+                .collect::<Vec<BoxSide>>()
+        });
+        let mut sides = match made {
+            Ok(s) => s,
+            Err(e) => {
+                for &i in &live {
+                    out.push(point(size, methods[i], Outcome::Failed(e.clone())));
+                }
+                break;
+            }
+        };
+        match measure(ctx, &mut sides, plan(ctx)) {
+            Ok(m) => {
+                // Ratios to the in-place ring, when it is still measured.
+                let first = (live[0] == 0).then(|| m[0].heads.clone());
+                for (m, &i) in m.into_iter().zip(&live) {
+                    let mut p = point(size, methods[i], m.outcome);
+                    p.vs_in_place = first.as_ref().and_then(|f| Paired::of(&m.heads, f));
+                    out.push(p);
+                }
+                break;
+            }
+            Err(f) => {
+                let i = live.remove(f.side);
+                out.push(point(size, methods[i], Outcome::Failed(f.error)));
+            }
         }
-        Err(e) => failed(e),
+    }
+    out.sort_by_key(|p| methods.iter().position(|m| *m == p.method));
+    out
+}
+
+fn point(size: usize, method: &'static str, outcome: Outcome) -> Point {
+    Point {
+        size,
+        method,
+        outcome,
+        vs_in_place: None,
     }
 }
 
@@ -393,6 +413,10 @@ impl Stream for IoxStream {
 
     fn produce(&mut self, n: u64, w: &Watch) -> Result<(), String> {
         let publ = self.publisher.as_ref().ok_or("not attached")?;
+        // The subscriber is there (the peer said ready): connect to it
+        // before the first sample, not during the stream.
+        publ.update_connections()
+            .map_err(|e| format!("iceoryx2 connections: {e:?}"))?;
         let len = self.len;
         for i in 0..n {
             let mut s =
