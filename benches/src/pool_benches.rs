@@ -215,6 +215,15 @@ pub fn entries() -> Vec<Entry> {
             &[],
             |c| startup(c, StartMethod::Fork),
         ),
+        cmp(
+            "pool.startup.forkserver",
+            Unit::Ns,
+            Nw,
+            Slow,
+            "baseline.python.pool.startup",
+            &["pool.startup"],
+            |c| startup(c, StartMethod::ForkServer),
+        ),
         base(
             "pool.cpu_bound.speedup",
             Unit::Speedup,

@@ -169,6 +169,15 @@ pub fn entries() -> Vec<Entry> {
         }),
         base("process.start.fork", Ns, Nw, Slow, workspace::start_fork),
         base("process.start.spawn", Ns, Nw, Slow, workspace::start_spawn),
+        cmp(
+            "process.start.forkserver",
+            Ns,
+            Nw,
+            Slow,
+            "process.start.fork",
+            &["process.start.spawn"],
+            workspace::start_forkserver,
+        ),
     ];
     v.extend(crate::peers::entries());
     v.extend(crate::queue_benches::entries());
@@ -228,6 +237,18 @@ pub const GOALS: &[Goal] = &[
         b: "baseline.pthread_mutex.lock_unlock",
         at_most: true,
         target: 1.0,
+    },
+    Goal {
+        a: "process.start.forkserver",
+        b: "process.start.fork",
+        at_most: true,
+        target: 2.0,
+    },
+    Goal {
+        a: "process.start.forkserver",
+        b: "process.start.spawn",
+        at_most: true,
+        target: 1.0 / 3.0,
     },
     Goal {
         a: "pool.map.task",
@@ -297,11 +318,10 @@ impl Goal {
 
     /// "at most 1.2x", "at least 0.5x".
     pub fn bound_text(&self) -> String {
-        format!(
-            "{} {}x",
-            if self.at_most { "at most" } else { "at least" },
-            self.target
-        )
+        // Three significant digits: 1/3 reads 0.333, 1.2 reads 1.2.
+        let t = format!("{:.3}", self.target);
+        let t = t.trim_end_matches('0').trim_end_matches('.');
+        format!("{} {t}x", if self.at_most { "at most" } else { "at least" },)
     }
 }
 

@@ -32,6 +32,20 @@ pub fn start_spawn(ctx: &Ctx) -> Result<BoxSide, NotMade> {
     })
 }
 
+/// ns to start a child from the fork server
+/// (`Process::builder().forkserver(..)`) and join it; the server itself is
+/// started once, by the first block.
+///
+/// # Errors
+/// As [`start_fork`].
+pub fn start_forkserver(ctx: &Ctx) -> Result<BoxSide, NotMade> {
+    start_join(ctx, |i| {
+        Process::builder()
+            .name("ipc-bench-forkserver")
+            .forkserver(spawn_with_code, &[(i % 100) as u8])
+    })
+}
+
 /// The entry a spawned child runs (from the harness main's
 /// `ipc_core::process::init()`): exits with the code it was given.
 fn spawn_with_code(args: &[u8]) -> i32 {
