@@ -53,8 +53,10 @@ const REQUIRED: &[&str] = &[
     "pool.map.task.default",
     "pool.startup",
     "pool.cpu_bound.speedup",
+    "pool.startup.forkserver",
     "process.start.fork",
     "process.start.spawn",
+    "process.start.forkserver",
 ];
 
 /// A temporary path removed on drop (file or directory), even when the
@@ -229,7 +231,7 @@ fn quick_test_suite_reports_every_id_pairs_and_plots() {
         }
     }
     let goals = doc["goals"].as_array().expect("goals");
-    assert_eq!(goals.len(), 7, "{goals:?}");
+    assert_eq!(goals.len(), 9, "{goals:?}");
     assert!(stdout.contains("goals (paired ratios)"));
     let sweep = &doc["sweep"];
     for kind in ["rtt", "bandwidth"] {
