@@ -58,6 +58,7 @@ pub mod error;
 pub mod fdpass;
 pub mod futex;
 pub mod header;
+pub mod holders;
 mod inherit;
 pub mod liveness;
 mod logging;

@@ -216,6 +216,11 @@ impl Builder {
             // stack frames or running its atexit handlers.
             unsafe { libc::_exit(code) }
         }
+        // The child holds whatever ends this process holds (it has copies):
+        // entered now, before this process can drop its own.
+        if let Some(child) = crate::ProcessId::of(pid as u32) {
+            crate::holders::Hold::enter_child_everywhere(child.to_u64(), &crate::liveness::OsJudge);
+        }
         // SAFETY: the parent's copies, from Box::into_raw above.
         drop(unsafe { Box::from_raw(boxed_name) });
         // SAFETY: as above.

@@ -256,7 +256,7 @@ impl Builder {
             StartMethod::Spawn | StartMethod::ForkServer => {
                 let entry = EntryRef::of(TypedEntry::<A, R, F>::DESC)?;
                 let base = self.inherit.len();
-                let (encoded, exported) = message::with_exports(base, || {
+                let (encoded, exported, hooks) = message::with_exports(base, || {
                     let mut bytes = Vec::new();
                     args.encode(&mut bytes).map(|()| bytes)
                 });
@@ -273,6 +273,13 @@ impl Builder {
                     Some(&result),
                     via_server,
                 )?;
+                // Ends given to the child are held by it from now on, before
+                // the caller can drop its own copies.
+                if let Some(child) = crate::ProcessId::of(p.pid()) {
+                    for hook in hooks {
+                        hook(child.to_u64());
+                    }
+                }
                 // The handles in `args` kept their descriptors open until
                 // the child had them.
                 drop(args);
