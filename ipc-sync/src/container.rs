@@ -197,28 +197,41 @@ pub(crate) fn type_label<T: 'static>() -> &'static str {
     std::any::type_name::<T>()
 }
 
-/// Reusable buffers per thread, so that an operation does not allocate:
-/// one for what is encoded (keys, values, items), one for the bytes read
-/// back. Taken at the start of an operation and given back at its end (a
-/// nested operation, if any, makes its own).
+/// Buffers an operation encodes into and reads into, so that an operation
+/// on small values does not allocate.
+#[derive(Default)]
 pub(crate) struct Scratch {
     input: Vec<u8>,
     output: Vec<u8>,
 }
 
-thread_local! {
-    static SCRATCH: std::cell::Cell<(Vec<u8>, Vec<u8>)> =
-        const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+/// A handle's [`Scratch`]: used only by the thread that holds the
+/// container's lock, through the transaction holding it
+/// ([`ScratchCell::get`]). A clone of the handle gets buffers of its own.
+#[derive(Default)]
+pub(crate) struct ScratchCell(std::cell::UnsafeCell<Scratch>);
+
+// SAFETY: the buffers are only reached through the pointer `get` returns,
+// by a transaction while it holds the container's lock; one thread at a
+// time holds it, so no two threads touch the buffers at once.
+unsafe impl Sync for ScratchCell {}
+
+impl Clone for ScratchCell {
+    fn clone(&self) -> Self {
+        ScratchCell::default()
+    }
+}
+
+impl ScratchCell {
+    /// The buffers, for the transaction that holds the container's lock.
+    #[inline]
+    pub(crate) fn get(&self) -> std::ptr::NonNull<Scratch> {
+        // SAFETY: `UnsafeCell::get` never returns null.
+        unsafe { std::ptr::NonNull::new_unchecked(self.0.get()) }
+    }
 }
 
 impl Scratch {
-    /// The thread's buffers.
-    #[inline]
-    pub(crate) fn take() -> Scratch {
-        let (input, output) = SCRATCH.with(std::cell::Cell::take);
-        Scratch { input, output }
-    }
-
     /// Both buffers, emptied: (to encode into, to read into).
     #[inline]
     pub(crate) fn clear(&mut self) -> (&mut Vec<u8>, &mut Vec<u8>) {
@@ -238,16 +251,13 @@ impl Scratch {
         v.encode(input)?;
         Ok((input, output))
     }
-}
 
-impl Drop for Scratch {
+    /// Lets huge buffers go once an operation is done with them.
     #[inline]
-    fn drop(&mut self) {
-        // Keep modest buffers for the next operation; huge ones go.
+    pub(crate) fn trim(&mut self) {
         const KEEP: usize = 64 * 1024;
-        if self.input.capacity() <= KEEP && self.output.capacity() <= KEEP {
-            let bufs = (std::mem::take(&mut self.input), std::mem::take(&mut self.output));
-            SCRATCH.with(|s| s.set(bufs));
+        if self.input.capacity() > KEEP || self.output.capacity() > KEEP {
+            *self = Scratch::default();
         }
     }
 }
@@ -265,16 +275,19 @@ mod tests {
     }
 
     #[test]
-    fn the_scratch_buffers_are_reused_and_empty() {
-        let mut s = Scratch::take();
+    fn scratch_buffers_come_back_empty_and_huge_ones_go() {
+        let cell = ScratchCell::default();
+        // SAFETY: the only user of this cell.
+        let s = unsafe { &mut *cell.get().as_ptr() };
         let (input, output) = s.encode(&7u32).unwrap();
         assert_eq!(input.len(), 4);
         output.extend_from_slice(b"abc");
-        let cap = input.capacity();
-        drop(s);
-        let mut again = Scratch::take();
-        let (input, output) = again.clear();
+        let (input, output) = s.clear();
         assert!(input.is_empty() && output.is_empty());
-        assert_eq!(input.capacity(), cap);
+        assert!(input.capacity() >= 4);
+        output.reserve(1 << 20);
+        s.trim();
+        assert_eq!(s.clear().1.capacity(), 0);
+        assert!(cell.clone().get() != cell.get(), "a clone has its own");
     }
 }

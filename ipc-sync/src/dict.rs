@@ -2,7 +2,9 @@
 //! process: a hash map in shared memory that every process holding a
 //! handle changes directly, under a robust lock.
 
-use crate::container::{fingerprint, type_label, ContainerConfig, ContainerError, Scratch};
+use crate::container::{
+    fingerprint, type_label, ContainerConfig, ContainerError, Scratch, ScratchCell,
+};
 use crate::handle::handle;
 use crate::raw::{Layout, RawContainerConfig, RawDict, RawDictTx};
 use ipc_core::liveness::OsJudge;
@@ -64,6 +66,7 @@ pub struct SharedDict<K: Message + 'static, V: Message + 'static> {
     strategy: WaitStrategy,
     layout: Option<Layout>,
     timeout: Option<Duration>,
+    scratch: ScratchCell,
 }
 
 /// The shared state of a [`SharedDict<K, V>`]: a [`RawDict`] whose key and
@@ -125,6 +128,7 @@ impl<K: Message + 'static, V: Message + 'static> Handle for SharedDict<K, V> {
             strategy: WaitStrategy::ADAPTIVE,
             layout,
             timeout: None,
+            scratch: ScratchCell::default(),
         }
     }
 }
@@ -138,6 +142,7 @@ impl<K: Message + 'static, V: Message + 'static> Clone for SharedDict<K, V> {
             strategy: self.strategy,
             layout: self.layout,
             timeout: self.timeout,
+            scratch: ScratchCell::default(),
         }
     }
 }
@@ -162,7 +167,7 @@ impl<K: Message + 'static, V: Message + 'static> std::fmt::Debug for SharedDict<
 /// not at all.
 pub struct DictTx<'a, K, V> {
     raw: RawDictTx<'a>,
-    scratch: Scratch,
+    raw_scratch: NonNull<Scratch>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -230,21 +235,21 @@ impl<K: Message + 'static, V: Message + 'static> SharedDict<K, V> {
     ) -> Result<R, ContainerError> {
         let layout = self.layout()?;
         let (mem, _) = self.placed.memory();
-        // SAFETY: `mem` is the map's address in a mapping `self.placed`
-        // keeps alive, with at least `layout.total` bytes (checked by
-        // `RawDict::layout`, which computed `layout`).
-        let raw = unsafe {
-            self.placed
-                .raw
-                .lock(mem, layout, &OsJudge, self.strategy, self.timeout)?
-        };
+        let raw = &self.placed.raw;
+        let acquired = raw.acquire(&OsJudge, self.strategy, self.timeout)?;
         let mut tx = DictTx {
-            raw,
-            scratch: Scratch::take(),
+            // SAFETY: the lock is held (just acquired); `mem` is the map's
+            // address in a mapping `self.placed` keeps alive, with at least
+            // `layout.total` bytes (checked by `RawDict::layout`, which
+            // computed `layout`).
+            raw: unsafe { raw.held(mem, layout) },
+            raw_scratch: self.scratch.get(),
             _types: PhantomData,
         };
+        tx.raw.begin(acquired)?;
         let r = f(&mut tx)?;
-        tx.raw.commit()?;
+        tx.split().1.trim();
+        tx.raw.commit_in_place()?;
         Ok(r)
     }
 
@@ -384,7 +389,16 @@ fn decode_entries<K: Message, V: Message>(
     Ok(out)
 }
 
-impl<K: Message + 'static, V: Message + 'static> DictTx<'_, K, V> {
+impl<'a, K: Message + 'static, V: Message + 'static> DictTx<'a, K, V> {
+    /// The locked container and the handle's buffers.
+    #[inline]
+    fn split(&mut self) -> (&mut RawDictTx<'a>, &mut Scratch) {
+        // SAFETY: the buffers of the handle this transaction came from,
+        // which only a transaction holding the container's lock reaches;
+        // `self.raw` holds it, and `&mut self` makes this the only use.
+        (&mut self.raw, unsafe { self.raw_scratch.as_mut() })
+    }
+
     /// The number of entries.
     pub fn len(&self) -> usize {
         self.raw.len()
@@ -401,8 +415,9 @@ impl<K: Message + 'static, V: Message + 'static> DictTx<'_, K, V> {
     /// As [`SharedDict::get`].
     #[inline]
     pub fn get(&mut self, key: &K) -> Result<Option<V>, ContainerError> {
-        let (key, out) = self.scratch.encode(key)?;
-        if !self.raw.get(key, out)? {
+        let (raw, scratch) = self.split();
+        let (key, out) = scratch.encode(key)?;
+        if !raw.get(key, out)? {
             return Ok(None);
         }
         Ok(Some(V::decode(out)?))
@@ -413,8 +428,9 @@ impl<K: Message + 'static, V: Message + 'static> DictTx<'_, K, V> {
     /// # Errors
     /// As [`SharedDict::contains_key`].
     pub fn contains_key(&mut self, key: &K) -> Result<bool, ContainerError> {
-        let (key, _) = self.scratch.encode(key)?;
-        self.raw.contains(key)
+        let (raw, scratch) = self.split();
+        let (key, _) = scratch.encode(key)?;
+        raw.contains(key)
     }
 
     /// Sets `key` to `value`; returns the old value, if any.
@@ -423,11 +439,12 @@ impl<K: Message + 'static, V: Message + 'static> DictTx<'_, K, V> {
     /// As [`SharedDict::insert`].
     #[inline]
     pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>, ContainerError> {
-        let (bytes, out) = self.scratch.encode(&key)?;
+        let (raw, scratch) = self.split();
+        let (bytes, out) = scratch.encode(&key)?;
         let k = bytes.len();
         value.encode(bytes)?;
         let (key, value) = bytes.split_at(k);
-        if !self.raw.insert(key, value, out)? {
+        if !raw.insert(key, value, out)? {
             return Ok(None);
         }
         Ok(Some(V::decode(out)?))
@@ -438,8 +455,9 @@ impl<K: Message + 'static, V: Message + 'static> DictTx<'_, K, V> {
     /// # Errors
     /// As [`SharedDict::remove`].
     pub fn remove(&mut self, key: &K) -> Result<Option<V>, ContainerError> {
-        let (key, out) = self.scratch.encode(key)?;
-        if !self.raw.remove(key, out)? {
+        let (raw, scratch) = self.split();
+        let (key, out) = scratch.encode(key)?;
+        if !raw.remove(key, out)? {
             return Ok(None);
         }
         Ok(Some(V::decode(out)?))
@@ -459,8 +477,9 @@ impl<K: Message + 'static, V: Message + 'static> DictTx<'_, K, V> {
     /// As [`SharedDict::items`].
     pub fn items(&mut self) -> Result<Vec<(K, V)>, ContainerError> {
         let mut lens = Vec::new();
-        let (_, out) = self.scratch.clear();
-        self.raw.read_all(out, &mut lens)?;
+        let (raw, scratch) = self.split();
+        let (_, out) = scratch.clear();
+        raw.read_all(out, &mut lens)?;
         decode_entries(out, &lens)
     }
 }

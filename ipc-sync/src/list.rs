@@ -2,7 +2,9 @@
 //! process: a list in shared memory that every process holding a handle
 //! changes directly, under a robust lock.
 
-use crate::container::{fingerprint, type_label, ContainerConfig, ContainerError, Scratch};
+use crate::container::{
+    fingerprint, type_label, ContainerConfig, ContainerError, Scratch, ScratchCell,
+};
 use crate::handle::handle;
 use crate::raw::{Layout, RawContainerConfig, RawList, RawListTx};
 use ipc_core::liveness::OsJudge;
@@ -59,6 +61,7 @@ pub struct SharedList<T: Message + 'static> {
     strategy: WaitStrategy,
     layout: Option<Layout>,
     timeout: Option<Duration>,
+    scratch: ScratchCell,
 }
 
 /// The shared state of a [`SharedList<T>`]: a [`RawList`] whose item type
@@ -116,6 +119,7 @@ impl<T: Message + 'static> Handle for SharedList<T> {
             strategy: WaitStrategy::ADAPTIVE,
             layout,
             timeout: None,
+            scratch: ScratchCell::default(),
         }
     }
 }
@@ -129,6 +133,7 @@ impl<T: Message + 'static> Clone for SharedList<T> {
             strategy: self.strategy,
             layout: self.layout,
             timeout: self.timeout,
+            scratch: ScratchCell::default(),
         }
     }
 }
@@ -152,7 +157,7 @@ impl<T: Message + 'static> std::fmt::Debug for SharedList<T> {
 /// not at all.
 pub struct ListTx<'a, T> {
     raw: RawListTx<'a>,
-    scratch: Scratch,
+    raw_scratch: NonNull<Scratch>,
     _items: PhantomData<fn() -> T>,
 }
 
@@ -219,21 +224,21 @@ impl<T: Message + 'static> SharedList<T> {
     ) -> Result<R, ContainerError> {
         let layout = self.layout()?;
         let (mem, _) = self.placed.memory();
-        // SAFETY: `mem` is the list's address in a mapping `self.placed`
-        // keeps alive, with at least `layout.total` bytes (checked by
-        // `RawList::layout`, which computed `layout`).
-        let raw = unsafe {
-            self.placed
-                .raw
-                .lock(mem, layout, &OsJudge, self.strategy, self.timeout)?
-        };
+        let raw = &self.placed.raw;
+        let acquired = raw.acquire(&OsJudge, self.strategy, self.timeout)?;
         let mut tx = ListTx {
-            raw,
-            scratch: Scratch::take(),
+            // SAFETY: the lock is held (just acquired); `mem` is the list's
+            // address in a mapping `self.placed` keeps alive, with at least
+            // `layout.total` bytes (checked by `RawList::layout`, which
+            // computed `layout`).
+            raw: unsafe { raw.held(mem, layout) },
+            raw_scratch: self.scratch.get(),
             _items: PhantomData,
         };
+        tx.raw.begin(acquired)?;
         let r = f(&mut tx)?;
-        tx.raw.commit()?;
+        tx.split().1.trim();
+        tx.raw.commit_in_place()?;
         Ok(r)
     }
 
@@ -406,7 +411,16 @@ fn decode_all<T: Message>(bytes: &[u8], lens: &[usize]) -> Result<Vec<T>, Contai
     Ok(out)
 }
 
-impl<T: Message + 'static> ListTx<'_, T> {
+impl<'a, T: Message + 'static> ListTx<'a, T> {
+    /// The locked container and the handle's buffers.
+    #[inline]
+    fn split(&mut self) -> (&mut RawListTx<'a>, &mut Scratch) {
+        // SAFETY: the buffers of the handle this transaction came from,
+        // which only a transaction holding the container's lock reaches;
+        // `self.raw` holds it, and `&mut self` makes this the only use.
+        (&mut self.raw, unsafe { self.raw_scratch.as_mut() })
+    }
+
     /// The number of items.
     pub fn len(&self) -> usize {
         self.raw.len()
@@ -423,8 +437,9 @@ impl<T: Message + 'static> ListTx<'_, T> {
     /// As [`SharedList::get`].
     #[inline]
     pub fn get(&mut self, index: usize) -> Result<T, ContainerError> {
-        let (_, out) = self.scratch.clear();
-        self.raw.get(index, out)?;
+        let (raw, scratch) = self.split();
+        let (_, out) = scratch.clear();
+        raw.get(index, out)?;
         Ok(T::decode(out)?)
     }
 
@@ -433,8 +448,9 @@ impl<T: Message + 'static> ListTx<'_, T> {
     /// # Errors
     /// As [`SharedList::set`].
     pub fn set(&mut self, index: usize, item: T) -> Result<(), ContainerError> {
-        let (bytes, _) = self.scratch.encode(&item)?;
-        self.raw.set(index, bytes)
+        let (raw, scratch) = self.split();
+        let (bytes, _) = scratch.encode(&item)?;
+        raw.set(index, bytes)
     }
 
     /// Appends `item`.
@@ -443,8 +459,9 @@ impl<T: Message + 'static> ListTx<'_, T> {
     /// As [`SharedList::push`].
     #[inline]
     pub fn push(&mut self, item: T) -> Result<(), ContainerError> {
-        let (bytes, _) = self.scratch.encode(&item)?;
-        self.raw.push(bytes)
+        let (raw, scratch) = self.split();
+        let (bytes, _) = scratch.encode(&item)?;
+        raw.push(bytes)
     }
 
     /// Appends every item of `items`, all or none.
@@ -452,14 +469,15 @@ impl<T: Message + 'static> ListTx<'_, T> {
     /// # Errors
     /// As [`SharedList::extend`].
     pub fn extend(&mut self, items: impl IntoIterator<Item = T>) -> Result<(), ContainerError> {
-        let (bytes, _) = self.scratch.clear();
+        let (raw, scratch) = self.split();
+        let (bytes, _) = scratch.clear();
         let mut lens = Vec::new();
         for item in items {
             let start = bytes.len();
             item.encode(bytes)?;
             lens.push(bytes.len() - start);
         }
-        self.raw.extend(bytes, &lens)
+        raw.extend(bytes, &lens)
     }
 
     /// Removes and returns the last item.
@@ -467,8 +485,9 @@ impl<T: Message + 'static> ListTx<'_, T> {
     /// # Errors
     /// As [`SharedList::pop`].
     pub fn pop(&mut self) -> Result<Option<T>, ContainerError> {
-        let (_, out) = self.scratch.clear();
-        if !self.raw.pop(out)? {
+        let (raw, scratch) = self.split();
+        let (_, out) = scratch.clear();
+        if !raw.pop(out)? {
             return Ok(None);
         }
         Ok(Some(T::decode(out)?))
@@ -479,8 +498,9 @@ impl<T: Message + 'static> ListTx<'_, T> {
     /// # Errors
     /// As [`SharedList::insert`].
     pub fn insert(&mut self, index: usize, item: T) -> Result<(), ContainerError> {
-        let (bytes, _) = self.scratch.encode(&item)?;
-        self.raw.insert(index, bytes)
+        let (raw, scratch) = self.split();
+        let (bytes, _) = scratch.encode(&item)?;
+        raw.insert(index, bytes)
     }
 
     /// Removes and returns item `index`.
@@ -488,8 +508,9 @@ impl<T: Message + 'static> ListTx<'_, T> {
     /// # Errors
     /// As [`SharedList::remove`].
     pub fn remove(&mut self, index: usize) -> Result<T, ContainerError> {
-        let (_, out) = self.scratch.clear();
-        self.raw.remove(index, out)?;
+        let (raw, scratch) = self.split();
+        let (_, out) = scratch.clear();
+        raw.remove(index, out)?;
         Ok(T::decode(out)?)
     }
 
@@ -508,8 +529,9 @@ impl<T: Message + 'static> ListTx<'_, T> {
     pub fn slice(&mut self, range: impl RangeBounds<usize>) -> Result<Vec<T>, ContainerError> {
         let (start, end) = bounds(&range, self.len());
         let mut lens = Vec::new();
-        let (_, out) = self.scratch.clear();
-        self.raw.read_range(start, end, out, &mut lens)?;
+        let (raw, scratch) = self.split();
+        let (_, out) = scratch.clear();
+        raw.read_range(start, end, out, &mut lens)?;
         decode_all(out, &lens)
     }
 
@@ -526,7 +548,8 @@ impl<T: Message + 'static> ListTx<'_, T> {
     /// # Errors
     /// As [`SharedList::position`].
     pub fn position(&mut self, item: &T) -> Result<Option<usize>, ContainerError> {
-        let (bytes, _) = self.scratch.encode(item)?;
-        self.raw.position(bytes)
+        let (raw, scratch) = self.split();
+        let (bytes, _) = scratch.encode(item)?;
+        raw.position(bytes)
     }
 }

@@ -19,6 +19,7 @@
 //! leave no room, the table is rehashed into the other bank.
 
 use super::journal::Locked;
+use super::mutex::Acquired;
 use super::store::{hash_bytes, Header, Layout, RawContainerConfig, Shape, LEN, LIVE, TOMBS};
 use crate::container::ContainerError;
 use ipc_core::liveness::Judge;
@@ -100,6 +101,7 @@ impl RawDict {
     /// # Safety
     /// `mem` is this dict's address, valid for `layout.total` bytes for
     /// `'a`, and `layout` came from [`RawDict::layout`] of this dict.
+    #[inline(always)]
     pub unsafe fn lock<'a, J: Judge>(
         &'a self,
         mem: NonNull<u8>,
@@ -111,6 +113,33 @@ impl RawDict {
         // SAFETY: the caller's promise, passed on.
         let g = unsafe { self.header.lock(mem, layout, judge, strategy, timeout)? };
         Ok(RawDictTx { g, rebuilds: 0 })
+    }
+
+    /// [`RawDict::lock`] in two steps, so that the caller builds the
+    /// transaction where it keeps it: takes the lock.
+    #[inline(always)]
+    pub(crate) fn acquire<J: Judge>(
+        &self,
+        judge: &J,
+        strategy: WaitStrategy,
+        timeout: Option<Duration>,
+    ) -> Result<Acquired, ContainerError> {
+        self.header.acquire(judge, strategy, timeout)
+    }
+
+    /// The second step of [`RawDict::lock`]: the held dict, to
+    /// [`begin`](RawDictTx::begin).
+    ///
+    /// # Safety
+    /// The calling thread holds the lock ([`RawDict::acquire`]); `mem` and
+    /// `layout` as for [`RawDict::lock`].
+    #[inline(always)]
+    pub(crate) unsafe fn held<'a>(&'a self, mem: NonNull<u8>, layout: &'a Layout) -> RawDictTx<'a> {
+        RawDictTx {
+            // SAFETY: the caller's promise, passed on.
+            g: unsafe { Locked::held(mem, layout, &self.header) },
+            rebuilds: 0,
+        }
     }
 
     /// Takeovers from dead holders so far (each rolled back, if it was in
@@ -156,6 +185,13 @@ pub(crate) fn home(tag: u64, slots: u64) -> u64 {
 }
 
 impl RawDictTx<'_> {
+    /// Rolls back a dead holder's update and checks the state (see
+    /// [`RawDict::held`]).
+    #[inline(always)]
+    pub(crate) fn begin(&mut self, acquired: Acquired) -> Result<(), ContainerError> {
+        self.g.begin(acquired)
+    }
+
     /// The number of entries.
     #[inline]
     pub fn len(&self) -> usize {
@@ -535,7 +571,13 @@ impl RawDictTx<'_> {
     /// # Errors
     /// None in practice (the signature leaves room for fault injection in
     /// tests).
-    pub fn commit(self) -> Result<(), ContainerError> {
+    pub fn commit(mut self) -> Result<(), ContainerError> {
+        self.g.commit()
+    }
+
+    /// [`commit`](Self::commit) in place: a later drop does nothing.
+    #[inline]
+    pub(crate) fn commit_in_place(&mut self) -> Result<(), ContainerError> {
         self.g.commit()
     }
 }

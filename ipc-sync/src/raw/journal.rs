@@ -38,8 +38,8 @@
 
 use super::mutex::Acquired;
 use super::store::{
-    out_of_bounds, Header, Layout, Shape, ACTIVE, ARENA_BIT, ENTRY_BYTES, HEADER_BYTES, INDEX_BIT,
-    LEN, LIVE, STATE_OFFSET, STATE_WORDS, TOMBS, TOP,
+    copy_bytes, equal_bytes, out_of_bounds, Header, Layout, Shape, ACTIVE, ARENA_BIT, ENTRY_BYTES,
+    HEADER_BYTES, INDEX_BIT, LEN, LIVE, STATE_OFFSET, STATE_WORDS, TOMBS, TOP,
 };
 use crate::container::ContainerError;
 use crate::error::{LockError, LockTimeoutError};
@@ -59,9 +59,9 @@ pub(crate) struct Locked<'a> {
     header: &'a Header,
     /// The state words as this update has left them.
     state: [u64; STATE_WORDS],
-    /// The state words at the start of the update: what a rollback
-    /// restores.
-    start: [u64; STATE_WORDS],
+    /// `active` and `len` at the start of the update (what a rollback
+    /// restores): which bank and slots the update must journal.
+    start: (u64, u64),
     /// Entries written to the journal.
     journal_len: u64,
     /// State words journaled already (bit per word).
@@ -84,20 +84,15 @@ pub(crate) struct Target {
 
 impl Header {
     /// Locks the container, rolling back a dead holder's interrupted
-    /// update first.
+    /// update first: [`Header::acquire`], then [`Locked::held`] and
+    /// [`Locked::begin`].
     ///
     /// # Errors
-    /// The lock's ([`ContainerError::NotRecoverable`],
-    /// [`ContainerError::WouldDeadlock`], [`ContainerError::TimedOut`],
-    /// [`ContainerError::UnknownIdentity`]); a journal that cannot be rolled
-    /// back ([`ContainerError::NotRecoverable`]); state words out of their
-    /// bounds ([`ContainerError::Corrupted`], the lock released).
+    /// Those of [`Header::acquire`] and [`Locked::begin`].
     ///
     /// # Safety
-    /// `mem` is the address of this header and valid, for `'a`, for
-    /// `layout.total` bytes that are only accessed under this lock (or
-    /// atomically); `layout` was computed by [`Header::check`] of this
-    /// header.
+    /// As [`Locked::held`], less the lock, which this takes.
+    #[inline(always)]
     pub(crate) unsafe fn lock<'a, J: Judge>(
         &'a self,
         mem: NonNull<u8>,
@@ -106,30 +101,34 @@ impl Header {
         strategy: WaitStrategy,
         timeout: Option<Duration>,
     ) -> Result<Locked<'a>, ContainerError> {
-        debug_assert_eq!(mem.as_ptr().cast_const(), (self as *const Header).cast());
-        let acquired = match timeout {
-            None => self.lock.lock(judge, strategy).map_err(lock_error)?,
+        let acquired = self.acquire(judge, strategy, timeout)?;
+        // SAFETY: the caller's promise; the lock is held (just acquired).
+        let mut g = unsafe { Locked::held(mem, layout, self) };
+        g.begin(acquired)?;
+        Ok(g)
+    }
+
+    /// Takes the container's robust lock; the caller then makes a
+    /// [`Locked`] of it ([`Locked::held`], [`Locked::begin`]) at once.
+    ///
+    /// # Errors
+    /// [`ContainerError::NotRecoverable`], [`ContainerError::WouldDeadlock`],
+    /// [`ContainerError::TimedOut`], [`ContainerError::UnknownIdentity`];
+    /// the lock is not held.
+    #[inline(always)]
+    pub(crate) fn acquire<J: Judge>(
+        &self,
+        judge: &J,
+        strategy: WaitStrategy,
+        timeout: Option<Duration>,
+    ) -> Result<Acquired, ContainerError> {
+        match timeout {
+            None => self.lock.lock(judge, strategy).map_err(lock_error),
             Some(t) => self
                 .lock
                 .lock_timeout(judge, strategy, t)
-                .map_err(timeout_error)?,
-        };
-        let mut g = Locked {
-            mem,
-            layout,
-            header: self,
-            state: [0; STATE_WORDS],
-            start: [0; STATE_WORDS],
-            journal_len: 0,
-            journaled: 0,
-            finished: false,
-        };
-        let dirty = self.journal_len.load(Ordering::Acquire) != 0;
-        if matches!(acquired, Acquired::OwnerDied { .. }) || dirty {
-            g.recover()?;
+                .map_err(timeout_error),
         }
-        g.load_state()?;
-        Ok(g)
     }
 }
 
@@ -155,6 +154,48 @@ fn timeout_error(e: LockTimeoutError<Infallible>) -> ContainerError {
 }
 
 impl<'a> Locked<'a> {
+    /// The container whose lock the calling thread holds (from
+    /// [`Header::acquire`]), not yet checked: call [`Locked::begin`] before
+    /// anything else. Dropping it releases the lock.
+    ///
+    /// # Safety
+    /// The calling thread holds `header`'s lock; `mem` is the address of
+    /// `header` and valid, for `'a`, for `layout.total` bytes that are only
+    /// accessed under this lock (or atomically); `layout` was computed by
+    /// [`Header::check`] of this header.
+    #[inline(always)]
+    pub(crate) unsafe fn held(mem: NonNull<u8>, layout: &'a Layout, header: &'a Header) -> Self {
+        debug_assert_eq!(mem.as_ptr().cast_const(), (header as *const Header).cast());
+        Locked {
+            mem,
+            layout,
+            header,
+            state: [0; STATE_WORDS],
+            start: (0, 0),
+            journal_len: 0,
+            journaled: 0,
+            finished: false,
+        }
+    }
+
+    /// Starts the update: rolls back a dead holder's (after
+    /// [`Acquired::OwnerDied`], or whenever the journal is not empty), then
+    /// reads and checks the state words.
+    ///
+    /// # Errors
+    /// A journal that cannot be rolled back
+    /// ([`ContainerError::NotRecoverable`]: the lock is made not
+    /// recoverable); state words out of their bounds
+    /// ([`ContainerError::Corrupted`]: dropping `self` releases the lock).
+    #[inline(always)]
+    pub(crate) fn begin(&mut self, acquired: Acquired) -> Result<(), ContainerError> {
+        let dirty = self.header.journal_len.load(Ordering::Acquire) != 0;
+        if matches!(acquired, Acquired::OwnerDied { .. }) || dirty {
+            self.recover()?;
+        }
+        self.load_state()
+    }
+
     /// The layout.
     #[inline]
     pub(crate) fn layout(&self) -> &'a Layout {
@@ -177,7 +218,7 @@ impl<'a> Locked<'a> {
     /// switched to it): its words change without journal entries.
     #[inline]
     pub(crate) fn index_scratch(&self) -> bool {
-        (self.state[ACTIVE] ^ self.start[ACTIVE]) & INDEX_BIT != 0
+        (self.state[ACTIVE] ^ self.start.0) & INDEX_BIT != 0
     }
 
     /// Journal entries still free in this update.
@@ -216,13 +257,13 @@ impl<'a> Locked<'a> {
     /// (every slot of a dict; the first `len` of a list).
     #[inline]
     fn needs_undo(&self, off: u64) -> bool {
-        let bank = self.layout.index[(self.start[ACTIVE] & INDEX_BIT) as usize];
+        let bank = self.layout.index[(self.start.0 & INDEX_BIT) as usize];
         if off < bank || off >= bank + self.layout.bank_bytes() {
             return false;
         }
         match self.layout.shape {
             Shape::Dict => true,
-            Shape::List => (off - bank) / 8 < self.start[LEN],
+            Shape::List => (off - bank) / 8 < self.start.1,
         }
     }
 
@@ -281,7 +322,11 @@ impl<'a> Locked<'a> {
     ///
     /// # Errors
     /// Only an injected fault in unit tests.
-    pub(crate) fn commit(mut self) -> Result<(), ContainerError> {
+    #[inline]
+    pub(crate) fn commit(&mut self) -> Result<(), ContainerError> {
+        if self.finished {
+            return Ok(());
+        }
         if self.journal_len != 0 {
             self.step()?;
             // SYNC POINT: Release keeps every change of the update before
@@ -290,10 +335,13 @@ impl<'a> Locked<'a> {
             self.journal_len = 0;
         }
         self.step()?;
+        self.finished = true;
+        self.header.lock.unlock_held();
         Ok(())
     }
 
     /// Rolls back a dead holder's update, after a takeover.
+    #[cold]
     fn recover(&mut self) -> Result<(), ContainerError> {
         self.header.recoveries.fetch_add(1, Ordering::Relaxed);
         match self.rollback() {
@@ -340,12 +388,29 @@ impl<'a> Locked<'a> {
     }
 
     /// Reads and checks the state words: the start of the update.
+    #[inline(always)]
     fn load_state(&mut self) -> Result<(), ContainerError> {
         let l = self.layout;
-        let mut s = [0; STATE_WORDS];
-        for (v, w) in s.iter_mut().zip(&self.header.state) {
+        for (v, w) in self.state.iter_mut().zip(&self.header.state) {
             *v = w.load(Ordering::Relaxed);
         }
+        let s = &self.state;
+        let ok = s[ACTIVE] <= INDEX_BIT | ARENA_BIT
+            && s[LEN] <= l.capacity
+            && s[TOP] <= l.arena
+            && s[LIVE] <= s[TOP]
+            && s[TOMBS] <= l.slots - s[LEN].min(l.slots);
+        if !ok {
+            return Err(self.bad_state());
+        }
+        self.start = (s[ACTIVE], s[LEN]);
+        Ok(())
+    }
+
+    /// Which state word is out of its bounds.
+    #[cold]
+    fn bad_state(&self) -> ContainerError {
+        let (l, s) = (self.layout, &self.state);
         let checks = [
             ("active", s[ACTIVE], INDEX_BIT | ARENA_BIT),
             ("len", s[LEN], l.capacity),
@@ -353,14 +418,11 @@ impl<'a> Locked<'a> {
             ("live", s[LIVE], s[TOP]),
             ("tombs", s[TOMBS], l.slots - s[LEN].min(l.slots)),
         ];
-        for (what, value, limit) in checks {
-            if value > limit {
-                return Err(out_of_bounds(what, value, limit));
-            }
-        }
-        self.state = s;
-        self.start = s;
-        Ok(())
+        let (what, value, limit) = checks
+            .into_iter()
+            .find(|&(_, v, limit)| v > limit)
+            .unwrap_or(("state", 0, 0));
+        out_of_bounds(what, value, limit)
     }
 
     // ---- the arena ----
@@ -396,7 +458,7 @@ impl<'a> Locked<'a> {
         // (one is shared memory, the other this process's heap). Nobody
         // writes the arena while we hold the lock.
         unsafe {
-            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(out.len()), len as usize);
+            copy_bytes(src, out.as_mut_ptr().add(out.len()), len as usize);
             out.set_len(out.len() + len as usize);
         }
         Ok(())
@@ -409,10 +471,9 @@ impl<'a> Locked<'a> {
             return Ok(false);
         }
         let src = self.item(off, len)?;
-        // SAFETY: as in `read_item`; the shared bytes are only read here,
-        // under the lock, and compared as a plain byte slice.
-        let shared = unsafe { std::slice::from_raw_parts(src, len as usize) };
-        Ok(shared == bytes)
+        // SAFETY: `src` holds `len == bytes.len()` readable bytes (`item`),
+        // only read here, under the lock.
+        Ok(unsafe { equal_bytes(src, bytes) })
     }
 
     /// Appends the concatenated `parts` to the active arena at `top`, or
@@ -466,7 +527,7 @@ impl<'a> Locked<'a> {
             // SAFETY: as above; `dst` advances by each part's length, and
             // they add up to `n`.
             unsafe {
-                std::ptr::copy_nonoverlapping(p.as_ptr(), dst, p.len());
+                copy_bytes(p.as_ptr(), dst, p.len());
                 dst = dst.add(p.len());
             }
         }
@@ -480,7 +541,7 @@ impl<'a> Locked<'a> {
     /// or the banks the start does not use. With `compact`, a new arena
     /// too; otherwise items stay where they are.
     pub(crate) fn rebuild_target(&self, compact: bool) -> Target {
-        let (now, start) = (self.state[ACTIVE], self.start[ACTIVE]);
+        let (now, start) = (self.state[ACTIVE], self.start.0);
         // A bank that differs from the start's is scratch: rebuilt in
         // place. Otherwise the other bank, which the start does not use.
         let index_bit = if (now ^ start) & INDEX_BIT != 0 {
@@ -543,11 +604,12 @@ impl<'a> Locked<'a> {
 }
 
 impl Drop for Locked<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.finished {
             return;
         }
-        if self.journal_len != 0 || self.header.journal_len.load(Ordering::Relaxed) != 0 {
+        if self.journal_len != 0 {
             if let Err(e) = self.rollback() {
                 if !self.finished {
                     log::error!("shared container: rollback failed ({e}); closing it");

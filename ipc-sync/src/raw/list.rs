@@ -12,6 +12,7 @@
 //! other bank with the gap opened or closed, and switches to it.
 
 use super::journal::Locked;
+use super::mutex::Acquired;
 use super::store::{Header, Layout, RawContainerConfig, Shape, LEN, LIVE, TOP};
 use crate::container::ContainerError;
 use ipc_core::liveness::Judge;
@@ -94,6 +95,7 @@ impl RawList {
     /// # Safety
     /// `mem` is this list's address, valid for `layout.total` bytes for
     /// `'a`, and `layout` came from [`RawList::layout`] of this list.
+    #[inline(always)]
     pub unsafe fn lock<'a, J: Judge>(
         &'a self,
         mem: NonNull<u8>,
@@ -105,6 +107,33 @@ impl RawList {
         // SAFETY: the caller's promise, passed on.
         let g = unsafe { self.header.lock(mem, layout, judge, strategy, timeout)? };
         Ok(RawListTx { g, rebuilds: 0 })
+    }
+
+    /// [`RawList::lock`] in two steps, so that the caller builds the
+    /// transaction where it keeps it: takes the lock.
+    #[inline(always)]
+    pub(crate) fn acquire<J: Judge>(
+        &self,
+        judge: &J,
+        strategy: WaitStrategy,
+        timeout: Option<Duration>,
+    ) -> Result<Acquired, ContainerError> {
+        self.header.acquire(judge, strategy, timeout)
+    }
+
+    /// The second step of [`RawList::lock`]: the held list, to
+    /// [`begin`](RawListTx::begin).
+    ///
+    /// # Safety
+    /// The calling thread holds the lock ([`RawList::acquire`]); `mem` and
+    /// `layout` as for [`RawList::lock`].
+    #[inline(always)]
+    pub(crate) unsafe fn held<'a>(&'a self, mem: NonNull<u8>, layout: &'a Layout) -> RawListTx<'a> {
+        RawListTx {
+            // SAFETY: the caller's promise, passed on.
+            g: unsafe { Locked::held(mem, layout, &self.header) },
+            rebuilds: 0,
+        }
     }
 
     /// Takeovers from dead holders so far (each rolled back, if it was in
@@ -142,6 +171,13 @@ fn unpack(w: u64) -> (u64, u64) {
 }
 
 impl RawListTx<'_> {
+    /// Rolls back a dead holder's update and checks the state (see
+    /// [`RawList::held`]).
+    #[inline(always)]
+    pub(crate) fn begin(&mut self, acquired: Acquired) -> Result<(), ContainerError> {
+        self.g.begin(acquired)
+    }
+
     /// The number of items.
     #[inline]
     pub fn len(&self) -> usize {
@@ -483,7 +519,13 @@ impl RawListTx<'_> {
     /// # Errors
     /// None in practice (the signature leaves room for fault injection in
     /// tests).
-    pub fn commit(self) -> Result<(), ContainerError> {
+    pub fn commit(mut self) -> Result<(), ContainerError> {
+        self.g.commit()
+    }
+
+    /// [`commit`](Self::commit) in place: a later drop does nothing.
+    #[inline]
+    pub(crate) fn commit_in_place(&mut self) -> Result<(), ContainerError> {
         self.g.commit()
     }
 }

@@ -380,6 +380,63 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
     h ^ (h >> 32)
 }
 
+/// Copies `len` bytes from `src` to `dst`: items of up to 16 bytes (keys
+/// and numbers, mostly) with two unaligned loads and stores rather than a
+/// call into the C library.
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `len` bytes, and they do not
+/// overlap.
+#[inline(always)]
+pub(crate) unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY: every access below lies in `0..len` of `src` or `dst`: the
+    // two chunks of 8 (or 4) bytes start at 0 and at `len - 8` (`len - 4`),
+    // both inside for a `len` of 8..=16 (4..8); the caller's promise does
+    // the rest.
+    unsafe {
+        if (8..=16).contains(&len) {
+            let (a, b) = (
+                src.cast::<u64>().read_unaligned(),
+                src.add(len - 8).cast::<u64>().read_unaligned(),
+            );
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(len - 8).cast::<u64>().write_unaligned(b);
+        } else if (4..8).contains(&len) {
+            let (a, b) = (
+                src.cast::<u32>().read_unaligned(),
+                src.add(len - 4).cast::<u32>().read_unaligned(),
+            );
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(len - 4).cast::<u32>().write_unaligned(b);
+        } else {
+            std::ptr::copy_nonoverlapping(src, dst, len);
+        }
+    }
+}
+
+/// Whether the `bytes.len()` bytes at `shared` equal `bytes`, short ones
+/// compared as in [`copy_bytes`].
+///
+/// # Safety
+/// `shared` is readable for `bytes.len()` bytes.
+#[inline(always)]
+pub(crate) unsafe fn equal_bytes(shared: *const u8, bytes: &[u8]) -> bool {
+    let len = bytes.len();
+    let b = bytes.as_ptr();
+    // SAFETY: as in `copy_bytes`: both chunks lie in `0..len` of each.
+    unsafe {
+        if (8..=16).contains(&len) {
+            let word = |p: *const u8, at: usize| p.add(at).cast::<u64>().read_unaligned();
+            word(shared, 0) == word(b, 0) && word(shared, len - 8) == word(b, len - 8)
+        } else if (4..8).contains(&len) {
+            let word = |p: *const u8, at: usize| p.add(at).cast::<u32>().read_unaligned();
+            word(shared, 0) == word(b, 0) && word(shared, len - 4) == word(b, len - 4)
+        } else {
+            std::slice::from_raw_parts(shared, len) == bytes
+        }
+    }
+}
+
 /// An error for a word of the container found out of its bounds.
 pub(crate) fn out_of_bounds(what: &str, value: u64, limit: u64) -> ContainerError {
     ContainerError::corrupted(format!("{what} {value} is beyond its limit {limit}"))
@@ -435,6 +492,26 @@ mod tests {
         assert!(!l.is_undo_target(l.index[1] + 80), "past the banks");
         assert!(!l.is_undo_target(l.index[0] + 3), "misaligned");
         assert!(!l.is_undo_target(l.arenas[0]));
+    }
+
+    #[test]
+    fn short_copies_and_comparisons_cover_every_length() {
+        let src: Vec<u8> = (0..40).collect();
+        for len in 0..40 {
+            let mut dst = vec![0xffu8; 40];
+            // SAFETY: both buffers hold 40 bytes, `len < 40`.
+            unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr(), len) };
+            assert_eq!(dst[..len], src[..len]);
+            assert!(dst[len..].iter().all(|&b| b == 0xff), "{len}");
+            // SAFETY: as above.
+            assert!(unsafe { equal_bytes(src.as_ptr(), &dst[..len]) });
+            for i in 0..len {
+                let mut other = dst[..len].to_vec();
+                other[i] ^= 1;
+                // SAFETY: as above.
+                assert!(!unsafe { equal_bytes(src.as_ptr(), &other) }, "{len} {i}");
+            }
+        }
     }
 
     #[test]
