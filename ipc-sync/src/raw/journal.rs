@@ -35,6 +35,22 @@
 //! A live holder that returns an error or panics mid-update rolls back the
 //! same way when its `Locked` is dropped, so an operation that fails has no
 //! effect.
+//!
+//! # What checks it
+//!
+//! No part of this protocol runs outside the lock: readers lock too, and
+//! the journal is written by the holder and read by the next holder only.
+//! What crosses between processes is therefore exactly what the robust
+//! mutex hands over, which the loom models of the mutex check on its own
+//! code (`tests/loom.rs`: a dead holder's writes are seen by the one thread
+//! that takes the lock over, and by the lockers after it). The `Release`
+//! stores above order nothing for another thread; they keep the compiler
+//! from moving a change before its journal entry, since a kill stops the
+//! holder between any two of its instructions. That property is checked by
+//! stopping every update of the unit tests at every step, and the recovery
+//! at every step too (`container_tests.rs`), and by writers SIGKILLed in
+//! the middle of their updates (`tests/container_kills.rs`, and the chaos
+//! suite's `containers` scenario).
 
 use super::mutex::Acquired;
 use super::store::{
