@@ -379,6 +379,13 @@ impl RawListTx<'_> {
                 arena_bytes: self.layout().arena as usize,
             });
         }
+        if bytes.len() as u64 > self.g.room_after_compaction() {
+            return Err(ContainerError::ArenaFull {
+                arena_bytes: self.layout().arena as usize,
+                needed: bytes.len(),
+                available: self.g.room_after_compaction() as usize,
+            });
+        }
         let mut off = self.append(bytes)?;
         let n = self.g.state(LEN);
         for (i, &len) in lens.iter().enumerate() {
