@@ -63,7 +63,8 @@ fn list_update(list: &SharedList<u64>, rng: &mut XorShift) -> Result<(), Contain
                 tx.remove(i + 1)?;
                 tx.remove(i).map(drop)
             }
-            _ => tx.push(len),
+            _ if len < LIST_CAP as u64 => tx.push(len),
+            _ => tx.clear(),
         }
     })
 }
