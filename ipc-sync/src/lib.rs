@@ -50,6 +50,16 @@
 //! | `Barrier` | [`Barrier`] | parties | [`BarrierError::Broken`] for the others |
 //! | (none) | [`RwLock<T>`] | the value | dead writer: `OwnerDied`; dead reader: writers time out |
 //! | `Value`, `Array` | [`Value<T>`], [`Array<T, N>`] | the value | as `Mutex` |
+//! | `Manager().list()` | [`SharedList<T>`] | [`ContainerConfig`] | update rolled back by the next user |
+//! | `Manager().dict()` | [`SharedDict<K, V>`] | [`ContainerConfig`] | update rolled back by the next user |
+//!
+//! The shared containers are Python's manager proxies without the manager:
+//! no server process, no socket round trip per call. Every process holding
+//! a handle locks the container and copies items in or out of shared
+//! memory directly; every update (or [transaction](SharedDict::transaction)
+//! of several) goes through an undo journal, so a process killed in the
+//! middle of one leaves the container exactly as before it, for the next
+//! user to find ([`raw::journal`]).
 //!
 //! Blocking calls come in three forms: plain (waits as long as it takes),
 //! `try_*` (never waits) and `*_timeout(Duration)` (a zero timeout tries
@@ -155,8 +165,11 @@ outside_loom! {
     mod barrier;
     mod cell;
     mod condvar;
+    mod container;
+    mod dict;
     mod event;
     mod handle;
+    mod list;
     mod mutex;
     mod recoverable;
     mod reentrant;
@@ -167,7 +180,13 @@ outside_loom! {
     pub use barrier::Barrier;
     pub use cell::{DataCell, DataLock, MutexLock, ValueLock};
     pub use condvar::{Condvar, WaitResult, WaitTimeoutResult};
+    pub use container::{
+        ContainerConfig, ContainerError, DEFAULT_ARENA_BYTES, DEFAULT_CAPACITY,
+        DEFAULT_JOURNAL_ENTRIES, MAX_ARENA_BYTES, MAX_CAPACITY, MIN_JOURNAL_ENTRIES,
+    };
+    pub use dict::{DictCell, DictTx, SharedDict};
     pub use event::Event;
+    pub use list::{ListCell, ListTx, SharedList};
     pub use mutex::{Mutex, MutexGuard};
     pub use recoverable::RecoverableSemaphore;
     pub use reentrant::{ReentrantMutex, ReentrantMutexGuard};

@@ -23,7 +23,7 @@
 //! The programs of a Python `multiprocessing` tutorial, each in a few lines,
 //! are this crate's examples: `cargo run --release --example tutorial_pipe`
 //! and its siblings `tutorial_spawn`, `tutorial_queue_list`,
-//! `tutorial_pool_map`, ...
+//! `tutorial_pool_map`, `tutorial_manager_list`, ...
 //!
 //! | Python | here |
 //! |---|---|
@@ -33,6 +33,7 @@
 //! | `log_to_stderr(level)` | [`log_to_stderr`]`(level)` |
 //! | `Queue`, `JoinableQueue`, `Pipe` | [`Queue`], [`JoinableQueue`], [`pipe()`] |
 //! | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier`, `Value`, `Array` | [`Mutex`], [`ReentrantMutex`], [`Semaphore`], [`Event`], [`Condvar`], [`Barrier`], [`Value`], [`Array`] |
+//! | `Manager()`, `.list()`, `.dict()` | [`Manager`], [`SharedList`], [`SharedDict`] (no server process) |
 //! | `Pool` | [`Pool`] |
 
 #[cfg(not(target_os = "linux"))]
@@ -41,6 +42,8 @@ compile_error!(
      seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
 );
 
+mod manager;
+
 pub use ipc_core::log_to_stderr;
 pub use ipc_core::process::{
     active_children, cpu_count, current_process, init, parent_process, set_start_method,
@@ -48,7 +51,11 @@ pub use ipc_core::process::{
 };
 pub use ipc_pool::Pool;
 pub use ipc_queue::{pipe, JoinableQueue, Queue};
-pub use ipc_sync::{Array, Barrier, Condvar, Event, Mutex, ReentrantMutex, Semaphore, Value};
+pub use ipc_sync::{
+    Array, Barrier, Condvar, ContainerConfig, ContainerError, Event, Mutex, ReentrantMutex,
+    Semaphore, SharedDict, SharedList, Value,
+};
+pub use manager::Manager;
 
 /// The crates behind the names above, for everything else they offer.
 pub mod crates {

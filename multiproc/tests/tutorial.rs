@@ -130,3 +130,11 @@ fn tutorial_logging() {
     assert!(err.contains("sent SIGTERM"), "{err}");
     assert!(err.contains("exited: exit code 0"), "{err}");
 }
+
+#[test]
+fn tutorial_manager_list() {
+    assert_eq!(
+        stdout(&run("tutorial_manager_list", &[])),
+        "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n16\n[4, 9, 16]\n100\n"
+    );
+}

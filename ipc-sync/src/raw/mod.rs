@@ -41,6 +41,12 @@
 //! | [`RawEvent`] | 8, 4 | `state`, `tag` (u32) | `ipc-sync/event` 1 |
 //! | [`RawCondvar`] | 12, 4 | `seq`, `waiters`, `tag` (u32) | `ipc-sync/condvar` 1 |
 //! | [`RawBarrier`] | 536, 8 | `state`, `parties`, `resets`, `parked`, `tag`, reserved (u32), 64 member slots (u64) | `ipc-sync/barrier` 1 |
+//! | [`RawList`] | 256 + journal + 2 index banks (8-byte slots) + 2 arenas, 8 | a `RawMutex`, `tag`, configuration, type fingerprints, size, recoveries; state words `active`, `len`, `top`, `live`, `tombs`, `journal_len` (u64) | `ipc-sync/list` 1 |
+//! | [`RawDict`] | as `RawList`, 16-byte slots | as `RawList` | `ipc-sync/dict` 1 |
+//!
+//! The containers' layout is in [`list`] and [`dict`] (and their shared
+//! header and journal in `store.rs` and `journal.rs`); the hash of a
+//! dict's keys is part of it.
 //!
 //! `Value<T>` and `Array<T, N>` are a `DataCell` of a `RawMutex` under the
 //! kind `ipc-sync/value` 1. A layout hash covers the object's size and
@@ -49,22 +55,38 @@
 
 pub mod barrier;
 pub mod condvar;
+#[cfg(all(test, not(loom)))]
+mod container_tests;
+#[cfg(not(loom))]
+pub mod dict;
 pub mod event;
+#[cfg(not(loom))]
+pub mod journal;
+#[cfg(not(loom))]
+pub mod list;
 pub mod mutex;
 pub mod recoverable;
 pub mod reentrant;
 pub mod rwlock;
 pub mod semaphore;
+#[cfg(not(loom))]
+pub mod store;
 mod wait;
 
 pub use barrier::{BarrierWait, RawBarrier, MAX_PARTIES, MEMBER_SLOTS};
 pub use condvar::RawCondvar;
+#[cfg(not(loom))]
+pub use dict::{RawDict, RawDictTx};
 pub use event::RawEvent;
+#[cfg(not(loom))]
+pub use list::{RawList, RawListTx};
 pub use mutex::{Acquired, RawMutex};
 pub use recoverable::{RawRecoverableSemaphore, MAX_PERMITS};
 pub use reentrant::RawReentrantMutex;
 pub use rwlock::{RawRwLock, READER_SLOTS};
 pub use semaphore::{RawBoundedSemaphore, RawSemaphore};
+#[cfg(not(loom))]
+pub use store::{Layout, RawContainerConfig};
 pub(crate) use wait::{deadline_after, next_wake, past, spin, timed, Forever, Once, Until, Wait};
 
 /// Hooks for the loom models (`cfg(loom)` only).
