@@ -228,7 +228,8 @@ pub fn export_fd(fd: BorrowedFd<'_>) -> Result<u32, EncodeError> {
                 .map_err(|_| EncodeError::Handle("too many descriptors".into()))
         }
         None => Err(EncodeError::Handle(
-            "an anonymous handle can only be passed in the arguments of a child being              started (Process::start); create it with a name to send it anywhere"
+            "an anonymous handle can only be passed in the arguments of a child being \
+             started (Process::start); create it with a name to send it anywhere"
                 .into(),
         )),
     })

@@ -221,6 +221,9 @@ pub struct Placed<O: ShmObject> {
     offset: u64,
     len: usize,
     obj: NonNull<O>,
+    /// The object's memory, derived from the mapping (not from `&O`), so it
+    /// may reach the whole region a variable-size object owns.
+    mem: NonNull<u8>,
 }
 
 // SAFETY: `O: Sync` lives in a mapping kept alive by `seg`; sending or
@@ -236,6 +239,7 @@ impl<O: ShmObject> Clone for Placed<O> {
             offset: self.offset,
             len: self.len,
             obj: self.obj,
+            mem: self.mem,
         }
     }
 }
@@ -342,6 +346,7 @@ impl<O: ShmObject> Placed<O> {
         let obj = unsafe { O::attach(mem, len)? };
         Ok(Placed {
             obj: NonNull::from(obj),
+            mem,
             seg,
             offset,
             len,
@@ -361,7 +366,7 @@ impl<O: ShmObject> Placed<O> {
     /// The object's memory: its start and the bytes available from there to
     /// the end of the segment (what [`ShmObject::attach`] checked).
     pub fn memory(&self) -> (NonNull<u8>, usize) {
-        (self.obj.cast(), self.len)
+        (self.mem, self.len)
     }
 }
 
