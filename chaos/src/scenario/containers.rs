@@ -63,7 +63,7 @@ fn dict_op(s: u64, k: u64) -> (u64, u64, bool) {
 /// remove its oldest, or `Some((token, where))` to insert a token.
 fn list_op(s: u64, k: u64, own: usize) -> Option<(u64, u64)> {
     let h = mix((s << 48) ^ k ^ 0x1157);
-    if own as u64 >= OWN || (own > 0 && h % 3 == 0) {
+    if own as u64 >= OWN || (own > 0 && h.is_multiple_of(3)) {
         None
     } else {
         Some((((s + 1) << 32) | k, h >> 8))

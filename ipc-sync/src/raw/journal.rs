@@ -252,7 +252,7 @@ impl<'a> Locked<'a> {
     /// The shared word at `off`, checked to lie in the container.
     #[inline]
     fn word(&self, off: u64) -> Result<&AtomicU64, ContainerError> {
-        if off % 8 != 0 || off.checked_add(8).is_none_or(|end| end > self.layout.total) {
+        if !off.is_multiple_of(8) || off.checked_add(8).is_none_or(|end| end > self.layout.total) {
             return Err(out_of_bounds("word offset", off, self.layout.total));
         }
         // SAFETY: `off..off + 8` lies in the container's `total` bytes

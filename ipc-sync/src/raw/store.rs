@@ -198,7 +198,7 @@ impl Layout {
     /// journal entry may name: a state word other than the journal's
     /// length, or a word of an index bank.
     pub(crate) fn is_undo_target(&self, off: u64) -> bool {
-        if off % 8 != 0 {
+        if !off.is_multiple_of(8) {
             return false;
         }
         let state = STATE_OFFSET..STATE_OFFSET + 8 * STATE_WORDS as u64;
