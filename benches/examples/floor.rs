@@ -1,7 +1,7 @@
 //! The two figures every other one is read against, on this machine: the
 //! cache-line round trip between two cores (the physical floor) and a futex
 //! wake-up round trip (what any blocking wait costs), next to this
-//! workspace's SPSC ring, in a few seconds.
+//! workspace's SPSC ring measured paired with the floor, in a few seconds.
 //!
 //! ```sh
 //! cargo run --release -p ipc-benches --example floor
@@ -24,6 +24,7 @@ fn main() {
         .into_iter()
         .filter(|e| wanted.contains(&e.id))
         .collect();
-    let records = suite::run(&ctx, &picked, |_, e| eprintln!("measuring {}", e.id));
-    print!("{}", report::table(&records));
+    let results = suite::run(&ctx, &picked, |_, what| eprintln!("measuring {what}"));
+    print!("{}", report::table(&results.records));
+    print!("{}", report::comparisons_table(&results));
 }

@@ -29,6 +29,33 @@ impl Unit {
     }
 }
 
+/// How a measured primitive waits for the other side, which the table
+/// marks: spinning ones burn a core and answer in nanoseconds, kernel ones
+/// sleep and pay a wake-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Busy-polls shared memory.
+    Spin,
+    /// Sleeps in the kernel (futex, a blocking system call).
+    Kernel,
+    /// Spins a while, then sleeps (the workspace's default strategy).
+    Adaptive,
+    /// Nothing to wait for (uncontended operations, one-sided work).
+    None,
+}
+
+impl Wait {
+    /// The table's and the JSON's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wait::Spin => "spin",
+            Wait::Kernel => "kernel",
+            Wait::Adaptive => "adaptive",
+            Wait::None => "-",
+        }
+    }
+}
+
 /// A latency histogram and the number of histogram units per nanosecond
 /// (1 for per-operation timings, 1000 when batches are timed and the
 /// per-operation cost is recorded in picoseconds).
@@ -105,8 +132,10 @@ pub enum Outcome {
         /// How many messages or operations were timed in all.
         samples: u64,
     },
-    /// The measurement did not run (or failed), and why.
+    /// The measurement cannot run on this machine, and why.
     Skipped(String),
+    /// The measurement failed, and how.
+    Failed(String),
 }
 
 impl Outcome {
@@ -116,34 +145,61 @@ impl Outcome {
         match self {
             Outcome::Latency(l) => Some(l.quantile_ns(0.5)),
             Outcome::Throughput { value, .. } => Some(*value),
-            Outcome::Skipped(_) => None,
+            Outcome::Skipped(_) | Outcome::Failed(_) => None,
+        }
+    }
+
+    /// How many samples (latencies) or messages (rates) it holds.
+    pub fn samples(&self) -> u64 {
+        match self {
+            Outcome::Latency(l) => l.samples(),
+            Outcome::Throughput { samples, .. } => *samples,
+            Outcome::Skipped(_) | Outcome::Failed(_) => 0,
         }
     }
 }
 
-/// One row of the report.
+/// Whether a percentile `q` of `n` samples means something: at least ten
+/// samples must lie above it (p99 needs 1 000 samples, p99.9 10 000).
+pub fn percentile_holds(q: f64, n: u64) -> bool {
+    n as f64 * (1.0 - q) >= 10.0 - 1e-9
+}
+
+/// One row of the report: what one primitive measured.
 #[derive(Clone, Debug)]
 pub struct Record {
     /// The measurement id (the JSON `id`).
     pub id: &'static str,
     /// Its unit.
     pub unit: Unit,
+    /// How it waits.
+    pub wait: Wait,
     /// What it produced.
     pub outcome: Outcome,
-    /// The id it is compared with, if any.
-    pub baseline: Option<&'static str>,
-    /// This headline divided by the baseline's, when both ran.
-    pub ratio: Option<f64>,
-    /// Further comparisons worth reading beside the main one: (id, ratio).
-    pub also: Vec<(&'static str, f64)>,
-    /// Wall time the measurement took, in seconds (set-up included).
+    /// The paired measurement its figures come from (`"A / B"`), or `None`
+    /// when it was measured on its own.
+    pub measured_in: Option<String>,
+    /// Wall time of the measurement its figures come from, in seconds.
     pub seconds: f64,
 }
 
-/// Ratio of two headlines, when both exist and the denominator is positive.
-pub fn ratio(this: &Outcome, base: &Outcome) -> Option<f64> {
-    let (a, b) = (this.headline()?, base.headline()?);
-    (b > 0.0 && a.is_finite()).then(|| a / b)
+/// Two rows measured in turns, and the ratio of their blocks.
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    /// The measured row.
+    pub a: &'static str,
+    /// The row it is compared with.
+    pub b: &'static str,
+    /// Whether `b` is `a`'s main baseline (else a further comparison).
+    pub main: bool,
+    /// Both rows' headlines within this pairing (p50 or rate).
+    pub heads: Option<(f64, f64)>,
+    /// The per-pair ratios; `None` when the measurement failed.
+    pub paired: Option<crate::side::Paired>,
+    /// Why it failed or did not run.
+    pub error: Option<String>,
+    /// Wall time, seconds.
+    pub seconds: f64,
 }
 
 #[cfg(test)]
@@ -163,16 +219,10 @@ mod tests {
     }
 
     #[test]
-    fn ratios_need_both_sides() {
-        let a = Outcome::Throughput {
-            value: 10.0,
-            samples: 1,
-        };
-        let b = Outcome::Throughput {
-            value: 5.0,
-            samples: 1,
-        };
-        assert_eq!(ratio(&a, &b), Some(2.0));
-        assert_eq!(ratio(&a, &Outcome::Skipped("x".into())), None);
+    fn percentiles_need_enough_samples() {
+        assert!(percentile_holds(0.99, 1000));
+        assert!(!percentile_holds(0.99, 999));
+        assert!(!percentile_holds(0.999, 5));
+        assert!(percentile_holds(0.999, 10_000));
     }
 }

@@ -8,11 +8,12 @@
 //! single-threaded again before anything else forks. The workers are spawned
 //! (the pool's default), allowed on both cores.
 
-use crate::baselines::python::{pool_tasks, POOL_MAPS};
+use crate::baselines::python::pool_tasks;
 use crate::machine::pin_to_cores;
-use crate::outcome::{Latency, Outcome, Unit};
-use crate::runner::{median, Ctx, Mode};
-use crate::suite::Entry;
+use crate::outcome::{Latency, Unit, Wait};
+use crate::runner::{Ctx, Mode, Pace};
+use crate::side::{Block, BoxSide, LocalSide, NotMade, Side};
+use crate::suite::{base, cmp, Entry};
 use ipc_core::process::StartMethod;
 use ipc_pool::Pool;
 use std::time::Instant;
@@ -48,6 +49,7 @@ fn two_workers_by(ctx: &Ctx, method: StartMethod) -> Result<Pool, String> {
         // SAFETY: the workers run `add_one` and `burn`, pure computation
         // that touches no lock of the harness's other threads.
         StartMethod::Fork => unsafe { b.fork_workers() },
+        StartMethod::ForkServer => b.forkserver_workers(),
     };
     b.build().map_err(|e| format!("pool: {e}"))
 }
@@ -64,14 +66,44 @@ fn check_add_one(out: &[u64], n: u64) -> Result<(), String> {
     }
 }
 
-/// ns per task of `Pool(2).map` over `add_one`, with chunksize 1 or the
-/// default: one warm-up map, then [`POOL_MAPS`] timed maps, each one sample.
-fn map_task(ctx: &Ctx, default_chunksize: bool) -> Result<Outcome, String> {
-    let tasks = pool_tasks(ctx, default_chunksize);
-    let mut pool = two_workers(ctx)?;
-    let run = |pool: &Pool, n: u64| -> Result<f64, String> {
+/// ns per task of `Pool(2).map` over `add_one`, chunksize 1 or the
+/// default: the pool lives as long as the side; a block is one map of
+/// [`pool_tasks`] tasks (its time over the task count).
+struct MapSide {
+    default_chunksize: bool,
+    tasks: u64,
+    pool: Option<Pool>,
+}
+
+impl Side for MapSide {
+    fn start(&mut self, ctx: &Ctx) -> Result<(), String> {
+        let pool = two_workers(ctx)?;
+        self.pool = Some(pool);
+        // One untimed map of a quarter of the tasks: workers warm.
+        self.map(self.tasks / 4 + 1).map(|_| ())
+    }
+
+    fn block(&mut self, _ctx: &Ctx) -> Result<Block, String> {
+        let ns = self.map(self.tasks)?;
+        let mut lat = Latency::new(1000.0);
+        lat.record_ns(ns);
+        Ok(Block::Latency(lat))
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        if let Some(mut p) = self.pool.take() {
+            p.join();
+        }
+        Ok(())
+    }
+}
+
+impl MapSide {
+    /// One map of `n` tasks; ns per task.
+    fn map(&mut self, n: u64) -> Result<f64, String> {
+        let pool = self.pool.as_ref().ok_or("not started")?;
         let t0 = Instant::now();
-        let out = if default_chunksize {
+        let out = if self.default_chunksize {
             pool.map(add_one, 0..n)
         } else {
             pool.map_chunked(add_one, 0..n, 1)
@@ -80,119 +112,123 @@ fn map_task(ctx: &Ctx, default_chunksize: bool) -> Result<Outcome, String> {
         let ns = t0.elapsed().as_nanos() as f64;
         check_add_one(&out, n)?;
         Ok(ns / n as f64)
-    };
-    let result = (|| {
-        run(&pool, tasks / 4 + 1)?;
-        let mut lat = Latency::new(1000.0);
-        for _ in 0..POOL_MAPS {
-            lat.record_ns(run(&pool, tasks)?);
-        }
-        Ok(Outcome::Latency(lat))
-    })();
-    pool.join();
-    result
+    }
 }
 
-/// ns from `Pool::builder().workers(2).build()` to the first result of an
-/// `apply` (both workers spawned and one task served).
+fn map_task(ctx: &Ctx, default_chunksize: bool) -> Result<BoxSide, NotMade> {
+    Ok(Box::new(MapSide {
+        default_chunksize,
+        tasks: pool_tasks(ctx, default_chunksize),
+        pool: None,
+    }))
+}
+
 /// Starting a pool of two workers until its first `apply` has answered (as
-/// the Python baseline does); the pool is then joined, untimed.
-fn startup(ctx: &Ctx, method: StartMethod) -> Result<Outcome, String> {
-    let mut lat = Latency::new(1.0);
-    for i in 0..=ctx.reps() {
+/// the Python baseline does); the pool is then joined, untimed. A block is
+/// one start.
+fn startup(_ctx: &Ctx, method: StartMethod) -> Result<BoxSide, NotMade> {
+    Ok(LocalSide::boxed(move |c: &Ctx| {
         let t0 = Instant::now();
-        let mut pool = two_workers_by(ctx, method)?;
+        let mut pool = two_workers_by(c, method)?;
         let got = pool.apply(add_one, 41);
         let ns = t0.elapsed().as_nanos() as f64;
         pool.join();
         if got.map_err(|e| format!("apply: {e}"))? != 42 {
             return Err("apply returned a wrong result".into());
         }
-        if i > 0 {
-            lat.record_ns(ns);
-        }
-    }
-    Ok(Outcome::Latency(lat))
+        let mut lat = Latency::new(1.0);
+        lat.record_ns(ns);
+        Ok(Block::Latency(lat))
+    }))
 }
 
-/// Sequential time over parallel time of `burn` mapped over N inputs (128 in
-/// the quick suite), on two workers with the default chunksize; the median
-/// of [`Ctx::reps`] runs (fewer if the budget runs out).
-fn cpu_bound_speedup(ctx: &Ctx) -> Result<Outcome, String> {
+/// Sequential time over parallel time of `burn` mapped over N inputs (64 in
+/// the quick suite), on two workers with the default chunksize; a block is
+/// one comparison, the figure the median of the blocks.
+fn cpu_bound_speedup(ctx: &Ctx) -> Result<BoxSide, NotMade> {
     let n: u64 = match ctx.mode {
         Mode::Smoke => 4,
-        Mode::Quick => 128,
+        Mode::Quick => 64,
         Mode::Full => 1024,
     };
-    let mut pool = two_workers(ctx)?;
-    let result = (|| {
-        let expected: Vec<u64> = (0..n).map(burn).collect();
-        let mut ratios = Vec::new();
-        let started = Instant::now();
-        for rep in 0..=ctx.reps() {
-            if rep > 1 && started.elapsed() > ctx.budget() {
-                break;
-            }
-            let t0 = Instant::now();
-            let seq: Vec<u64> = (0..n).map(|x| burn(std::hint::black_box(x))).collect();
-            let t_seq = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            let par = pool.map(burn, 0..n).map_err(|e| format!("map: {e}"))?;
-            let t_par = t1.elapsed().as_secs_f64();
-            if seq != expected || par != expected {
-                return Err("the CPU-bound map returned wrong results".into());
-            }
-            if rep > 0 {
-                ratios.push(t_seq / t_par);
-            }
+    let expected: Vec<u64> = (0..n).map(burn).collect();
+    let mut pool: Option<Pool> = None;
+    Ok(LocalSide::boxed(move |c: &Ctx| {
+        if pool.is_none() {
+            pool = Some(two_workers(c)?);
         }
-        Ok(Outcome::Throughput {
-            samples: ratios.len() as u64,
-            value: median(&mut ratios),
+        let p = pool.as_ref().ok_or("no pool")?;
+        let t0 = Instant::now();
+        let seq: Vec<u64> = (0..n).map(|x| burn(std::hint::black_box(x))).collect();
+        let t_seq = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let par = p.map(burn, 0..n).map_err(|e| format!("map: {e}"))?;
+        let t_par = t1.elapsed().as_secs_f64();
+        if seq != expected || par != expected {
+            return Err("the CPU-bound map returned wrong results".into());
+        }
+        Ok(Block::Rate {
+            value: t_seq / t_par,
+            count: 1,
         })
-    })();
-    pool.join();
-    result
+    }))
 }
 
 /// The ipc-pool entries of the suite.
 pub fn entries() -> Vec<Entry> {
-    let e = |id, unit, baseline, run| Entry {
-        id,
-        unit,
-        baseline,
-        also: &[],
-        run,
-    };
+    use Pace::Slow;
+    use Wait::{Adaptive as Ad, None as Nw};
     vec![
-        e(
+        cmp(
             "pool.map.task",
             Unit::Ns,
-            Some("baseline.python.pool.task"),
+            Ad,
+            Slow,
+            "baseline.python.pool.task",
+            &[],
             |c| map_task(c, false),
         ),
-        e(
+        cmp(
             "pool.map.task.default",
             Unit::Ns,
-            Some("baseline.python.pool.task.default"),
+            Ad,
+            Slow,
+            "baseline.python.pool.task.default",
+            &[],
             |c| map_task(c, true),
         ),
-        e(
+        cmp(
             "pool.startup",
             Unit::Ns,
-            Some("baseline.python.pool.startup"),
+            Nw,
+            Slow,
+            "baseline.python.pool.startup",
+            &[],
             |c| startup(c, StartMethod::Spawn),
         ),
-        e(
+        cmp(
             "pool.startup.fork",
             Unit::Ns,
-            Some("baseline.python.pool.startup"),
+            Nw,
+            Slow,
+            "baseline.python.pool.startup",
+            &[],
             |c| startup(c, StartMethod::Fork),
         ),
-        e(
+        cmp(
+            "pool.startup.forkserver",
+            Unit::Ns,
+            Nw,
+            Slow,
+            "baseline.python.pool.startup",
+            &["pool.startup"],
+            |c| startup(c, StartMethod::ForkServer),
+        ),
+        base(
             "pool.cpu_bound.speedup",
             Unit::Speedup,
-            None,
+            Nw,
+            Slow,
             cpu_bound_speedup,
         ),
     ]

@@ -1,31 +1,26 @@
 //! Measurements of `ipc-queue`: round trips and throughput of its rings,
 //! between two processes pinned to the two cores, every message written and
-//! read (its sequence number checked).
+//! read (its sequence number and every byte checked).
 //!
-//! - SPSC round trips use two byte rings (one per direction), the in-place
-//!   API: `reserve` + `commit` to send, a `recv` guard to read. The ends'
-//!   wait strategy is what the id says (busy-spin unless noted).
+//! - SPSC round trips use two byte rings (one per direction). In place (the
+//!   default): `reserve` + fill + `commit` to send, a `recv` guard read where
+//!   it lies. Copied (the payload sweep's second curve): the message is
+//!   copied in from the sender's buffer (`send`) and out into the receiver's
+//!   (`recv_into`). The ends' wait strategy is what the id says (busy-spin
+//!   unless noted).
 //! - SPSC throughputs stream one message at a time, as the `rtrb` baseline
-//!   pushes and pops one at a time: the producer writes each message in place
-//!   (`reserve`, fill, `commit`), the consumer copies it out (`recv_into`), so
-//!   every byte is written once and read once. MPMC streams use `send` and a
-//!   `recv` guard.
-//! - `baseline.c2c.rtt.interleaved` and `queue.spsc.rtt.8.interleaved` are
-//!   one run in which the cache-line ping-pong and the 8-byte SPSC round
-//!   trip take turns in blocks of [`crate::runner::INTERLEAVE_BLOCK`] round
-//!   trips, so that their ratio compares the two under the same placement of
-//!   the virtual CPUs (which the host may change every few seconds).
+//!   pushes and pops one at a time: the producer writes each message in
+//!   place, the consumer copies it out (`recv_into`), so every byte is
+//!   written once and read once. MPMC streams use `send` and a `recv` guard.
 //! - Broadcast round trips use two rings, one publisher each way; `pipe()`
 //!   round trips use the two ends of one pipe with their default (adaptive)
 //!   wait strategy, as a user would.
 
-use crate::baselines::rtt::C2c;
 use crate::baselines::throughput::{COPY, FAST_MESSAGES};
-use crate::outcome::{Latency, Outcome, Unit};
-use crate::runner::{
-    measure_rtt, measure_rtt_interleaved, measure_stream, Ctx, PingPong, Speed, Stream, Watch,
-};
-use crate::suite::Entry;
+use crate::outcome::{Unit, Wait};
+use crate::runner::{Ctx, Pace, PingPong, Stream, Watch};
+use crate::side::{BoxSide, NotMade, PingPongSide, StreamSide};
+use crate::suite::{cmp, Entry};
 use ipc_core::wait::WaitStrategy;
 use ipc_queue::broadcast::{
     BroadcastRing, Config as BroadcastConfig, Publisher, Start, Subscriber,
@@ -33,64 +28,103 @@ use ipc_queue::broadcast::{
 use ipc_queue::mpmc::{Config as MpmcConfig, Mpmc, Receiver, Sender};
 use ipc_queue::pipe::{Connection, Pipe};
 use ipc_queue::spsc::{Consumer, Producer, SpscRing};
-use std::sync::Mutex;
 
-/// Ring size of the round-trip measurements (one message in flight).
+/// Ring size of the round-trip measurements of small messages (one message
+/// in flight); larger messages get a ring that holds two.
 const RTT_RING: usize = 4096;
 
 /// Ring size of the 8- and 64-byte throughput measurements.
 const STREAM_RING: usize = 64 * 1024;
 
-/// Ring size of the 4 KiB bandwidth measurement.
-const BULK_RING: usize = 256 * 1024;
+/// Ring size of the 4 KiB bandwidth measurement (and the least of the
+/// payload sweep's streams, which hold at least four messages).
+pub const BULK_RING: usize = 256 * 1024;
 
 fn err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-/// Writes message `v` of `len` bytes: the number first, then its low byte
-/// repeated, so the reader can check both ends.
+/// The byte every message carries between its sequence numbers.
+const PATTERN: u8 = 0xa5;
+
+/// Writes message `v` of `buf.len()` (at least 8) bytes: the number first
+/// and (from 16 bytes on) last, the byte `0xa5` in between.
 #[inline]
-fn fill(buf: &mut [u8], v: u64) {
+pub fn fill(buf: &mut [u8], v: u64) {
+    let len = buf.len();
+    if len >= 16 {
+        buf[8..len - 8].fill(PATTERN);
+    }
+    stamp(buf, v);
+}
+
+/// Writes only the sequence numbers of message `v` into a buffer that
+/// [`fill`] wrote before (what a sender that copies its buffer changes per
+/// message).
+#[inline]
+pub fn stamp(buf: &mut [u8], v: u64) {
+    let len = buf.len();
     buf[..8].copy_from_slice(&v.to_le_bytes());
-    if buf.len() > 8 {
-        buf[8..].fill(v as u8);
+    if len >= 16 {
+        buf[len - 8..].copy_from_slice(&v.to_le_bytes());
     }
 }
 
-/// Reads back what [`fill`] wrote; `None` if the bytes do not match.
+/// Reads back what [`fill`] wrote, every byte; `None` if any does not
+/// match or the length is wrong.
 #[inline]
-fn read_msg(buf: &[u8], len: usize) -> Option<u64> {
+pub fn read_msg(buf: &[u8], len: usize) -> Option<u64> {
     if buf.len() != len || len < 8 {
         return None;
     }
     let v = u64::from_le_bytes(buf[..8].try_into().ok()?);
-    (buf[len - 1] == if len > 8 { v as u8 } else { buf[7] }).then_some(v)
+    if len >= 16 {
+        let end = u64::from_le_bytes(buf[len - 8..].try_into().ok()?);
+        // No early exit, so the compiler reads the middle in vector loads.
+        let odd = buf[8..len - 8]
+            .iter()
+            .fold(0u8, |acc, &b| acc | (b ^ PATTERN));
+        if end != v || odd != 0 {
+            return None;
+        }
+    }
+    Some(v)
 }
 
 /// SPSC ping-pong over two byte rings.
-struct SpscPingPong {
+pub struct SpscPingPong {
     to_peer: SpscRing,
     from_peer: SpscRing,
-    len: usize,
     strategy: WaitStrategy,
+    /// Copy in from and out to private buffers instead of working in place.
+    copied: bool,
+    buf: Vec<u8>,
     ends: Option<(Producer, Consumer)>,
 }
 
 impl SpscPingPong {
-    fn new(len: usize, strategy: WaitStrategy) -> Result<SpscPingPong, String> {
+    /// Two rings for messages of `len` bytes, ends waiting by `strategy`,
+    /// in place or `copied`.
+    ///
+    /// # Errors
+    /// The rings could not be made.
+    pub fn new(len: usize, strategy: WaitStrategy, copied: bool) -> Result<SpscPingPong, String> {
         let ring = || {
             SpscRing::builder()
                 .capacity(RTT_RING)
+                .max_message_len(2 * len)
                 .prefault(true)
                 .create()
                 .map_err(|e| format!("spsc ring: {e}"))
         };
+        let mut buf = vec![0u8; len];
+        fill(&mut buf, 0);
         Ok(SpscPingPong {
             to_peer: ring()?,
             from_peer: ring()?,
-            len,
             strategy,
+            copied,
+            buf,
             ends: None,
         })
     }
@@ -110,15 +144,25 @@ impl SpscPingPong {
     }
 
     #[inline]
-    fn send(prod: &mut Producer, len: usize, v: u64) -> Result<(), String> {
-        let mut g = prod.reserve(len).map_err(|e| err("reserve")(&e))?;
+    fn send(prod: &mut Producer, buf: &mut [u8], copied: bool, v: u64) -> Result<(), String> {
+        if copied {
+            stamp(buf, v);
+            return prod.send(buf).map_err(|e| err("send")(&e));
+        }
+        let mut g = prod.reserve(buf.len()).map_err(|e| err("reserve")(&e))?;
         fill(&mut g, v);
         g.commit();
         Ok(())
     }
 
     #[inline]
-    fn recv(cons: &mut Consumer, len: usize) -> Result<u64, String> {
+    fn recv(cons: &mut Consumer, buf: &mut [u8], copied: bool) -> Result<u64, String> {
+        let len = buf.len();
+        if copied {
+            let n = cons.recv_into(buf).map_err(|e| err("recv_into")(&e))?;
+            return read_msg(&buf[..n], len)
+                .ok_or_else(|| format!("a garbled message of {n} bytes"));
+        }
         let g = cons.recv().map_err(|e| err("recv")(&e))?;
         read_msg(&g, len).ok_or_else(|| format!("a garbled message of {} bytes", g.len()))
     }
@@ -130,11 +174,12 @@ impl PingPong for SpscPingPong {
     }
 
     fn serve(&mut self, rounds: u64, _w: &Watch) -> Result<(), String> {
-        let len = self.len;
+        let copied = self.copied;
         let (prod, cons) = self.ends.as_mut().ok_or("not attached")?;
+        let buf = &mut self.buf;
         for _ in 0..rounds {
-            let v = Self::recv(cons, len)?;
-            Self::send(prod, len, v + 1)?;
+            let v = Self::recv(cons, buf, copied)?;
+            Self::send(prod, buf, copied, v + 1)?;
         }
         Ok(())
     }
@@ -145,10 +190,11 @@ impl PingPong for SpscPingPong {
 
     #[inline]
     fn round_trip(&mut self, i: u64, _w: &Watch) -> Result<(), String> {
-        let len = self.len;
+        let copied = self.copied;
         let (prod, cons) = self.ends.as_mut().ok_or("not attached")?;
-        Self::send(prod, len, i)?;
-        let got = Self::recv(cons, len)?;
+        let buf = &mut self.buf;
+        Self::send(prod, buf, copied, i)?;
+        let got = Self::recv(cons, buf, copied)?;
         if got != i + 1 {
             return Err(format!("round {i}: answer {got}"));
         }
@@ -156,23 +202,45 @@ impl PingPong for SpscPingPong {
     }
 }
 
+/// How the two ends of an SPSC stream move the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Io {
+    /// Written in place (`reserve` + fill + `commit`), read in place (a
+    /// `recv` guard): no copy at all.
+    InPlace,
+    /// Copied in from the producer's buffer (`send`) and out into the
+    /// consumer's (`recv_into`).
+    Copied,
+    /// Written in place, copied out (`recv_into`): the table's rows, as
+    /// `rtrb` pushes a value and pops a copy.
+    WriteCopyOut,
+}
+
 /// SPSC stream: the harness produces, the peer consumes.
-struct SpscStream {
+pub struct SpscStream {
     ring: SpscRing,
     len: usize,
+    io: Io,
     prod: Option<Producer>,
     cons: Option<Consumer>,
 }
 
 impl SpscStream {
-    fn new(len: usize, capacity: usize) -> Result<SpscStream, String> {
+    /// A ring of `capacity` bytes (at least four messages) for messages of
+    /// `len` bytes.
+    ///
+    /// # Errors
+    /// The ring could not be made.
+    pub fn new(len: usize, capacity: usize, io: Io) -> Result<SpscStream, String> {
         Ok(SpscStream {
             ring: SpscRing::builder()
                 .capacity(capacity)
+                .max_message_len(4 * len)
                 .prefault(true)
                 .create()
                 .map_err(|e| format!("spsc ring: {e}"))?,
             len,
+            io,
             prod: None,
             cons: None,
         })
@@ -194,8 +262,14 @@ impl Stream for SpscStream {
         let cons = self.cons.as_mut().ok_or("not attached")?;
         let mut buf = vec![0u8; len];
         for want in 0..n {
-            let got = cons.recv_into(&mut buf).map_err(|e| err("recv_into")(&e))?;
-            match read_msg(&buf[..got], len) {
+            let got = if self.io == Io::InPlace {
+                let g = cons.recv().map_err(|e| err("recv")(&e))?;
+                read_msg(&g, len)
+            } else {
+                let got = cons.recv_into(&mut buf).map_err(|e| err("recv_into")(&e))?;
+                read_msg(&buf[..got], len)
+            };
+            match got {
                 Some(v) if v == want => {}
                 other => return Err(format!("message {want}: got {other:?}")),
             }
@@ -215,6 +289,15 @@ impl Stream for SpscStream {
     fn produce(&mut self, n: u64, _w: &Watch) -> Result<(), String> {
         let len = self.len;
         let prod = self.prod.as_mut().ok_or("not attached")?;
+        if self.io == Io::Copied {
+            let mut buf = vec![0u8; len];
+            fill(&mut buf, 0);
+            for i in 0..n {
+                stamp(&mut buf, i);
+                prod.send(&buf).map_err(|e| err("send")(&e))?;
+            }
+            return Ok(());
+        }
         for i in 0..n {
             let mut g = prod.reserve(len).map_err(|e| err("reserve")(&e))?;
             fill(&mut g, i);
@@ -225,14 +308,18 @@ impl Stream for SpscStream {
 }
 
 /// MPMC ping-pong: two rings, one sender and one receiver on each side.
-struct MpmcPingPong {
+pub struct MpmcPingPong {
     to_peer: Mpmc,
     from_peer: Mpmc,
     ends: Option<(Sender, Receiver)>,
 }
 
 impl MpmcPingPong {
-    fn new() -> Result<MpmcPingPong, String> {
+    /// Two rings of 64 slots of 64 bytes.
+    ///
+    /// # Errors
+    /// The rings could not be made.
+    pub fn new() -> Result<MpmcPingPong, String> {
         let ring =
             || Mpmc::anonymous(MpmcConfig::new(64, 64)).map_err(|e| format!("mpmc ring: {e}"));
         Ok(MpmcPingPong {
@@ -457,158 +544,150 @@ impl PingPong for PipePingPong {
     }
 }
 
-fn spsc_rtt(
-    ctx: &Ctx,
-    len: usize,
-    strategy: WaitStrategy,
-    speed: Speed,
-) -> Result<Outcome, String> {
-    measure_rtt(ctx, speed, &mut SpscPingPong::new(len, strategy)?)
-}
-
-/// The SPSC half of the interleaved measurement, from the run of
-/// `baseline.c2c.rtt.interleaved` to the row after it.
-static INTERLEAVED_SPSC: Mutex<Option<Latency>> = Mutex::new(None);
-
-/// `baseline.c2c.rtt.interleaved`: runs both halves, reports the cache-line
-/// half and keeps the SPSC half for `queue.spsc.rtt.8.interleaved`.
-fn c2c_interleaved(ctx: &Ctx) -> Result<Outcome, String> {
-    let mut spsc = SpscPingPong::new(8, WaitStrategy::BusySpin)?;
-    let (c2c, ours) = measure_rtt_interleaved(ctx, Speed::Spin, &mut C2c::new()?, &mut spsc)?;
-    *INTERLEAVED_SPSC.lock().map_err(|_| "a poisoned lock")? = Some(ours);
-    Ok(Outcome::Latency(c2c))
-}
-
-/// `queue.spsc.rtt.8.interleaved`: the SPSC half of the run above.
-fn spsc_interleaved(_ctx: &Ctx) -> Result<Outcome, String> {
-    let ours = INTERLEAVED_SPSC
-        .lock()
-        .map_err(|_| "a poisoned lock")?
-        .take();
-    Ok(ours.map_or_else(
-        || Outcome::Skipped("measured by baseline.c2c.rtt.interleaved, which did not run".into()),
-        Outcome::Latency,
+fn spsc_rtt(ctx: &Ctx, len: usize, strategy: WaitStrategy, pace: Pace) -> Result<BoxSide, NotMade> {
+    Ok(PingPongSide::boxed(
+        SpscPingPong::new(len, strategy, false)?,
+        ctx.block(pace),
     ))
 }
 
-fn spsc_stream(ctx: &Ctx, len: usize, ring: usize, quick: u64) -> Result<(f64, u64), String> {
-    measure_stream(ctx, ctx.count(quick), &mut SpscStream::new(len, ring)?)
+fn spsc_stream(
+    ctx: &Ctx,
+    len: usize,
+    ring: usize,
+    quick: u64,
+    scale: f64,
+) -> Result<BoxSide, NotMade> {
+    Ok(StreamSide::boxed(
+        SpscStream::new(len, ring, Io::WriteCopyOut)?,
+        ctx.count(quick),
+        scale,
+    ))
 }
 
 /// The ipc-queue entries of the suite.
 pub fn entries() -> Vec<Entry> {
+    use Pace::{Kernel, Spin, Stream as St};
     use Unit::*;
-    let e = |id, unit, baseline, also: &'static [&'static str], run| Entry {
-        id,
-        unit,
-        baseline,
-        also,
-        run,
-    };
+    use Wait::{Adaptive as Ad, Kernel as K, Spin as S};
     vec![
-        e("queue.spsc.rtt.8", Ns, Some("baseline.c2c.rtt"), &[], |c| {
-            spsc_rtt(c, 8, WaitStrategy::BusySpin, Speed::Spin)
-        }),
-        e(
+        cmp(
+            "queue.spsc.rtt.8",
+            Ns,
+            S,
+            Spin,
+            "baseline.c2c.rtt",
+            &["baseline.c2c.two_lines.rtt", "baseline.iceoryx2.rtt"],
+            |c| spsc_rtt(c, 8, WaitStrategy::BusySpin, Spin),
+        ),
+        cmp(
             "queue.spsc.rtt.64",
             Ns,
-            Some("baseline.c2c.rtt"),
+            S,
+            Spin,
+            "baseline.c2c.rtt",
             &[],
-            |c| spsc_rtt(c, 64, WaitStrategy::BusySpin, Speed::Spin),
+            |c| spsc_rtt(c, 64, WaitStrategy::BusySpin, Spin),
         ),
-        e(
-            "baseline.c2c.rtt.interleaved",
-            Ns,
-            Some("baseline.c2c.rtt"),
-            &[],
-            c2c_interleaved,
-        ),
-        e(
-            "queue.spsc.rtt.8.interleaved",
-            Ns,
-            Some("baseline.c2c.rtt.interleaved"),
-            &[],
-            spsc_interleaved,
-        ),
-        e(
+        cmp(
             "queue.spsc.rtt.adaptive",
             Ns,
-            Some("queue.spsc.rtt.8"),
+            Ad,
+            Spin,
+            "queue.spsc.rtt.8",
             &[],
-            |c| spsc_rtt(c, 8, WaitStrategy::ADAPTIVE, Speed::Spin),
+            |c| spsc_rtt(c, 8, WaitStrategy::ADAPTIVE, Spin),
         ),
-        e(
+        cmp(
             "queue.spsc.rtt.blocking",
             Ns,
-            Some("baseline.futex.rtt"),
-            &[],
-            |c| spsc_rtt(c, 8, WaitStrategy::Blocking, Speed::Kernel),
+            K,
+            Kernel,
+            "baseline.futex.rtt",
+            &["baseline.iceoryx2.rtt.event"],
+            |c| spsc_rtt(c, 8, WaitStrategy::Blocking, Kernel),
         ),
-        e(
+        cmp(
             "queue.mpmc.rtt",
             Ns,
-            Some("queue.spsc.rtt.8"),
-            &["baseline.c2c.rtt"],
-            |c| measure_rtt(c, Speed::Spin, &mut MpmcPingPong::new()?),
+            S,
+            Spin,
+            "queue.spsc.rtt.8",
+            &["baseline.c2c.rtt", "baseline.crossbeam.array_queue.rtt"],
+            |c| Ok(PingPongSide::boxed(MpmcPingPong::new()?, c.block(Spin))),
         ),
-        e(
+        cmp(
             "queue.broadcast.rtt",
             Ns,
-            Some("queue.spsc.rtt.8"),
-            &["baseline.c2c.rtt"],
-            |c| measure_rtt(c, Speed::Spin, &mut BroadcastPingPong::new()?),
+            S,
+            Spin,
+            "queue.spsc.rtt.8",
+            &["baseline.iceoryx2.rtt"],
+            |c| {
+                Ok(PingPongSide::boxed(
+                    BroadcastPingPong::new()?,
+                    c.block(Spin),
+                ))
+            },
         ),
-        e(
+        cmp(
             "queue.pipe.rtt",
             Ns,
-            Some("baseline.pipe.rtt"),
-            &["baseline.uds.rtt", "baseline.python.pipe.rtt"],
-            |c| measure_rtt(c, Speed::Kernel, &mut PipePingPong::new()?),
+            Ad,
+            Spin,
+            "baseline.pipe.rtt",
+            &[
+                "baseline.uds.rtt",
+                "baseline.ipc_channel.rtt",
+                "baseline.python.pipe.rtt",
+            ],
+            |c| Ok(PingPongSide::boxed(PipePingPong::new()?, c.block(Spin))),
         ),
-        e(
+        cmp(
             "queue.spsc.throughput.8",
             MsgPerSec,
-            Some("baseline.rtrb.throughput"),
+            S,
+            St,
+            "baseline.rtrb.throughput",
             &[],
-            |c| {
-                let (value, samples) = spsc_stream(c, 8, STREAM_RING, FAST_MESSAGES)?;
-                Ok(Outcome::Throughput { value, samples })
-            },
+            |c| spsc_stream(c, 8, STREAM_RING, FAST_MESSAGES, 1.0),
         ),
-        e(
+        cmp(
             "queue.spsc.throughput.64",
             MsgPerSec,
-            Some("baseline.pipe.throughput.64"),
+            S,
+            St,
+            "baseline.pipe.throughput.64",
             &["queue.spsc.throughput.8"],
-            |c| {
-                let (value, samples) = spsc_stream(c, 64, STREAM_RING, FAST_MESSAGES)?;
-                Ok(Outcome::Throughput { value, samples })
-            },
+            |c| spsc_stream(c, 64, STREAM_RING, FAST_MESSAGES, 1.0),
         ),
-        e(
+        cmp(
             "queue.spsc.bandwidth.4096",
             GbPerSec,
-            Some("baseline.memcpy.bandwidth"),
+            S,
+            St,
+            "baseline.copy.bandwidth",
             &[],
-            |c| {
-                let (rate, samples) = spsc_stream(c, COPY, BULK_RING, 200_000)?;
-                Ok(Outcome::Throughput {
-                    value: rate * COPY as f64 / 1e9,
-                    samples,
-                })
-            },
+            |c| spsc_stream(c, COPY, BULK_RING, 20_000, COPY as f64 / 1e9),
         ),
-        e(
+        cmp(
             "queue.mpmc.throughput",
             MsgPerSec,
-            Some("queue.spsc.throughput.8"),
-            &[],
+            S,
+            St,
+            "queue.spsc.throughput.8",
+            &[
+                "baseline.crossbeam.array_queue.throughput",
+                "baseline.crossbeam.channel.throughput",
+            ],
             |c| {
                 let ring = Mpmc::anonymous(MpmcConfig::new(1024, 8))
                     .map_err(|e| format!("mpmc ring: {e}"))?;
-                let (value, samples) =
-                    measure_stream(c, c.count(FAST_MESSAGES), &mut MpmcStream { ring })?;
-                Ok(Outcome::Throughput { value, samples })
+                Ok(StreamSide::boxed(
+                    MpmcStream { ring },
+                    c.count(FAST_MESSAGES),
+                    1.0,
+                ))
             },
         ),
     ]
@@ -620,12 +699,14 @@ mod tests {
 
     #[test]
     fn messages_round_trip_through_fill_and_read() {
-        for len in [8, 64, 4096] {
+        for len in [8, 16, 64, 4096] {
             let mut b = vec![0u8; len];
             fill(&mut b, 0x1234_5678_9abc);
             assert_eq!(read_msg(&b, len), Some(0x1234_5678_9abc));
-            if len > 8 {
-                b[len - 1] ^= 1;
+            stamp(&mut b, 7);
+            assert_eq!(read_msg(&b, len), Some(7));
+            if len > 16 {
+                b[len / 2] ^= 1;
                 assert_eq!(read_msg(&b, len), None);
             }
             assert_eq!(read_msg(&b[..len - 1], len), None);

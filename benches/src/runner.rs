@@ -1,37 +1,66 @@
-//! How measurements run: two processes pinned to two cores, a warm-up, then
-//! timed round trips into an HDR histogram, or timed streams of messages.
+//! What every measurement shares: the run's settings ([`Ctx`]), how many
+//! blocks and round trips a measurement makes ([`Pace`], [`Plan`]), the
+//! deadline every wait checks ([`Watch`]), and the two shapes of a
+//! measurement between two processes ([`PingPong`], [`Stream`]).
 //!
 //! The harness is single-threaded whenever it forks (the progress bar does
-//! not tick on a thread of its own), so a forked peer may use anything.
+//! not tick on a thread of its own, and thread peers start after process
+//! peers), so a forked peer may use anything.
 
 use crate::clock::Clock;
-use crate::machine::pin_to_core;
-use crate::outcome::{Latency, Outcome};
-use crate::shm::{Shm, LINE};
-use ipc_core::Process;
-use std::sync::atomic::Ordering;
+use crate::outcome::Latency;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long the suite runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The default: the whole suite in well under two minutes.
+    /// The default: the whole suite in a few minutes.
     Quick,
-    /// Ten times the samples of the quick suite.
+    /// About five times the blocks of the quick suite.
     Full,
-    /// A few hundred samples each: checks that everything runs (tests).
+    /// A few blocks of a few samples each: checks that everything runs.
     Smoke,
 }
 
-/// How fast one round trip of a measurement is, which sets its sample count.
+impl Mode {
+    /// The name the header and the JSON use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Quick => "quick",
+            Mode::Full => "full",
+            Mode::Smoke => "quick-test",
+        }
+    }
+}
+
+/// How fast one unit of a measurement's work is, which sets its block size
+/// and block count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Speed {
-    /// Spinning on shared memory: well under a microsecond.
+pub enum Pace {
+    /// Round trips spinning on shared memory: well under a microsecond.
     Spin,
-    /// A kernel wake-up per message: tens of microseconds on a VM.
+    /// Round trips with a kernel wake-up per message: tens of microseconds.
     Kernel,
-    /// Starting a process or a Python interpreter: milliseconds.
+    /// A stream of messages (a block is one timed run).
+    Stream,
+    /// Uncontended operations timed in batches, on one core.
+    Op,
+    /// Work driven by a Python script (a block is one script request).
+    Python,
+    /// Starting processes or pools: milliseconds each.
     Slow,
+}
+
+/// How many blocks a measurement runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Rounds of blocks (one block of every side per round).
+    pub rounds: u32,
+    /// Rounds run even when the budget has run out.
+    pub min_rounds: u32,
+    /// Time after which no new round starts (past `min_rounds`).
+    pub budget: Duration,
 }
 
 /// Everything a measurement needs to know about the run.
@@ -43,57 +72,70 @@ pub struct Ctx {
     pub cores: (usize, usize),
     /// The clock for per-sample timing.
     pub clock: Clock,
-    /// How long one measurement may take before it is abandoned.
+    /// How long one block may take before it is abandoned.
     pub timeout: Duration,
 }
 
 impl Ctx {
-    /// Warm-up rounds and timed rounds for a round-trip measurement.
-    pub fn rounds(&self, speed: Speed) -> (u64, u64) {
-        let (warm, n) = match speed {
-            Speed::Spin => (20_000, 200_000),
-            Speed::Kernel => (1_000, 20_000),
-            Speed::Slow => (5, 100),
+    /// (untimed warm-up, timed) round trips per block at `pace`.
+    pub fn block(&self, pace: Pace) -> (u64, u64) {
+        let (warm, n) = match pace {
+            Pace::Spin => (64, 2000),
+            Pace::Kernel => (4, 200),
+            Pace::Python => (5, 100),
+            Pace::Op => (2, 25),
+            Pace::Stream | Pace::Slow => (1, 5),
         };
-        self.scaled(warm, n)
-    }
-
-    /// Scales a quick-suite (warm-up, samples) pair to the mode.
-    pub fn scaled(&self, warm: u64, n: u64) -> (u64, u64) {
         match self.mode {
-            Mode::Quick => (warm, n),
-            Mode::Full => (warm * 2, n * 10),
-            Mode::Smoke => ((warm / 100).max(2), (n / 100).clamp(20, 300)),
+            Mode::Quick | Mode::Full => (warm, n),
+            Mode::Smoke => (warm.min(4), (n / 10).max(2)),
         }
     }
 
-    /// Scales a quick-suite count (messages, operations) to the mode.
+    /// Scales a quick-suite count of messages or operations per block to
+    /// the mode (smaller blocks when smoke-testing).
     pub fn count(&self, quick: u64) -> u64 {
         match self.mode {
-            Mode::Quick => quick,
-            Mode::Full => quick * 10,
-            Mode::Smoke => (quick / 1000).max(100),
+            Mode::Quick | Mode::Full => quick,
+            Mode::Smoke => (quick / 1000).max(16),
         }
     }
 
-    /// How many timed repetitions a throughput measurement makes.
-    pub fn reps(&self) -> u32 {
+    /// How many rounds of blocks a measurement at `pace` makes.
+    pub fn plan(&self, pace: Pace) -> Plan {
+        let quick = match pace {
+            Pace::Spin | Pace::Kernel => 50,
+            Pace::Op => 30,
+            Pace::Stream => 20,
+            Pace::Python | Pace::Slow => 15,
+        };
         match self.mode {
-            Mode::Quick => 5,
-            Mode::Full => 15,
-            Mode::Smoke => 2,
+            Mode::Quick => Plan {
+                rounds: quick,
+                min_rounds: 8,
+                budget: Duration::from_secs(3),
+            },
+            Mode::Full => Plan {
+                rounds: quick * 5,
+                min_rounds: 20,
+                budget: Duration::from_secs(30),
+            },
+            Mode::Smoke => Plan {
+                rounds: 3,
+                min_rounds: 2,
+                budget: Duration::from_secs(1),
+            },
         }
     }
 
-    /// How long one measurement may keep collecting samples: it stops early,
-    /// with the samples it has (the `samples` field says how many), once this
-    /// has passed. Keeps the quick suite short on a loaded machine, where a
-    /// kernel wake-up can wait for a whole time slice.
-    pub fn budget(&self) -> Duration {
+    /// How many passes over all comparisons a suite makes: each comparison
+    /// runs its share of the rounds in every pass, so its pairs are spread
+    /// over the whole run.
+    pub fn passes(&self) -> u32 {
         match self.mode {
-            Mode::Quick => Duration::from_millis(2500),
-            Mode::Full => Duration::from_secs(30),
-            Mode::Smoke => Duration::from_secs(1),
+            Mode::Quick => 4,
+            Mode::Full => 10,
+            Mode::Smoke => 1,
         }
     }
 
@@ -110,6 +152,9 @@ pub struct Watch {
     deadline: Instant,
     /// In the harness: the peer, whose exit ends every wait at once.
     peer: Option<libc::pid_t>,
+    /// The address of a word in a shared control segment that, once
+    /// non-zero, ends every wait (0: none). See [`Watch::with_flag`].
+    flag: usize,
 }
 
 impl Watch {
@@ -118,7 +163,33 @@ impl Watch {
         Watch {
             deadline: Instant::now() + timeout,
             peer: None,
+            flag: 0,
         }
+    }
+
+    /// The same watch, also ending waits once `flag` is non-zero (the other
+    /// side gave up or left).
+    ///
+    /// The flag must outlive every copy of the watch: it lives in the
+    /// control segment of a [`crate::peer::Peer`], and watches made from it
+    /// are used only while that peer runs.
+    pub fn with_flag(self, flag: &AtomicU64) -> Watch {
+        Watch {
+            flag: flag as *const AtomicU64 as usize,
+            ..self
+        }
+    }
+
+    /// Whether the flag of [`Watch::with_flag`] is set.
+    fn flagged(&self) -> bool {
+        if self.flag == 0 {
+            return false;
+        }
+        let p = self.flag as *const AtomicU64;
+        // SAFETY: `flag` is the address of an AtomicU64 in a mapping that
+        // outlives this watch (the contract of `with_flag`); at the same
+        // address in a forked child, which inherited the mapping.
+        unsafe { &*p }.load(Ordering::Acquire) != 0
     }
 
     /// The same watch, also ending waits when the child `pid` has exited.
@@ -160,8 +231,8 @@ impl Watch {
     pub fn check(&self, what: &str) -> Result<(), String> {
         if Instant::now() >= self.deadline {
             Err(format!("timed out waiting for {what}"))
-        } else if self.peer_exited() {
-            Err(format!("the peer exited while waiting for {what}"))
+        } else if self.peer_exited() || self.flagged() {
+            Err(format!("the other side left while waiting for {what}"))
         } else {
             Ok(())
         }
@@ -187,7 +258,7 @@ impl Watch {
         while !ready() {
             std::hint::spin_loop();
             n = n.wrapping_add(1);
-            if n % 16_384 == 0 {
+            if n.is_multiple_of(16_384) {
                 let now = Instant::now();
                 let since = *first.get_or_insert(now);
                 if now >= self.deadline {
@@ -212,7 +283,12 @@ pub trait PingPong {
         Ok(())
     }
     /// In the peer: answer `rounds` round trips, checking each message.
+    /// Each call numbers its rounds from 0, as the harness's calls of
+    /// [`PingPong::round_trip`] within one block do.
     fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String>;
+    /// In the peer, when the harness says stop: release what `peer_setup`
+    /// made (a forked peer leaves with `_exit`, which runs no destructor).
+    fn peer_teardown(&mut self) {}
     /// In the harness, right after the fork (close the peer's descriptors,
     /// attach ends).
     fn after_fork(&mut self) -> Result<(), String> {
@@ -222,286 +298,6 @@ pub trait PingPong {
     fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String>;
 }
 
-/// Where a peer leaves the text of its error for the harness to report.
-struct ErrorBox {
-    shm: Shm,
-}
-
-impl ErrorBox {
-    const CAP: usize = 1024 - 8;
-
-    fn new() -> Result<ErrorBox, String> {
-        Ok(ErrorBox {
-            shm: Shm::new(1024)?,
-        })
-    }
-
-    /// In the peer: records `msg` (cut to the box's size).
-    fn put(&self, msg: &str) {
-        let b = msg.as_bytes();
-        let n = b.len().min(Self::CAP);
-        // SAFETY: only the peer writes these bytes, once, before publishing
-        // their length; the harness reads them only after seeing the length.
-        unsafe { self.shm.bytes_mut(8, n) }.copy_from_slice(&b[..n]);
-        self.shm.u64_at(0).store(n as u64, Ordering::Release);
-    }
-
-    /// In the harness: the peer's error, if it recorded one.
-    fn take(&self) -> Option<String> {
-        let n = (self.shm.u64_at(0).load(Ordering::Acquire) as usize).min(Self::CAP);
-        if n == 0 {
-            return None;
-        }
-        // SAFETY: the peer wrote these bytes before publishing `n` (acquired
-        // above) and never writes them again.
-        let b = unsafe { self.shm.bytes_mut(8, n) };
-        Some(String::from_utf8_lossy(b).into_owned())
-    }
-}
-
-/// Runs a peer process for `f`, pinned to the second core, and returns it.
-/// An error of the peer is left in `errors`.
-fn start_peer(
-    ctx: &Ctx,
-    errors: &ErrorBox,
-    f: impl FnOnce() -> Result<(), String>,
-) -> Result<Process, String> {
-    let core = ctx.cores.1;
-    let b = Process::builder().name("ipc-bench-peer").daemon(true);
-    // SAFETY: a peer runs one measurement: it pins itself, then touches only
-    // the shared memory of that measurement and reports through `errors`
-    // (shared memory too); it takes no lock another thread of the harness
-    // (or of the test harness running it) may hold.
-    unsafe {
-        b.fork_unchecked(move || -> i32 {
-            match pin_to_core(core).and_then(|()| f()) {
-                Ok(()) => 0,
-                Err(e) => {
-                    errors.put(&e);
-                    1
-                }
-            }
-        })
-    }
-    .map_err(|e| format!("cannot start the peer: {e}"))
-}
-
-/// Waits for the peer to exit and turns its status into a result; kills it
-/// if it is still running after `grace`.
-fn finish_peer(peer: Process, errors: &ErrorBox, grace: Duration) -> Result<(), String> {
-    match peer.join_timeout(grace) {
-        Ok(Some(s)) if s.success() => Ok(()),
-        Ok(Some(s)) => Err(match errors.take() {
-            Some(e) => format!("peer: {e}"),
-            None => format!("the peer failed ({s})"),
-        }),
-        Ok(None) => {
-            let _ = peer.kill();
-            let _ = peer.join();
-            Err("the peer did not finish".into())
-        }
-        Err(e) => Err(format!("joining the peer: {e}")),
-    }
-}
-
-/// Stops a peer that is waiting for work the harness will not send (the
-/// measurement used up its time budget).
-fn stop_peer(peer: Process) {
-    let _ = peer.kill();
-    let _ = peer.join();
-}
-
-/// Stops a peer after the harness side failed; returns the peer's own error
-/// if it left one (the cause), else the harness's.
-fn abandon_peer(peer: Process, errors: &ErrorBox, err: String) -> String {
-    let _ = peer.kill();
-    let _ = peer.join();
-    match errors.take() {
-        Some(e) => format!("peer: {e}"),
-        None => err,
-    }
-}
-
-/// Measures round trips of `pp` at `speed`: a warm-up, then one histogram
-/// sample per round trip, timed with the context's clock, until the planned
-/// count or [`Ctx::budget`] is reached.
-///
-/// # Errors
-/// Pinning, starting the peer, a wrong answer, a timeout, or a failed peer.
-pub fn measure_rtt(ctx: &Ctx, speed: Speed, pp: &mut impl PingPong) -> Result<Outcome, String> {
-    let (warm, n) = ctx.rounds(speed);
-    measure_rtt_n(ctx, warm, n, pp)
-}
-
-/// [`measure_rtt`] with explicit warm-up and sample counts.
-///
-/// # Errors
-/// As [`measure_rtt`].
-pub fn measure_rtt_n(
-    ctx: &Ctx,
-    warm: u64,
-    n: u64,
-    pp: &mut impl PingPong,
-) -> Result<Outcome, String> {
-    let mut lat = Latency::new(1.0);
-    measure_rtt_each(ctx, warm, n, pp, |_, ns| lat.record_ns(ns))?;
-    Ok(Outcome::Latency(lat))
-}
-
-/// Round trips taking turns between two ping-pongs in blocks, so that both
-/// see the same placement of the two virtual CPUs: `a` serves rounds in
-/// even-numbered blocks, `b` in odd ones, in one peer process.
-struct Interleaved<'a, A, B> {
-    a: &'a mut A,
-    b: &'a mut B,
-    /// Round trips per block.
-    block: u64,
-}
-
-/// Round trips per block of an interleaved measurement: long enough that
-/// the first, colder round trips of a block do not move the median, short
-/// enough (well under a millisecond) that both sides see every placement.
-/// Short runs (`--quick-test`) use smaller blocks, at least 8 per run.
-pub const INTERLEAVE_BLOCK: u64 = 1000;
-
-/// Whether round `round` of an interleaved measurement belongs to `a`.
-fn in_a(round: u64, block: u64) -> bool {
-    (round / block) % 2 == 0
-}
-
-impl<A: PingPong, B: PingPong> PingPong for Interleaved<'_, A, B> {
-    fn peer_setup(&mut self) -> Result<(), String> {
-        self.a.peer_setup()?;
-        self.b.peer_setup()
-    }
-
-    fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String> {
-        let mut round = 0;
-        while round < rounds {
-            let n = self.block.min(rounds - round);
-            if in_a(round, self.block) {
-                self.a.serve(n, w)?;
-            } else {
-                self.b.serve(n, w)?;
-            }
-            round += n;
-        }
-        Ok(())
-    }
-
-    fn after_fork(&mut self) -> Result<(), String> {
-        self.a.after_fork()?;
-        self.b.after_fork()
-    }
-
-    #[inline]
-    fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String> {
-        // Each block numbers its rounds from 0, as each `serve` call does.
-        let j = i % self.block;
-        if in_a(i, self.block) {
-            self.a.round_trip(j, w)
-        } else {
-            self.b.round_trip(j, w)
-        }
-    }
-}
-
-/// Measures the round trips of `a` and `b` taking turns in blocks of
-/// [`INTERLEAVE_BLOCK`] within one run at `speed`, and returns the two
-/// distributions. On a virtual machine whose CPUs the host moves every few
-/// seconds, the ratio of their medians is steady where two measurements made
-/// one after the other are not.
-///
-/// # Errors
-/// As [`measure_rtt`].
-pub fn measure_rtt_interleaved(
-    ctx: &Ctx,
-    speed: Speed,
-    a: &mut impl PingPong,
-    b: &mut impl PingPong,
-) -> Result<(Latency, Latency), String> {
-    let (warm, n) = ctx.rounds(speed);
-    let block = (n / 8).clamp(1, INTERLEAVE_BLOCK);
-    // Whole blocks, so that the warm-up ends where a block of `a` starts.
-    let warm = warm.div_ceil(2 * block) * 2 * block;
-    let (mut la, mut lb) = (Latency::new(1.0), Latency::new(1.0));
-    let mut pp = Interleaved { a, b, block };
-    measure_rtt_each(ctx, warm, n, &mut pp, |round, ns| {
-        if in_a(round, block) {
-            la.record_ns(ns);
-        } else {
-            lb.record_ns(ns);
-        }
-    })?;
-    Ok((la, lb))
-}
-
-/// The body of [`measure_rtt_n`]: `record` gets each timed round's number
-/// and round-trip time in ns.
-fn measure_rtt_each(
-    ctx: &Ctx,
-    warm: u64,
-    n: u64,
-    pp: &mut impl PingPong,
-    mut record: impl FnMut(u64, f64),
-) -> Result<(), String> {
-    pin_to_core(ctx.cores.0)?;
-    let total = warm + n;
-    let w = ctx.watch();
-    let ready = Shm::new(LINE)?;
-    let errors = ErrorBox::new()?;
-    let peer = {
-        let pp = &mut *pp;
-        let ready = &ready;
-        start_peer(ctx, &errors, move || {
-            pp.peer_setup()?;
-            ready.u64_at(0).store(1, Ordering::Release);
-            pp.serve(total, &w)
-        })?
-    };
-    let w = w.with_peer(peer.pid());
-    let clock = ctx.clock;
-    let budget = ctx.budget();
-    let run = (|| {
-        pp.after_fork()?;
-        w.spin_until("the peer to be ready", || {
-            ready.u64_at(0).load(Ordering::Acquire) == 1
-        })?;
-        // Rounds are numbered on: a warm-up cut short by the budget leaves
-        // the peer expecting more rounds than the harness sends, which the
-        // count below notices.
-        let mut round = 0;
-        let start = Instant::now();
-        while round < warm {
-            pp.round_trip(round, &w)?;
-            round += 1;
-            if round % 64 == 0 && start.elapsed() > budget / 4 {
-                break;
-            }
-        }
-        let start = Instant::now();
-        for k in 0..n {
-            let t0 = clock.now();
-            pp.round_trip(round, &w)?;
-            let t1 = clock.now();
-            record(round, clock.ns(t0, t1));
-            round += 1;
-            if k % 64 == 63 && start.elapsed() > budget {
-                break;
-            }
-        }
-        // Fewer rounds than the peer serves: it waits for one that never
-        // comes, and is stopped.
-        Ok::<bool, String>(round == total)
-    })();
-    match run {
-        Err(e) => return Err(abandon_peer(peer, &errors, e)),
-        Ok(true) => finish_peer(peer, &errors, Duration::from_secs(10))?,
-        Ok(false) => stop_peer(peer),
-    }
-    Ok(())
-}
-
 /// A throughput measurement: the harness produces, the peer consumes and
 /// checks every message.
 pub trait Stream {
@@ -509,8 +305,12 @@ pub trait Stream {
     fn peer_setup(&mut self) -> Result<(), String> {
         Ok(())
     }
-    /// In the peer: receive `n` messages and check them.
+    /// In the peer: receive `n` messages and check them (numbered from 0 in
+    /// every block).
     fn consume(&mut self, n: u64, w: &Watch) -> Result<(), String>;
+    /// In the peer, when the harness says stop: release what `peer_setup`
+    /// made.
+    fn peer_teardown(&mut self) {}
     /// In the harness, right after the fork.
     fn after_fork(&mut self) -> Result<(), String> {
         Ok(())
@@ -519,81 +319,12 @@ pub trait Stream {
     fn produce(&mut self, n: u64, w: &Watch) -> Result<(), String>;
 }
 
-/// Measures messages per second of `s`: an untimed warm-up of `n / 4`
-/// messages, then [`Ctx::reps`] timed runs of `n` messages each (fewer, but
-/// at least one, if [`Ctx::budget`] runs out), from the harness's start
-/// signal to the peer's "all received" flag. Returns the median rate and the
-/// number of messages timed.
-///
-/// # Errors
-/// As [`measure_rtt`].
-pub fn measure_stream(ctx: &Ctx, n: u64, s: &mut impl Stream) -> Result<(f64, u64), String> {
-    pin_to_core(ctx.cores.0)?;
-    let ctl = Shm::new(2 * LINE)?;
-    let errors = ErrorBox::new()?;
-    let reps = ctx.reps() as u64;
-    let warm = (n / 4).max(1);
-    let w = ctx.watch();
-    let peer = {
-        let s = &mut *s;
-        let ctl = &ctl;
-        start_peer(ctx, &errors, move || {
-            s.peer_setup()?;
-            for r in 1..=reps + 1 {
-                w.spin_until("the start signal", || {
-                    ctl.u64_at(0).load(Ordering::Acquire) == r
-                })?;
-                s.consume(if r == 1 { warm } else { n }, &w)?;
-                ctl.u64_at(LINE).store(r, Ordering::Release);
-            }
-            Ok(())
-        })?
-    };
-    let w = w.with_peer(peer.pid());
-    let mut rates = Vec::new();
-    let budget = ctx.budget();
-    let start = Instant::now();
-    let run = (|| {
-        s.after_fork()?;
-        for r in 1..=reps + 1 {
-            if r > 2 && start.elapsed() > budget {
-                // Out of time: the peer waits for a start that never comes.
-                return Ok(false);
-            }
-            let count = if r == 1 { warm } else { n };
-            let t0 = Instant::now();
-            ctl.u64_at(0).store(r, Ordering::Release);
-            s.produce(count, &w)?;
-            w.spin_until("the consumer", || {
-                ctl.u64_at(LINE).load(Ordering::Acquire) == r
-            })?;
-            let secs = t0.elapsed().as_secs_f64();
-            if r > 1 {
-                rates.push(count as f64 / secs);
-            }
-        }
-        Ok::<bool, String>(true)
-    })();
-    match run {
-        Err(e) => return Err(abandon_peer(peer, &errors, e)),
-        Ok(true) => finish_peer(peer, &errors, Duration::from_secs(10))?,
-        Ok(false) => stop_peer(peer),
-    }
-    let timed = rates.len() as u64;
-    Ok((median(&mut rates), n * timed))
-}
-
 /// Times `batches` batches of `batch` calls of `op` on this thread and
 /// records the per-call cost of each batch (in picoseconds, so a 20 ns
 /// operation keeps its decimals).
-pub fn measure_batches(ctx: &Ctx, batch: u64, batches: u64, mut op: impl FnMut()) -> Outcome {
+pub fn time_batches(ctx: &Ctx, batch: u64, batches: u64, mut op: impl FnMut()) -> Latency {
     let clock = ctx.clock;
     let mut lat = Latency::new(1000.0);
-    for _ in 0..(batches / 10).max(1) {
-        for _ in 0..batch {
-            op();
-        }
-    }
     for _ in 0..batches {
         let t0 = clock.now();
         for _ in 0..batch {
@@ -602,7 +333,7 @@ pub fn measure_batches(ctx: &Ctx, batch: u64, batches: u64, mut op: impl FnMut()
         let t1 = clock.now();
         lat.record_ns(clock.ns(t0, t1) / batch as f64);
     }
-    Outcome::Latency(lat)
+    lat
 }
 
 /// The median of `v` (sorted in place); 0 for an empty slice.
@@ -630,43 +361,6 @@ mod tests {
         assert_eq!(median(&mut []), 0.0);
     }
 
-    /// A cache-line ping-pong whose harness side dawdles 10 ms per round.
-    struct Slow(crate::baselines::rtt::C2c);
-
-    impl PingPong for Slow {
-        fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String> {
-            self.0.serve(rounds, w)
-        }
-        fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String> {
-            std::thread::sleep(Duration::from_millis(10));
-            self.0.round_trip(i, w)
-        }
-    }
-
-    #[test]
-    fn the_budget_cuts_warm_up_and_sampling_and_stops_the_peer() {
-        let ctx = Ctx {
-            mode: Mode::Smoke,
-            cores: (0, ipc_core::cpu_count().min(2) - 1),
-            clock: Clock::instant(),
-            timeout: Duration::from_secs(30),
-        };
-        let mut pp = Slow(crate::baselines::rtt::C2c::new().expect("segment"));
-        // 100 warm-up rounds would take 1 s: cut at 64 (a quarter of the
-        // 1 s budget is gone by then); sampling is cut at the first multiple
-        // of 64 rounds past the budget (128 need 1.28 s at least, so never
-        // all 200); the peer, still owed rounds, is stopped, not awaited.
-        let out = measure_rtt_n(&ctx, 100, 200, &mut pp).expect("measured");
-        let Outcome::Latency(l) = out else {
-            panic!("not a latency: {out:?}");
-        };
-        assert!([64, 128].contains(&l.samples()), "{} samples", l.samples());
-        assert!(
-            l.quantile_ns(0.5) >= 10e6,
-            "each sample includes the 10 ms pause"
-        );
-    }
-
     #[test]
     fn smoke_mode_keeps_counts_small() {
         let ctx = Ctx {
@@ -675,7 +369,8 @@ mod tests {
             clock: Clock::instant(),
             timeout: Duration::from_secs(1),
         };
-        let (w, n) = ctx.rounds(Speed::Spin);
+        let (w, n) = ctx.block(Pace::Spin);
         assert!(w >= 2 && n <= 300);
+        assert!(ctx.plan(Pace::Spin).rounds <= 5);
     }
 }

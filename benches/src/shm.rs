@@ -54,7 +54,10 @@ impl Shm {
             "range {off}+{len} outside a payload of {}",
             self.len()
         );
-        assert!(off % align == 0, "offset {off} is not {align}-aligned");
+        assert!(
+            off.is_multiple_of(align),
+            "offset {off} is not {align}-aligned"
+        );
         // SAFETY: `off + len <= payload_len`, checked above, so the result
         // stays inside the mapping; the payload start is 128-aligned.
         unsafe { self.seg.payload_ptr().as_ptr().add(off) }

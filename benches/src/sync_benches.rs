@@ -4,12 +4,13 @@
 //! default wait strategy (adaptive: spin, yield, then futex), as a user gets
 //! them.
 
-use crate::baselines::locks::{BATCH, BATCHES};
+use crate::baselines::locks::batch_side;
 use crate::baselines::rtt::{Handoff, TurnLock};
-use crate::outcome::{Outcome, Unit};
-use crate::runner::{measure_batches, measure_rtt, Ctx, PingPong, Speed, Watch};
+use crate::outcome::{Unit, Wait};
+use crate::runner::{Ctx, Pace, PingPong, Watch};
 use crate::shm::{Shm, LINE};
-use crate::suite::Entry;
+use crate::side::{BoxSide, NotMade, PingPongSide};
+use crate::suite::{cmp, Entry};
 use ipc_sync::{Event, Mutex, Semaphore};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -23,7 +24,7 @@ const WAIT_LIMIT: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 /// Creating or locking the mutex failed.
-pub fn mutex_lock_unlock(ctx: &Ctx) -> Result<Outcome, String> {
+pub fn mutex_lock_unlock(ctx: &Ctx) -> Result<BoxSide, NotMade> {
     let m = Mutex::anonymous(0u64).map_err(|e| format!("mutex: {e}"))?;
     {
         let mut g = m.lock().map_err(|e| format!("lock: {e}"))?;
@@ -38,8 +39,7 @@ pub fn mutex_lock_unlock(ctx: &Ctx) -> Result<Outcome, String> {
             return Err("try_lock took a held mutex".into());
         }
     }
-    let (_, batches) = ctx.scaled(0, BATCHES);
-    Ok(measure_batches(ctx, BATCH, batches, || {
+    Ok(batch_side(ctx, move || {
         if let Ok(g) = m.lock() {
             std::hint::black_box(&*g);
         }
@@ -170,37 +170,50 @@ impl PingPong for EventPingPong {
 
 /// The ipc-sync entries of the suite.
 pub fn entries() -> Vec<Entry> {
-    let e = |id, baseline, also: &'static [&'static str], run| Entry {
-        id,
-        unit: Unit::Ns,
-        baseline,
-        also,
-        run,
-    };
+    use Pace::{Kernel, Op};
+    use Wait::{Adaptive as Ad, None as Nw};
     vec![
-        e(
+        cmp(
             "sync.mutex.lock_unlock",
-            Some("baseline.pthread_mutex.lock_unlock"),
+            Unit::Ns,
+            Nw,
+            Op,
+            "baseline.pthread_mutex.lock_unlock",
             &["baseline.raw_sync.mutex.lock_unlock"],
             mutex_lock_unlock,
         ),
-        e(
+        cmp(
             "sync.mutex.handoff.rtt",
-            Some("baseline.pthread_mutex.handoff.rtt"),
+            Unit::Ns,
+            Ad,
+            Kernel,
+            "baseline.pthread_mutex.handoff.rtt",
             &[],
             |c| {
                 let m = Mutex::anonymous([0u64; 3]).map_err(|e| format!("mutex: {e}"))?;
-                measure_rtt(c, Speed::Kernel, &mut Handoff::new(SyncTurnLock(m)))
+                Ok(PingPongSide::boxed(
+                    Handoff::new(SyncTurnLock(m)),
+                    c.block(Kernel),
+                ))
             },
         ),
-        e(
+        cmp(
             "sync.semaphore.rtt",
-            Some("baseline.posix_sem.rtt"),
+            Unit::Ns,
+            Ad,
+            Kernel,
+            "baseline.posix_sem.rtt",
             &[],
-            |c| measure_rtt(c, Speed::Kernel, &mut SemPingPong::new()?),
+            |c| Ok(PingPongSide::boxed(SemPingPong::new()?, c.block(Kernel))),
         ),
-        e("sync.event.rtt", Some("baseline.futex.rtt"), &[], |c| {
-            measure_rtt(c, Speed::Kernel, &mut EventPingPong::new()?)
-        }),
+        cmp(
+            "sync.event.rtt",
+            Unit::Ns,
+            Ad,
+            Kernel,
+            "baseline.futex.rtt",
+            &["baseline.raw_sync.event.rtt"],
+            |c| Ok(PingPongSide::boxed(EventPingPong::new()?, c.block(Kernel))),
+        ),
     ]
 }

@@ -1,7 +1,7 @@
 //! What a child process is told to do, and the entry point every child of
 //! the suite starts in.
 
-use crate::scenario::{hostile, locks, rings, waiters};
+use crate::scenario::{containers, hostile, locks, rings, waiters};
 
 /// The part a child plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,9 +23,10 @@ pub(crate) enum Role {
     HostileMpmc,
     HostileBroadcast,
     HostileMutex,
+    ContainerWriter,
 }
 
-const ROLES: [Role; 17] = [
+const ROLES: [Role; 18] = [
     Role::SpscProducer,
     Role::SpscConsumer,
     Role::MpmcProducer,
@@ -43,6 +44,7 @@ const ROLES: [Role; 17] = [
     Role::HostileMpmc,
     Role::HostileBroadcast,
     Role::HostileMutex,
+    Role::ContainerWriter,
 ];
 
 impl Role {
@@ -65,6 +67,7 @@ impl Role {
             Role::HostileMpmc => "hostile-mpmc-user",
             Role::HostileBroadcast => "hostile-bcast-user",
             Role::HostileMutex => "hostile-mutex-user",
+            Role::ContainerWriter => "container-writer",
         }
     }
 }
@@ -151,6 +154,7 @@ pub(crate) fn child_main(args: &[u8]) -> i32 {
         Role::HostileSpsc | Role::HostileMpmc | Role::HostileBroadcast | Role::HostileMutex => {
             hostile::user(&a)
         }
+        Role::ContainerWriter => containers::container_writer(&a),
     };
     match r {
         Ok(()) => 0,

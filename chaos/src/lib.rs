@@ -14,6 +14,9 @@
 //! - semaphore, condvar, event and barrier waiters killed while they wait;
 //!   the survivors get through (or are told the barrier broke) in bounded
 //!   time;
+//! - writers of an `ipc-sync` `SharedDict` and `SharedList` killed in the
+//!   middle of their transactions; the runner replays every committed
+//!   operation on a model and asks for equality, after every kill;
 //! - an `ipc-pool` `Pool` whose workers are killed during `map` and
 //!   `imap_unordered`: every task has its result or `WorkerDied`;
 //! - hostile peers writing random bytes over a live segment: every call

@@ -36,9 +36,9 @@ fn of_segment(e: &SegmentError) -> Outcome {
     }
 }
 
-fn sync<T>(r: Result<T, ipc_sync::Error>) -> Result<T, Outcome> {
+fn sync<T>(r: Result<T, ipc_sync::ObjectError>) -> Result<T, Outcome> {
     r.map_err(|e| match &e {
-        ipc_sync::Error::Segment(s) => of_segment(s),
+        ipc_sync::ObjectError::Segment(s) => of_segment(s),
         other => Outcome::Other(other.to_string()),
     })
 }

@@ -64,7 +64,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Segment::builder(kind).size(4096).create().map(drop)
         })?,
     );
-    for method in [StartMethod::Fork, StartMethod::Spawn] {
+    for method in [
+        StartMethod::Fork,
+        StartMethod::ForkServer,
+        StartMethod::Spawn,
+    ] {
         let samples = time(runs, || {
             let value = Process::builder()
                 .start_method(method)

@@ -9,6 +9,10 @@ use std::os::unix::net::UnixStream;
 pub const MAX_FDS: usize = 16;
 
 /// Sends `data` (at least one byte) and `fds` in one message.
+///
+/// # Errors
+/// The OS error of `sendmsg`; more than [`MAX_FDS`] descriptors is
+/// `InvalidInput`.
 pub fn send_fds(sock: &UnixStream, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     if data.is_empty() || fds.len() > MAX_FDS {
         return Err(io::Error::new(
@@ -60,6 +64,11 @@ pub fn send_fds(sock: &UnixStream, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::R
 
 /// Receives a message sent by [`send_fds`]: fills `buf` and returns the
 /// number of bytes and up to `max_fds` descriptors (close-on-exec).
+///
+/// # Errors
+/// The OS error of `recvmsg`; a message whose descriptors were cut off
+/// (`MSG_CTRUNC`) is `InvalidData`, and the descriptors that did arrive are
+/// closed.
 pub fn recv_fds(
     sock: &UnixStream,
     buf: &mut [u8],

@@ -312,6 +312,10 @@ impl SegmentHeader {
     }
 
     /// The state word, decoded.
+    ///
+    /// # Errors
+    /// [`HeaderError::BadState`] for a state word that names no state (another
+    /// process wrote garbage).
     pub fn state(&self) -> Result<State, HeaderError> {
         let v = self.state.load(Ordering::Acquire);
         State::from_u32(v).ok_or(HeaderError::BadState { found: v })
@@ -357,6 +361,11 @@ impl SegmentHeader {
 
     /// Checks every field against what the caller expects and against the
     /// segment's real size. Call after `state()` said `Ready`.
+    ///
+    /// # Errors
+    /// [`HeaderError`] naming the first field that does not match: magic,
+    /// header version, type tag, kind version, layout hash, ABI, sizes, or the
+    /// state (not ready, poisoned).
     pub fn validate(
         &self,
         kind: &Kind,

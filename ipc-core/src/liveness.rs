@@ -31,8 +31,7 @@
 //! shared some other way (a raw primitive placed in a mapping of the
 //! caller's) must keep to one pid namespace by itself.
 
-pub use crate::error::IdentityError;
-use std::io;
+pub use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A process, named by pid and start time. `#[repr(C)]`, 16 bytes, no padding:
@@ -68,6 +67,9 @@ pub enum Liveness {
 static CURRENT: AtomicU64 = AtomicU64::new(0);
 /// The pid that goes with [`CURRENT`] (stored before it).
 static CURRENT_PID: AtomicU64 = AtomicU64::new(0);
+/// [`ProcessId::to_u64`] of the calling process once learned, 0 while
+/// unknown: what [`OsJudge::me`] hands every lock, in one load.
+static CURRENT_PACKED: AtomicU64 = AtomicU64::new(0);
 static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 /// Learns the identity before `main` (from `.init_array`), while the
@@ -90,9 +92,19 @@ extern "C" fn learn_at_start() {
 /// If that fails the identity stays unknown and [`ProcessId::current`] tries
 /// again (and reports the failure) when it is needed.
 extern "C" fn relearn_after_fork() {
+    CURRENT_PACKED.store(0, Ordering::Relaxed);
     CURRENT.store(0, Ordering::Relaxed);
     CURRENT_PID.store(0, Ordering::Relaxed);
+    // The forking thread's id is not the child's: a plain store into a
+    // thread-local without destructor, which is async-signal-safe.
+    let _ = HOLDER.try_with(|h| h.set((0, 0)));
     let _ = learn();
+}
+
+/// What the `pthread_atfork` child handler does, for a child made by a raw
+/// `clone` (which runs no atfork handlers): the fork server's children.
+pub(crate) fn forget_after_fork() {
+    relearn_after_fork();
 }
 
 fn register_atfork() {
@@ -117,11 +129,13 @@ fn learn() -> Result<ProcessId, IdentityError> {
     let start_time = read_own_start_time()?;
     CURRENT_PID.store(u64::from(pid), Ordering::Relaxed);
     CURRENT.store(start_time, Ordering::Release);
-    Ok(ProcessId {
+    let id = ProcessId {
         pid,
         reserved: 0,
         start_time,
-    })
+    };
+    CURRENT_PACKED.store(id.to_u64(), Ordering::Release);
+    Ok(id)
 }
 
 /// The start time of the calling process, from `/proc/self/stat`, read with
@@ -504,6 +518,40 @@ pub trait Judge {
     /// Whether thread `tid` of the process recorded as `packed` (0: any
     /// process) is proven dead.
     fn thread_is_dead(&self, packed: u64, tid: u32) -> bool;
+
+    /// The calling thread as a lock records its holder: its thread id and
+    /// its process's packed id ([`Judge::me`]). The default asks the
+    /// operating system for the thread id ([`current_tid`]) each time;
+    /// [`OsJudge`] caches the pair per thread (one thread-local load on a
+    /// lock's fast path); a model checker's judge names its model threads
+    /// (they share one thread of the operating system).
+    ///
+    /// # Errors
+    /// As [`Judge::me`].
+    fn holder(&self) -> Result<(u32, u64), IdentityError> {
+        Ok((current_tid(), self.me()?))
+    }
+}
+
+thread_local! {
+    /// The calling thread's id and packed process id once learned; zeros
+    /// until then, and again in a forked child (see [`relearn_after_fork`]).
+    static HOLDER: std::cell::Cell<(u32, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+#[cold]
+fn learn_holder() -> Result<(u32, u64), IdentityError> {
+    // The child handler that forgets the cache must be in place before
+    // anything is cached.
+    register_atfork();
+    let h = (current_tid(), me_slow()?);
+    HOLDER.with(|c| c.set(h));
+    Ok(h)
+}
+
+#[cold]
+fn me_slow() -> Result<u64, IdentityError> {
+    ProcessId::current().map(|p| p.to_u64())
 }
 
 /// The operating system's judgement: this module's one rule, by `/proc`.
@@ -513,7 +561,11 @@ pub struct OsJudge;
 impl Judge for OsJudge {
     #[inline]
     fn me(&self) -> Result<u64, IdentityError> {
-        ProcessId::current().map(|p| p.to_u64())
+        // One load on every lock's fast path (a packed id is never 0).
+        match CURRENT_PACKED.load(Ordering::Acquire) {
+            0 => me_slow(),
+            packed => Ok(packed),
+        }
     }
 
     fn is_dead(&self, packed: u64) -> bool {
@@ -524,6 +576,16 @@ impl Judge for OsJudge {
         let pid = (packed != 0).then(|| ProcessId::from_u64(packed).pid);
         thread_liveness(pid, tid) == Liveness::Dead
     }
+
+    #[inline]
+    fn holder(&self) -> Result<(u32, u64), IdentityError> {
+        let h = HOLDER.with(std::cell::Cell::get);
+        if h.0 != 0 {
+            Ok(h)
+        } else {
+            learn_holder()
+        }
+    }
 }
 
 /// The id of the calling thread (`gettid`).
@@ -531,6 +593,41 @@ impl Judge for OsJudge {
 pub fn current_tid() -> u32 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::gettid() as u32 }
+}
+
+/// The calling process could not learn its own identity (pid and start
+/// time): reading `/proc/self/stat` failed, most often because no file
+/// descriptor was free. Nothing was recorded in its name; free a descriptor
+/// (or make `/proc` readable) and try again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdentityError {
+    pub(crate) errno: i32,
+}
+
+impl IdentityError {
+    /// The `errno` of the failed read (`EMFILE` when no descriptor was free).
+    pub fn raw_os_error(&self) -> i32 {
+        self.errno
+    }
+}
+
+impl std::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "this process cannot learn its own identity: reading /proc/self/stat failed ({}); \
+             free a file descriptor (or make /proc readable) and try again",
+            std::io::Error::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+impl From<IdentityError> for std::io::Error {
+    fn from(e: IdentityError) -> Self {
+        std::io::Error::new(std::io::Error::from_raw_os_error(e.errno).kind(), e)
+    }
 }
 
 #[cfg(test)]
@@ -653,6 +750,19 @@ mod tests {
             start_time: u64::MAX,
         };
         assert_eq!(id.to_u64() >> 54, 0);
+    }
+
+    #[test]
+    fn the_judges_holder_is_this_thread_of_this_process() {
+        let me = ProcessId::current().unwrap().to_u64();
+        assert_eq!(OsJudge.holder(), Ok((current_tid(), me)));
+        assert_eq!(OsJudge.holder(), Ok((current_tid(), me)), "cached");
+        assert_eq!(OsJudge.me(), Ok(me));
+        let (mine, theirs) = std::thread::spawn(|| (OsJudge.holder(), current_tid()))
+            .join()
+            .unwrap();
+        assert_eq!(mine, Ok((theirs, me)));
+        assert_ne!(theirs, current_tid());
     }
 
     #[test]

@@ -183,6 +183,28 @@ thread_local! {
     /// While the arguments of a spawn are encoded: the index the first
     /// exported descriptor gets in the child, and the descriptors exported.
     static EXPORTS: RefCell<Option<(usize, Vec<RawFd>)>> = const { RefCell::new(None) };
+    /// While the arguments of a spawn are encoded: what to do once the
+    /// child runs (enter it as a holder of the ends it was given).
+    static CHILD_HOOKS: RefCell<Option<Vec<ChildHook>>> = const { RefCell::new(None) };
+    /// Why a handle refused to be encoded: serializers keep only their own
+    /// error, so the reason waits here for [`Message::encode`].
+    static HANDLE_REFUSAL: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The error a handle type's `Serialize` returns when it cannot travel
+/// (see [`export_fd`]); [`Message::encode`] reports `reason` as
+/// [`EncodeError::Handle`] whatever the serializer makes of it.
+#[cfg(feature = "serde")]
+pub fn refuse_handle<E: serde::ser::Error>(reason: impl std::fmt::Display) -> E {
+    let reason = reason.to_string();
+    HANDLE_REFUSAL.with(|r| *r.borrow_mut() = Some(reason.clone()));
+    E::custom(reason)
+}
+
+/// The reason recorded by [`refuse_handle`], if any (cleared).
+#[cfg(feature = "serde")]
+fn take_refusal() -> Option<String> {
+    HANDLE_REFUSAL.with(|r| r.borrow_mut().take())
 }
 
 /// Passes a handle's descriptor to the child whose arguments are being
@@ -206,9 +228,30 @@ pub fn export_fd(fd: BorrowedFd<'_>) -> Result<u32, EncodeError> {
                 .map_err(|_| EncodeError::Handle("too many descriptors".into()))
         }
         None => Err(EncodeError::Handle(
-            "an anonymous handle can only be passed in the arguments of a child being              started (Process::start); create it with a name to send it anywhere"
+            "an anonymous handle can only be passed in the arguments of a child being \
+             started (Process::start); create it with a name to send it anywhere"
                 .into(),
         )),
+    })
+}
+
+/// What a handle asks to be done with the child once it has started: it is
+/// given the child's packed identity ([`ProcessId::to_u64`](crate::ProcessId::to_u64)).
+pub type ChildHook = Box<dyn FnOnce(u64) + Send>;
+
+/// Asks, while a spawn's arguments are encoded, for `hook` to run with the
+/// child's identity once the child has started (before the caller gets
+/// its handle back): how an end passed to a child gets the child entered
+/// as its holder ([`crate::holders`]) before the parent can drop its copy.
+/// Outside the encoding of a spawn's arguments the hook is dropped
+/// unrun, and `false` is returned.
+pub fn on_child_started(hook: impl FnOnce(u64) + Send + 'static) -> bool {
+    CHILD_HOOKS.with(|h| match &mut *h.borrow_mut() {
+        Some(hooks) => {
+            hooks.push(Box::new(hook));
+            true
+        }
+        None => false,
     })
 }
 
@@ -220,7 +263,7 @@ pub fn export_fd(fd: BorrowedFd<'_>) -> Result<u32, EncodeError> {
 /// [`DecodeError::Handle`] if this process was not given a descriptor of
 /// that index, or it was taken already.
 pub fn import_fd(index: u32) -> Result<OwnedFd, DecodeError> {
-    crate::process::take_inherited_fd(index as usize).ok_or_else(|| {
+    crate::inherit::take_inherited_fd(index as usize).ok_or_else(|| {
         DecodeError::Handle(format!(
             "no inherited descriptor {index}: handles are received by a child in its arguments"
         ))
@@ -229,23 +272,33 @@ pub fn import_fd(index: u32) -> Result<OwnedFd, DecodeError> {
 
 /// Runs `encode` with descriptor export enabled, numbering exported
 /// descriptors from `base`; returns its result and the descriptors.
-pub(crate) fn with_exports<T>(base: usize, encode: impl FnOnce() -> T) -> (T, Vec<RawFd>) {
+pub(crate) fn with_exports<T>(
+    base: usize,
+    encode: impl FnOnce() -> T,
+) -> (T, Vec<RawFd>, Vec<ChildHook>) {
     /// Restores the previous context, also when `encode` panics.
-    struct Restore(Option<(usize, Vec<RawFd>)>);
+    struct Restore(Option<(usize, Vec<RawFd>)>, Option<Vec<ChildHook>>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let previous = self.0.take();
+            let (previous, hooks) = (self.0.take(), self.1.take());
             EXPORTS.with(|e| *e.borrow_mut() = previous);
+            CHILD_HOOKS.with(|h| *h.borrow_mut() = hooks);
         }
     }
-    let restore = Restore(EXPORTS.with(|e| e.borrow_mut().replace((base, Vec::new()))));
+    let restore = Restore(
+        EXPORTS.with(|e| e.borrow_mut().replace((base, Vec::new()))),
+        CHILD_HOOKS.with(|h| h.borrow_mut().replace(Vec::new())),
+    );
     let out = encode();
     let fds = EXPORTS
         .with(|e| e.borrow_mut().take())
         .map(|(_, fds)| fds)
         .unwrap_or_default();
+    let hooks = CHILD_HOOKS
+        .with(|h| h.borrow_mut().take())
+        .unwrap_or_default();
     drop(restore);
-    (out, fds)
+    (out, fds, hooks)
 }
 
 #[cfg(not(feature = "serde"))]
@@ -308,7 +361,10 @@ mod serde_impl {
                 Err(e) => {
                     // Nothing of a failed encoding is left behind.
                     out.truncate(start);
-                    Err(EncodeError::Serialize(e.to_string()))
+                    Err(match super::take_refusal() {
+                        Some(reason) => EncodeError::Handle(reason),
+                        None => EncodeError::Serialize(e.to_string()),
+                    })
                 }
             }
         }

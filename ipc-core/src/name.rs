@@ -15,6 +15,10 @@ pub const MAX_NAME_LEN: usize = 200;
 
 /// Checks a segment name: 1 to [`MAX_NAME_LEN`] bytes of ASCII letters,
 /// digits, `.`, `_` and `-`, not `.` or `..`.
+///
+/// # Errors
+/// [`SegmentError::InvalidName`] with the reason: empty, too long, a `/`, a
+/// control character, or `.`/`..`.
 pub fn validate(name: &str) -> Result<(), SegmentError> {
     let bad = |reason: &'static str| {
         Err(SegmentError::InvalidName {

@@ -182,7 +182,7 @@ pub unsafe fn checked_ref<'a, T: Sync>(mem: NonNull<u8>, len: usize) -> Result<&
         });
     }
     let align = std::mem::align_of::<T>();
-    if mem.as_ptr() as usize % align != 0 {
+    if !(mem.as_ptr() as usize).is_multiple_of(align) {
         return Err(ObjectError::Offset(OffsetError::Misaligned {
             offset: mem.as_ptr() as u64,
             align: align as u64,
@@ -221,6 +221,9 @@ pub struct Placed<O: ShmObject> {
     offset: u64,
     len: usize,
     obj: NonNull<O>,
+    /// The object's memory, derived from the mapping (not from `&O`), so it
+    /// may reach the whole region a variable-size object owns.
+    mem: NonNull<u8>,
 }
 
 // SAFETY: `O: Sync` lives in a mapping kept alive by `seg`; sending or
@@ -236,6 +239,7 @@ impl<O: ShmObject> Clone for Placed<O> {
             offset: self.offset,
             len: self.len,
             obj: self.obj,
+            mem: self.mem,
         }
     }
 }
@@ -342,6 +346,7 @@ impl<O: ShmObject> Placed<O> {
         let obj = unsafe { O::attach(mem, len)? };
         Ok(Placed {
             obj: NonNull::from(obj),
+            mem,
             seg,
             offset,
             len,
@@ -361,8 +366,81 @@ impl<O: ShmObject> Placed<O> {
     /// The object's memory: its start and the bytes available from there to
     /// the end of the segment (what [`ShmObject::attach`] checked).
     pub fn memory(&self) -> (NonNull<u8>, usize) {
-        (self.obj.cast(), self.len)
+        (self.mem, self.len)
     }
+}
+
+/// A placed object travels to a child in its arguments
+/// ([`Process::start`](crate::process::Process::start)): a named segment
+/// by its name, an anonymous one by its descriptor, which the child
+/// inherits ([`message::export_fd`](crate::message::export_fd)); the offset
+/// goes along. On arrival the segment is opened or mapped and the object
+/// checked, as [`Placed::open`] and [`Placed::from_fd`] do.
+///
+/// Only an object in a segment of its own kind travels this way (every
+/// object created by `create`, `anonymous`, or `init_at` into a segment of
+/// that kind); one placed into a segment of another kind travels with that
+/// segment.
+#[cfg(feature = "serde")]
+impl<O: ShmObject> serde::Serialize for Placed<O> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use crate::message::refuse_handle;
+        if self.seg.kind().tag != O::KIND.tag {
+            return Err(refuse_handle(format!(
+                "a {} placed in a segment of kind {} travels with that segment",
+                O::KIND.name,
+                self.seg.kind().name
+            )));
+        }
+        let repr = match self.seg.name() {
+            Some(name) => PlacedRepr::Named {
+                name: name.to_owned(),
+                offset: self.offset,
+            },
+            None => PlacedRepr::Fd {
+                index: crate::message::export_fd(std::os::fd::AsFd::as_fd(&*self.seg)).map_err(
+                    |e| match e {
+                        crate::message::EncodeError::Handle(reason) => refuse_handle(reason),
+                        other => refuse_handle(other),
+                    },
+                )?,
+                offset: self.offset,
+            },
+        };
+        serde::Serialize::serialize(&repr, s)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de, O: ShmObject> serde::Deserialize<'de> for Placed<O> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let seg = match <PlacedRepr as serde::Deserialize>::deserialize(d)? {
+            PlacedRepr::Named { name, offset } => (
+                Segment::builder(O::KIND)
+                    .name(name)
+                    .open()
+                    .map_err(D::Error::custom)?,
+                offset,
+            ),
+            PlacedRepr::Fd { index, offset } => {
+                let fd = crate::message::import_fd(index).map_err(D::Error::custom)?;
+                (
+                    Segment::from_fd(fd, O::KIND).map_err(D::Error::custom)?,
+                    offset,
+                )
+            }
+        };
+        Placed::at(Arc::new(seg.0), seg.1).map_err(D::Error::custom)
+    }
+}
+
+/// How a [`Placed`] object is written into a child's arguments.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+enum PlacedRepr {
+    Named { name: String, offset: u64 },
+    Fd { index: u32, offset: u64 },
 }
 
 /// `size` bytes at `offset` of `seg`'s payload, checked and aligned for `O`.
@@ -373,7 +451,7 @@ fn region<O: ShmObject>(
 ) -> Result<(NonNull<u8>, usize), ObjectError> {
     let range = seg.check_range(offset, size as u64)?;
     let align = std::mem::align_of::<O>() as u64;
-    if offset % align != 0 || align > 128 {
+    if !offset.is_multiple_of(align) || align > 128 {
         return Err(OffsetError::Misaligned { offset, align }.into());
     }
     // SAFETY: `range` lies inside the payload, which lies inside the mapping.

@@ -6,10 +6,8 @@
 //! size of the region it points into before it is turned into a pointer.
 
 use crate::error::OffsetError;
-use crate::segment::Segment;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::ptr::NonNull;
 
 /// Checks that `len` bytes at `offset` fit in a region of `size` bytes, and
 /// returns the byte range.
@@ -20,6 +18,9 @@ use std::ptr::NonNull;
 /// assert!(check_range(9, 8, 16).is_err());
 /// assert!(check_range(u64::MAX, 2, 16).is_err());
 /// ```
+///
+/// # Errors
+/// [`OffsetError::OutOfBounds`] if the range passes `size` or overflows.
 #[inline]
 pub fn check_range(offset: u64, len: u64, size: u64) -> Result<Range<usize>, OffsetError> {
     match offset.checked_add(len) {
@@ -70,39 +71,5 @@ impl<T: crate::Shareable> ShmOffset<T> {
     /// The offset in bytes.
     pub const fn get(self) -> u64 {
         self.raw
-    }
-
-    /// A pointer into `segment`, after checking bounds and alignment.
-    pub fn resolve(self, segment: &Segment) -> Result<NonNull<T>, OffsetError> {
-        segment.ptr_at::<T>(self.raw)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Kind, Segment};
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    #[test]
-    fn offsets_are_checked_against_the_payload() {
-        let seg = Segment::builder(Kind::BYTES).size(64).create().unwrap();
-        assert!(ShmOffset::<u64>::new(56).resolve(&seg).is_ok());
-        assert!(matches!(
-            ShmOffset::<u64>::new(4).resolve(&seg),
-            Err(OffsetError::Misaligned { .. })
-        ));
-        assert!(matches!(
-            ShmOffset::<u64>::new(64).resolve(&seg),
-            Err(OffsetError::OutOfBounds { .. })
-        ));
-        assert!(matches!(
-            ShmOffset::<u64>::new(u64::MAX - 3).resolve(&seg),
-            Err(OffsetError::OutOfBounds { .. })
-        ));
-        let a: &AtomicU64 = seg.get(8).unwrap();
-        a.store(5, Ordering::Relaxed);
-        let b: &AtomicU64 = seg.get(8).unwrap();
-        assert_eq!(b.load(Ordering::Relaxed), 5);
     }
 }

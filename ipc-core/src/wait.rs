@@ -136,7 +136,7 @@ impl Backoff {
     #[inline]
     fn adaptive(&mut self, spin: Duration, yield_for: Duration) -> Phase {
         self.step = self.step.wrapping_add(1);
-        if self.start.is_some() && self.step % SPINS_PER_CLOCK_READ != 0 {
+        if self.start.is_some() && !self.step.is_multiple_of(SPINS_PER_CLOCK_READ) {
             std::hint::spin_loop();
             return Phase::Retry;
         }
@@ -244,7 +244,7 @@ impl EventCount {
                 return Some(r);
             }
             spins = spins.wrapping_add(1);
-            if spins % SPINS_PER_CLOCK_READ == 0 && past(deadline) {
+            if spins.is_multiple_of(SPINS_PER_CLOCK_READ) && past(deadline) {
                 return check();
             }
         }

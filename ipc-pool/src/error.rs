@@ -88,6 +88,9 @@ pub enum PoolError {
     /// [`terminate`](crate::Pool::terminate).
     #[error("the pool is closed to new work")]
     Closed,
+    /// An input could not be encoded (its `serde` serializer refused it).
+    #[error("an input could not be encoded: {0}")]
+    Encode(String),
     /// A task failed (the first failure of a `map`, or the task of `apply`).
     #[error("task {index} failed: {error}")]
     Task {

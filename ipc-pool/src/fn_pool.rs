@@ -1,9 +1,11 @@
 //! A pool bound to one capturing closure, with forked workers.
 
 use crate::error::{PoolError, TaskError};
-use crate::pool::{AsyncResult, IMap, MapResult, Pool, Target};
-use crate::wire::Wire;
+use crate::imap::IMap;
+use crate::pool::{Pool, Target};
+use crate::results::{AsyncResult, MapResult};
 use crate::worker;
+use ipc_core::message::Message;
 use std::marker::PhantomData;
 
 /// A pool whose workers run one closure, given to
@@ -17,7 +19,7 @@ pub struct FnPool<I, O, F> {
     _types: PhantomData<fn(I) -> O>,
 }
 
-impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> FnPool<I, O, F> {
+impl<I: Message, O: Message, F: Fn(I) -> O + 'static> FnPool<I, O, F> {
     pub(crate) fn new(pool: Pool, f: Box<F>) -> Self {
         FnPool {
             pool,
@@ -44,6 +46,14 @@ impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> FnPool<I, O, F> {
     }
 
     /// [`Pool::map`] with the closure.
+    ///
+    /// # Errors
+    /// [`PoolError::Closed`] after `close` or `terminate`;
+    /// [`PoolError::Broken`] (or [`PoolError::InitializerFailed`]) if the pool
+    /// broke; [`PoolError::MessageTooLarge`] for a chunk larger than a ring
+    /// message; [`PoolError::Encode`] for an input its serializer refuses.
+    /// [`PoolError::Task`] with the index and [`TaskError`](crate::TaskError)
+    /// of the first input that failed.
     pub fn map(&self, items: impl IntoIterator<Item = I>) -> Result<Vec<O>, PoolError> {
         self.pool
             .map_async_target::<I, O>(self.target(), items, None)?
@@ -51,6 +61,14 @@ impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> FnPool<I, O, F> {
     }
 
     /// [`Pool::map_results`] with the closure.
+    ///
+    /// # Errors
+    /// [`PoolError::Closed`] after `close` or `terminate`;
+    /// [`PoolError::Broken`] (or [`PoolError::InitializerFailed`]) if the pool
+    /// broke; [`PoolError::MessageTooLarge`] for a chunk larger than a ring
+    /// message; [`PoolError::Encode`] for an input its serializer refuses.
+    /// [`PoolError::ZeroChunksize`] for a chunk size of 0 (failed inputs are in
+    /// the results, not errors).
     pub fn map_results(
         &self,
         items: impl IntoIterator<Item = I>,
@@ -63,6 +81,13 @@ impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> FnPool<I, O, F> {
     }
 
     /// [`Pool::map_async`] with the closure.
+    ///
+    /// # Errors
+    /// [`PoolError::Closed`] after `close` or `terminate`;
+    /// [`PoolError::Broken`] (or [`PoolError::InitializerFailed`]) if the pool
+    /// broke; [`PoolError::MessageTooLarge`] for a chunk larger than a ring
+    /// message; [`PoolError::Encode`] for an input its serializer refuses.
+    /// [`PoolError::ZeroChunksize`] for a chunk size of 0.
     pub fn map_async(
         &self,
         items: impl IntoIterator<Item = I>,
@@ -72,6 +97,12 @@ impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> FnPool<I, O, F> {
     }
 
     /// [`Pool::apply_async`] with the closure.
+    ///
+    /// # Errors
+    /// [`PoolError::Closed`] after `close` or `terminate`;
+    /// [`PoolError::Broken`] (or [`PoolError::InitializerFailed`]) if the pool
+    /// broke; [`PoolError::MessageTooLarge`] for a chunk larger than a ring
+    /// message; [`PoolError::Encode`] for an input its serializer refuses.
     pub fn apply_async(&self, x: I) -> Result<AsyncResult<O>, PoolError> {
         Ok(AsyncResult::from(self.pool.map_async_target::<I, O>(
             self.target(),
@@ -81,11 +112,23 @@ impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> FnPool<I, O, F> {
     }
 
     /// [`Pool::apply`] with the closure.
+    ///
+    /// # Errors
+    /// [`PoolError::Closed`] after `close` or `terminate`;
+    /// [`PoolError::Broken`] (or [`PoolError::InitializerFailed`]) if the pool
+    /// broke; [`PoolError::MessageTooLarge`] for a chunk larger than a ring
+    /// message; [`PoolError::Encode`] for an input its serializer refuses.
+    /// [`PoolError::Task`] with the index and [`TaskError`](crate::TaskError)
+    /// of the first input that failed.
     pub fn apply(&self, x: I) -> Result<O, PoolError> {
         self.apply_async(x)?.get()
     }
 
     /// [`Pool::imap`] with the closure.
+    ///
+    /// # Errors
+    /// [`PoolError::ZeroChunksize`] for a chunk size of 0; errors of submitting
+    /// later chunks end the iterator (see [`IMap`]).
     pub fn imap<It: IntoIterator<Item = I>>(
         &self,
         items: It,
@@ -95,6 +138,9 @@ impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> FnPool<I, O, F> {
     }
 
     /// [`Pool::imap_unordered`] with the closure.
+    ///
+    /// # Errors
+    /// As [`imap`](Self::imap).
     pub fn imap_unordered<It: IntoIterator<Item = I>>(
         &self,
         items: It,

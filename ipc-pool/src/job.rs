@@ -3,7 +3,8 @@
 //! handle decodes them in the caller's thread.
 
 use crate::error::TaskError;
-use crate::wire::Wire;
+use crate::protocol::{take_value, ProtocolError, OUTPUT_PANIC, OUTPUT_VALUE};
+use ipc_core::message::Message;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -151,7 +152,7 @@ impl Job {
 }
 
 /// Decodes the outputs of a chunk of `count` inputs.
-pub(crate) fn decode_outputs<O: Wire>(
+pub(crate) fn decode_outputs<O: Message>(
     outcome: &ChunkOutcome,
     count: usize,
     out: &mut Vec<Result<O, TaskError>>,
@@ -160,15 +161,16 @@ pub(crate) fn decode_outputs<O: Wire>(
         ChunkOutcome::Failed(e) => out.extend((0..count).map(|_| Err(e.clone()))),
         ChunkOutcome::Done(bytes) => {
             let mut input = &bytes[..];
+            let decode = |e: ProtocolError| TaskError::Decode(e.to_string());
             for i in 0..count {
-                let r = match u8::decode(&mut input) {
-                    Ok(0) => O::decode(&mut input).map_err(TaskError::Decode),
-                    Ok(1) => match String::decode(&mut input) {
+                let r = match take_value::<u8>(&mut input) {
+                    Ok(OUTPUT_VALUE) => take_value::<O>(&mut input).map_err(decode),
+                    Ok(OUTPUT_PANIC) => match take_value::<String>(&mut input) {
                         Ok(message) => Err(TaskError::Panicked { message }),
-                        Err(e) => Err(TaskError::Decode(e)),
+                        Err(e) => Err(decode(e)),
                     },
                     Ok(b) => Err(TaskError::Decode(format!("status byte {b}"))),
-                    Err(e) => Err(TaskError::Decode(e)),
+                    Err(e) => Err(decode(e)),
                 };
                 if let Err(TaskError::Decode(e)) = &r {
                     // The rest cannot be framed any more.

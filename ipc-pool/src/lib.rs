@@ -8,7 +8,7 @@
 //! capturing closure with forked workers: [`PoolBuilder::build_with`]), with Python's
 //! chunking, `close`, `join` and `terminate`. Inputs and outputs cross the
 //! process boundary through shared-memory rings (`ipc-queue`), encoded by
-//! [`Wire`]: plain-old-data is copied as it is.
+//! [`Message`]: plain-old-data is copied as it is.
 //!
 //! What it does differently from Python:
 //! - A worker killed mid-task (SIGKILL, `abort`, the OOM killer) fails only
@@ -58,24 +58,27 @@ compile_error!(
      seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
 );
 
+mod builder;
 mod control;
 pub mod error;
 mod fn_pool;
+mod imap;
 mod job;
 mod link;
 mod pool;
 mod protocol;
+mod results;
 mod supervisor;
-pub mod wire;
 mod worker;
 
+pub use builder::{PoolBuilder, DEFAULT_RING_BYTES};
 pub use error::{PoolError, TaskError};
 pub use fn_pool::FnPool;
-pub use pool::{
-    default_chunksize, AsyncResult, IMap, MapResult, Pool, PoolBuilder, DEFAULT_RING_BYTES,
-};
+pub use imap::IMap;
+pub use ipc_core::message::{Message, Pod};
+pub use pool::{default_chunksize, Pool};
+pub use results::{AsyncResult, MapResult};
 pub use supervisor::{DeathPolicy, Progress};
-pub use wire::{Pod, Wire};
 
 /// Maps `f` over `inputs` on a pool with one worker per CPU, started for
 /// this call and shut down after it: the common case in one line.
@@ -91,7 +94,15 @@ pub use wire::{Pod, Wire};
 /// assert_eq!(ipc_pool::map(cube, vec![1, 2, 3])?, vec![1, 8, 27]);
 /// # Ok::<(), ipc_pool::PoolError>(())
 /// ```
-pub fn map<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static>(
+///
+/// # Errors
+/// [`PoolError::Closed`] after `close` or `terminate`;
+/// [`PoolError::Broken`] (or [`PoolError::InitializerFailed`]) if the pool
+/// broke; [`PoolError::MessageTooLarge`] for a chunk larger than a ring
+/// message; [`PoolError::Encode`] for an input its serializer refuses.
+/// [`PoolError::Task`] with the index and [`TaskError`]
+/// of the first input that failed.
+pub fn map<I: Message, O: Message, F: Fn(I) -> O + Copy + 'static>(
     f: F,
     inputs: impl IntoIterator<Item = I>,
 ) -> Result<Vec<O>, PoolError> {

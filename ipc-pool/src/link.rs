@@ -5,7 +5,7 @@
 
 use crate::error::PoolError;
 use ipc_core::wait::WaitStrategy;
-use ipc_queue::error::{RecvTimeoutError, TryRecvError, TrySendError};
+use ipc_queue::error::{AttachError, RecvTimeoutError, TryRecvError, TrySendError};
 use ipc_queue::spsc::{Consumer, Producer, SpscRing};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -14,6 +14,24 @@ use std::time::Duration;
 pub(crate) struct WorkerFds {
     pub(crate) tasks: OwnedFd,
     pub(crate) results: OwnedFd,
+}
+
+/// Why a ring between the parent and a worker failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkError {
+    /// Sending a frame failed for another reason than a full or closed ring.
+    #[error("sending to a worker: {0}")]
+    Send(TrySendError<()>),
+    /// Receiving a frame failed for another reason than an empty or closed
+    /// ring.
+    #[error("receiving from a worker: {0}")]
+    Recv(TryRecvError),
+    /// A worker could not map or claim its rings.
+    #[error("attaching a worker's rings: {0}")]
+    Attach(#[from] AttachError),
+    /// The parent has closed the rings (or died).
+    #[error("the parent has gone")]
+    ParentGone,
 }
 
 /// The parent's ends: it produces tasks and consumes results.
@@ -59,14 +77,14 @@ impl ParentEnd {
     }
 
     /// Queues a task; `Ok(false)` if the ring is full now.
-    pub(crate) fn try_send(&mut self, msg: &[u8]) -> Result<bool, String> {
+    pub(crate) fn try_send(&mut self, msg: &[u8]) -> Result<bool, LinkError> {
         match self.tasks.try_send(msg) {
             Ok(()) => Ok(true),
             Err(TrySendError::Full(())) => Ok(false),
             // A worker that closed its end is exiting; its death is handled
             // by the supervisor's check.
             Err(TrySendError::Closed(())) => Ok(false),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(LinkError::Send(e)),
         }
     }
 
@@ -75,11 +93,11 @@ impl ParentEnd {
     pub(crate) fn try_recv_with<R>(
         &mut self,
         f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<Option<R>, String> {
+    ) -> Result<Option<R>, LinkError> {
         match self.results.try_recv() {
             Ok(msg) => Ok(Some(f(&msg))),
             Err(TryRecvError::Empty) | Err(TryRecvError::Closed) => Ok(None),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(LinkError::Recv(e)),
         }
     }
 
@@ -104,12 +122,12 @@ pub(crate) struct WorkerEnd {
 
 impl WorkerEnd {
     /// Maps the rings the parent created.
-    pub(crate) fn attach(fds: WorkerFds) -> Result<WorkerEnd, ()> {
-        let t = SpscRing::from_fd(fds.tasks).map_err(drop)?;
-        let r = SpscRing::from_fd(fds.results).map_err(drop)?;
+    pub(crate) fn attach(fds: WorkerFds) -> Result<WorkerEnd, LinkError> {
+        let t = SpscRing::from_fd(fds.tasks).map_err(AttachError::from)?;
+        let r = SpscRing::from_fd(fds.results).map_err(AttachError::from)?;
         Ok(WorkerEnd {
-            tasks: t.consumer().map_err(drop)?,
-            results: r.producer().map_err(drop)?,
+            tasks: t.consumer()?,
+            results: r.producer()?,
         })
     }
 
@@ -119,11 +137,11 @@ impl WorkerEnd {
         &mut self,
         timeout: Duration,
         f: impl FnOnce(&[u8], &mut Producer) -> R,
-    ) -> Result<Option<R>, ()> {
+    ) -> Result<Option<R>, LinkError> {
         match self.tasks.recv_timeout(timeout) {
             Ok(msg) => Ok(Some(f(&msg, &mut self.results))),
             Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(_) => Err(()),
+            Err(_) => Err(LinkError::ParentGone),
         }
     }
 

@@ -13,9 +13,8 @@ use crate::control::{monotonic_ns, Control, READY};
 use crate::error::{PoolError, TaskError};
 use crate::job::{ChunkOutcome, Job};
 use crate::link::ParentEnd;
-use crate::protocol::{self, ResultHeader, TaskHeader};
-use crate::wire::Wire;
-use crate::worker::{self, WorkerArgs};
+use crate::protocol::{self, Frame, WorkerArgs, WorkerExit};
+use crate::worker;
 use ipc_core::process::{ExitStatus, Process, StartMethod};
 use ipc_core::wait::{Backoff, Phase, WaitStrategy};
 use std::collections::VecDeque;
@@ -183,11 +182,17 @@ fn start_worker(shared: &Arc<Shared>, cfg: &Config, slot: usize) -> Result<Worke
         b = b.exec_args(a.clone());
     }
     let process = match cfg.method {
-        StartMethod::Spawn => b
-            .inherit_fd(shared.control.segment().fd())
-            .inherit_fd(worker_fds.tasks.as_fd())
-            .inherit_fd(worker_fds.results.as_fd())
-            .spawn(worker::spawn_entry, &args.encode())?,
+        StartMethod::Spawn | StartMethod::ForkServer => {
+            let b = b
+                .inherit_fd(shared.control.segment().fd())
+                .inherit_fd(worker_fds.tasks.as_fd())
+                .inherit_fd(worker_fds.results.as_fd());
+            if cfg.method == StartMethod::ForkServer {
+                b.forkserver(worker::spawn_entry, &args.encode())?
+            } else {
+                b.spawn(worker::spawn_entry, &args.encode())?
+            }
+        }
         StartMethod::Fork => {
             let shared2 = Arc::clone(shared);
             // SAFETY: forked workers are chosen with the `unsafe`
@@ -199,7 +204,7 @@ fn start_worker(shared: &Arc<Shared>, cfg: &Config, slot: usize) -> Result<Worke
             unsafe {
                 b.fork_unchecked(move || match crate::link::WorkerEnd::attach(worker_fds) {
                     Ok(link) => worker::worker_main(&args, &shared2.control, link),
-                    Err(()) => worker::EXIT_ATTACH_FAILED,
+                    Err(_) => WorkerExit::AttachFailed.code(),
                 })?
             }
         }
@@ -380,17 +385,39 @@ impl Supervisor {
         let mut any = false;
         while let Some(w) = self.workers[i].as_mut() {
             // The body is copied once, out of the ring into the outcome.
-            let msg = w
-                .link
-                .try_recv_with(|m| ResultHeader::read(m).map(|(h, body)| (h, body.to_vec())));
+            let limit = w.link.max_message();
+            let msg = w.link.try_recv_with(|m| {
+                Frame::read_result(m).map(|f| match f {
+                    Frame::Outputs { chunk, body, .. } => {
+                        (chunk, ChunkOutcome::Done(body.to_vec()))
+                    }
+                    Frame::DecodeFailed { chunk, reason, .. } => (
+                        chunk,
+                        ChunkOutcome::Failed(TaskError::Decode(reason.to_owned())),
+                    ),
+                    Frame::TooLarge { chunk, len, .. } => (
+                        chunk,
+                        ChunkOutcome::Failed(TaskError::OutputTooLarge {
+                            len: usize::try_from(len).unwrap_or(usize::MAX),
+                            limit,
+                        }),
+                    ),
+                    Frame::Task { .. } | Frame::Shutdown => (
+                        u64::MAX,
+                        ChunkOutcome::Failed(TaskError::Decode(
+                            "a task frame on the result ring".into(),
+                        )),
+                    ),
+                })
+            });
             match msg {
-                Ok(Some(Some((h, body)))) => {
+                Ok(Some(Ok((chunk, outcome)))) => {
                     any = true;
-                    self.on_result(i, h, body);
+                    self.on_result(i, chunk, outcome);
                 }
                 Ok(None) => break,
-                Ok(Some(None)) => {
-                    log::warn!("pool worker {i} sent a malformed result; killing it");
+                Ok(Some(Err(why))) => {
+                    log::warn!("pool worker {i} sent a malformed result ({why}); killing it");
                     let _ = w.process.kill();
                     break;
                 }
@@ -404,15 +431,12 @@ impl Supervisor {
         any
     }
 
-    fn on_result(&mut self, i: usize, h: ResultHeader, body: Vec<u8>) {
+    fn on_result(&mut self, i: usize, id: u64, outcome: ChunkOutcome) {
         let Some(w) = self.workers[i].as_mut() else {
             return;
         };
-        let Some(pos) = w.in_flight.iter().position(|c| c.id == h.chunk) else {
-            log::warn!(
-                "pool worker {i} answered chunk {} it does not hold",
-                h.chunk
-            );
+        let Some(pos) = w.in_flight.iter().position(|c| c.id == id) else {
+            log::warn!("pool worker {i} answered chunk {id} it does not hold");
             return;
         };
         let chunk = w.in_flight.remove(pos).expect("position is in range");
@@ -429,24 +453,6 @@ impl Supervisor {
             }
         }
         w.last_result = Some(now);
-        let outcome = match h.status {
-            protocol::OK => ChunkOutcome::Done(body),
-            protocol::DECODE_FAILED => {
-                let mut b = &body[..];
-                ChunkOutcome::Failed(TaskError::Decode(
-                    String::decode(&mut b).unwrap_or_default(),
-                ))
-            }
-            protocol::TOO_LARGE => {
-                let mut b = &body[..];
-                let len = u64::decode(&mut b).unwrap_or(0) as usize;
-                ChunkOutcome::Failed(TaskError::OutputTooLarge {
-                    len,
-                    limit: w.link.max_message(),
-                })
-            }
-            s => ChunkOutcome::Failed(TaskError::Decode(format!("unknown result status {s}"))),
-        };
         self.finish(chunk, outcome);
     }
 
@@ -706,15 +712,7 @@ impl Supervisor {
     /// Asks every worker to exit, waits for them, kills stragglers.
     fn shutdown_workers(&mut self) {
         let mut shutdown = Vec::new();
-        TaskHeader {
-            chunk: 0,
-            runner: 0,
-            func: 0,
-            tag: 0,
-            count: 0,
-            kind: protocol::SHUTDOWN,
-        }
-        .write(&mut shutdown);
+        Frame::Shutdown.write(&mut shutdown);
         for w in self.workers.iter_mut().flatten() {
             let _ = w.link.try_send(&shutdown);
         }

@@ -4,9 +4,9 @@
 
 use crate::control::{monotonic_ns, Control, READY};
 use crate::link::{WorkerEnd, WorkerFds};
-use crate::protocol::{self, ResultHeader, TaskHeader};
-use crate::wire::Wire;
+use crate::protocol::{self, put_value, take_value, Args, Frame, WorkerArgs, WorkerExit};
 use ipc_core::entry::{zero_sized_fn, EntryDescriptor, EntryRef, Signature};
+use ipc_core::message::Message;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,12 +18,16 @@ use std::time::Duration;
 pub(crate) struct Runner(pub(crate) RunFn);
 
 /// The function a [`Runner`] holds.
-pub(crate) type RunFn =
-    fn(func: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String>;
+pub(crate) type RunFn = fn(
+    func: usize,
+    input: &[u8],
+    count: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), protocol::ProtocolError>;
 
 // SAFETY: the label is used by this type alone.
 unsafe impl Signature for Runner {
-    const LABEL: &'static str = "ipc-pool/runner/v2";
+    const LABEL: &'static str = "ipc-pool/runner/v3";
 }
 
 /// An initializer run once in each worker.
@@ -34,13 +38,6 @@ pub(crate) struct Init(pub(crate) fn());
 unsafe impl Signature for Init {
     const LABEL: &'static str = "ipc-pool/initializer/v2";
 }
-
-/// Exit code of a worker whose initializer panicked.
-pub(crate) const EXIT_INIT_FAILED: i32 = 3;
-/// Exit code of a worker that received a task it must not run (bad tag).
-pub(crate) const EXIT_BAD_TASK: i32 = 4;
-/// Exit code of a worker that could not attach to its segments.
-pub(crate) const EXIT_ATTACH_FAILED: i32 = 5;
 
 /// The message of a caught panic.
 pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -53,27 +50,31 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn run_items<I: Wire, O: Wire>(
+fn run_items<I: Message, O: Message>(
     mut input: &[u8],
     count: u32,
     out: &mut Vec<u8>,
     f: impl Fn(I) -> O,
-) -> Result<(), String> {
+) -> Result<(), protocol::ProtocolError> {
     for _ in 0..count {
-        let x = I::decode(&mut input)?;
+        let x: I = take_value(&mut input)?;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(x))) {
             Ok(o) => {
-                out.push(0);
-                o.encode(out);
+                out.push(protocol::OUTPUT_VALUE);
+                if let Err(e) = put_value(&o, out) {
+                    out.pop();
+                    out.push(protocol::OUTPUT_PANIC);
+                    let _ = put_value(&format!("the output could not be encoded: {e}"), out);
+                }
             }
             Err(p) => {
-                out.push(1);
-                panic_message(&*p).encode(out);
+                out.push(protocol::OUTPUT_PANIC);
+                let _ = put_value(&panic_message(&*p), out);
             }
         }
     }
     if !input.is_empty() {
-        return Err(format!("{} bytes left after the inputs", input.len()));
+        return Err(protocol::ProtocolError::Short { len: input.len() });
     }
     Ok(())
 }
@@ -82,12 +83,17 @@ fn run_items<I: Wire, O: Wire>(
 /// that captures nothing), named to workers by its descriptor.
 pub(crate) struct MapOf<I, O, F>(PhantomData<fn(I, F) -> O>);
 
-impl<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static> MapOf<I, O, F> {
+impl<I: Message, O: Message, F: Fn(I) -> O + Copy + 'static> MapOf<I, O, F> {
     // SAFETY: evaluated in a constant.
     pub(crate) const DESC: &'static EntryDescriptor<Runner> =
         &unsafe { EntryDescriptor::new(Runner(Self::run)) };
 
-    fn run(_: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
+    fn run(
+        _: usize,
+        input: &[u8],
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), protocol::ProtocolError> {
         run_items(input, count, out, zero_sized_fn::<F>())
     }
 }
@@ -95,14 +101,19 @@ impl<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static> MapOf<I, O, F> {
 /// The runner of `F: Fn(A, B) -> O` over `(A, B)` inputs (starmap).
 pub(crate) struct Star2Of<A, B, O, F>(PhantomData<fn(A, B, F) -> O>);
 
-impl<A: Wire, B: Wire, O: Wire, F: Fn(A, B) -> O + Copy + 'static> Star2Of<A, B, O, F> {
+impl<A: Message, B: Message, O: Message, F: Fn(A, B) -> O + Copy + 'static> Star2Of<A, B, O, F> {
     // SAFETY: evaluated in a constant.
     pub(crate) const DESC: &'static EntryDescriptor<Runner> =
         &unsafe { EntryDescriptor::new(Runner(Self::run)) };
 
-    fn run(_: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
+    fn run(
+        _: usize,
+        input: &[u8],
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), protocol::ProtocolError> {
         let f = zero_sized_fn::<F>();
-        run_items(input, count, out, |(a, b): (A, B)| f(a, b))
+        run_items(input, count, out, |Args((a, b)): Args<(A, B)>| f(a, b))
     }
 }
 
@@ -112,16 +123,23 @@ pub(crate) struct Star3Of<A, B, C, O, F>(PhantomData<Args3<A, B, C, O, F>>);
 /// The types a [`Star3Of`] is made for.
 type Args3<A, B, C, O, F> = fn() -> (A, B, C, O, F);
 
-impl<A: Wire, B: Wire, C: Wire, O: Wire, F: Fn(A, B, C) -> O + Copy + 'static>
+impl<A: Message, B: Message, C: Message, O: Message, F: Fn(A, B, C) -> O + Copy + 'static>
     Star3Of<A, B, C, O, F>
 {
     // SAFETY: evaluated in a constant.
     pub(crate) const DESC: &'static EntryDescriptor<Runner> =
         &unsafe { EntryDescriptor::new(Runner(Self::run)) };
 
-    fn run(_: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
+    fn run(
+        _: usize,
+        input: &[u8],
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), protocol::ProtocolError> {
         let f = zero_sized_fn::<F>();
-        run_items(input, count, out, |(a, b, c): (A, B, C)| f(a, b, c))
+        run_items(input, count, out, |Args((a, b, c)): Args<(A, B, C)>| {
+            f(a, b, c)
+        })
     }
 }
 
@@ -129,12 +147,17 @@ impl<A: Wire, B: Wire, C: Wire, O: Wire, F: Fn(A, B, C) -> O + Copy + 'static>
 /// address `func`.
 pub(crate) struct ClosureOf<I, O, F>(PhantomData<fn(I, F) -> O>);
 
-impl<I: Wire, O: Wire, F: Fn(I) -> O + 'static> ClosureOf<I, O, F> {
+impl<I: Message, O: Message, F: Fn(I) -> O + 'static> ClosureOf<I, O, F> {
     // SAFETY: evaluated in a constant.
     pub(crate) const DESC: &'static EntryDescriptor<Runner> =
         &unsafe { EntryDescriptor::new(Runner(Self::run)) };
 
-    fn run(func: usize, input: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
+    fn run(
+        func: usize,
+        input: &[u8],
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), protocol::ProtocolError> {
         // SAFETY: a worker runs a task only if its tag matched, and only the
         // parent (which holds the key) tags tasks; it names this runner only
         // with the address of the `F` its `FnPool` owns. Workers of an
@@ -161,74 +184,21 @@ impl<F: Fn() + Copy + 'static> InitOf<F> {
     }
 }
 
-/// Everything a worker needs, as passed at start-up.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct WorkerArgs {
-    pub(crate) slot: u32,
-    pub(crate) slots: u32,
-    pub(crate) key: (u64, u64),
-    /// Offset and tag of the initializer `fn()`, if any.
-    pub(crate) init: Option<(u64, u64)>,
-    /// Exit after this many chunks (0: never).
-    pub(crate) max_tasks: u64,
-    /// Whether the pool has a task timeout (so chunks need a start time).
-    pub(crate) timed: bool,
-}
-
-impl WorkerArgs {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(64);
-        v.extend_from_slice(&self.slot.to_le_bytes());
-        v.extend_from_slice(&self.slots.to_le_bytes());
-        v.extend_from_slice(&self.key.0.to_le_bytes());
-        v.extend_from_slice(&self.key.1.to_le_bytes());
-        let (has, off, tag) = match self.init {
-            Some((o, t)) => (1u64, o, t),
-            None => (0, 0, 0),
-        };
-        v.extend_from_slice(&has.to_le_bytes());
-        v.extend_from_slice(&off.to_le_bytes());
-        v.extend_from_slice(&tag.to_le_bytes());
-        v.extend_from_slice(&self.max_tasks.to_le_bytes());
-        v.push(u8::from(self.timed));
-        v
-    }
-
-    pub(crate) fn decode(mut b: &[u8]) -> Option<WorkerArgs> {
-        let slot = u32::decode(&mut b).ok()?;
-        let slots = u32::decode(&mut b).ok()?;
-        let key = (u64::decode(&mut b).ok()?, u64::decode(&mut b).ok()?);
-        let has = u64::decode(&mut b).ok()?;
-        let off = u64::decode(&mut b).ok()?;
-        let tag = u64::decode(&mut b).ok()?;
-        let max_tasks = u64::decode(&mut b).ok()?;
-        let timed = bool::decode(&mut b).ok()?;
-        Some(WorkerArgs {
-            slot,
-            slots,
-            key,
-            init: (has == 1).then_some((off, tag)),
-            max_tasks,
-            timed,
-        })
-    }
-}
-
 /// The spawn entry of a worker: maps the inherited control segment (fd 0)
 /// and rings (fds 1 and 2), then runs the worker loop.
 pub(crate) fn spawn_entry(args: &[u8]) -> i32 {
-    let Some(args) = WorkerArgs::decode(args) else {
-        return EXIT_ATTACH_FAILED;
+    let Ok(args) = WorkerArgs::decode(args) else {
+        return WorkerExit::AttachFailed.code();
     };
     let take = ipc_core::process::take_inherited_fd;
     let (Some(cfd), Some(tasks), Some(results)) = (take(0), take(1), take(2)) else {
-        return EXIT_ATTACH_FAILED;
+        return WorkerExit::AttachFailed.code();
     };
     let Ok(control) = Control::attach(cfd, args.slots as usize) else {
-        return EXIT_ATTACH_FAILED;
+        return WorkerExit::AttachFailed.code();
     };
     let Ok(link) = WorkerEnd::attach(WorkerFds { tasks, results }) else {
-        return EXIT_ATTACH_FAILED;
+        return WorkerExit::AttachFailed.code();
     };
     worker_main(&args, &control, link)
 }
@@ -241,17 +211,17 @@ enum Step {
 /// The worker loop. Returns the exit code.
 pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: WorkerEnd) -> i32 {
     let Some(slot) = control.slot(args.slot as usize) else {
-        return EXIT_ATTACH_FAILED;
+        return WorkerExit::AttachFailed.code();
     };
     if let Some((off, tag)) = args.init {
         if protocol::tag(args.key, 0, off) != tag {
-            return EXIT_BAD_TASK;
+            return WorkerExit::BadTask.code();
         }
         let Ok(Init(init)) = EntryRef::from_raw(off).resolve::<Init>() else {
-            return EXIT_BAD_TASK;
+            return WorkerExit::BadTask.code();
         };
         if std::panic::catch_unwind(init).is_err() {
-            return EXIT_INIT_FAILED;
+            return WorkerExit::InitFailed.code();
         }
     }
     slot.state.store(READY, Ordering::Release);
@@ -264,52 +234,51 @@ pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: Worker
     let max = link.max_message();
     loop {
         let step = link.with_task(Duration::from_millis(200), |task, results| {
-            let Some((h, inputs)) = TaskHeader::read(task) else {
-                return Step::Exit(EXIT_BAD_TASK);
+            let (chunk, runner, func, tag, count, inputs) = match Frame::read_task(task) {
+                Ok(Frame::Task {
+                    chunk,
+                    runner,
+                    func,
+                    tag,
+                    count,
+                    inputs,
+                }) => (chunk, runner, func, tag, count, inputs),
+                Ok(Frame::Shutdown) => return Step::Exit(0),
+                _ => return Step::Exit(WorkerExit::BadTask.code()),
             };
-            if h.kind == protocol::SHUTDOWN {
-                return Step::Exit(0);
-            }
-            if h.kind != protocol::TASK {
-                return Step::Exit(EXIT_BAD_TASK);
-            }
-            let named = (h.runner, h.func, h.tag);
-            let runner = match verified {
-                Some((v, runner)) if v == named => runner,
+            let named = (runner, func, tag);
+            let run = match verified {
+                Some((v, run)) if v == named => run,
                 _ => {
-                    if protocol::tag(args.key, h.runner, h.func) != h.tag {
-                        return Step::Exit(EXIT_BAD_TASK);
+                    if protocol::tag(args.key, runner, func) != tag {
+                        return Step::Exit(WorkerExit::BadTask.code());
                     }
-                    let Ok(runner) = EntryRef::from_raw(h.runner).resolve::<Runner>() else {
-                        return Step::Exit(EXIT_BAD_TASK);
+                    let Ok(run) = EntryRef::from_raw(runner).resolve::<Runner>() else {
+                        return Step::Exit(WorkerExit::BadTask.code());
                     };
-                    verified = Some((named, runner));
-                    runner
+                    verified = Some((named, run));
+                    run
                 }
             };
             if args.timed {
                 slot.started_ns.store(monotonic_ns(), Ordering::Relaxed);
             }
-            slot.current.store(h.chunk + 1, Ordering::Release);
+            slot.current.store(chunk + 1, Ordering::Release);
             out.clear();
-            let mut rh = ResultHeader {
-                chunk: h.chunk,
-                status: protocol::OK,
-                count: h.count,
-            };
-            rh.write(&mut out);
-            if let Err(e) = (runner.0)(h.func as usize, inputs, h.count, &mut out) {
+            out.extend_from_slice(&Frame::outputs_header(chunk, count));
+            if let Err(e) = (run.0)(func as usize, inputs, count, &mut out) {
                 out.clear();
-                rh.status = protocol::DECODE_FAILED;
-                rh.write(&mut out);
-                e.encode(&mut out);
+                Frame::DecodeFailed {
+                    chunk,
+                    count,
+                    reason: &e.to_string(),
+                }
+                .write(&mut out);
             }
             if out.len() > max {
                 let len = out.len() as u64;
                 out.clear();
-                rh.status = protocol::TOO_LARGE;
-                rh.write(&mut out);
-                len.encode(&mut out);
+                Frame::TooLarge { chunk, count, len }.write(&mut out);
             }
             if results.send(&out).is_err() {
                 return Step::Exit(0);
@@ -320,7 +289,7 @@ pub(crate) fn worker_main(args: &WorkerArgs, control: &Control, mut link: Worker
             Ok(Some(Step::Continue)) => {}
             Ok(Some(Step::Exit(code))) => return code,
             Ok(None) => continue,
-            Err(()) => return 0, // the parent closed the rings (or died)
+            Err(_) => return 0, // the parent closed the rings (or died)
         }
         slot.current.store(0, Ordering::Release);
         // Only this worker writes its slot's count.
@@ -344,7 +313,7 @@ mod tests {
         x * 2
     }
 
-    impl<I: Wire, O: Wire, F: Fn(I) -> O + Copy + 'static> MapOf<I, O, F> {
+    impl<I: Message, O: Message, F: Fn(I) -> O + Copy + 'static> MapOf<I, O, F> {
         fn desc_of(_: F) -> &'static EntryDescriptor<Runner> {
             Self::DESC
         }
@@ -354,7 +323,7 @@ mod tests {
     fn a_runner_maps_and_catches_panics_per_item() {
         let mut input = Vec::new();
         for x in [1u64, 13, 5] {
-            x.encode(&mut input);
+            put_value(&x, &mut input).unwrap();
         }
         let mut out = Vec::new();
         let Runner(run) = EntryRef::of(MapOf::<u64, u64, _>::desc_of(double))
@@ -363,30 +332,42 @@ mod tests {
             .unwrap();
         run(0, &input, 3, &mut out).unwrap();
         let mut o = &out[..];
-        assert_eq!(u8::decode(&mut o).unwrap(), 0);
-        assert_eq!(u64::decode(&mut o).unwrap(), 2);
-        assert_eq!(u8::decode(&mut o).unwrap(), 1);
-        assert!(String::decode(&mut o).unwrap().contains("unlucky 13"));
-        assert_eq!(u8::decode(&mut o).unwrap(), 0);
-        assert_eq!(u64::decode(&mut o).unwrap(), 10);
+        assert_eq!(take_value::<u8>(&mut o).unwrap(), protocol::OUTPUT_VALUE);
+        assert_eq!(take_value::<u64>(&mut o).unwrap(), 2);
+        assert_eq!(take_value::<u8>(&mut o).unwrap(), protocol::OUTPUT_PANIC);
+        assert!(take_value::<String>(&mut o).unwrap().contains("unlucky 13"));
+        assert_eq!(take_value::<u8>(&mut o).unwrap(), protocol::OUTPUT_VALUE);
+        assert_eq!(take_value::<u64>(&mut o).unwrap(), 10);
+        assert!(o.is_empty());
         assert!(run(0, &input[..20], 3, &mut out).is_err());
     }
 
     #[test]
-    fn worker_args_round_trip() {
-        let a = WorkerArgs {
-            slot: 3,
-            slots: 4,
-            key: (1, 2),
-            init: Some((7, 8)),
-            max_tasks: 9,
-            timed: true,
-        };
-        let b = WorkerArgs::decode(&a.encode()).unwrap();
-        assert_eq!(
-            (b.slot, b.slots, b.key, b.init, b.max_tasks, b.timed),
-            (3, 4, (1, 2), Some((7, 8)), 9, true)
-        );
-        assert!(WorkerArgs::decode(&a.encode()[..10]).is_none());
+    fn serde_values_cross_a_runner() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Job {
+            name: String,
+            tags: Vec<String>,
+        }
+        let mut input = Vec::new();
+        put_value(
+            &Job {
+                name: "a".into(),
+                tags: vec!["x".into()],
+            },
+            &mut input,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let Runner(run) = EntryRef::of(MapOf::<Job, usize, _>::desc_of(|j: Job| {
+            j.name.len() + j.tags.len()
+        }))
+        .unwrap()
+        .resolve::<Runner>()
+        .unwrap();
+        run(0, &input, 1, &mut out).unwrap();
+        let mut o = &out[..];
+        assert_eq!(take_value::<u8>(&mut o).unwrap(), protocol::OUTPUT_VALUE);
+        assert_eq!(take_value::<usize>(&mut o).unwrap(), 2);
     }
 }

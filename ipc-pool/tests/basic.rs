@@ -359,3 +359,75 @@ fn long_chunks_after_tiny_tasks_are_spread_over_every_worker() {
         .collect();
     assert_eq!(pids.len(), 2, "every chunk ran on one worker");
 }
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+struct Order {
+    id: u64,
+    symbol: String,
+    tags: Vec<String>,
+}
+
+fn tag_order(mut o: Order) -> Order {
+    o.tags.push(format!("seen-{}", o.id));
+    o
+}
+
+fn greet(name: String, times: u32) -> String {
+    format!("hello {name}").repeat(times as usize)
+}
+
+#[test]
+fn serde_values_cross_spawned_workers() {
+    init();
+    let pool = Pool::builder()
+        .workers(2)
+        .exec_args(test_exec_args("serde_values_cross_spawned_workers"))
+        .build()
+        .unwrap();
+    let orders: Vec<Order> = (0..20)
+        .map(|i| Order {
+            id: i,
+            symbol: format!("S{i}"),
+            tags: vec!["new".into()],
+        })
+        .collect();
+    let out = pool.map(tag_order, orders.clone()).unwrap();
+    for (o, back) in orders.iter().zip(&out) {
+        assert_eq!(back.tags, vec!["new".to_string(), format!("seen-{}", o.id)]);
+        assert_eq!(back.symbol, o.symbol);
+    }
+    let words = pool
+        .starmap(greet, vec![("a".to_string(), 2u32), ("b".to_string(), 1)])
+        .unwrap();
+    assert_eq!(words, vec!["hello ahello a", "hello b"]);
+    let lists = pool
+        .map(
+            |v: Vec<String>| v.join("+"),
+            vec![vec!["x".to_string(), "y".to_string()]],
+        )
+        .unwrap();
+    assert_eq!(lists, vec!["x+y"]);
+    // Plain-old-data through Pod, copied as its bytes.
+    let pods = pool
+        .map(
+            |p: ipc_pool::Pod<[u32; 4]>| p.0.iter().sum::<u32>(),
+            [ipc_pool::Pod([1, 2, 3, 4])],
+        )
+        .unwrap();
+    assert_eq!(pods, vec![10]);
+}
+
+#[test]
+fn forkserver_workers_map() {
+    init();
+    let pool = Pool::builder()
+        .workers(2)
+        .forkserver_workers()
+        .exec_args(test_exec_args("forkserver_workers_map"))
+        .build()
+        .unwrap();
+    assert_eq!(
+        pool.map(square, 0..500u64).unwrap(),
+        (0..500u64).map(square).collect::<Vec<_>>()
+    );
+}

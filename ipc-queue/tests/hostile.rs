@@ -135,7 +135,7 @@ fn scribble(args: &[u8]) -> i32 {
         };
         word(&ring, index * 8).store(value, Ordering::Relaxed);
         writes += 1;
-        if writes % 64 == 0 {
+        if writes.is_multiple_of(64) {
             std::thread::sleep(Duration::from_micros(50));
         }
     }

@@ -38,7 +38,9 @@ fn order(id: u64) -> Order {
         id,
         symbol: format!("SYM{}", id % 97),
         legs: (0..(id % 50) as u32).collect(),
-        note: (id % 3 == 0).then(|| "x".repeat((id % 700) as usize)),
+        note: id
+            .is_multiple_of(3)
+            .then(|| "x".repeat((id % 700) as usize)),
     }
 }
 

@@ -72,7 +72,7 @@ fn step() {
         y.set(v);
         v
     });
-    if y % 16 == 0 {
+    if y.is_multiple_of(16) {
         std::thread::yield_now();
     }
 }

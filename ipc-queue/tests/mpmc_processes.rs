@@ -119,7 +119,7 @@ fn parse(b: &[u8]) -> Vec<u64> {
 /// Spins for up to ~20 us (every 8th call), holding whatever claim the
 /// caller holds.
 fn dawdle(seq: u64) {
-    if seq % 8 == 0 {
+    if seq.is_multiple_of(8) {
         let t = Instant::now();
         let d = Duration::from_micros(seq.wrapping_mul(2_654_435_761) % 20);
         while t.elapsed() < d {

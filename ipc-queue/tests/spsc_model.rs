@@ -74,7 +74,7 @@ fn produce(mut p: RawProducer, total: u64, max: usize, seed: u64) {
         while committed < burst && seq < total {
             let len = len_of(seq, max);
             // Sometimes reserve more than needed and commit less.
-            let extra = if rng.next() % 4 == 0 {
+            let extra = if rng.next().is_multiple_of(4) {
                 (rng.next() % 16) as usize
             } else {
                 0

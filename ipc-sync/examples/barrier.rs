@@ -4,7 +4,7 @@
 //! Run: `cargo run --release -p ipc-sync --example barrier`
 
 use ipc_core::Process;
-use ipc_sync::{Barrier, BarrierError, Value};
+use ipc_sync::{Barrier, BarrierTimeoutError, Value};
 use std::time::Duration;
 
 const ROUNDS: u64 = 1_000;
@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("the action did not run once per round".into());
     }
     match b.wait_timeout(Duration::from_millis(10)) {
-        Err(BarrierError::TimedOut) => {
+        Err(BarrierTimeoutError::TimedOut) => {
             println!("a lone party timed out; broken: {}", b.is_broken())
         }
         other => return Err(format!("expected a timeout, got {other:?}").into()),

@@ -34,9 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         elapsed.as_secs_f64() * 1e6 / f64::from(ROUNDS)
     );
 
-    let bounded = BoundedSemaphore::anonymous(1)?;
+    let bounded = BoundedSemaphore::anonymous((1, 1))?;
     match bounded.release() {
-        Err(ReleaseError::AboveBound { bound }) => {
+        Err(ReleaseError { bound }) => {
             println!("releasing a full bounded semaphore is refused (bound {bound})")
         }
         other => return Err(format!("expected AboveBound, got {other:?}").into()),

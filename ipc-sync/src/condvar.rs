@@ -1,26 +1,15 @@
 //! [`Condvar`] between processes, used with a [`Mutex`] guard.
 
-use crate::error::LockError;
+use crate::cell::MutexLock;
+use crate::error::{guarded, LockError};
+use crate::handle::handle;
 use crate::mutex::{Mutex, MutexGuard};
 use crate::raw::{deadline_after, RawCondvar};
-use crate::shm::{common_methods, RawObject, Shared};
-use crate::Error;
-use ipc_core::header::layout_hash;
+use ipc_core::liveness::OsJudge;
+use ipc_core::object::Placed;
 use ipc_core::wait::WaitStrategy;
-use ipc_core::{Kind, Segment, Shareable};
-use std::sync::Arc;
+use ipc_core::Shareable;
 use std::time::{Duration, Instant};
-
-impl RawObject for RawCondvar {
-    const KIND: Kind = Kind::new(
-        "ipc-sync/condvar",
-        1,
-        layout_hash(&[RawCondvar::memory_size() as u64, 4]),
-    );
-    fn check_object(&self) -> Result<(), Error> {
-        self.check()
-    }
-}
 
 /// Whether a timed wait returned because its timeout passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,11 +25,12 @@ impl WaitTimeoutResult {
 /// The result of a condvar wait: the guard back, or the mutex's lock error
 /// when relocking found a dead owner (carrying the guard) or an
 /// unrecoverable mutex.
-pub type WaitResult<'a, T, R> = Result<R, LockError<MutexGuard<'a, T>>>;
+pub type WaitResult<'a, T, R, L = crate::raw::RawMutex> =
+    Result<R, LockError<MutexGuard<'a, T, L>>>;
 
 /// A condition variable shared between processes (Python's `Condition`,
 /// Rust's `Condvar`), built on a futex sequence counter, never on
-/// `pthread_cond_t`.
+/// `pthread_cond_t`. It has no configuration.
 ///
 /// Use it with a guard of a [`Mutex`] in shared memory. A waiter spins by
 /// the handle's [`WaitStrategy`] before it sleeps. Spurious wake-ups
@@ -65,68 +55,40 @@ pub type WaitResult<'a, T, R> = Result<R, LockError<MutexGuard<'a, T>>>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Condvar {
-    inner: Shared<RawCondvar>,
+    placed: Placed<RawCondvar>,
     strategy: WaitStrategy,
 }
+
+ipc_core::handle_constructors!(impl[] Condvar, "condition variable", ());
+handle!(impl[] Condvar, RawCondvar, "condition variable");
 
 impl std::fmt::Debug for Condvar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Condvar")
-            .field("waiters", &self.inner.get().waiters())
+            .field("waiters", &self.as_raw().waiters())
             .finish_non_exhaustive()
     }
 }
 
-common_methods!(Condvar, "condition variable");
-
 impl Condvar {
-    fn from_shared(inner: Shared<RawCondvar>) -> Self {
-        Condvar {
-            inner,
-            strategy: WaitStrategy::ADAPTIVE,
-        }
+    /// The raw condition variable in shared memory.
+    #[inline]
+    pub fn as_raw(&self) -> &RawCondvar {
+        &self.placed
     }
 
-    /// Creates one in a new named segment.
-    pub fn create(name: &str) -> Result<Self, Error> {
-        Ok(Self::from_shared(Shared::create(
-            Some(name),
-            RawCondvar::reset,
-        )?))
-    }
-
-    /// Creates one in an anonymous segment.
-    pub fn anonymous() -> Result<Self, Error> {
-        Ok(Self::from_shared(Shared::create(None, RawCondvar::reset)?))
-    }
-
-    /// Initializes one at `offset` of any segment.
-    pub fn init_at(seg: Arc<Segment>, offset: u64) -> Result<Self, Error> {
-        Ok(Self::from_shared(Shared::init_at(
-            seg,
-            offset,
-            |r: &RawCondvar| {
-                r.reset();
-                Ok(())
-            },
-        )?))
-    }
-
-    fn wait_deadline<'a, T: Shareable>(
+    fn wait_deadline<'a, T: Shareable + Send + Sync, L: MutexLock>(
         &self,
-        guard: MutexGuard<'a, T>,
+        guard: MutexGuard<'a, T, L>,
         deadline: Option<Instant>,
-    ) -> WaitResult<'a, T, (MutexGuard<'a, T>, WaitTimeoutResult)> {
-        let raw = self.inner.get();
+    ) -> WaitResult<'a, T, (MutexGuard<'a, T, L>, WaitTimeoutResult), L> {
+        let raw = self.as_raw();
         let key = raw.prepare_wait();
-        let (mutex, consistent): (&'a Mutex<T>, bool) = guard.into_parts();
-        if consistent {
-            mutex.raw().unlock_held();
-        } else {
-            mutex.raw().make_not_recoverable();
-        }
+        let mutex: &'a Mutex<T, L> = guard.release();
         let notified = raw.park(self.strategy, key, deadline);
-        let g = mutex.convert(mutex.raw().lock(mutex_strategy(mutex)))?;
+        let g = guarded(mutex.raw().lock(&OsJudge, mutex.wait_strategy()), |c| {
+            mutex.guard(c)
+        })?;
         Ok((g, WaitTimeoutResult(!notified)))
     }
 
@@ -134,28 +96,34 @@ impl Condvar {
     ///
     /// # Errors
     /// Those of [`Mutex::lock`] when relocking.
-    pub fn wait<'a, T: Shareable>(
+    pub fn wait<'a, T: Shareable + Send + Sync, L: MutexLock>(
         &self,
-        guard: MutexGuard<'a, T>,
-    ) -> WaitResult<'a, T, MutexGuard<'a, T>> {
+        guard: MutexGuard<'a, T, L>,
+    ) -> WaitResult<'a, T, MutexGuard<'a, T, L>, L> {
         self.wait_deadline(guard, None).map(|(g, _)| g)
     }
 
     /// As [`Condvar::wait`], for `timeout` at most (zero: unlocks, relocks).
-    pub fn wait_timeout<'a, T: Shareable>(
+    ///
+    /// # Errors
+    /// Those of [`Mutex::lock`] when relocking.
+    pub fn wait_timeout<'a, T: Shareable + Send + Sync, L: MutexLock>(
         &self,
-        guard: MutexGuard<'a, T>,
+        guard: MutexGuard<'a, T, L>,
         timeout: Duration,
-    ) -> WaitResult<'a, T, (MutexGuard<'a, T>, WaitTimeoutResult)> {
+    ) -> WaitResult<'a, T, (MutexGuard<'a, T, L>, WaitTimeoutResult), L> {
         self.wait_deadline(guard, deadline_after(timeout))
     }
 
     /// Waits while `condition` holds on the protected value.
-    pub fn wait_while<'a, T: Shareable>(
+    ///
+    /// # Errors
+    /// Those of [`Mutex::lock`] when relocking.
+    pub fn wait_while<'a, T: Shareable + Send + Sync, L: MutexLock>(
         &self,
-        mut guard: MutexGuard<'a, T>,
+        mut guard: MutexGuard<'a, T, L>,
         mut condition: impl FnMut(&mut T) -> bool,
-    ) -> WaitResult<'a, T, MutexGuard<'a, T>> {
+    ) -> WaitResult<'a, T, MutexGuard<'a, T, L>, L> {
         while condition(&mut guard) {
             guard = self.wait(guard)?;
         }
@@ -164,12 +132,15 @@ impl Condvar {
 
     /// Waits while `condition` holds, for `timeout` at most; the result says
     /// whether the timeout passed with the condition still true.
-    pub fn wait_timeout_while<'a, T: Shareable>(
+    ///
+    /// # Errors
+    /// Those of [`Mutex::lock`] when relocking.
+    pub fn wait_timeout_while<'a, T: Shareable + Send + Sync, L: MutexLock>(
         &self,
-        mut guard: MutexGuard<'a, T>,
+        mut guard: MutexGuard<'a, T, L>,
         timeout: Duration,
         mut condition: impl FnMut(&mut T) -> bool,
-    ) -> WaitResult<'a, T, (MutexGuard<'a, T>, WaitTimeoutResult)> {
+    ) -> WaitResult<'a, T, (MutexGuard<'a, T, L>, WaitTimeoutResult), L> {
         let deadline = deadline_after(timeout);
         loop {
             if !condition(&mut guard) {
@@ -186,21 +157,12 @@ impl Condvar {
     /// to sleep may return too). No syscall when nobody waits.
     #[inline]
     pub fn notify_one(&self) {
-        self.inner.get().notify_one()
+        self.as_raw().notify_one()
     }
 
     /// Wakes every waiter. No syscall when nobody waits.
     #[inline]
     pub fn notify_all(&self) {
-        self.inner.get().notify_all()
+        self.as_raw().notify_all()
     }
-
-    /// The raw condition variable in shared memory.
-    pub fn as_raw(&self) -> &RawCondvar {
-        self.inner.get()
-    }
-}
-
-fn mutex_strategy<T: Shareable>(m: &Mutex<T>) -> WaitStrategy {
-    m.strategy()
 }

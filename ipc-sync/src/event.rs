@@ -1,27 +1,14 @@
 //! [`Event`] between processes.
 
+use crate::handle::handle;
 use crate::raw::RawEvent;
-use crate::shm::{common_methods, RawObject, Shared};
-use crate::Error;
-use ipc_core::header::layout_hash;
+use ipc_core::object::Placed;
 use ipc_core::wait::WaitStrategy;
-use ipc_core::{Kind, Segment};
-use std::sync::Arc;
 use std::time::Duration;
 
-impl RawObject for RawEvent {
-    const KIND: Kind = Kind::new(
-        "ipc-sync/event",
-        1,
-        layout_hash(&[RawEvent::memory_size() as u64, 4]),
-    );
-    fn check_object(&self) -> Result<(), Error> {
-        self.check()
-    }
-}
-
 /// A manual-reset event shared between processes (Python's `Event`):
-/// `set` wakes every waiter and stays set until `clear`.
+/// `set` wakes every waiter and stays set until `clear`. It has no
+/// configuration: it starts clear.
 ///
 /// `set` makes no syscall unless a waiter is parked; waiters spin by their
 /// [`WaitStrategy`] before parking. A waiter that dies leaves nothing that
@@ -36,9 +23,12 @@ impl RawObject for RawEvent {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Event {
-    inner: Shared<RawEvent>,
+    placed: Placed<RawEvent>,
     strategy: WaitStrategy,
 }
+
+ipc_core::handle_constructors!(impl[] Event, "event", ());
+handle!(impl[] Event, RawEvent, "event");
 
 impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,71 +38,38 @@ impl std::fmt::Debug for Event {
     }
 }
 
-common_methods!(Event, "event");
-
 impl Event {
-    fn from_shared(inner: Shared<RawEvent>) -> Self {
-        Event {
-            inner,
-            strategy: WaitStrategy::ADAPTIVE,
-        }
-    }
-
-    /// Creates a clear event in a new named segment.
-    pub fn create(name: &str) -> Result<Self, Error> {
-        Ok(Self::from_shared(Shared::create(
-            Some(name),
-            RawEvent::reset,
-        )?))
-    }
-
-    /// Creates a clear event in an anonymous segment.
-    pub fn anonymous() -> Result<Self, Error> {
-        Ok(Self::from_shared(Shared::create(None, RawEvent::reset)?))
-    }
-
-    /// Initializes a clear event at `offset` of any segment.
-    pub fn init_at(seg: Arc<Segment>, offset: u64) -> Result<Self, Error> {
-        Ok(Self::from_shared(Shared::init_at(
-            seg,
-            offset,
-            |r: &RawEvent| {
-                r.reset();
-                Ok(())
-            },
-        )?))
+    /// The raw event in shared memory.
+    #[inline]
+    pub fn as_raw(&self) -> &RawEvent {
+        &self.placed
     }
 
     /// Sets the event, waking every waiter.
     #[inline]
     pub fn set(&self) {
-        self.inner.get().set()
+        self.as_raw().set()
     }
 
     /// Clears it.
     #[inline]
     pub fn clear(&self) {
-        self.inner.get().clear()
+        self.as_raw().clear()
     }
 
     /// Whether it is set.
     #[inline]
     pub fn is_set(&self) -> bool {
-        self.inner.get().is_set()
+        self.as_raw().is_set()
     }
 
     /// Waits until it is set.
     pub fn wait(&self) {
-        self.inner.get().wait(self.strategy)
+        self.as_raw().wait(self.strategy)
     }
 
     /// Waits `timeout` at most (zero: only looks); returns whether it is set.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.inner.get().wait_timeout(self.strategy, timeout)
-    }
-
-    /// The raw event in shared memory.
-    pub fn as_raw(&self) -> &RawEvent {
-        self.inner.get()
+        self.as_raw().wait_timeout(self.strategy, timeout)
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use ipc_core::name::unique_name;
 use ipc_core::{ExitStatus, Kind, Segment};
-use ipc_sync::{Barrier, BarrierError, Error};
+use ipc_sync::{Barrier, BarrierError, BarrierTimeoutError, ObjectError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,8 +92,8 @@ fn wait_once_child(args: &[u8]) -> i32 {
     let b = Barrier::open(&arg_name(args)).unwrap();
     match b.wait_timeout(Duration::from_secs(30)) {
         Ok(_) => 0,
-        Err(BarrierError::Broken) => 10,
-        Err(BarrierError::TimedOut) => 11,
+        Err(BarrierTimeoutError::Broken) => 10,
+        Err(BarrierTimeoutError::TimedOut) => 11,
         Err(_) => 12,
     }
 }
@@ -137,7 +137,7 @@ fn a_party_killed_while_waiting_does_not_wedge_the_others() {
     assert!(b.is_broken());
     assert_eq!(
         b.wait_timeout(Duration::from_secs(5)),
-        Err(BarrierError::Broken)
+        Err(BarrierTimeoutError::Broken)
     );
 }
 
@@ -145,21 +145,24 @@ fn a_party_killed_while_waiting_does_not_wedge_the_others() {
 fn a_timeout_breaks_the_barrier_and_zero_parties_is_refused() {
     assert!(matches!(
         Barrier::anonymous(0),
-        Err(Error::InvalidArgument(_))
+        Err(ObjectError::InvalidConfig { .. })
     ));
     assert!(matches!(
         Barrier::anonymous(70_000),
-        Err(Error::InvalidArgument(_))
+        Err(ObjectError::InvalidConfig { .. })
     ));
     let b = Barrier::anonymous(2).unwrap();
     assert_eq!(b.parties(), 2);
-    assert_eq!(b.wait_timeout(Duration::ZERO), Err(BarrierError::TimedOut));
+    assert_eq!(
+        b.wait_timeout(Duration::ZERO),
+        Err(BarrierTimeoutError::TimedOut)
+    );
     assert!(b.is_broken());
     assert_eq!(b.wait(), Err(BarrierError::Broken));
     b.reset();
     assert_eq!(
         b.wait_timeout(Duration::from_millis(5)),
-        Err(BarrierError::TimedOut)
+        Err(BarrierTimeoutError::TimedOut)
     );
     b.reset();
     let one = Barrier::anonymous(1).unwrap();
@@ -191,6 +194,6 @@ fn a_forked_party_that_leaves_does_not_break_it() {
     // Longer than a liveness period: the exited child must not count as dead.
     assert_eq!(
         b.wait_timeout(Duration::from_millis(30)),
-        Err(BarrierError::TimedOut)
+        Err(BarrierTimeoutError::TimedOut)
     );
 }

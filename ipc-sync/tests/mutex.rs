@@ -6,9 +6,12 @@ mod common;
 
 use common::*;
 use ipc_core::header::HeaderError;
+use ipc_core::liveness::OsJudge;
 use ipc_core::name::unique_name;
 use ipc_core::{ExitStatus, Kind, SegmentError};
-use ipc_sync::{Error, LockError, Mutex, UnlockError, WaitStrategy};
+use ipc_sync::{
+    LockError, LockTimeoutError, Mutex, ObjectError, TryLockError, UnlockError, WaitStrategy,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,8 +111,8 @@ fn try_lock_child(args: &[u8]) -> i32 {
     let m = Mutex::<Counter>::open(&arg_name(args)).unwrap();
     let code = match m.lock_timeout(Duration::from_secs(30)) {
         Ok(_) => 0,
-        Err(LockError::NotRecoverable) => 10,
-        Err(LockError::OwnerDied(d)) => {
+        Err(LockTimeoutError::NotRecoverable) => 10,
+        Err(LockTimeoutError::OwnerDied(d)) => {
             let mut g = d.into_guard();
             g[1] = 0;
             g.mark_consistent();
@@ -158,12 +161,12 @@ fn a_killed_holder_gives_owner_died_then_not_recoverable() {
     // Second death, and this time the repair is abandoned.
     kill_holder(T, &name, &m);
     match m.lock_timeout(Duration::from_secs(30)) {
-        Err(LockError::OwnerDied(d)) => drop(d.into_guard()),
+        Err(LockTimeoutError::OwnerDied(d)) => drop(d.into_guard()),
         other => panic!("expected OwnerDied, got {other:?}"),
     }
     assert!(m.is_not_recoverable());
     assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
-    assert!(matches!(m.try_lock(), Err(LockError::NotRecoverable)));
+    assert!(matches!(m.try_lock(), Err(TryLockError::NotRecoverable)));
     let c = spawn(T, try_lock_child, &name_arg(&name));
     assert_eq!(join(&c), ExitStatus::Code(10));
     drop(m);
@@ -189,7 +192,7 @@ fn waiters_parked_on_a_dead_holder_are_released() {
             drop(g);
             false
         }
-        Err(LockError::OwnerDied(d)) => {
+        Err(LockTimeoutError::OwnerDied(d)) => {
             let mut g = d.into_guard();
             g[1] = 0;
             g.mark_consistent();
@@ -212,13 +215,13 @@ fn misuse_gets_typed_errors() {
     let m = Mutex::<u64>::anonymous(7).unwrap();
     let g = m.lock().unwrap();
     assert!(matches!(m.lock(), Err(LockError::WouldDeadlock)));
-    assert!(matches!(m.try_lock(), Err(LockError::WouldDeadlock)));
+    assert!(matches!(m.try_lock(), Err(TryLockError::WouldDeadlock)));
     // Unlock by a thread that does not hold it.
     let seg = Arc::clone(m.segment());
     let r = std::thread::spawn(move || {
         let other = Mutex::<u64>::at(seg, 0).unwrap();
         (
-            other.raw().unlock(),
+            other.raw().unlock(&OsJudge),
             other.try_lock().map(|_| ()).map_err(|e| format!("{e:?}")),
             other
                 .lock_timeout(Duration::ZERO)
@@ -238,7 +241,7 @@ fn misuse_gets_typed_errors() {
     assert_eq!(r.3, Err("TimedOut".to_string()));
     assert!(m.is_locked());
     drop(g);
-    assert_eq!(m.raw().unlock(), Err(UnlockError::NotLocked));
+    assert_eq!(m.raw().unlock(&OsJudge), Err(UnlockError::NotLocked));
     assert_eq!(*m.lock_timeout(Duration::ZERO).unwrap(), 7);
 }
 
@@ -248,7 +251,7 @@ fn opening_another_layout_or_version_is_refused() {
     let _m = Mutex::<u64>::create(&name, 1).unwrap();
     // Same primitive, another value type.
     match Mutex::<[u64; 4]>::open(&name) {
-        Err(Error::Segment(SegmentError::Header {
+        Err(ObjectError::Segment(SegmentError::Header {
             source: HeaderError::LayoutHash { .. },
             ..
         })) => {}
@@ -256,14 +259,14 @@ fn opening_another_layout_or_version_is_refused() {
     }
     // Another layout version of the mutex.
     let v2 = unique_name("mtx-v2");
-    let k = Mutex::<u64>::kind();
+    let k = <ipc_sync::DataCell<ipc_sync::raw::RawMutex, u64> as ipc_core::object::ShmObject>::KIND;
     let _seg = ipc_core::Segment::builder(Kind::new("ipc-sync/mutex", 2, k.layout_hash))
         .name(&v2)
-        .size(Mutex::<u64>::memory_size())
+        .size(64)
         .create()
         .unwrap();
     match Mutex::<u64>::open(&v2) {
-        Err(Error::Segment(SegmentError::Header {
+        Err(ObjectError::Segment(SegmentError::Header {
             source: HeaderError::TypeVersion { found: 2, .. },
             ..
         })) => {}
@@ -278,14 +281,14 @@ fn opening_another_layout_or_version_is_refused() {
         .unwrap();
     assert!(matches!(
         Mutex::<u64>::open(&bytes),
-        Err(Error::Segment(SegmentError::Header {
+        Err(ObjectError::Segment(SegmentError::Header {
             source: HeaderError::TypeTag { .. },
             ..
         }))
     ));
     assert!(matches!(
         Mutex::<u64>::open(&unique_name("mtx-none")),
-        Err(Error::Segment(SegmentError::NotFound { .. }))
+        Err(ObjectError::Segment(SegmentError::NotFound { .. }))
     ));
 }
 
@@ -302,7 +305,7 @@ fn placed_at_an_offset_of_any_segment() {
     *a.lock().unwrap() += 10;
     let b2 = Mutex::<u64>::at(Arc::clone(&seg), 128).unwrap();
     let _held = b.lock().unwrap();
-    assert!(matches!(b2.try_lock(), Err(LockError::WouldDeadlock)));
+    assert!(matches!(b2.try_lock(), Err(TryLockError::WouldDeadlock)));
     assert_eq!(
         *Mutex::<u64>::at(Arc::clone(&seg), 0)
             .unwrap()
@@ -313,19 +316,19 @@ fn placed_at_an_offset_of_any_segment() {
     // Out of bounds, misaligned, and a place holding no mutex.
     assert!(matches!(
         Mutex::<u64>::at(Arc::clone(&seg), 4090),
-        Err(Error::Offset(_))
+        Err(ObjectError::Offset(_))
     ));
     assert!(matches!(
         Mutex::<u64>::at(Arc::clone(&seg), 3),
-        Err(Error::Offset(_))
+        Err(ObjectError::Offset(_))
     ));
     assert!(matches!(
         Mutex::<u64>::at(Arc::clone(&seg), 1024),
-        Err(Error::WrongObject { .. })
+        Err(ObjectError::WrongObject { .. })
     ));
     assert!(matches!(
         Mutex::<[u64; 2]>::at(Arc::clone(&seg), 0),
-        Err(Error::Layout { .. })
+        Err(ObjectError::WrongObject { .. })
     ));
 }
 
@@ -337,7 +340,7 @@ fn a_forked_child_shares_an_anonymous_mutex() {
     drop(m.lock().unwrap());
     let held = m.lock().unwrap();
     let child = ipc_core::Process::builder()
-        .fork_in_test(|| matches!(m.try_lock(), Err(LockError::WouldBlock)) as i32);
+        .fork_in_test(|| matches!(m.try_lock(), Err(TryLockError::WouldBlock)) as i32);
     assert_eq!(join(&child), ExitStatus::Code(1));
     drop(held);
     let child = ipc_core::Process::builder().fork_in_test(|| increment(&m, 10_000).is_ok() as i32);

@@ -7,10 +7,12 @@
 //! `IPC_TEST_ROLE`; the test is skipped, with the reason printed, where
 //! `unshare` is missing or not permitted.
 
+#![cfg(not(loom))]
+
 use ipc_core::name::{path_of, unique_name};
 use ipc_core::process::test_exec_args;
 use ipc_core::SegmentError;
-use ipc_sync::{Error, Mutex};
+use ipc_sync::{Mutex, ObjectError};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -128,7 +130,9 @@ fn a_lock_held_in_another_pid_namespace_is_refused_not_taken_over() {
     assert!(
         matches!(
             opened,
-            Err(Error::Segment(SegmentError::ForeignPidNamespace { .. }))
+            Err(ObjectError::Segment(
+                SegmentError::ForeignPidNamespace { .. }
+            ))
         ),
         "opening a lock held in another pid namespace: {verdict}"
     );
@@ -136,7 +140,7 @@ fn a_lock_held_in_another_pid_namespace_is_refused_not_taken_over() {
     assert!(
         matches!(
             created,
-            Err(Error::Segment(SegmentError::AlreadyExists { .. }))
+            Err(ObjectError::Segment(SegmentError::AlreadyExists { .. }))
         ),
         "the live holder's lock was reclaimed: {created:?}"
     );

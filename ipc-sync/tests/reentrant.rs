@@ -4,9 +4,10 @@
 mod common;
 
 use common::*;
+use ipc_core::liveness::OsJudge;
 use ipc_core::name::unique_name;
 use ipc_core::ExitStatus;
-use ipc_sync::{LockError, ReentrantMutex, UnlockError};
+use ipc_sync::{LockError, ReentrantMutex, TryLockError, UnlockError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +46,7 @@ fn processes_count_with_nested_locks() {
 #[test]
 fn only_the_owner_unlocks() {
     let m = ReentrantMutex::anonymous(1u32).unwrap();
-    assert_eq!(m.raw().unlock(), Err(UnlockError::NotLocked));
+    assert_eq!(m.raw().unlock(&OsJudge), Err(UnlockError::NotLocked));
     let g1 = m.lock().unwrap();
     let g2 = m.try_lock().unwrap();
     let g3 = m.lock_timeout(Duration::ZERO).unwrap();
@@ -54,7 +55,7 @@ fn only_the_owner_unlocks() {
     let r = std::thread::spawn(move || {
         let other = ReentrantMutex::<u32>::at(seg, 0).unwrap();
         (
-            other.raw().unlock(),
+            other.raw().unlock(&OsJudge),
             other.try_lock().map(|_| ()).map_err(|e| format!("{e:?}")),
             other
                 .lock_timeout(Duration::from_millis(5))
@@ -95,9 +96,8 @@ fn a_killed_owner_is_reported_and_repaired() {
         &name_arg(&name),
     );
     wait_for("the child to hold it", || {
-        m.raw().is_held_by_current_thread() || {
-            matches!(m.try_lock(), Err(LockError::WouldBlock))
-        }
+        m.raw().is_held_by_current_thread(&OsJudge)
+            || matches!(m.try_lock(), Err(TryLockError::WouldBlock))
     });
     kill(&c);
     let mut g = match m.lock() {

@@ -4,9 +4,10 @@
 mod common;
 
 use common::*;
+use ipc_core::liveness::OsJudge;
 use ipc_core::name::unique_name;
 use ipc_core::ExitStatus;
-use ipc_sync::{LockError, RwLock};
+use ipc_sync::{LockError, LockTimeoutError, RwLock, TryLockError};
 use std::time::Duration;
 
 const ITERS: u64 = 20_000;
@@ -80,12 +81,12 @@ fn a_killed_writer_is_reported_to_readers_and_writers() {
     wait_for("the child to write-lock", || l.raw().is_write_locked());
     kill(&c);
     match l.write_timeout(Duration::from_secs(30)) {
-        Err(LockError::OwnerDied(d)) => drop(d.into_guard()),
+        Err(LockTimeoutError::OwnerDied(d)) => drop(d.into_guard()),
         Err(e) => panic!("expected OwnerDied, got {e:?}"),
         Ok(_) => panic!("expected OwnerDied, got a clean write"),
     }
     assert!(matches!(l.read(), Err(LockError::NotRecoverable)));
-    assert!(matches!(l.try_write(), Err(LockError::NotRecoverable)));
+    assert!(matches!(l.try_write(), Err(TryLockError::NotRecoverable)));
 }
 
 /// Takes two read locks and waits to be killed.
@@ -109,10 +110,10 @@ fn a_killed_readers_locks_are_released_for_writers() {
     );
     wait_for("the child to read-lock twice", || l.raw().readers() == 2);
     let mine = l.read().unwrap();
-    assert!(matches!(l.try_write(), Err(LockError::WouldBlock)));
+    assert!(matches!(l.try_write(), Err(TryLockError::WouldBlock)));
     kill(&c);
     assert!(
-        matches!(l.try_write(), Err(LockError::WouldBlock)),
+        matches!(l.try_write(), Err(TryLockError::WouldBlock)),
         "a live reader remains"
     );
     assert_eq!(
@@ -132,21 +133,21 @@ fn a_killed_readers_locks_are_released_for_writers() {
 fn misuse_and_timeouts() {
     let l = RwLock::anonymous(0u32).unwrap();
     let r = l.read().unwrap();
-    assert!(matches!(l.try_write(), Err(LockError::WouldBlock)));
+    assert!(matches!(l.try_write(), Err(TryLockError::WouldBlock)));
     assert!(matches!(
         l.write_timeout(Duration::ZERO),
-        Err(LockError::WouldBlock)
+        Err(LockTimeoutError::WouldBlock)
     ));
     assert!(matches!(
         l.write_timeout(Duration::from_millis(5)),
-        Err(LockError::TimedOut)
+        Err(LockTimeoutError::TimedOut)
     ));
     drop(r);
     let w = l.write().unwrap();
     assert!(matches!(l.write(), Err(LockError::WouldDeadlock)));
     assert!(matches!(l.read(), Err(LockError::WouldDeadlock)));
     drop(w);
-    assert!(l.raw().read_unlock().is_err());
-    assert!(l.raw().write_unlock(true).is_err());
+    assert!(l.raw().read_unlock(&OsJudge).is_err());
+    assert!(l.raw().write_unlock(&OsJudge, true).is_err());
     assert_eq!(*l.read_timeout(Duration::ZERO).unwrap(), 0);
 }

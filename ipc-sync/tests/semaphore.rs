@@ -7,7 +7,7 @@ use common::*;
 use ipc_core::header::HeaderError;
 use ipc_core::name::unique_name;
 use ipc_core::{ExitStatus, Kind, Segment, SegmentError};
-use ipc_sync::{BoundedSemaphore, Error, Mutex, ReleaseError, Semaphore};
+use ipc_sync::{BoundedSemaphore, Mutex, NotHeldError, ObjectError, ReleaseError, Semaphore};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -98,9 +98,9 @@ fn a_killed_waiter_does_not_wedge_the_others() {
 
 #[test]
 fn bounded_release_past_the_bound_is_refused() {
-    let b = BoundedSemaphore::anonymous(2).unwrap();
+    let b = BoundedSemaphore::anonymous((2, 2)).unwrap();
     assert_eq!(b.bound(), 2);
-    assert_eq!(b.release(), Err(ReleaseError::AboveBound { bound: 2 }));
+    assert_eq!(b.release(), Err(ReleaseError { bound: 2 }));
     assert_eq!(b.value(), 2);
     b.acquire();
     assert!(b.try_acquire());
@@ -113,18 +113,27 @@ fn bounded_release_past_the_bound_is_refused() {
         assert_eq!(b.value(), 0);
     }
     b.release().unwrap();
-    assert_eq!(b.release(), Err(ReleaseError::AboveBound { bound: 2 }));
+    assert_eq!(b.release(), Err(ReleaseError { bound: 2 }));
     assert!(matches!(
-        BoundedSemaphore::anonymous(u32::MAX),
-        Err(Error::InvalidArgument(_))
+        BoundedSemaphore::anonymous((1, u32::MAX)),
+        Err(ObjectError::InvalidConfig { .. })
     ));
+    assert!(matches!(
+        BoundedSemaphore::anonymous((3, 2)),
+        Err(ObjectError::InvalidConfig { .. })
+    ));
+    // A bound above the initial value: releases may raise it that far.
+    let c = BoundedSemaphore::anonymous((0, 2)).unwrap();
+    c.release().unwrap();
+    c.release().unwrap();
+    assert_eq!(c.release(), Err(ReleaseError { bound: 2 }));
 }
 
 #[test]
 fn an_unbounded_semaphore_refuses_to_overflow() {
     let s = Semaphore::anonymous(u32::MAX - 1).unwrap();
     s.release().unwrap();
-    assert_eq!(s.release(), Err(ReleaseError::Overflow));
+    assert_eq!(s.release(), Err(ReleaseError { bound: u32::MAX }));
     assert_eq!(s.value(), u32::MAX - 1 + 1);
 }
 
@@ -132,10 +141,10 @@ fn an_unbounded_semaphore_refuses_to_overflow() {
 fn opening_a_name_holding_another_primitive_is_refused() {
     let name = unique_name("sem-tag");
     let _s = Semaphore::create(&name, 1).unwrap();
-    let tag_error = |e: Error| {
+    let tag_error = |e: ObjectError| {
         matches!(
             e,
-            Error::Segment(SegmentError::Header {
+            ObjectError::Segment(SegmentError::Header {
                 source: HeaderError::TypeTag { .. },
                 ..
             })
@@ -154,23 +163,23 @@ fn opening_a_name_holding_another_primitive_is_refused() {
 fn placed_at_an_offset_and_checked() {
     let seg = std::sync::Arc::new(Segment::builder(Kind::BYTES).size(256).create().unwrap());
     let s = Semaphore::init_at(seg.clone(), 16, 3).unwrap();
-    let b = BoundedSemaphore::init_at(seg.clone(), 32, 1).unwrap();
+    let b = BoundedSemaphore::init_at(seg.clone(), 32, (1, 1)).unwrap();
     assert_eq!(Semaphore::at(seg.clone(), 16).unwrap().value(), 3);
     assert!(matches!(
         Semaphore::at(seg.clone(), 32),
-        Err(Error::Layout { .. })
+        Err(ObjectError::WrongObject { .. })
     ));
     assert!(matches!(
         BoundedSemaphore::at(seg.clone(), 16),
-        Err(Error::Layout { .. })
+        Err(ObjectError::WrongObject { .. })
     ));
     assert!(matches!(
         Semaphore::at(seg.clone(), 64),
-        Err(Error::WrongObject { .. })
+        Err(ObjectError::WrongObject { .. })
     ));
     assert!(matches!(
         Semaphore::at(seg.clone(), 250),
-        Err(Error::Offset(_))
+        Err(ObjectError::Offset(_))
     ));
     s.acquire();
     b.acquire();
@@ -194,7 +203,7 @@ fn a_dead_holders_permits_come_back() {
     const T: &str = "a_dead_holders_permits_come_back";
     let name = unique_name("rsem");
     let s = ipc_sync::RecoverableSemaphore::create(&name, 3).unwrap();
-    assert_eq!(s.release(), Err(ReleaseError::NotHeld));
+    assert_eq!(s.release(), Err(NotHeldError));
     let mut args = vec![2u8];
     args.extend_from_slice(name.as_bytes());
     let c = spawn(T, hold_permits, &args);
@@ -211,7 +220,7 @@ fn a_dead_holders_permits_come_back() {
     for _ in 0..3 {
         s.release().unwrap();
     }
-    assert_eq!(s.release(), Err(ReleaseError::NotHeld));
+    assert_eq!(s.release(), Err(NotHeldError));
     assert_eq!(s.value(), 3);
     // And on demand.
     let c = spawn(T, hold_permits, &args);
@@ -221,7 +230,7 @@ fn a_dead_holders_permits_come_back() {
     assert_eq!(s.value(), 3);
     assert!(matches!(
         ipc_sync::RecoverableSemaphore::anonymous(65),
-        Err(Error::InvalidArgument(_))
+        Err(ObjectError::InvalidConfig { .. })
     ));
     assert!(Semaphore::open(&name).is_err());
 }

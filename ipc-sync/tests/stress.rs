@@ -8,8 +8,10 @@
 //! twenty times longer.
 #![cfg(not(loom))]
 
-use ipc_sync::raw::{Acquired, RawLockError, RawMutex, RawRwLock, RawSemaphore};
-use ipc_sync::WaitStrategy;
+use ipc_core::liveness::OsJudge;
+use ipc_sync::raw::{Acquired, RawBoundedSemaphore, RawMutex, RawRwLock};
+use ipc_sync::{LockTimeoutError, WaitStrategy};
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +38,7 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     fn one_in(&mut self, n: u64) -> bool {
-        self.next() % n == 0
+        self.next().is_multiple_of(n)
     }
     fn strategy(&mut self) -> WaitStrategy {
         match self.next() % 3 {
@@ -63,6 +65,21 @@ impl Rng {
             }
             _ => {}
         }
+    }
+}
+
+const J: &OsJudge = &OsJudge;
+
+/// A raw lock call with an optional deadline: the timed form, or the plain
+/// one (whose error converts).
+fn with_deadline(
+    deadline: Option<Instant>,
+    until: impl FnOnce(Instant) -> Result<Acquired, LockTimeoutError<Infallible>>,
+    forever: impl FnOnce() -> Result<Acquired, ipc_sync::LockError<Infallible>>,
+) -> Result<Acquired, LockTimeoutError<Infallible>> {
+    match deadline {
+        Some(d) => until(d),
+        None => forever().map_err(Into::into),
     }
 }
 
@@ -97,13 +114,18 @@ fn raw_mutex_mutual_exclusion_with_random_deaths() {
                     let mut rng = Rng::new(base ^ (round << 8) ^ t);
                     for _ in 0..3_000 {
                         let strategy = rng.strategy();
-                        match m.lock_until(strategy, rng.deadline()) {
+                        let r = with_deadline(
+                            rng.deadline(),
+                            |d| m.lock_until(J, strategy, d),
+                            || m.lock(J, strategy),
+                        );
+                        match r {
                             Ok(Acquired::Clean) => {}
                             Ok(Acquired::OwnerDied { .. }) => {
                                 reported.fetch_add(1, Ordering::SeqCst);
                                 inside.store(0, Ordering::SeqCst); // repair
                             }
-                            Err(RawLockError::TimedOut) => continue,
+                            Err(LockTimeoutError::TimedOut) => continue,
                             Err(e) => panic!("unexpected {e:?}"),
                         }
                         assert_eq!(inside.swap(1, Ordering::SeqCst), 0, "two holders");
@@ -115,7 +137,7 @@ fn raw_mutex_mutual_exclusion_with_random_deaths() {
                         }
                         inside.store(0, Ordering::SeqCst);
                         rng.preempt();
-                        m.unlock().expect("the holder unlocks");
+                        m.unlock(J).expect("the holder unlocks");
                     }
                 })
             })
@@ -125,7 +147,7 @@ fn raw_mutex_mutual_exclusion_with_random_deaths() {
         }
     }
     // A death at the very end is found by this last lock.
-    match m.lock(WaitStrategy::Blocking) {
+    match m.lock(J, WaitStrategy::Blocking) {
         Ok(Acquired::Clean) => {}
         Ok(Acquired::OwnerDied { .. }) => {
             reported.fetch_add(1, Ordering::SeqCst);
@@ -138,7 +160,7 @@ fn raw_mutex_mutual_exclusion_with_random_deaths() {
         "every dead holder is reported exactly once"
     );
     assert!(count.load(Ordering::Relaxed) > 0);
-    m.unlock().unwrap();
+    m.unlock(J).unwrap();
 }
 
 #[test]
@@ -162,10 +184,15 @@ fn raw_rwlock_readers_see_whole_updates_with_random_writer_deaths() {
                     for _ in 0..2_000 {
                         let strategy = rng.strategy();
                         if rng.one_in(3) {
-                            let dirty = match l.write_until(strategy, rng.deadline()) {
+                            let r = with_deadline(
+                                rng.deadline(),
+                                |d| l.write_until(J, strategy, d),
+                                || l.write(J, strategy),
+                            );
+                            let dirty = match r {
                                 Ok(Acquired::Clean) => false,
                                 Ok(Acquired::OwnerDied { .. }) => true,
-                                Err(RawLockError::TimedOut) => continue,
+                                Err(LockTimeoutError::TimedOut) => continue,
                                 Err(e) => panic!("{e:?}"),
                             };
                             if dirty {
@@ -182,12 +209,17 @@ fn raw_rwlock_readers_see_whole_updates_with_random_writer_deaths() {
                             }
                             pair[1].fetch_add(1, Ordering::SeqCst);
                             wi.store(0, Ordering::SeqCst);
-                            l.write_unlock(true).unwrap();
+                            l.write_unlock(J, true).unwrap();
                         } else {
-                            let dirty = match l.read_until(strategy, rng.deadline()) {
+                            let r = with_deadline(
+                                rng.deadline(),
+                                |d| l.read_until(J, strategy, d),
+                                || l.read(J, strategy),
+                            );
+                            let dirty = match r {
                                 Ok(Acquired::Clean) => false,
                                 Ok(Acquired::OwnerDied { .. }) => true,
-                                Err(RawLockError::TimedOut) => continue,
+                                Err(LockTimeoutError::TimedOut) => continue,
                                 Err(e) => panic!("{e:?}"),
                             };
                             if !dirty {
@@ -201,7 +233,7 @@ fn raw_rwlock_readers_see_whole_updates_with_random_writer_deaths() {
                                 assert_eq!(a, b, "a clean read saw half an update");
                             }
                             rng.preempt();
-                            l.read_unlock().unwrap();
+                            l.read_unlock(J).unwrap();
                         }
                     }
                 })
@@ -211,7 +243,7 @@ fn raw_rwlock_readers_see_whole_updates_with_random_writer_deaths() {
             h.join().unwrap();
         }
     }
-    match l.write_until(WaitStrategy::Blocking, None) {
+    match l.write(J, WaitStrategy::Blocking) {
         Ok(Acquired::Clean) => {}
         Ok(Acquired::OwnerDied { .. }) => {
             let a = pair[0].load(Ordering::SeqCst);
@@ -219,7 +251,7 @@ fn raw_rwlock_readers_see_whole_updates_with_random_writer_deaths() {
         }
         Err(e) => panic!("{e:?}"),
     }
-    l.write_unlock(true).unwrap();
+    l.write_unlock(J, true).unwrap();
     assert_eq!(
         pair[0].load(Ordering::SeqCst),
         pair[1].load(Ordering::SeqCst)
@@ -230,7 +262,7 @@ fn raw_rwlock_readers_see_whole_updates_with_random_writer_deaths() {
 #[test]
 fn raw_semaphore_never_lends_more_than_its_permits() {
     const PERMITS: u32 = 2;
-    let s = Arc::new(RawSemaphore::new(PERMITS, Some(PERMITS)).unwrap());
+    let s = Arc::new(RawBoundedSemaphore::new(PERMITS, PERMITS).unwrap());
     let inside = Arc::new(AtomicU32::new(0));
     let base = seed();
     let hs: Vec<_> = (0..4)

@@ -7,7 +7,7 @@ use common::*;
 use ipc_core::header::HeaderError;
 use ipc_core::name::unique_name;
 use ipc_core::{ExitStatus, SegmentError};
-use ipc_sync::{Array, Error, IndexError, Mutex, Value};
+use ipc_sync::{Array, IndexError, Mutex, ObjectError, Value};
 
 const ITERS: u64 = 20_000;
 
@@ -35,14 +35,14 @@ fn a_value_is_shared_by_name() {
     // A value is not a mutex, and the element type is checked.
     assert!(matches!(
         Mutex::<u64>::open(&name),
-        Err(Error::Segment(SegmentError::Header {
+        Err(ObjectError::Segment(SegmentError::Header {
             source: HeaderError::TypeTag { .. },
             ..
         }))
     ));
     assert!(matches!(
         Value::<u32>::open(&name),
-        Err(Error::Segment(SegmentError::Header {
+        Err(ObjectError::Segment(SegmentError::Header {
             source: HeaderError::LayoutHash { .. },
             ..
         }))

@@ -3,22 +3,31 @@
 //! crate's mutex in a segment of the `shared_memory` crate.
 
 use super::rtt::init_pthread_mutex;
-use crate::outcome::Outcome;
-use crate::runner::{measure_batches, Ctx};
+use crate::runner::{time_batches, Ctx, Pace};
 use crate::shm::{Shm, LINE};
+use crate::side::{Block, BoxSide, LocalSide, NotMade};
 
 /// Operations per timed batch of the lock measurements.
 pub const BATCH: u64 = 1_000;
 
-/// Quick-suite batch count of the lock measurements.
-pub const BATCHES: u64 = 2_000;
+/// A side whose blocks time [`Ctx::block`]`(Pace::Op)` batches of [`BATCH`]
+/// calls of `op` (after as many untimed warm-up batches as it says).
+pub fn batch_side(ctx: &Ctx, mut op: impl FnMut() + 'static) -> BoxSide {
+    let (warm, batches) = ctx.block(Pace::Op);
+    LocalSide::boxed(move |c: &Ctx| {
+        for _ in 0..warm * BATCH {
+            op();
+        }
+        Ok(Block::Latency(time_batches(c, BATCH, batches, &mut op)))
+    })
+}
 
 /// ns per uncontended `pthread_mutex_lock` + `pthread_mutex_unlock` of a
 /// process-shared mutex in an anonymous shared segment.
 ///
 /// # Errors
 /// The segment or a `pthread_*` call failed.
-pub fn pthread_lock_unlock(ctx: &Ctx) -> Result<Outcome, String> {
+pub fn pthread_lock_unlock(ctx: &Ctx) -> Result<BoxSide, NotMade> {
     let shm = Shm::new(LINE)?;
     let raw = shm.raw(0, std::mem::size_of::<libc::pthread_mutex_t>(), 8);
     init_pthread_mutex(raw)?;
@@ -32,12 +41,16 @@ pub fn pthread_lock_unlock(ctx: &Ctx) -> Result<Outcome, String> {
         let busy = libc::pthread_mutex_trylock(m);
         libc::pthread_mutex_unlock(m);
         if busy != libc::EBUSY {
-            return Err(format!("trylock of a held mutex returned {busy}"));
+            return Err(format!("trylock of a held mutex returned {busy}").into());
         }
     }
-    let (_, batches) = ctx.scaled(0, BATCHES);
-    Ok(measure_batches(ctx, BATCH, batches, || {
-        // SAFETY: as above; lock and unlock pair up on this thread.
+    Ok(batch_side(ctx, move || {
+        let m = shm
+            .raw(0, std::mem::size_of::<libc::pthread_mutex_t>(), 8)
+            .cast::<libc::pthread_mutex_t>();
+        // SAFETY: the mutex was initialized above and lives as long as
+        // `shm`, which this closure owns; lock and unlock pair up on this
+        // thread.
         unsafe {
             libc::pthread_mutex_lock(m);
             libc::pthread_mutex_unlock(m);
@@ -51,8 +64,8 @@ pub fn pthread_lock_unlock(ctx: &Ctx) -> Result<Outcome, String> {
 ///
 /// # Errors
 /// The crates failed to create the segment or the lock.
-pub fn raw_sync_lock_unlock(ctx: &Ctx) -> Result<Outcome, String> {
-    use raw_sync::locks::{LockImpl, LockInit, Mutex};
+pub fn raw_sync_lock_unlock(ctx: &Ctx) -> Result<BoxSide, NotMade> {
+    use raw_sync::locks::{LockInit, Mutex};
     let shmem = shared_memory::ShmemConf::new()
         .size(4096)
         .create()
@@ -64,9 +77,7 @@ pub fn raw_sync_lock_unlock(ctx: &Ctx) -> Result<Outcome, String> {
     let (lock, used) =
         unsafe { Mutex::new(base, base.add(LINE)) }.map_err(|e| format!("raw_sync mutex: {e}"))?;
     if used > LINE {
-        return Err(format!(
-            "raw_sync mutex needs {used} bytes, more than {LINE}"
-        ));
+        return Err(format!("raw_sync mutex needs {used} bytes, more than {LINE}").into());
     }
     {
         let guard = lock.lock().map_err(|e| format!("raw_sync lock: {e}"))?;
@@ -79,15 +90,29 @@ pub fn raw_sync_lock_unlock(ctx: &Ctx) -> Result<Outcome, String> {
         // SAFETY: as above.
         let v = unsafe { (*guard).read() };
         if v != 7 {
-            return Err(format!("raw_sync mutex data read back {v}"));
+            return Err(format!("raw_sync mutex data read back {v}").into());
         }
     }
-    let (_, batches) = ctx.scaled(0, BATCHES);
-    let lock: &dyn LockImpl = &*lock;
-    let out = measure_batches(ctx, BATCH, batches, || {
-        if let Ok(g) = lock.lock() {
+    let held = RawSyncLock {
+        lock,
+        _shmem: shmem,
+    };
+    Ok(batch_side(ctx, move || held.lock_unlock()))
+}
+
+/// A `raw_sync` lock and the segment it lives in; the lock is dropped
+/// first (fields drop in order).
+struct RawSyncLock {
+    lock: Box<dyn raw_sync::locks::LockImpl>,
+    _shmem: shared_memory::Shmem,
+}
+
+impl RawSyncLock {
+    /// One lock and unlock. A method, so a closure calling it owns the
+    /// whole struct (the segment too), not only the lock field.
+    fn lock_unlock(&self) {
+        if let Ok(g) = self.lock.lock() {
             std::hint::black_box(&g);
         }
-    });
-    Ok(out)
+    }
 }

@@ -50,6 +50,44 @@ impl PingPong for C2c {
     }
 }
 
+/// Cache-line ping-pong over two lines, one per direction (as two rings
+/// are): the harness writes the round's number into the first line, the
+/// peer answers in the second; each side only reads the other's line.
+#[derive(Debug)]
+pub struct C2cTwoLines {
+    shm: Shm,
+}
+
+impl C2cTwoLines {
+    /// The two words, zeroed, 128 bytes apart.
+    ///
+    /// # Errors
+    /// The segment could not be created.
+    pub fn new() -> Result<C2cTwoLines, String> {
+        Ok(C2cTwoLines {
+            shm: Shm::new(2 * LINE)?,
+        })
+    }
+}
+
+impl PingPong for C2cTwoLines {
+    fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String> {
+        let (ping, pong) = (self.shm.u64_at(0), self.shm.u64_at(LINE));
+        for i in 0..rounds {
+            w.spin_until("the harness", || ping.load(Ordering::Acquire) == i + 1)?;
+            pong.store(i + 1, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String> {
+        let (ping, pong) = (self.shm.u64_at(0), self.shm.u64_at(LINE));
+        ping.store(i + 1, Ordering::Release);
+        w.spin_until("the peer", || pong.load(Ordering::Acquire) == i + 1)
+    }
+}
+
 /// Futex ping-pong: the message goes in a shared 64-bit slot, then a 32-bit
 /// sequence word is bumped and `FUTEX_WAKE` called every time; the other side
 /// sleeps in `FUTEX_WAIT` until the word changes. No spinning at all.

@@ -1,84 +1,73 @@
 //! Throughput baselines: `rtrb` between two threads of one process, 64-byte
-//! messages through a pipe between two processes, and `memcpy` of 4 KiB.
+//! messages through a pipe between two processes, and the cross-core copy
+//! floor for bandwidth.
 
 use super::fdio::{pipe, read_some, write_all};
-use crate::machine::pin_to_core;
-use crate::outcome::Outcome;
-use crate::runner::{measure_stream, median, Ctx, Stream, Watch};
+use crate::peer::{Ctl, Peer};
+use crate::runner::{Ctx, Stream, Watch};
+use crate::shm::Shm;
+use crate::side::{Block, BoxSide, NotMade, Side, StreamSide, ThreadShape, ThreadSide};
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-/// Quick-suite message count per repetition for fast (shared-memory) streams.
-pub const FAST_MESSAGES: u64 = 2_000_000;
+/// Message count per block for fast (shared-memory) streams: about 10 ms
+/// at 100 M/s, long enough that the lock-step and run-ahead phases of a
+/// producer and its consumer average out within a block.
+pub const FAST_MESSAGES: u64 = 1_000_000;
 
-/// Quick-suite message count per repetition for the pipe stream.
-pub const PIPE_MESSAGES: u64 = 200_000;
+/// Quick-suite message count per block for the pipe stream.
+pub const PIPE_MESSAGES: u64 = 20_000;
 
-/// Messages per second of `rtrb` (8-byte `u64` messages, one `push` and one
-/// `pop` per message) between two threads pinned to the two cores.
-///
-/// # Errors
-/// Pinning or a lost or reordered message.
-pub fn rtrb_throughput(ctx: &Ctx) -> Result<Outcome, String> {
-    let n = ctx.count(FAST_MESSAGES);
-    let mut rates = Vec::new();
-    for rep in 0..=ctx.reps() {
-        let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(4096);
-        let count = if rep == 0 { n / 4 } else { n };
-        let core = ctx.cores.1;
-        let w = ctx.watch();
-        let consumer = std::thread::spawn(move || -> Result<(), String> {
-            pin_to_core(core)?;
-            let mut expect = 0u64;
-            let mut empty: u32 = 0;
-            while expect < count {
-                match rx.pop() {
-                    Ok(v) if v == expect => expect += 1,
-                    Ok(v) => return Err(format!("rtrb: got {v}, expected {expect}")),
-                    Err(_) => {
-                        std::hint::spin_loop();
-                        empty = empty.wrapping_add(1);
-                        if empty % 65_536 == 0 {
-                            w.check("the rtrb producer")?;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        });
-        pin_to_core(ctx.cores.0)?;
-        let t0 = Instant::now();
-        let mut i = 0u64;
-        let mut full: u32 = 0;
-        while i < count {
-            match tx.push(i) {
-                Ok(()) => i += 1,
-                Err(_) => {
-                    std::hint::spin_loop();
-                    full = full.wrapping_add(1);
-                    // A consumer that stopped (on a wrong value) leaves the
-                    // ring full for ever: look now and then.
-                    if full % 65_536 == 0 && (consumer.is_finished() || w.check("rtrb").is_err()) {
-                        break;
-                    }
-                }
-            }
+/// Spins until `f` succeeds, looking at the watch every 64 Ki tries.
+#[inline]
+pub fn spin_on<T, E>(
+    w: &Watch,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, E>,
+) -> Result<T, String> {
+    let mut tries: u32 = 0;
+    loop {
+        if let Ok(v) = f() {
+            return Ok(v);
         }
-        consumer
-            .join()
-            .map_err(|_| "rtrb consumer panicked".to_string())??;
-        if i < count {
-            return Err(format!("rtrb: the producer stopped after {i} of {count}"));
-        }
-        let secs = t0.elapsed().as_secs_f64();
-        if rep > 0 {
-            rates.push(count as f64 / secs);
+        std::hint::spin_loop();
+        tries = tries.wrapping_add(1);
+        if tries.is_multiple_of(65_536) {
+            w.check(what)?;
         }
     }
-    Ok(Outcome::Throughput {
-        value: median(&mut rates),
-        samples: n * ctx.reps() as u64,
-    })
+}
+
+/// Messages per second of `rtrb` (8-byte `u64` messages, one `push` and one
+/// `pop` per message) between two threads pinned to the two cores; the
+/// consumer checks every value.
+///
+/// # Errors
+/// Never: the ring is made in memory.
+pub fn rtrb_throughput(ctx: &Ctx) -> Result<BoxSide, NotMade> {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(4096);
+    let serve = Box::new(move |n: u64, w: &Watch| -> Result<(), String> {
+        for want in 0..n {
+            let v = spin_on(w, "the rtrb producer", || rx.pop())?;
+            if v != want {
+                return Err(format!("rtrb: got {v}, expected {want}"));
+            }
+        }
+        Ok(())
+    });
+    let produce = move |n: u64, w: &Watch| -> Result<(), String> {
+        for i in 0..n {
+            spin_on(w, "the rtrb consumer", || tx.push(i))?;
+        }
+        Ok(())
+    };
+    Ok(ThreadSide::boxed(
+        serve,
+        produce,
+        ThreadShape::Stream {
+            n: ctx.count(FAST_MESSAGES),
+        },
+    ))
 }
 
 /// 64-byte messages through a pipe: one `write` per message; the reader
@@ -157,50 +146,131 @@ impl Stream for PipeStream {
 /// Messages per second of [`PipeStream`] between two processes.
 ///
 /// # Errors
-/// As [`measure_stream`].
-pub fn pipe_throughput(ctx: &Ctx) -> Result<Outcome, String> {
-    // Every repetition's messages are numbered from 0 again, by both sides.
-    let n = ctx.count(PIPE_MESSAGES);
-    let (value, samples) = measure_stream(ctx, n, &mut PipeStream::new()?)?;
-    Ok(Outcome::Throughput { value, samples })
+/// The pipe could not be made.
+pub fn pipe_throughput(ctx: &Ctx) -> Result<BoxSide, NotMade> {
+    Ok(StreamSide::boxed(
+        PipeStream::new()?,
+        ctx.count(PIPE_MESSAGES),
+        1.0,
+    ))
 }
 
-/// Size of one copy in the memcpy baseline and the 4 KiB bandwidth figures.
+/// Size of one message of the 4 KiB bandwidth figures.
 pub const COPY: usize = 4096;
 
-/// GB/s of copying 4 KiB blocks (`copy_from_slice`, i.e. `memcpy`) from one
-/// buffer into successive slots of a 256 KiB ring (the size of the 4 KiB stream ring), on one core: what a copy
-/// into a ring slot costs when nothing else is in the way.
+/// The size of the copy floor's buffer: the largest cache plus 64 MiB, at
+/// least 64 MiB and at most 512 MiB.
+pub fn floor_bytes() -> usize {
+    let mut largest = 0usize;
+    for i in 0..8 {
+        let p = format!("/sys/devices/system/cpu/cpu0/cache/index{i}/size");
+        let Ok(s) = std::fs::read_to_string(p) else {
+            continue;
+        };
+        let s = s.trim();
+        let (num, mult) = match s.strip_suffix('K') {
+            Some(n) => (n, 1024),
+            None => match s.strip_suffix('M') {
+                Some(n) => (n, 1024 * 1024),
+                None => (s, 1),
+            },
+        };
+        if let Ok(v) = num.parse::<usize>() {
+            largest = largest.max(v * mult);
+        }
+    }
+    (largest + (64 << 20)).clamp(64 << 20, 512 << 20)
+}
+
+/// The cross-core streaming-copy floor: the peer, on the other core, writes
+/// a buffer larger than the caches; the harness then copies it into a
+/// buffer of its own, timed (GB/s of the copy). What moving bytes that
+/// another core wrote costs, with nothing in the way.
+pub struct CopyFloor {
+    src: Shm,
+    dst: Vec<u8>,
+    peer: Option<Peer>,
+    round: u64,
+}
+
+/// The [`CopyFloor`] side, with a buffer of [`floor_bytes`] (1 MiB when
+/// smoke-testing).
 ///
 /// # Errors
-/// Pinning failed.
-pub fn memcpy_bandwidth(ctx: &Ctx) -> Result<Outcome, String> {
-    pin_to_core(ctx.cores.0)?;
-    const RING: usize = 256 * 1024;
-    let src: Vec<u8> = (0..COPY).map(|i| i as u8).collect();
-    let mut dst = vec![0u8; RING];
-    let copies = ctx.count(500_000);
-    let slots = RING / COPY;
-    let mut run = |n: u64| {
-        let t0 = Instant::now();
-        for i in 0..n as usize {
-            let at = (i % slots) * COPY;
-            dst[at..at + COPY].copy_from_slice(std::hint::black_box(&src));
-            std::hint::black_box(&mut dst);
-        }
-        t0.elapsed().as_secs_f64()
+/// The shared buffer could not be made.
+pub fn copy_floor(ctx: &Ctx) -> Result<BoxSide, NotMade> {
+    let len = if ctx.mode == crate::runner::Mode::Smoke {
+        1 << 20
+    } else {
+        floor_bytes()
     };
-    run(copies / 4);
-    let mut rates = Vec::new();
-    for _ in 0..ctx.reps() {
-        let secs = run(copies);
-        rates.push((copies as usize * COPY) as f64 / secs / 1e9);
+    Ok(Box::new(CopyFloor {
+        src: Shm::new(len)?,
+        dst: vec![1u8; len],
+        peer: None,
+        round: 0,
+    }))
+}
+
+impl Side for CopyFloor {
+    fn forks(&self) -> bool {
+        true
     }
-    if dst[COPY - 1] != src[COPY - 1] {
-        return Err("memcpy did not copy".into());
+
+    fn start(&mut self, ctx: &Ctx) -> Result<(), String> {
+        crate::machine::pin_to_core(ctx.cores.0)?;
+        let src = &self.src;
+        let len = self.dst.len();
+        let peer = Peer::fork(ctx, |c: &Ctl| {
+            c.ready();
+            c.serve(|v, _w| {
+                // SAFETY: the harness reads the buffer only after this block
+                // is done, and never writes it.
+                unsafe { src.bytes_mut(0, len) }.fill(v as u8);
+                Ok(())
+            })
+        })?;
+        match peer.wait_ready() {
+            Ok(()) => {
+                self.peer = Some(peer);
+                Ok(())
+            }
+            Err(e) => Err(peer.fail(e)),
+        }
     }
-    Ok(Outcome::Throughput {
-        value: median(&mut rates),
-        samples: copies * ctx.reps() as u64,
-    })
+
+    fn block(&mut self, _ctx: &Ctx) -> Result<Block, String> {
+        let peer = self.peer.as_mut().ok_or("not started")?;
+        self.round += 1;
+        let v = self.round % 251 + 1;
+        let w = peer.begin(v)?;
+        peer.go();
+        peer.wait_done(&w)?;
+        let len = self.dst.len();
+        // SAFETY: the peer finished writing (its block is done) and writes
+        // again only in the next block.
+        let src = unsafe { self.src.bytes_mut(0, len) };
+        let t0 = Instant::now();
+        self.dst.copy_from_slice(src);
+        std::hint::black_box(&mut self.dst);
+        let secs = t0.elapsed().as_secs_f64();
+        if self.dst[0] != v as u8 || self.dst[len - 1] != v as u8 {
+            return Err("the copy did not read what the peer wrote".into());
+        }
+        Ok(Block::Rate {
+            value: len as f64 / secs / 1e9,
+            count: 1,
+        })
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        self.peer.take().map_or(Ok(()), Peer::stop)
+    }
+
+    fn fail(&mut self, err: String) -> String {
+        match self.peer.take() {
+            Some(p) => p.fail(err),
+            None => err,
+        }
+    }
 }

@@ -24,7 +24,7 @@ use ipc_queue::broadcast::{self, BroadcastRing, Start, Subscriber};
 use ipc_queue::error::AttachError;
 use ipc_queue::mpmc::{self, Mpmc};
 use ipc_queue::spsc::SpscRing;
-use ipc_sync::{LockError, Mutex};
+use ipc_sync::{LockTimeoutError, Mutex};
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
@@ -209,7 +209,7 @@ pub(crate) fn user(a: &ChildArgs) -> ChildResult {
                             g[1] = g[0];
                             l.add(a.slot, field::OK_CALLS, 1);
                         }
-                        Err(LockError::OwnerDied(d)) => {
+                        Err(LockTimeoutError::OwnerDied(d)) => {
                             let mut g = d.into_guard();
                             g.mark_consistent();
                             l.add(a.slot, field::OK_CALLS, 1);
@@ -335,7 +335,7 @@ fn runner_probe(object: &Object, name: &str) -> Result<(), String> {
             let _ = Mutex::<Guarded>::open(name);
             match m.lock_timeout(CALL) {
                 Ok(_) => {}
-                Err(LockError::OwnerDied(d)) => d.into_guard().mark_consistent(),
+                Err(LockTimeoutError::OwnerDied(d)) => d.into_guard().mark_consistent(),
                 Err(_) => {}
             }
         }

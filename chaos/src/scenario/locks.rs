@@ -7,7 +7,7 @@ use crate::child::{ChildArgs, ChildResult, Role};
 use crate::ledger::{field, Ledger};
 use crate::rng::Rng;
 use crate::runner::Round;
-use ipc_sync::{LockError, Mutex, MutexGuard, RecoverableSemaphore};
+use ipc_sync::{LockTimeoutError, Mutex, MutexGuard, RecoverableSemaphore};
 use std::time::{Duration, Instant};
 
 /// `[a, b, updates, recoveries]`: an update does `a += 1`, some work,
@@ -54,7 +54,7 @@ pub(crate) fn locker(a: &ChildArgs) -> ChildResult {
                 }
                 g
             }
-            Err(LockError::OwnerDied(d)) => {
+            Err(LockTimeoutError::OwnerDied(d)) => {
                 let mut g = d.into_guard();
                 l.set(a.slot, field::PHASE, 1);
                 if !repair(&mut g) {
@@ -69,7 +69,7 @@ pub(crate) fn locker(a: &ChildArgs) -> ChildResult {
                 l.add(a.slot, field::RECOVERIES, 1);
                 g
             }
-            Err(LockError::TimedOut) => {
+            Err(LockTimeoutError::TimedOut) => {
                 l.add(a.slot, field::OVERLONG, 1);
                 continue;
             }
@@ -96,7 +96,7 @@ pub(crate) fn final_check(m: &Mutex<Guarded>) -> Result<(u64, u64), String> {
     let t0 = Instant::now();
     let (g, recovered, mut bad) = match m.lock_timeout(LOCK_WAIT) {
         Ok(g) => (g, 0, 0),
-        Err(LockError::OwnerDied(d)) => {
+        Err(LockTimeoutError::OwnerDied(d)) => {
             let mut g = d.into_guard();
             let bad = u64::from(!repair(&mut g));
             g.mark_consistent();

@@ -1,5 +1,6 @@
 //! The scenarios: each runs one round of processes, kills and checks.
 
+pub(crate) mod containers;
 pub(crate) mod hostile;
 pub(crate) mod locks;
 pub(crate) mod pool;
@@ -75,6 +76,10 @@ pub(crate) const ALL: &[Scenario] = &[
     Scenario {
         name: "hostile-mutex",
         run: hostile::mutex_round,
+    },
+    Scenario {
+        name: "containers",
+        run: containers::containers_round,
     },
 ];
 

@@ -8,7 +8,9 @@
 use crate::child::{ChildArgs, ChildResult, Role};
 use crate::ledger::{field, Ledger};
 use crate::runner::{Child, Round};
-use ipc_sync::{Barrier, BarrierError, Condvar, Event, LockError, Mutex, Semaphore};
+use ipc_sync::{
+    Barrier, BarrierTimeoutError, Condvar, Event, LockError, LockTimeoutError, Mutex, Semaphore,
+};
 use std::time::{Duration, Instant};
 
 /// A waiter's own timeout: far longer than any wake-up should take.
@@ -51,7 +53,7 @@ pub(crate) fn waiter(a: &ChildArgs) -> ChildResult {
             l.set(a.slot, field::READY, 1);
             match b.wait_timeout(WAIT) {
                 Ok(_) => GOT_THROUGH,
-                Err(BarrierError::Broken) => BROKEN,
+                Err(BarrierTimeoutError::Broken) => BROKEN,
                 Err(_) => TIMED_OUT,
             }
         }
@@ -66,7 +68,7 @@ fn condvar_wait(a: &ChildArgs, l: &Ledger) -> Result<u64, String> {
     let cv = Condvar::open(&a.target).map_err(|e| e.to_string())?;
     let g = match m.lock_timeout(WAIT) {
         Ok(g) => g,
-        Err(LockError::OwnerDied(d)) => {
+        Err(LockTimeoutError::OwnerDied(d)) => {
             // A waiter killed while relocking: nothing to repair in a flag.
             let mut g = d.into_guard();
             g.mark_consistent();
@@ -221,7 +223,7 @@ pub(crate) fn condvar_round(round: &mut Round<'_>) {
     );
     match m.lock_timeout(Duration::from_secs(10)) {
         Ok(mut g) => *g = 1,
-        Err(LockError::OwnerDied(d)) => {
+        Err(LockTimeoutError::OwnerDied(d)) => {
             let mut g = d.into_guard();
             *g = 1;
             g.mark_consistent();

@@ -51,6 +51,10 @@ fn spawns() -> Check {
     expect_code(&lib, 6, "entry of the library")?;
     expect_code(&from_lib, 30, "entry spawned by the library")?;
     expect_code(&closure, 4, "closure entry")?;
+    let served = Process::builder()
+        .forkserver(downstream_lib::sum_entry, &[5, 6])
+        .map_err(|e| e.to_string())?;
+    expect_code(&served, 11, "entry of the library by the fork server")?;
     let typed = Process::start(downstream_lib::repeat, ("ab".to_string(), 3u32))
         .map_err(|e| e.to_string())?;
     match typed.join() {
@@ -113,6 +117,14 @@ fn pools() -> Check {
         .build()
         .map_err(|e| format!("forked pool: {e}"))?;
     pool_checks(&pool, "forked pool")?;
+    drop(pool);
+    let pool = Pool::builder()
+        .workers(2)
+        .forkserver_workers()
+        .initializer(set_offset)
+        .build()
+        .map_err(|e| format!("fork server pool: {e}"))?;
+    pool_checks(&pool, "fork server pool")?;
     drop(pool);
     let table: Vec<u64> = (0..10).map(|x| x * 11).collect();
     // SAFETY: the closure reads what it captured; it takes no lock.

@@ -21,15 +21,14 @@
 //! parent's [`Process::join`](super::Process::join) reports
 //! [`ProcessError::EntryNotRun`].
 
-use super::{hex, kernel_name, set_kernel_name, unhex, NAME, PARENT, PARENT_NAME};
+use super::error::ProcessError;
+use super::identity::{hex, kernel_name, set_kernel_name, unhex, NAME, PARENT, PARENT_NAME};
 use crate::entry::{zero_sized_fn, EntryDescriptor, EntryRef, Signature};
-use crate::error::ProcessError;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 /// The environment variable that tells a re-executed binary it is a
 /// spawned child: `2:<descriptor>:<nonce>`.
@@ -113,6 +112,7 @@ pub(super) struct Token<'a> {
 pub(super) struct SealedToken {
     pub(super) fd: OwnedFd,
     pub(super) env: String,
+    pub(super) nonce: [u8; 16],
 }
 
 impl Token<'_> {
@@ -155,17 +155,17 @@ impl Token<'_> {
         }
         let fd = OwnedFd::from(file);
         let env = format!("{TOKEN_VERSION}:{}:{}", fd.as_raw_fd(), hex(&nonce));
-        Ok(SealedToken { fd, env })
+        Ok(SealedToken { fd, env, nonce })
     }
 }
 
 /// A token as the child read and checked it.
-struct Received {
+pub(super) struct Received {
     entry: EntryRef,
     kind: CallKind,
-    result_fd: RawFd,
+    pub(super) result_fd: RawFd,
     token: std::fs::File,
-    fds: Vec<RawFd>,
+    pub(super) fds: Vec<RawFd>,
     name: String,
     parent: u32,
     parent_name: String,
@@ -213,6 +213,12 @@ impl<'a> Cursor<'a> {
 
 /// Reads and checks the token named by the environment value `env`.
 fn receive(env: &str) -> Result<Received, ProcessError> {
+    let (fd, nonce) = parse_env(env)?;
+    read_token(fd, &nonce)
+}
+
+/// The descriptor and nonce an environment value names.
+fn parse_env(env: &str) -> Result<(RawFd, Vec<u8>), ProcessError> {
     let mut parts = env.split(':');
     let (Some(version), Some(fd), Some(nonce), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -233,6 +239,12 @@ fn receive(env: &str) -> Result<Received, ProcessError> {
     let nonce = unhex(nonce)
         .filter(|n| n.len() == 16)
         .ok_or_else(|| bad("bad nonce"))?;
+    Ok((fd, nonce))
+}
+
+/// Reads and checks the sealed token at descriptor `fd`, whose nonce must
+/// be `nonce`; takes the descriptor.
+pub(super) fn read_token(fd: RawFd, nonce: &[u8]) -> Result<Received, ProcessError> {
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
         .map_err(|_| bad(format!("descriptor {fd} is not open")))?;
     if !link.to_string_lossy().starts_with("/memfd:ipc-spawn-token") {
@@ -257,7 +269,7 @@ fn receive(env: &str) -> Result<Received, ProcessError> {
         return Err(bad("the token's magic is wrong"));
     }
     c.take(8)?; // the ENTERED mark
-    if c.take(16)? != nonce.as_slice() {
+    if c.take(16)? != nonce {
         return Err(bad("the token's nonce does not match the environment"));
     }
     let exe = std::fs::metadata("/proc/self/exe").map_err(|e| bad(e.to_string()))?;
@@ -389,10 +401,19 @@ pub fn try_init() -> Result<(), ProcessError> {
     // Not for grandchildren: they get a token of their own if spawned.
     std::env::remove_var(SPAWN_ENV);
     PENDING.store(false, Ordering::Relaxed);
+    crate::logging::inherit_from_parent();
     let token = token
         .into_string()
         .map_err(|_| bad(format!("{SPAWN_ENV} is not UTF-8")))?;
     let r = receive(&token)?;
+    let code = run(r)?;
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+/// Runs the entry a checked token names, as a child started by spawn or by
+/// the fork server; returns its exit code.
+pub(super) fn run(r: Received) -> Result<i32, ProcessError> {
     enum Call {
         Bytes(SpawnCall),
         Typed(TypedCall, RawFd),
@@ -419,15 +440,14 @@ pub fn try_init() -> Result<(), ProcessError> {
         // preconditions; a number that is not open only fails.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
-    *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = r.fds.into_iter().map(Some).collect();
+    crate::inherit::set(r.fds);
     mark_entered(r.token);
     let code = std::panic::catch_unwind(|| match call {
         Call::Bytes(SpawnCall(f)) => f(&r.args),
         Call::Typed(TypedCall(f), result_fd) => f(&r.args, result_fd),
     })
     .unwrap_or(1);
-    let _ = std::io::stdout().flush();
-    std::process::exit(code);
+    Ok(code)
 }
 
 /// Tells the parent the entry is about to run (see
@@ -437,24 +457,6 @@ fn mark_entered(token: std::fs::File) {
     // write fails, `join` reports the entry as not run, which errs on the
     // side of telling.
     let _ = std::os::unix::fs::FileExt::write_all_at(&token, ENTERED, ENTERED_AT as u64);
-}
-
-static INHERITED: Mutex<Vec<Option<RawFd>>> = Mutex::new(Vec::new());
-
-/// Takes the `index`-th descriptor the parent passed with
-/// [`Builder::inherit_fd`](super::Builder::inherit_fd). Each is handed out
-/// once; `None` if there is no such descriptor or it was taken already.
-pub fn take_inherited_fd(index: usize) -> Option<OwnedFd> {
-    let mut fds = INHERITED.lock().unwrap_or_else(|p| p.into_inner());
-    let fd = fds.get_mut(index)?.take()?;
-    // SAFETY: fcntl only reads the flags of a descriptor number.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return None;
-    }
-    // SAFETY: the parent kept this descriptor open for us across exec (it is
-    // open: checked above), and `take` above ensures it is wrapped in an
-    // `OwnedFd` only once.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The arguments that make a re-executed `cargo test` binary run just the

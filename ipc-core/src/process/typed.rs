@@ -7,10 +7,12 @@
 //! comes back through a memfd the child writes before it exits, so it may
 //! be of any size. A panic comes back as its message.
 
+use super::builder::Builder;
+use super::child::Process;
+use super::error::ProcessError;
 use super::spawn::{CallKind, TypedCall};
-use super::{Builder, ExitStatus, Process, StartMethod};
+use super::status::{ExitStatus, StartMethod};
 use crate::entry::{zero_sized_fn, EntryDescriptor, EntryRef};
-use crate::error::ProcessError;
 use crate::message::{self, Message};
 use std::marker::PhantomData;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -133,7 +135,8 @@ impl<R> std::ops::Deref for Child<R> {
 }
 
 impl<R: Message> Child<R> {
-    /// Waits for the child to exit and returns the function's value.
+    /// Waits for the child to exit and returns the function's value
+    /// (joining again decodes it again).
     ///
     /// # Errors
     /// [`ProcessError::Panicked`] with the panic's message;
@@ -142,7 +145,7 @@ impl<R: Message> Child<R> {
     /// [`ProcessError::BadMessage`] if the arguments or the result could
     /// not be encoded or decoded; [`ProcessError::EntryNotRun`] if a spawned
     /// child's `main` does not call [`init`](super::init) first.
-    pub fn join(self) -> Result<R, ProcessError> {
+    pub fn join(&self) -> Result<R, ProcessError> {
         let status = self.process.join()?;
         self.result_of(status)
     }
@@ -250,10 +253,10 @@ impl Builder {
                 }
             })?;
         let process = match self.method {
-            StartMethod::Spawn => {
+            StartMethod::Spawn | StartMethod::ForkServer => {
                 let entry = EntryRef::of(TypedEntry::<A, R, F>::DESC)?;
                 let base = self.inherit.len();
-                let (encoded, exported) = message::with_exports(base, || {
+                let (encoded, exported, hooks) = message::with_exports(base, || {
                     let mut bytes = Vec::new();
                     args.encode(&mut bytes).map(|()| bytes)
                 });
@@ -261,8 +264,22 @@ impl Builder {
                     name: self.name.clone().unwrap_or_default(),
                     reason: format!("the arguments: {e}"),
                 })?;
-                let p =
-                    self.spawn_entry(entry, CallKind::Typed, &bytes, &exported, Some(&result))?;
+                let via_server = self.method == StartMethod::ForkServer;
+                let p = self.spawn_entry(
+                    entry,
+                    CallKind::Typed,
+                    &bytes,
+                    &exported,
+                    Some(&result),
+                    via_server,
+                )?;
+                // Ends given to the child are held by it from now on, before
+                // the caller can drop its own copies.
+                if let Some(child) = crate::ProcessId::of(p.pid()) {
+                    for hook in hooks {
+                        hook(child.to_u64());
+                    }
+                }
                 // The handles in `args` kept their descriptors open until
                 // the child had them.
                 drop(args);
@@ -287,7 +304,7 @@ impl Builder {
     }
 }
 
-impl super::Process {
+impl Process {
     /// Python's `Process(target=f, args=args).start()` with every option at
     /// its default: [`Builder::start`].
     ///

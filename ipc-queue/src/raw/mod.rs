@@ -227,7 +227,7 @@ unsafe impl Memory for PtrMem {
 
     #[inline(always)]
     unsafe fn u64_at(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.len);
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= self.len);
         // SAFETY: in bounds and aligned (the caller's promise); any bits are
         // a valid `AtomicU64`, and the memory outlives `&self`.
         unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(off).cast()) }
@@ -235,7 +235,7 @@ unsafe impl Memory for PtrMem {
 
     #[inline(always)]
     unsafe fn u32_at(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off % 4 == 0 && off + 4 <= self.len);
+        debug_assert!(off.is_multiple_of(4) && off + 4 <= self.len);
         // SAFETY: as in `u64_at`.
         unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(off).cast()) }
     }

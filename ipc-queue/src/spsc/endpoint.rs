@@ -117,7 +117,7 @@ impl Endpoint {
                     return Waited::Ready(r);
                 }
                 n = n.wrapping_add(1);
-                if n % 256 == 0 {
+                if n.is_multiple_of(256) {
                     if gone(self, &mut next_liveness) {
                         return match ready() {
                             Some(r) => Waited::Ready(r),

@@ -18,15 +18,13 @@
 //! `resets` counts [`RawBarrier::reset`]s, so a waiter released by a reset
 //! knows it was not released by a full barrier.
 
-use super::{check_ptr, check_tag, past, tag, LIVENESS_PERIOD};
-use crate::error::BarrierError;
-use crate::owner;
-use crate::Error;
-use ipc_core::futex;
+use super::{next_wake, raw_object, tag, Forever, Until, Wait, LIVENESS_PERIOD};
+use crate::error::{BarrierError, BarrierTimeoutError, Broke, Fail};
+use crate::primitive::{futex, AtomicU32, AtomicU64, Ordering};
+use ipc_core::liveness::Judge;
+use ipc_core::object::ObjectError;
 use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::{IdentityError, Segment};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use ipc_core::IdentityError;
 use std::time::Instant;
 
 const ARRIVED: u32 = 0xffff;
@@ -65,92 +63,60 @@ pub struct RawBarrier {
     members: [AtomicU64; MEMBER_SLOTS],
 }
 
-ipc_core::assert_layout!(RawBarrier, size = 24 + 8 * MEMBER_SLOTS, align = 8);
-// SAFETY: `#[repr(C)]`, integer atomics only, no padding, no pointers; any
-// bit pattern is a state that at worst reads as broken or as a dead member.
-unsafe impl ipc_core::Shareable for RawBarrier {}
+raw_object!(
+    RawBarrier,
+    "ipc-sync/barrier",
+    1,
+    size = 24 + 8 * MEMBER_SLOTS,
+    align = 8,
+    config = u32,
+    new
+);
 
-fn check_parties(parties: u32) -> Result<(), Error> {
+fn check_parties(parties: u32) -> Result<(), ObjectError> {
     if parties == 0 {
-        return Err(Error::InvalidArgument("a barrier needs at least one party"));
+        return Err(super::invalid(
+            "barrier",
+            "a barrier needs at least one party",
+        ));
     }
     if parties > MAX_PARTIES {
-        return Err(Error::InvalidArgument(
+        return Err(super::invalid(
+            "barrier",
             "a barrier has at most 65535 parties",
         ));
     }
     Ok(())
 }
 
+/// Why a wait for a change of state stopped.
+enum Stop<X> {
+    Broken,
+    Expired(X),
+}
+
 impl RawBarrier {
-    /// The bytes it needs (align 8).
-    pub const fn memory_size() -> usize {
-        std::mem::size_of::<RawBarrier>()
+    /// A barrier needs 1 to [`MAX_PARTIES`] parties.
+    fn validate(parties: &u32) -> Result<(), ObjectError> {
+        check_parties(*parties)
     }
 
-    /// Writes a barrier for `parties` at `ptr`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for zero or more than [`MAX_PARTIES`]
-    /// parties, or a bad pointer.
-    ///
-    /// # Safety
-    /// `ptr` valid for writes of [`RawBarrier::memory_size`] bytes, aligned
-    /// to 8, mapped for `'a`, unused by others meanwhile.
-    pub unsafe fn init_in<'a>(ptr: NonNull<u8>, parties: u32) -> Result<&'a RawBarrier, Error> {
-        check_parties(parties)?;
-        let p = check_ptr::<RawBarrier>(ptr.as_ptr())?;
-        // SAFETY: the caller guarantees a valid, exclusive place of the
-        // right size; aligned (checked); all-zero is a valid `RawBarrier`.
-        let b = unsafe {
-            p.as_ptr().write_bytes(0, 1);
-            p.as_ref()
-        };
-        b.reset_to(parties);
-        Ok(b)
-    }
-
-    /// Uses a barrier initialized at `ptr`, checking its tag.
-    ///
-    /// # Safety
-    /// `ptr` valid for reads and writes of the size for `'a`.
-    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawBarrier, Error> {
-        let p = check_ptr::<RawBarrier>(ptr.as_ptr())?;
-        // SAFETY: valid and aligned; any bit pattern is valid.
-        let b = unsafe { p.as_ref() };
-        b.check()?;
-        Ok(b)
-    }
-
-    /// Initializes a barrier at `offset` of `seg`.
-    pub fn init_at(seg: &Segment, offset: u64, parties: u32) -> Result<&RawBarrier, Error> {
-        check_parties(parties)?;
-        let b: &RawBarrier = seg.get(offset)?;
-        b.reset_to(parties);
-        Ok(b)
-    }
-
-    /// The barrier at `offset` of `seg`, tag checked.
-    pub fn at(seg: &Segment, offset: u64) -> Result<&RawBarrier, Error> {
-        let b: &RawBarrier = seg.get(offset)?;
-        b.check()?;
-        Ok(b)
-    }
-
-    pub(crate) fn reset_to(&self, parties: u32) {
-        self.state.store(0, Ordering::Relaxed);
-        self.parties.store(parties, Ordering::Relaxed);
-        self.resets.store(0, Ordering::Relaxed);
-        self.parked.store(0, Ordering::Relaxed);
-        for m in &self.members {
-            m.store(0, Ordering::Relaxed);
+    fn fresh(parties: u32) -> RawBarrier {
+        RawBarrier {
+            state: AtomicU32::new(0),
+            parties: AtomicU32::new(parties),
+            resets: AtomicU32::new(0),
+            parked: AtomicU32::new(0),
+            tag: AtomicU32::new(tag::BARRIER),
+            _reserved: AtomicU32::new(0),
+            members: std::array::from_fn(|_| AtomicU64::new(0)),
         }
-        self.tag.store(tag::BARRIER, Ordering::Release);
     }
 
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        check_tag(self.tag.load(Ordering::Acquire), tag::BARRIER, "barrier")?;
+    fn check(&self) -> Result<(), ObjectError> {
+        ipc_core::object::check_tag("barrier", tag::BARRIER, self.tag.load(Ordering::Acquire))?;
         check_parties(self.parties.load(Ordering::Relaxed))
+            .map_err(|e| super::corrupt("barrier", e.to_string()))
     }
 
     /// The number of parties.
@@ -176,11 +142,11 @@ impl RawBarrier {
     /// # Errors
     /// [`IdentityError`]: this process cannot learn the identity a member
     /// records; it was not registered.
-    pub fn register(&self) -> Result<Option<usize>, IdentityError> {
-        let me = owner::me()?.process;
+    pub fn register<J: Judge>(&self, judge: &J) -> Result<Option<usize>, IdentityError> {
+        let me = judge.me()?;
         for (i, m) in self.members.iter().enumerate() {
             let cur = m.load(Ordering::Relaxed);
-            if (cur == 0 || !owner::process_alive(cur))
+            if (cur == 0 || judge.is_dead(cur))
                 && m.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
@@ -192,10 +158,10 @@ impl RawBarrier {
 
     /// Removes a membership taken with [`RawBarrier::register`] (a process
     /// that leaves normally must not count as dead).
-    pub fn unregister(&self, slot: usize) {
+    pub fn unregister<J: Judge>(&self, judge: &J, slot: usize) {
         // Without an identity this process registered nothing.
-        if let (Some(m), Ok(me)) = (self.members.get(slot), owner::me()) {
-            let _ = m.compare_exchange(me.process, 0, Ordering::AcqRel, Ordering::Relaxed);
+        if let (Some(m), Ok(me)) = (self.members.get(slot), judge.me()) {
+            let _ = m.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
@@ -233,22 +199,56 @@ impl RawBarrier {
     }
 
     /// Waits until every party has arrived; the last one runs `action`
-    /// first. `deadline` bounds the wait; when it passes the barrier breaks
-    /// and this party gets [`BarrierError::TimedOut`].
+    /// first.
     ///
     /// # Errors
     /// [`BarrierError::Broken`]: broken before or during the wait (a party
-    /// timed out, died, the action panicked, or a reset);
-    /// [`BarrierError::TimedOut`].
-    pub fn wait_until(
+    /// timed out or died, the action panicked, an abort or a reset).
+    ///
+    /// # Panics
+    /// If `action` panics; the barrier is broken first.
+    pub fn wait<J: Judge>(
         &self,
+        judge: &J,
         strategy: WaitStrategy,
-        deadline: Option<Instant>,
         action: impl FnOnce(),
     ) -> Result<BarrierWait, BarrierError> {
+        self.wait_with(judge, strategy, Forever, action)
+    }
+
+    /// As [`RawBarrier::wait`], until `deadline` at most; when it passes
+    /// the barrier breaks and this party gets
+    /// [`BarrierTimeoutError::TimedOut`].
+    ///
+    /// # Errors
+    /// [`BarrierTimeoutError::Broken`], [`BarrierTimeoutError::TimedOut`].
+    ///
+    /// # Panics
+    /// If `action` panics; the barrier is broken first.
+    pub fn wait_until<J: Judge>(
+        &self,
+        judge: &J,
+        strategy: WaitStrategy,
+        deadline: Instant,
+        action: impl FnOnce(),
+    ) -> Result<BarrierWait, BarrierTimeoutError> {
+        self.wait_with(judge, strategy, Until(deadline), action)
+    }
+
+    fn wait_with<J: Judge, W: Wait, E: Fail<Broke> + Fail<W::Expired>>(
+        &self,
+        judge: &J,
+        strategy: WaitStrategy,
+        wait: W,
+        action: impl FnOnce(),
+    ) -> Result<BarrierWait, E> {
+        let stop = |st: Stop<W::Expired>| match st {
+            Stop::Broken => E::fail(Broke),
+            Stop::Expired(x) => E::fail(x),
+        };
         let parties = self.parties();
         if parties == 0 || parties > MAX_PARTIES {
-            return Err(BarrierError::Broken);
+            return Err(E::fail(Broke));
         }
         let resets = self.resets.load(Ordering::Acquire);
         let mut backoff = Backoff::new(strategy);
@@ -256,12 +256,13 @@ impl RawBarrier {
         let (arrived_state, index) = loop {
             let s = self.state.load(Ordering::Acquire);
             if s & BROKEN != 0 {
-                return Err(BarrierError::Broken);
+                return Err(E::fail(Broke));
             }
             let arrived = s & ARRIVED;
             if arrived >= parties {
                 // The previous generation is closing (its action runs).
-                self.wait_change(s, &mut backoff, deadline)?;
+                self.wait_change(judge, s, &mut backoff, wait)
+                    .map_err(stop)?;
                 continue;
             }
             if self
@@ -295,7 +296,7 @@ impl RawBarrier {
                     is_leader: true,
                 })
             } else {
-                Err(BarrierError::Broken)
+                Err(E::fail(Broke))
             };
         }
         // Wait for the generation to end.
@@ -303,7 +304,7 @@ impl RawBarrier {
             let s = self.state.load(Ordering::Acquire);
             if (s >> GEN_SHIFT) & GEN_MASK != gen {
                 if self.resets.load(Ordering::Acquire) != resets {
-                    return Err(BarrierError::Broken);
+                    return Err(E::fail(Broke));
                 }
                 return Ok(BarrierWait {
                     index,
@@ -311,10 +312,11 @@ impl RawBarrier {
                 });
             }
             if s & BROKEN != 0 {
-                return Err(BarrierError::Broken);
+                return Err(E::fail(Broke));
             }
-            if let Err(e) = self.wait_change(s, &mut backoff, deadline) {
-                if e == BarrierError::TimedOut {
+            match self.wait_change(judge, s, &mut backoff, wait) {
+                Ok(()) => {}
+                Err(Stop::Expired(x)) => {
                     // Break this generation (unless it just ended).
                     if self
                         .state
@@ -322,53 +324,51 @@ impl RawBarrier {
                         .is_ok()
                     {
                         self.wake();
-                        return Err(BarrierError::TimedOut);
+                        return Err(E::fail(x));
                     }
-                    continue;
                 }
-                return Err(e);
+                Err(Stop::Broken) => return Err(E::fail(Broke)),
             }
         }
     }
 
     /// Spins, then sleeps while `state == s`, for one liveness period at
     /// most; checks members' liveness when the period passes.
-    fn wait_change(
+    fn wait_change<J: Judge, W: Wait>(
         &self,
+        judge: &J,
         s: u32,
         backoff: &mut Backoff,
-        deadline: Option<Instant>,
-    ) -> Result<(), BarrierError> {
-        if backoff.snooze() == Phase::Retry {
-            if past(deadline) {
-                return Err(BarrierError::TimedOut);
-            }
-            return Ok(());
+        wait: W,
+    ) -> Result<(), Stop<W::Expired>> {
+        let snoozed = backoff.snooze() == Phase::Retry;
+        if let Some(x) = wait.expired() {
+            return Err(Stop::Expired(x));
         }
-        if past(deadline) {
-            return Err(BarrierError::TimedOut);
+        if snoozed {
+            return Ok(());
         }
         self.parked.store(PARKED_FLAG, Ordering::SeqCst);
         if self.state.load(Ordering::SeqCst) != s {
             return Ok(());
         }
-        let until = super::next_wake(deadline, LIVENESS_PERIOD);
+        let until = next_wake(wait.deadline(), LIVENESS_PERIOD);
         if futex::wait_until(&self.state, s, Some(until)) == futex::WaitOutcome::TimedOut
             && self.state.load(Ordering::Acquire) == s
-            && self.a_member_died()
+            && self.a_member_died(judge)
         {
             self.abort();
-            return Err(BarrierError::Broken);
+            return Err(Stop::Broken);
         }
         Ok(())
     }
 
     /// Whether a registered member process is dead (its slot is cleared).
-    fn a_member_died(&self) -> bool {
+    fn a_member_died<J: Judge>(&self, judge: &J) -> bool {
         let mut died = false;
         for m in &self.members {
             let p = m.load(Ordering::Relaxed);
-            if p != 0 && !owner::process_alive(p) {
+            if p != 0 && judge.is_dead(p) {
                 let _ = m.compare_exchange(p, 0, Ordering::AcqRel, Ordering::Relaxed);
                 log::warn!("barrier member {:?} died", ipc_core::ProcessId::from_u64(p));
                 died = true;
@@ -378,17 +378,15 @@ impl RawBarrier {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use ipc_core::liveness::OsJudge;
     use std::sync::Arc;
     use std::time::Duration;
 
     fn boxed(parties: u32) -> Arc<RawBarrier> {
-        // SAFETY: all-zero is a valid `RawBarrier` (atomics only).
-        let b: RawBarrier = unsafe { std::mem::zeroed() };
-        b.reset_to(parties);
-        Arc::new(b)
+        Arc::new(RawBarrier::new(parties).unwrap())
     }
 
     #[test]
@@ -401,7 +399,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..200 {
                         let r = b
-                            .wait_until(WaitStrategy::ADAPTIVE, None, || {
+                            .wait(&OsJudge, WaitStrategy::ADAPTIVE, || {
                                 l.fetch_add(1, Ordering::Relaxed);
                             })
                             .unwrap();
@@ -420,23 +418,25 @@ mod tests {
     fn a_timeout_breaks_it_for_the_others() {
         let b = boxed(3);
         let b2 = Arc::clone(&b);
-        let h = std::thread::spawn(move || b2.wait_until(WaitStrategy::Blocking, None, || {}));
+        let h = std::thread::spawn(move || b2.wait(&OsJudge, WaitStrategy::Blocking, || {}));
         let r = b.wait_until(
+            &OsJudge,
             WaitStrategy::Blocking,
-            Some(Instant::now() + Duration::from_millis(20)),
+            Instant::now() + Duration::from_millis(20),
             || {},
         );
-        assert_eq!(r, Err(BarrierError::TimedOut));
+        assert_eq!(r, Err(BarrierTimeoutError::TimedOut));
         assert_eq!(h.join().unwrap(), Err(BarrierError::Broken));
         assert!(b.is_broken());
         assert_eq!(
-            b.wait_until(WaitStrategy::Blocking, None, || {}),
+            b.wait(&OsJudge, WaitStrategy::Blocking, || {}),
             Err(BarrierError::Broken)
         );
         b.reset();
+        assert!(RawBarrier::new(0).is_err());
         let one = boxed(1);
         assert!(
-            one.wait_until(WaitStrategy::Blocking, None, || {})
+            one.wait(&OsJudge, WaitStrategy::Blocking, || {})
                 .unwrap()
                 .is_leader
         );

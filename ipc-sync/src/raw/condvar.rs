@@ -13,13 +13,10 @@
 //! `pthread_cond_t` is involved, whose internal state a dead waiter can
 //! wedge.
 
-use super::{check_ptr, check_tag, past, tag};
-use crate::Error;
-use ipc_core::futex::{self, WaitOutcome};
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::Segment;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use super::{raw_object, spin, tag};
+use crate::primitive::futex::{self, WaitOutcome};
+use crate::primitive::{AtomicU32, Ordering};
+use ipc_core::wait::WaitStrategy;
 use std::time::Instant;
 
 /// A condition variable over caller memory. 12 bytes.
@@ -31,20 +28,10 @@ pub struct RawCondvar {
     tag: AtomicU32,
 }
 
-ipc_core::assert_layout!(RawCondvar, size = 12, align = 4);
-// SAFETY: three `AtomicU32`, `#[repr(C)]`, no pointers; every value is a
-// valid state.
-unsafe impl ipc_core::Shareable for RawCondvar {}
-
-impl Default for RawCondvar {
-    fn default() -> Self {
-        RawCondvar::new()
-    }
-}
+raw_object!(RawCondvar, "ipc-sync/condvar", 1, size = 12, align = 4);
 
 impl RawCondvar {
-    /// A condition variable nobody waits on.
-    pub const fn new() -> RawCondvar {
+    fn fresh((): ()) -> RawCondvar {
         RawCondvar {
             seq: AtomicU32::new(0),
             waiters: AtomicU32::new(0),
@@ -52,59 +39,8 @@ impl RawCondvar {
         }
     }
 
-    /// The bytes it needs (align 4).
-    pub const fn memory_size() -> usize {
-        std::mem::size_of::<RawCondvar>()
-    }
-
-    /// Writes a condition variable at `ptr`.
-    ///
-    /// # Safety
-    /// `ptr` valid for writes of [`RawCondvar::memory_size`] bytes, aligned
-    /// to 4, mapped for `'a`, unused by others meanwhile.
-    pub unsafe fn init_in<'a>(ptr: NonNull<u8>) -> &'a RawCondvar {
-        let p = ptr.cast::<RawCondvar>();
-        // SAFETY: the caller guarantees a valid, aligned, exclusive place.
-        unsafe {
-            p.as_ptr().write(RawCondvar::new());
-            p.as_ref()
-        }
-    }
-
-    /// Uses a condition variable initialized at `ptr`, checking its tag.
-    ///
-    /// # Safety
-    /// `ptr` valid for reads and writes of the size for `'a`.
-    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawCondvar, Error> {
-        let p = check_ptr::<RawCondvar>(ptr.as_ptr())?;
-        // SAFETY: valid and aligned; any bit pattern is valid.
-        let c = unsafe { p.as_ref() };
-        c.check()?;
-        Ok(c)
-    }
-
-    /// Initializes one at `offset` of `seg`.
-    pub fn init_at(seg: &Segment, offset: u64) -> Result<&RawCondvar, Error> {
-        let c: &RawCondvar = seg.get(offset)?;
-        c.reset();
-        Ok(c)
-    }
-
-    /// The one at `offset` of `seg`, tag checked.
-    pub fn at(seg: &Segment, offset: u64) -> Result<&RawCondvar, Error> {
-        let c: &RawCondvar = seg.get(offset)?;
-        c.check()?;
-        Ok(c)
-    }
-
-    pub(crate) fn reset(&self) {
-        self.seq.store(0, Ordering::Relaxed);
-        self.waiters.store(0, Ordering::Relaxed);
-        self.tag.store(tag::CONDVAR, Ordering::Release);
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        check_tag(self.tag.load(Ordering::Acquire), tag::CONDVAR, "condvar")
+    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
+        ipc_core::object::check_tag("condvar", tag::CONDVAR, self.tag.load(Ordering::Acquire))
     }
 
     /// Step 1 of a wait, called while holding the mutex: announces the
@@ -120,22 +56,11 @@ impl RawCondvar {
     /// the deadline passed without a notification.
     /// Spins first by `strategy` (a busy-spinning waiter never sleeps).
     pub fn park(&self, strategy: WaitStrategy, key: u32, deadline: Option<Instant>) -> bool {
-        let mut backoff = Backoff::new(strategy);
-        let mut spins: u32 = 0;
-        let notified = loop {
-            if self.seq.load(Ordering::Acquire) != key {
-                break true;
-            }
-            if backoff.snooze() == Phase::Retry {
-                spins = spins.wrapping_add(1);
-                if spins % 64 == 0 && past(deadline) {
-                    break false;
-                }
-                continue;
-            }
+        let changed = || self.seq.load(Ordering::Acquire) != key;
+        let notified = spin(strategy, deadline, changed).unwrap_or_else(|| {
             let r = futex::wait_until(&self.seq, key, deadline);
-            break r != WaitOutcome::TimedOut || self.seq.load(Ordering::Relaxed) != key;
-        };
+            r != WaitOutcome::TimedOut || changed()
+        });
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         notified
     }

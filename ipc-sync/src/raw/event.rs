@@ -11,13 +11,9 @@
 //! word is 2. A waiter that dies while parked leaves a 2, which costs the
 //! next `set` one spare wake-up and nothing else.
 
-use super::{check_ptr, check_tag, deadline_after, past, tag};
-use crate::Error;
-use ipc_core::futex;
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::Segment;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use super::{deadline_after, past, raw_object, spin, tag};
+use crate::primitive::{futex, ord, AtomicU32, Ordering, Site};
+use ipc_core::wait::WaitStrategy;
 use std::time::{Duration, Instant};
 
 const CLEAR: u32 = 0;
@@ -32,85 +28,25 @@ pub struct RawEvent {
     tag: AtomicU32,
 }
 
-ipc_core::assert_layout!(RawEvent, size = 8, align = 4);
-// SAFETY: two `AtomicU32`, `#[repr(C)]`, no pointers; any value of `state`
-// other than 1 reads as clear.
-unsafe impl ipc_core::Shareable for RawEvent {}
-
-impl Default for RawEvent {
-    fn default() -> Self {
-        RawEvent::new()
-    }
-}
+raw_object!(RawEvent, "ipc-sync/event", 1, size = 8, align = 4);
 
 impl RawEvent {
-    /// A clear event.
-    pub const fn new() -> RawEvent {
+    fn fresh((): ()) -> RawEvent {
         RawEvent {
             state: AtomicU32::new(CLEAR),
             tag: AtomicU32::new(tag::EVENT),
         }
     }
 
-    /// The bytes it needs (align 4).
-    pub const fn memory_size() -> usize {
-        std::mem::size_of::<RawEvent>()
-    }
-
-    /// Writes a clear event at `ptr`.
-    ///
-    /// # Safety
-    /// `ptr` valid for writes of [`RawEvent::memory_size`] bytes, aligned
-    /// to 4, mapped for `'a`, unused by others meanwhile.
-    pub unsafe fn init_in<'a>(ptr: NonNull<u8>) -> &'a RawEvent {
-        let p = ptr.cast::<RawEvent>();
-        // SAFETY: the caller guarantees a valid, aligned, exclusive place.
-        unsafe {
-            p.as_ptr().write(RawEvent::new());
-            p.as_ref()
-        }
-    }
-
-    /// Uses an event initialized at `ptr`, checking its tag.
-    ///
-    /// # Safety
-    /// `ptr` valid for reads and writes of the size for `'a`.
-    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawEvent, Error> {
-        let p = check_ptr::<RawEvent>(ptr.as_ptr())?;
-        // SAFETY: valid and aligned; any bit pattern is valid.
-        let e = unsafe { p.as_ref() };
-        e.check()?;
-        Ok(e)
-    }
-
-    /// Initializes a clear event at `offset` of `seg`.
-    pub fn init_at(seg: &Segment, offset: u64) -> Result<&RawEvent, Error> {
-        let e: &RawEvent = seg.get(offset)?;
-        e.reset();
-        Ok(e)
-    }
-
-    /// The event at `offset` of `seg`, tag checked.
-    pub fn at(seg: &Segment, offset: u64) -> Result<&RawEvent, Error> {
-        let e: &RawEvent = seg.get(offset)?;
-        e.check()?;
-        Ok(e)
-    }
-
-    pub(crate) fn reset(&self) {
-        self.state.store(CLEAR, Ordering::Relaxed);
-        self.tag.store(tag::EVENT, Ordering::Release);
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        check_tag(self.tag.load(Ordering::Acquire), tag::EVENT, "event")
+    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
+        ipc_core::object::check_tag("event", tag::EVENT, self.tag.load(Ordering::Acquire))
     }
 
     /// Sets the event and wakes every waiter. No syscall unless a waiter
     /// parked.
     #[inline]
     pub fn set(&self) {
-        if self.state.swap(SET, Ordering::Release) == PARKED {
+        if self.state.swap(SET, ord(Site::EventSet, Ordering::Release)) == PARKED {
             futex::wake_all(&self.state);
         }
     }
@@ -151,20 +87,8 @@ impl RawEvent {
 
     #[cold]
     fn wait_slow(&self, strategy: WaitStrategy, deadline: Option<Instant>) -> bool {
-        let mut backoff = Backoff::new(strategy);
-        let mut spins: u32 = 0;
-        loop {
-            if self.is_set() {
-                return true;
-            }
-            if backoff.snooze() == Phase::Retry {
-                spins = spins.wrapping_add(1);
-                if spins % 64 == 0 && past(deadline) {
-                    return self.is_set();
-                }
-                continue;
-            }
-            break;
+        if let Some(set) = spin(strategy, deadline, || self.is_set()) {
+            return set;
         }
         loop {
             let s = self.state.load(Ordering::Acquire);
@@ -187,7 +111,7 @@ impl RawEvent {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -3,90 +3,107 @@
 //! Every raw type is `#[repr(C)]`, made only of atomics and plain integers,
 //! holds no pointer, and is valid for every bit pattern (another process may
 //! write anything into it: the worst a garbage state can do is make a call
-//! fail or wait, never undefined behaviour). Each follows the same
-//! three-step life, so it can live in a segment, on the heap, or anywhere
-//! else:
+//! fail or wait, never undefined behaviour). Each implements
+//! [`ShmObject`](ipc_core::object::ShmObject) (its segment kind, a
+//! configuration, `memory_size`, `init_in`, and an `attach` that checks the
+//! object tag and every number it relies on), so
+//! [`Placed`](ipc_core::object::Placed) puts it in a segment of its own or
+//! at an offset of any segment; on the heap, `new` makes one.
 //!
-//! - `memory_size(..)`: how many bytes it needs (alignment: `align_of`);
-//! - `init_in(ptr, ..)` (`unsafe`): writes a fresh state at `ptr`;
-//! - `attach(ptr)` (`unsafe`): uses a state another process initialized,
-//!   after checking its object tag.
-//!
-//! `T::at(&segment, offset)` and `T::init_at(&segment, offset, ..)` do the
-//! same inside an [`ipc_core::Segment`], with the offset checked against the
-//! segment's size. The public types of the crate ([`crate::Mutex`], ...) are
-//! these states placed in a segment of their own.
+//! The algorithms know nothing of the operating system. Who the caller is
+//! and whether a recorded holder died is asked of a
+//! [`Judge`](ipc_core::liveness::Judge) passed to each call (the public
+//! types pass [`OsJudge`](ipc_core::liveness::OsJudge), which reads
+//! `/proc`); their atomics and futex calls come from one module that
+//! switches to loom's models under `cfg(loom)`, so `tests/loom.rs` checks
+//! this very code, with a judge whose model threads can die.
 //!
 //! # Shared-memory layout (ABI)
 //!
 //! What this crate places in shared memory, all little-endian words of the
 //! machine, no pointers. Sizes and alignments are checked at compile time
 //! ([`ipc_core::assert_layout!`]). A segment of its own records the type tag
-//! (the FNV-1a hash of the kind name), the version, a layout hash (sizes,
-//! alignments and, for the data-carrying types, the size and alignment of
-//! `T`) and the build's ABI word ([`ipc_core::header::ABI`]: architecture,
-//! libc, endianness, pointer width); opening refuses any mismatch with a
-//! typed error. Nothing here depends on libc's types (no `pthread_*`), so
-//! the libc part of the ABI word is stricter than the layout needs.
+//! (the FNV-1a hash of the kind name), the version, a layout hash (size and
+//! alignment of the object and, for the data-carrying types, of `T`) and
+//! the build's ABI word ([`ipc_core::header::ABI`]: architecture, libc,
+//! endianness, pointer width); opening refuses any mismatch with a typed
+//! error. Nothing here depends on libc's types (no `pthread_*`), so the libc
+//! part of the ABI word is stricter than the layout needs.
 //!
 //! | type | size, align | words | segment kind, version |
 //! |---|---|---|---|
-//! | [`RawMutex`] | 24, 8 | `word: u32` (tid \| waiters), `owner_tid: u32`, `owner_process: u64`, `tag: u32`, `count: u32` | `ipc-sync/mutex` 1 (as `MutexCell<T>`: + `layout: u64` + `T`) |
-//! | [`RawReentrantMutex`] | 24, 8 | a `RawMutex`, `count` = depth | `ipc-sync/reentrant-mutex` 1 |
-//! | [`RawRwLock`] | 408, 8 | `state: u32`, `writer_tid: u32`, `writer_process: u64`, `tag: u32`, reserved, 32 reader processes (u64), 32 reader counts (u32) | `ipc-sync/rwlock` 1 |
-//! | [`RawSemaphore`] | 16, 4 | `value`, `waiters`, `bound`, `tag` (u32) | `ipc-sync/semaphore` 1, `ipc-sync/bounded-semaphore` 1 |
+//! | [`RawMutex`] | 24, 8 | `word: u32` (tid \| waiters), `owner_tid: u32`, `owner_process: u64`, `tag: u32`, `count: u32` | `ipc-sync/mutex` 1 (as [`DataCell`](crate::DataCell): + `layout: u64` + `T`) |
+//! | [`RawReentrantMutex`] | 24, 8 | a `RawMutex`, `count` = depth | `ipc-sync/reentrant-mutex` 1 (as `DataCell`) |
+//! | [`RawRwLock`] | 408, 8 | `state: u32`, `writer_tid: u32`, `writer_process: u64`, `tag: u32`, reserved, 32 reader processes (u64), 32 reader counts (u32) | `ipc-sync/rwlock` 1 (as `DataCell`) |
+//! | [`RawSemaphore`] | 16, 4 | `value`, `waiters`, `bound`, `tag` (u32) | `ipc-sync/semaphore` 1 |
+//! | [`RawBoundedSemaphore`] | 16, 4 | a `RawSemaphore` whose `bound` is below `u32::MAX` | `ipc-sync/bounded-semaphore` 1 |
 //! | [`RawRecoverableSemaphore`] | 528, 8 | `seq`, `waiters`, `permits`, `tag` (u32), 64 holder slots (u64) | `ipc-sync/recoverable-semaphore` 1 |
 //! | [`RawEvent`] | 8, 4 | `state`, `tag` (u32) | `ipc-sync/event` 1 |
 //! | [`RawCondvar`] | 12, 4 | `seq`, `waiters`, `tag` (u32) | `ipc-sync/condvar` 1 |
 //! | [`RawBarrier`] | 536, 8 | `state`, `parties`, `resets`, `parked`, `tag`, reserved (u32), 64 member slots (u64) | `ipc-sync/barrier` 1 |
+//! | [`RawList`] | 256 + journal + 2 index banks (8-byte slots) + 2 arenas, 8 | a `RawMutex`, `tag`, configuration, type fingerprints, size, recoveries; state words `active`, `len`, `top`, `live`, `tombs`, `journal_len` (u64) | `ipc-sync/list` 1 |
+//! | [`RawDict`] | as `RawList`, 16-byte slots | as `RawList` | `ipc-sync/dict` 1 |
 //!
-//! `Value<T>` and `Array<T, N>` are a `MutexCell` under the kinds
-//! `ipc-sync/value` 1. Each raw state starts life through `init_in` or
-//! `init_at`, which write its object tag; `attach` and `at` check it.
+//! The containers' layout is in [`list`] and [`dict`] (and their shared
+//! header and journal in `store.rs` and `journal.rs`); the hash of a
+//! dict's keys is part of it.
+//!
+//! `Value<T>` and `Array<T, N>` are a `DataCell` of a `RawMutex` under the
+//! kind `ipc-sync/value` 1. A layout hash covers the object's size and
+//! alignment, and those of `T` for the data-carrying kinds, computed as in
+//! every earlier build: segments made by those builds still open.
 
-#[cfg(not(loom))]
 pub mod barrier;
-#[cfg(not(loom))]
 pub mod condvar;
+#[cfg(all(test, not(loom)))]
+mod container_tests;
 #[cfg(not(loom))]
+pub mod dict;
 pub mod event;
+#[cfg(not(loom))]
+pub mod journal;
+#[cfg(not(loom))]
+pub mod list;
 pub mod mutex;
-#[cfg(not(loom))]
 pub mod recoverable;
-#[cfg(not(loom))]
+pub mod reentrant;
 pub mod rwlock;
-#[cfg(not(loom))]
 pub mod semaphore;
+#[cfg(not(loom))]
+pub mod store;
+mod wait;
 
-#[cfg(not(loom))]
 pub use barrier::{BarrierWait, RawBarrier, MAX_PARTIES, MEMBER_SLOTS};
-#[cfg(not(loom))]
 pub use condvar::RawCondvar;
 #[cfg(not(loom))]
+pub use dict::{RawDict, RawDictTx};
 pub use event::RawEvent;
-pub use mutex::{Acquired, RawLockError, RawMutex, RawReentrantMutex};
+#[cfg(not(loom))]
+pub use list::{RawList, RawListTx};
+pub use mutex::{Acquired, RawMutex};
+pub use recoverable::{RawRecoverableSemaphore, MAX_PERMITS};
+pub use reentrant::RawReentrantMutex;
+pub use rwlock::{RawRwLock, READER_SLOTS};
+pub use semaphore::{RawBoundedSemaphore, RawSemaphore};
+#[cfg(not(loom))]
+pub use store::{Layout, RawContainerConfig};
+pub(crate) use wait::{deadline_after, next_wake, past, spin, timed, Forever, Once, Until, Wait};
 
-/// Hooks for the loom model of the lock algorithm (`cfg(loom)` only).
+/// Hooks for the loom models (`cfg(loom)` only).
 #[cfg(loom)]
-pub mod loom_support {
-    /// Marks the calling model thread dead: a lock it holds may be taken
-    /// over, as from a killed process.
-    pub fn die() {
-        crate::owner::die();
+pub mod loom {
+    pub use crate::primitive::Site;
+
+    /// Weakens the ordering at `site` to `Relaxed` for the models this
+    /// test thread runs next (`None`: none weakened): a negative control.
+    pub fn weaken(site: Option<Site>) {
+        crate::primitive::weaken::set(site);
     }
 }
-#[cfg(not(loom))]
-pub use recoverable::RawRecoverableSemaphore;
-#[cfg(not(loom))]
-pub use rwlock::RawRwLock;
-#[cfg(not(loom))]
-pub use semaphore::RawSemaphore;
 
-use crate::Error;
-use std::ptr::NonNull;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How often a parked waiter wakes to check that the process it waits for
+/// How often a parked waiter wakes to ask whether the holder it waits for
 /// is still alive. A dead holder is noticed within about this long; a live
 /// one costs a `/proc` read per period per waiter.
 pub const LIVENESS_PERIOD: Duration = Duration::from_millis(10);
@@ -103,45 +120,147 @@ pub(crate) mod tag {
     pub(crate) const RECOVERABLE: u32 = 0x5253_4d31; // "RSM1"
 }
 
-/// Checks an object tag read from shared memory.
-pub(crate) fn check_tag(found: u32, expected: u32, what: &'static str) -> Result<(), Error> {
-    if found == expected {
-        Ok(())
-    } else {
-        Err(Error::WrongObject {
-            expected: what,
-            found,
-        })
+/// Makes a raw type of fixed size an object for shared memory: checks its
+/// layout, marks it `Shareable` and implements
+/// [`ShmObject`](ipc_core::object::ShmObject) with its own segment kind
+/// (layout hash of its size and alignment), from the type's `validate`
+/// (the configuration), `fresh` (a new state) and `check` (what another
+/// process wrote). Without a configuration, also `new()` and `Default`.
+macro_rules! raw_object {
+    ($t:ident, $kind:literal, $version:literal, size = $size:expr, align = $align:expr) => {
+        impl $t {
+            /// A fresh one, on the heap or in a `static`; in shared memory,
+            /// place it with [`Placed`](ipc_core::object::Placed).
+            pub fn new() -> $t {
+                Self::fresh(())
+            }
+
+            fn validate(_: &()) -> Result<(), ipc_core::object::ObjectError> {
+                Ok(())
+            }
+        }
+
+        impl Default for $t {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        crate::raw::raw_object!(
+            $t,
+            $kind,
+            $version,
+            size = $size,
+            align = $align,
+            config = ()
+        );
+    };
+    ($t:ident, $kind:literal, $version:literal, size = $size:expr, align = $align:expr, config = $cfg:ty, new) => {
+        impl $t {
+            /// A fresh one of `cfg`, on the heap; in shared memory, place it
+            /// with [`Placed`](ipc_core::object::Placed).
+            ///
+            /// # Errors
+            /// [`ObjectError::InvalidConfig`](ipc_core::object::ObjectError::InvalidConfig)
+            /// for a configuration it does not accept, naming the limit.
+            pub fn new(cfg: $cfg) -> Result<$t, ipc_core::object::ObjectError> {
+                Self::validate(&cfg)?;
+                Ok(Self::fresh(cfg))
+            }
+        }
+
+        crate::raw::raw_object!(
+            $t,
+            $kind,
+            $version,
+            size = $size,
+            align = $align,
+            config = $cfg
+        );
+    };
+    ($t:ident, $kind:literal, $version:literal, size = $size:expr, align = $align:expr, config = $cfg:ty) => {
+        #[cfg(not(loom))]
+        ipc_core::assert_layout!($t, size = $size, align = $align);
+
+        #[cfg(not(loom))]
+        // SAFETY: `#[repr(C)]` (or transparent) of integer atomics whose
+        // sizes add up to the size checked above (no padding), no pointers,
+        // no drop glue; every bit pattern is a state the algorithm copes
+        // with (at worst a call that fails or waits).
+        unsafe impl ipc_core::Shareable for $t {}
+
+        #[cfg(not(loom))]
+        // SAFETY: `$t` is `Shareable` (above) and `Sync` (atomics);
+        // `init_in` writes a whole fresh state into memory the caller sized
+        // and aligned for it, and `attach` checks size, alignment, the
+        // object tag and every configuration word the algorithm relies on
+        // (`check`).
+        unsafe impl ipc_core::object::ShmObject for $t {
+            const KIND: ipc_core::Kind = ipc_core::Kind::new(
+                $kind,
+                $version,
+                ipc_core::header::layout_hash(&[$size as u64, $align as u64]),
+            );
+            type Config = $cfg;
+
+            fn memory_size(cfg: &$cfg) -> Result<usize, ipc_core::object::ObjectError> {
+                $t::validate(cfg)?;
+                Ok(std::mem::size_of::<$t>())
+            }
+
+            unsafe fn init_in(mem: std::ptr::NonNull<u8>, _len: usize, cfg: $cfg) {
+                // SAFETY: the caller gives `memory_size` bytes aligned for
+                // `$t` that nobody else uses yet.
+                unsafe { mem.cast::<$t>().write($t::fresh(cfg)) };
+            }
+
+            unsafe fn attach<'a>(
+                mem: std::ptr::NonNull<u8>,
+                len: usize,
+            ) -> Result<&'a $t, ipc_core::object::ObjectError> {
+                // SAFETY: the caller's promise, passed on.
+                let obj = unsafe { ipc_core::object::checked_ref::<$t>(mem, len)? };
+                obj.check()?;
+                Ok(obj)
+            }
+        }
+    };
+}
+pub(crate) use raw_object;
+
+/// An [`ObjectError::InvalidConfig`](ipc_core::object::ObjectError) for
+/// `what`, naming the limit.
+pub(crate) fn invalid(what: &'static str, reason: &str) -> ipc_core::object::ObjectError {
+    ipc_core::object::ObjectError::InvalidConfig {
+        what,
+        reason: reason.into(),
     }
 }
 
-/// Checks that `ptr` is non-null and aligned for `T` (the caller vouches for
-/// the size).
-pub(crate) fn check_ptr<T>(ptr: *mut u8) -> Result<NonNull<T>, Error> {
-    let p = NonNull::new(ptr).ok_or(Error::InvalidArgument("null pointer"))?;
-    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
-        return Err(Error::InvalidArgument("misaligned pointer"));
+/// An [`ObjectError::WrongObject`](ipc_core::object::ObjectError) for a
+/// `what` whose state another process wrote is not one this build reads.
+pub(crate) fn corrupt(what: &'static str, detail: String) -> ipc_core::object::ObjectError {
+    ipc_core::object::ObjectError::WrongObject {
+        expected: what,
+        detail,
     }
-    Ok(p.cast())
 }
 
-/// `now + timeout`, or `None` (no limit) when that overflows.
-#[inline]
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
-
-#[inline]
-pub(crate) fn past(deadline: Option<Instant>) -> bool {
-    deadline.is_some_and(|d| Instant::now() >= d)
-}
-
-/// The earlier of `deadline` and `now + period`.
-#[inline]
-pub(crate) fn next_wake(deadline: Option<Instant>, period: Duration) -> Instant {
-    let p = Instant::now() + period;
-    match deadline {
-        Some(d) if d < p => d,
-        _ => p,
+/// The tid of a thread that has exited and whose task is gone (a joined
+/// thread's task can outlive `join` by a moment). For tests.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn exited_thread_tid() -> u32 {
+    use ipc_core::liveness::{Judge, OsJudge};
+    let tid = std::thread::spawn(|| OsJudge.holder().map_or(0, |h| h.0))
+        .join()
+        .unwrap_or(0);
+    let start = std::time::Instant::now();
+    while !OsJudge.thread_is_dead(0, tid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "thread {tid} never went away"
+        );
+        std::thread::sleep(Duration::from_millis(1));
     }
+    tid
 }

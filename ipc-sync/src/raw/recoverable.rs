@@ -17,15 +17,14 @@
 //! process may release one. At most [`MAX_PERMITS`] permits; acquiring
 //! scans the slots, so it costs a little more than a counting semaphore.
 
-use super::{check_ptr, check_tag, deadline_after, next_wake, past, tag, LIVENESS_PERIOD};
-use crate::error::ReleaseError;
-use crate::owner;
-use crate::Error;
-use ipc_core::futex::{self, WaitOutcome};
+use super::{deadline_after, next_wake, past, raw_object, tag, LIVENESS_PERIOD};
+use crate::error::NotHeldError;
+use crate::primitive::futex::{self, WaitOutcome};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use ipc_core::liveness::Judge;
+use ipc_core::object::ObjectError;
 use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::{IdentityError, ProcessId, Segment};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use ipc_core::{IdentityError, ProcessId};
 use std::time::{Duration, Instant};
 
 /// The most permits a [`RawRecoverableSemaphore`] holds.
@@ -43,18 +42,20 @@ pub struct RawRecoverableSemaphore {
     slots: [AtomicU64; MAX_PERMITS as usize],
 }
 
-ipc_core::assert_layout!(
+raw_object!(
     RawRecoverableSemaphore,
+    "ipc-sync/recoverable-semaphore",
+    1,
     size = 16 + 8 * MAX_PERMITS as usize,
-    align = 8
+    align = 8,
+    config = u32,
+    new
 );
-// SAFETY: `#[repr(C)]`, integer atomics only, no padding, no pointers; any
-// slot value is a (possibly dead) holder, which the algorithm handles.
-unsafe impl ipc_core::Shareable for RawRecoverableSemaphore {}
 
-fn check_permits(permits: u32) -> Result<(), Error> {
+fn check_permits(permits: u32) -> Result<(), ObjectError> {
     if permits > MAX_PERMITS {
-        return Err(Error::InvalidArgument(
+        return Err(super::invalid(
+            "recoverable semaphore",
             "a recoverable semaphore has at most 64 permits",
         ));
     }
@@ -62,80 +63,29 @@ fn check_permits(permits: u32) -> Result<(), Error> {
 }
 
 impl RawRecoverableSemaphore {
-    /// The bytes it needs (align 8).
-    pub const fn memory_size() -> usize {
-        std::mem::size_of::<RawRecoverableSemaphore>()
+    /// At most [`MAX_PERMITS`] permits.
+    fn validate(permits: &u32) -> Result<(), ObjectError> {
+        check_permits(*permits)
     }
 
-    /// Writes a semaphore with `permits` free permits at `ptr`.
-    ///
-    /// # Safety
-    /// `ptr` valid for writes of [`Self::memory_size`] bytes, aligned to 8,
-    /// mapped for `'a`, unused by others meanwhile.
-    pub unsafe fn init_in<'a>(
-        ptr: NonNull<u8>,
-        permits: u32,
-    ) -> Result<&'a RawRecoverableSemaphore, Error> {
-        check_permits(permits)?;
-        let p = check_ptr::<RawRecoverableSemaphore>(ptr.as_ptr())?;
-        // SAFETY: valid, exclusive, aligned (checked); all-zero is a valid
-        // state of atomics.
-        let s = unsafe {
-            p.as_ptr().write_bytes(0, 1);
-            p.as_ref()
-        };
-        s.reset_to(permits);
-        Ok(s)
-    }
-
-    /// Uses one initialized at `ptr`, checking its tag.
-    ///
-    /// # Safety
-    /// `ptr` valid for reads and writes of the size for `'a`.
-    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawRecoverableSemaphore, Error> {
-        let p = check_ptr::<RawRecoverableSemaphore>(ptr.as_ptr())?;
-        // SAFETY: valid and aligned; any bit pattern is valid.
-        let s = unsafe { p.as_ref() };
-        s.check()?;
-        Ok(s)
-    }
-
-    /// Initializes one at `offset` of `seg`.
-    pub fn init_at(
-        seg: &Segment,
-        offset: u64,
-        permits: u32,
-    ) -> Result<&RawRecoverableSemaphore, Error> {
-        check_permits(permits)?;
-        let s: &RawRecoverableSemaphore = seg.get(offset)?;
-        s.reset_to(permits);
-        Ok(s)
-    }
-
-    /// The one at `offset` of `seg`, tag checked.
-    pub fn at(seg: &Segment, offset: u64) -> Result<&RawRecoverableSemaphore, Error> {
-        let s: &RawRecoverableSemaphore = seg.get(offset)?;
-        s.check()?;
-        Ok(s)
-    }
-
-    pub(crate) fn reset_to(&self, permits: u32) {
-        self.seq.store(0, Ordering::Relaxed);
-        self.waiters.store(0, Ordering::Relaxed);
-        self.permits.store(permits, Ordering::Relaxed);
-        for s in &self.slots {
-            s.store(0, Ordering::Relaxed);
+    fn fresh(permits: u32) -> RawRecoverableSemaphore {
+        RawRecoverableSemaphore {
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+            permits: AtomicU32::new(permits),
+            tag: AtomicU32::new(tag::RECOVERABLE),
+            slots: std::array::from_fn(|_| AtomicU64::new(0)),
         }
-        self.tag.store(tag::RECOVERABLE, Ordering::Release);
     }
 
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        check_tag(
-            self.tag.load(Ordering::Acquire),
-            tag::RECOVERABLE,
+    fn check(&self) -> Result<(), ObjectError> {
+        ipc_core::object::check_tag(
             "recoverable semaphore",
+            tag::RECOVERABLE,
+            self.tag.load(Ordering::Acquire),
         )?;
         check_permits(self.permits.load(Ordering::Relaxed))
+            .map_err(|e| super::corrupt("recoverable semaphore", e.to_string()))
     }
 
     fn slots(&self) -> &[AtomicU64] {
@@ -148,8 +98,8 @@ impl RawRecoverableSemaphore {
     /// # Errors
     /// [`IdentityError`]: this process cannot learn the identity a permit
     /// records (so that it comes back if the process dies); none was taken.
-    pub fn try_acquire(&self) -> Result<bool, IdentityError> {
-        let me = owner::me()?.process;
+    pub fn try_acquire<J: Judge>(&self, judge: &J) -> Result<bool, IdentityError> {
+        let me = judge.me()?;
         Ok(self.take(me))
     }
 
@@ -166,12 +116,13 @@ impl RawRecoverableSemaphore {
     ///
     /// # Errors
     /// As [`RawRecoverableSemaphore::try_acquire`].
-    pub fn acquire_until(
+    pub fn acquire_until<J: Judge>(
         &self,
+        judge: &J,
         strategy: WaitStrategy,
         deadline: Option<Instant>,
     ) -> Result<bool, IdentityError> {
-        let me = owner::me()?.process;
+        let me = judge.me()?;
         if self.take(me) {
             return Ok(true);
         }
@@ -182,7 +133,7 @@ impl RawRecoverableSemaphore {
                     return Ok(true);
                 }
                 if past(deadline) {
-                    return Ok(self.recover() > 0 && self.take(me));
+                    return Ok(self.recover(judge) > 0 && self.take(me));
                 }
                 continue;
             }
@@ -198,7 +149,7 @@ impl RawRecoverableSemaphore {
             if self.take(me) {
                 return Ok(true);
             }
-            if r == WaitOutcome::TimedOut && self.recover() > 0 && self.take(me) {
+            if r == WaitOutcome::TimedOut && self.recover(judge) > 0 && self.take(me) {
                 return Ok(true);
             }
             if past(deadline) {
@@ -211,32 +162,32 @@ impl RawRecoverableSemaphore {
     ///
     /// # Errors
     /// As [`RawRecoverableSemaphore::try_acquire`].
-    pub fn acquire_timeout(
+    pub fn acquire_timeout<J: Judge>(
         &self,
+        judge: &J,
         strategy: WaitStrategy,
         timeout: Duration,
     ) -> Result<bool, IdentityError> {
         if timeout.is_zero() {
-            return self.try_acquire();
+            return self.try_acquire(judge);
         }
-        self.acquire_until(strategy, deadline_after(timeout))
+        self.acquire_until(judge, strategy, deadline_after(timeout))
     }
 
     /// Gives back a permit the calling process holds.
     ///
     /// # Errors
-    /// [`ReleaseError::NotHeld`] if this process holds none (nothing
-    /// changes).
-    pub fn release(&self) -> Result<(), ReleaseError> {
+    /// [`NotHeldError`] if this process holds none (nothing changes).
+    pub fn release<J: Judge>(&self, judge: &J) -> Result<(), NotHeldError> {
         // Without an identity this process took no permit.
-        let me = owner::me().map_err(|_| ReleaseError::NotHeld)?.process;
+        let me = judge.me().map_err(|_| NotHeldError)?;
         let freed = self.slots().iter().any(|s| {
             s.load(Ordering::Relaxed) == me
                 && s.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
                     .is_ok()
         });
         if !freed {
-            return Err(ReleaseError::NotHeld);
+            return Err(NotHeldError);
         }
         self.bump();
         Ok(())
@@ -249,9 +200,9 @@ impl RawRecoverableSemaphore {
         }
     }
 
-    /// Frees the permits of dead holder processes (reads `/proc` once per
+    /// Frees the permits of dead holder processes (asks `judge` once per
     /// distinct holder) and returns how many it freed.
-    pub fn recover(&self) -> u32 {
+    pub fn recover<J: Judge>(&self, judge: &J) -> u32 {
         let mut freed = 0;
         let mut alive: Vec<u64> = Vec::new();
         for s in self.slots() {
@@ -259,7 +210,7 @@ impl RawRecoverableSemaphore {
             if p == 0 || alive.contains(&p) {
                 continue;
             }
-            if owner::process_alive(p) {
+            if !judge.is_dead(p) {
                 alive.push(p);
                 continue;
             }
@@ -288,8 +239,8 @@ impl RawRecoverableSemaphore {
     }
 
     /// The number of permits the calling process holds.
-    pub fn held_by_me(&self) -> u32 {
-        let Ok(me) = owner::me().map(|m| m.process) else {
+    pub fn held_by_me<J: Judge>(&self, judge: &J) -> u32 {
+        let Ok(me) = judge.me() else {
             return 0;
         };
         self.slots()

@@ -14,8 +14,8 @@
 //! records its process just after. No
 //! preference: a steady stream of readers can keep a writer waiting.
 //! Waiters park on the word with a bounded timeout; when it passes and a
-//! writer holds the lock, they check its liveness (pid + start time, then
-//! thread). Whoever finds it dead clears `WRITER` and sets `DIRTY`: from then
+//! writer holds the lock, they ask their `Judge` whether it died (its process,
+//! then its thread). Whoever finds it dead clears `WRITER` and sets `DIRTY`: from then
 //! on readers get [`Acquired::OwnerDied`] (they may look, not repair), and the
 //! next writer gets it too and repairs; a writer that releases after marking
 //! the data consistent clears `DIRTY`, one that does not sets
@@ -30,18 +30,18 @@
 //! counts more than its process holds: recovery can leave a read lock behind
 //! (a reader killed in the two instructions between, or a process beyond the
 //! table's size), never take away a live reader's. Writers' timeouts
-//! ([`RawLockError::TimedOut`]) bound the wait in those rare cases.
+//! (`TimedOut`) bound the wait in those rare cases.
 
-use super::mutex::{Acquired, RawLockError};
-use super::{check_ptr, check_tag, deadline_after, next_wake, past, tag, LIVENESS_PERIOD};
-use crate::error::UnlockError;
-use crate::owner::{self, Me};
-use crate::Error;
-use ipc_core::futex::{self, WaitOutcome};
+use super::mutex::{holder_dead, Me};
+use super::{next_wake, raw_object, tag, Forever, Once, Until, Wait};
+use super::{Acquired, LIVENESS_PERIOD};
+use crate::error::{Fail, LockError, LockTimeoutError, Refused, TryLockError, UnlockError};
+use crate::primitive::futex::{self, WaitOutcome};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use ipc_core::liveness::Judge;
 use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::{ProcessId, Segment};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use ipc_core::{IdentityError, ProcessId};
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 const READERS: u32 = (1 << 28) - 1;
@@ -67,17 +67,6 @@ pub struct RawRwLock {
     reader_count: [AtomicU32; READER_SLOTS],
 }
 
-ipc_core::assert_layout!(RawRwLock, size = 24 + 12 * READER_SLOTS, align = 8);
-// SAFETY: `#[repr(C)]`, integer atomics, no padding, no pointers; every bit
-// pattern is a state the algorithm handles (at worst a lock that looks held).
-unsafe impl ipc_core::Shareable for RawRwLock {}
-
-impl Default for RawRwLock {
-    fn default() -> Self {
-        RawRwLock::new()
-    }
-}
-
 /// What a wait is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -85,168 +74,194 @@ enum Mode {
     Write,
 }
 
+type Lock = Result<Acquired, LockError<Infallible>>;
+type TryLock = Result<Acquired, TryLockError<Infallible>>;
+type Timed = Result<Acquired, LockTimeoutError<Infallible>>;
+
+raw_object!(
+    RawRwLock,
+    "ipc-sync/raw-rwlock",
+    1,
+    size = 24 + 12 * READER_SLOTS,
+    align = 8
+);
+
 impl RawRwLock {
-    /// A free lock.
-    pub const fn new() -> RawRwLock {
+    fn fresh((): ()) -> RawRwLock {
         RawRwLock {
             state: AtomicU32::new(0),
             writer_tid: AtomicU32::new(0),
             writer_process: AtomicU64::new(0),
             tag: AtomicU32::new(tag::RWLOCK),
             _reserved: AtomicU32::new(0),
-            reader_process: [const { AtomicU64::new(0) }; READER_SLOTS],
-            reader_count: [const { AtomicU32::new(0) }; READER_SLOTS],
+            reader_process: std::array::from_fn(|_| AtomicU64::new(0)),
+            reader_count: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
 
-    /// The bytes it needs (align 8).
-    pub const fn memory_size() -> usize {
-        std::mem::size_of::<RawRwLock>()
+    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
+        ipc_core::object::check_tag("rwlock", tag::RWLOCK, self.tag.load(Ordering::Acquire))
     }
 
-    /// Writes a free lock at `ptr`.
-    ///
-    /// # Safety
-    /// `ptr` valid for writes of [`RawRwLock::memory_size`] bytes, aligned
-    /// to 8, mapped for `'a`, unused by others meanwhile.
-    pub unsafe fn init_in<'a>(ptr: NonNull<u8>) -> &'a RawRwLock {
-        let p = ptr.cast::<RawRwLock>();
-        // SAFETY: the caller guarantees a valid, aligned, exclusive place.
-        unsafe {
-            p.as_ptr().write(RawRwLock::new());
-            p.as_ref()
-        }
-    }
-
-    /// Uses a lock initialized at `ptr`, checking its tag.
-    ///
-    /// # Safety
-    /// `ptr` valid for reads and writes of the size for `'a`.
-    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawRwLock, Error> {
-        let p = check_ptr::<RawRwLock>(ptr.as_ptr())?;
-        // SAFETY: valid and aligned; any bit pattern is valid.
-        let l = unsafe { p.as_ref() };
-        l.check()?;
-        Ok(l)
-    }
-
-    /// Initializes a free lock at `offset` of `seg`.
-    pub fn init_at(seg: &Segment, offset: u64) -> Result<&RawRwLock, Error> {
-        let l: &RawRwLock = seg.get(offset)?;
-        l.reset();
-        Ok(l)
-    }
-
-    /// The lock at `offset` of `seg`, tag checked.
-    pub fn at(seg: &Segment, offset: u64) -> Result<&RawRwLock, Error> {
-        let l: &RawRwLock = seg.get(offset)?;
-        l.check()?;
-        Ok(l)
-    }
-
-    pub(crate) fn reset(&self) {
-        self.state.store(0, Ordering::Relaxed);
-        self.writer_tid.store(0, Ordering::Relaxed);
-        self.writer_process.store(0, Ordering::Relaxed);
-        for (p, c) in self.reader_process.iter().zip(&self.reader_count) {
-            p.store(0, Ordering::Relaxed);
-            c.store(0, Ordering::Relaxed);
-        }
-        self.tag.store(tag::RWLOCK, Ordering::Release);
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        check_tag(self.tag.load(Ordering::Acquire), tag::RWLOCK, "rwlock")
-    }
-
-    /// Takes a read lock, waiting until `deadline` (`None`: no limit).
+    /// Takes a read lock, waiting as long as it takes.
     /// [`Acquired::OwnerDied`] means a writer died and the data was not yet
     /// repaired: the caller holds a read lock on possibly torn data.
+    ///
+    /// # Errors
+    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] (the
+    /// caller holds the write lock), [`LockError::UnknownIdentity`].
     #[inline]
-    pub fn read_until(
-        &self,
-        strategy: WaitStrategy,
-        deadline: Option<Instant>,
-    ) -> Result<Acquired, RawLockError> {
-        let me = owner::me()?;
-        let s = self.state.load(Ordering::Relaxed);
-        if s & (WRITER | DIRTY | NOT_RECOVERABLE) == 0
-            && s & READERS < READERS
-            && self
-                .state
-                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.record_read(me.process);
-            return Ok(Acquired::Clean);
-        }
-        self.slow(Mode::Read, strategy, deadline, false)
+    pub fn read<J: Judge>(&self, judge: &J, strategy: WaitStrategy) -> Lock {
+        self.lock_with(judge, Mode::Read, strategy, Forever)
     }
 
-    /// Takes a write lock, waiting until `deadline`. [`Acquired::OwnerDied`]
-    /// means a writer died: repair, then unlock with `consistent = true`.
-    #[inline]
-    pub fn write_until(
+    /// Takes a read lock, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`RawRwLock::read`], and [`LockTimeoutError::TimedOut`].
+    pub fn read_until<J: Judge>(
         &self,
+        judge: &J,
         strategy: WaitStrategy,
-        deadline: Option<Instant>,
-    ) -> Result<Acquired, RawLockError> {
-        let me = owner::me()?;
-        if self
-            .state
-            .compare_exchange(0, WRITER | me.tid, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            self.record(me);
-            return Ok(Acquired::Clean);
-        }
-        self.slow(Mode::Write, strategy, deadline, false)
+        deadline: Instant,
+    ) -> Timed {
+        self.lock_with(judge, Mode::Read, strategy, Until(deadline))
     }
 
     /// Tries once to take a read lock.
-    pub fn try_read(&self) -> Result<Acquired, RawLockError> {
-        self.slow(Mode::Read, WaitStrategy::Blocking, None, true)
+    ///
+    /// # Errors
+    /// As [`RawRwLock::read`], and [`TryLockError::WouldBlock`].
+    pub fn try_read<J: Judge>(&self, judge: &J) -> TryLock {
+        self.slow(judge, Mode::Read, WaitStrategy::Blocking, Once)
+    }
+
+    /// Takes a read lock, waiting `timeout` at most (zero: one try).
+    ///
+    /// # Errors
+    /// As [`RawRwLock::read_until`], and [`LockTimeoutError::WouldBlock`]
+    /// for a zero timeout.
+    pub fn read_timeout<J: Judge>(
+        &self,
+        judge: &J,
+        strategy: WaitStrategy,
+        timeout: Duration,
+    ) -> Timed {
+        self.timed(judge, Mode::Read, strategy, timeout)
+    }
+
+    /// Takes the write lock, waiting as long as it takes.
+    /// [`Acquired::OwnerDied`] means a writer died: repair, then unlock with
+    /// `consistent = true`.
+    ///
+    /// # Errors
+    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`],
+    /// [`LockError::UnknownIdentity`].
+    #[inline]
+    pub fn write<J: Judge>(&self, judge: &J, strategy: WaitStrategy) -> Lock {
+        self.lock_with(judge, Mode::Write, strategy, Forever)
+    }
+
+    /// Takes the write lock, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`RawRwLock::write`], and [`LockTimeoutError::TimedOut`].
+    pub fn write_until<J: Judge>(
+        &self,
+        judge: &J,
+        strategy: WaitStrategy,
+        deadline: Instant,
+    ) -> Timed {
+        self.lock_with(judge, Mode::Write, strategy, Until(deadline))
     }
 
     /// Tries once to take the write lock.
-    pub fn try_write(&self) -> Result<Acquired, RawLockError> {
-        self.slow(Mode::Write, WaitStrategy::Blocking, None, true)
+    ///
+    /// # Errors
+    /// As [`RawRwLock::write`], and [`TryLockError::WouldBlock`].
+    pub fn try_write<J: Judge>(&self, judge: &J) -> TryLock {
+        self.slow(judge, Mode::Write, WaitStrategy::Blocking, Once)
     }
 
-    /// Read lock with a timeout (zero: one try).
-    pub fn read_timeout(
+    /// Takes the write lock, waiting `timeout` at most (zero: one try).
+    ///
+    /// # Errors
+    /// As [`RawRwLock::write_until`], and [`LockTimeoutError::WouldBlock`]
+    /// for a zero timeout.
+    pub fn write_timeout<J: Judge>(
         &self,
+        judge: &J,
         strategy: WaitStrategy,
         timeout: Duration,
-    ) -> Result<Acquired, RawLockError> {
-        if timeout.is_zero() {
-            return self.try_read();
-        }
-        self.read_until(strategy, deadline_after(timeout))
+    ) -> Timed {
+        self.timed(judge, Mode::Write, strategy, timeout)
     }
 
-    /// Write lock with a timeout (zero: one try).
-    pub fn write_timeout(
+    /// A wait of `timeout` (zero: one try; too long to name: no limit).
+    fn timed<J: Judge>(
         &self,
+        judge: &J,
+        mode: Mode,
         strategy: WaitStrategy,
         timeout: Duration,
-    ) -> Result<Acquired, RawLockError> {
-        if timeout.is_zero() {
-            return self.try_write();
+    ) -> Timed {
+        super::timed(
+            timeout,
+            || self.slow(judge, mode, WaitStrategy::Blocking, Once),
+            |d| self.lock_with(judge, mode, strategy, Until(d)),
+            || self.lock_with(judge, mode, strategy, Forever),
+        )
+    }
+
+    /// One `CAS` for `mode` on a free word (no writer, not dirty), then the
+    /// slow path.
+    #[inline]
+    fn lock_with<J: Judge, W: Wait, E>(
+        &self,
+        judge: &J,
+        mode: Mode,
+        strategy: WaitStrategy,
+        wait: W,
+    ) -> Result<Acquired, E>
+    where
+        E: Fail<Refused> + Fail<W::Expired> + Fail<IdentityError>,
+    {
+        let me = Me::of(judge).map_err(E::fail)?;
+        let s = self.state.load(Ordering::Relaxed);
+        let (free, new) = match mode {
+            Mode::Read => (
+                s & (WRITER | DIRTY | NOT_RECOVERABLE) == 0 && s & READERS < READERS,
+                s + 1,
+            ),
+            Mode::Write => (s == 0, WRITER | me.tid),
+        };
+        if free
+            && self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            match mode {
+                Mode::Read => self.record_read(me.process),
+                Mode::Write => self.record(me),
+            }
+            return Ok(Acquired::Clean);
         }
-        self.write_until(strategy, deadline_after(timeout))
+        self.slow(judge, mode, strategy, wait)
     }
 
     #[inline]
     fn record(&self, me: Me) {
-        self.writer_tid.store(me.tid, Ordering::Relaxed);
+        // SYNC POINT: as the mutex's record: process first, then the tid
+        // with Release, read tid first with Acquire (`reclaim_dead_writer`).
         self.writer_process.store(me.process, Ordering::Relaxed);
+        self.writer_tid.store(me.tid, Ordering::Release);
     }
 
     /// One attempt for `mode` on state `s`: `Some` when it is decided.
-    fn attempt(&self, mode: Mode, s: u32, me: Me) -> Option<Result<Acquired, RawLockError>> {
+    fn attempt(&self, mode: Mode, s: u32, me: Me) -> Option<Result<Acquired, Refused>> {
         if s & NOT_RECOVERABLE != 0 {
-            return Some(Err(RawLockError::NotRecoverable));
+            return Some(Err(Refused::NotRecoverable));
         }
         let how = if s & DIRTY != 0 {
             Acquired::OwnerDied { previous: None }
@@ -291,60 +306,59 @@ impl RawRwLock {
             && self.writer_tid.load(Ordering::Relaxed) == me.tid
             && self.writer_process.load(Ordering::Relaxed) == me.process
         {
-            return Some(Err(RawLockError::WouldDeadlock));
+            return Some(Err(Refused::WouldDeadlock));
         }
         None
     }
 
     #[cold]
-    fn slow(
+    fn slow<J: Judge, W: Wait, E>(
         &self,
+        judge: &J,
         mode: Mode,
         strategy: WaitStrategy,
-        deadline: Option<Instant>,
-        once: bool,
-    ) -> Result<Acquired, RawLockError> {
-        let me = owner::me()?;
+        wait: W,
+    ) -> Result<Acquired, E>
+    where
+        E: Fail<Refused> + Fail<W::Expired> + Fail<IdentityError>,
+    {
+        let me = Me::of(judge).map_err(E::fail)?;
         let mut backoff = Backoff::new(strategy);
         let mut spins: u32 = 0;
         let mut last_check: Option<Instant> = None;
         loop {
             let s = self.state.load(Ordering::Relaxed);
             if let Some(r) = self.attempt(mode, s, me) {
-                return r;
+                return r.map_err(E::fail);
             }
             if s != self.state.load(Ordering::Relaxed) {
                 continue; // lost a race: try again at once
             }
-            if once {
-                if self.reclaim_dead(s) {
-                    continue;
-                }
-                return Err(RawLockError::WouldBlock);
-            }
             if backoff.snooze() == Phase::Retry {
                 spins = spins.wrapping_add(1);
-                if spins % 256 == 0 {
+                if spins.is_multiple_of(256) {
                     let now = Instant::now();
                     if last_check.is_some_and(|t| now - t >= LIVENESS_PERIOD)
-                        && self.reclaim_dead(s)
+                        && self.reclaim_dead(judge, s)
                     {
                         continue;
                     }
                     if last_check.is_none_or(|t| now - t >= LIVENESS_PERIOD) {
                         last_check = Some(now);
                     }
-                    if deadline.is_some_and(|d| now >= d) {
-                        return Err(RawLockError::TimedOut);
+                    if let Some(x) = wait.expired() {
+                        return Err(E::fail(x));
                     }
                 }
                 continue;
             }
-            if past(deadline) {
-                if self.reclaim_dead(s) {
+            if let Some(x) = wait.expired() {
+                // A single try, or the deadline passed: a last look for a
+                // dead holder first.
+                if self.reclaim_dead(judge, s) {
                     continue;
                 }
-                return Err(RawLockError::TimedOut);
+                return Err(E::fail(x));
             }
             if s & WAITERS == 0
                 && self
@@ -354,9 +368,9 @@ impl RawRwLock {
             {
                 continue;
             }
-            let until = next_wake(deadline, LIVENESS_PERIOD);
+            let until = next_wake(wait.deadline(), LIVENESS_PERIOD);
             if futex::wait_until(&self.state, s | WAITERS, Some(until)) == WaitOutcome::TimedOut {
-                self.reclaim_dead(s | WAITERS);
+                self.reclaim_dead(judge, s | WAITERS);
             }
         }
     }
@@ -398,11 +412,11 @@ impl RawRwLock {
     /// Frees what a dead holder of state `s` keeps: the writer's lock, or the
     /// read locks of dead processes.
     #[cold]
-    fn reclaim_dead(&self, s: u32) -> bool {
+    fn reclaim_dead<J: Judge>(&self, judge: &J, s: u32) -> bool {
         if s & WRITER != 0 {
-            self.reclaim_dead_writer(s)
+            self.reclaim_dead_writer(judge, s)
         } else if s & READERS != 0 {
-            self.reclaim_dead_readers()
+            self.reclaim_dead_readers(judge)
         } else {
             false
         }
@@ -411,11 +425,11 @@ impl RawRwLock {
     /// Subtracts the read locks of dead processes from the word; returns
     /// whether any were freed.
     #[cold]
-    fn reclaim_dead_readers(&self) -> bool {
+    fn reclaim_dead_readers<J: Judge>(&self, judge: &J) -> bool {
         let mut freed = 0;
         for (slot, count) in self.reader_process.iter().zip(&self.reader_count) {
             let p = slot.load(Ordering::Acquire);
-            if p == 0 || owner::process_alive(p) {
+            if p == 0 || !judge.is_dead(p) {
                 continue;
             }
             let c = count.swap(0, Ordering::AcqRel);
@@ -445,14 +459,14 @@ impl RawRwLock {
     /// If a writer holds the lock in state `s` and is dead, clears `WRITER`
     /// and sets `DIRTY`, wakes everybody, and returns true.
     #[cold]
-    fn reclaim_dead_writer(&self, s: u32) -> bool {
+    fn reclaim_dead_writer<J: Judge>(&self, judge: &J, s: u32) -> bool {
         if s & WRITER == 0 {
             return false;
         }
         let tid = s & READERS;
         let rec_tid = self.writer_tid.load(Ordering::Acquire);
         let process = self.writer_process.load(Ordering::Acquire);
-        if tid == 0 || owner::holder_alive(tid, rec_tid, process) {
+        if tid == 0 || !holder_dead(judge, tid, rec_tid, process) {
             return false;
         }
         let cur = self.state.load(Ordering::Relaxed);
@@ -481,14 +495,14 @@ impl RawRwLock {
     ///
     /// # Errors
     /// [`UnlockError::NotLocked`] if no reader holds it.
-    pub fn read_unlock(&self) -> Result<(), UnlockError> {
+    pub fn read_unlock<J: Judge>(&self, judge: &J) -> Result<(), UnlockError> {
         let mut s = self.state.load(Ordering::Relaxed);
         if s & READERS == 0 || s & WRITER != 0 {
             return Err(UnlockError::NotLocked);
         }
         // A process without an identity recorded no read lock of its own.
-        if let Ok(me) = owner::me() {
-            self.unrecord_read(me.process);
+        if let Ok(me) = judge.me() {
+            self.unrecord_read(me);
         }
         loop {
             if s & READERS == 0 || s & WRITER != 0 {
@@ -517,13 +531,13 @@ impl RawRwLock {
     ///
     /// # Errors
     /// [`UnlockError::NotLocked`] / [`UnlockError::NotOwner`].
-    pub fn write_unlock(&self, consistent: bool) -> Result<(), UnlockError> {
+    pub fn write_unlock<J: Judge>(&self, judge: &J, consistent: bool) -> Result<(), UnlockError> {
         let s = self.state.load(Ordering::Relaxed);
         if s & WRITER == 0 {
             return Err(UnlockError::NotLocked);
         }
         let holder = s & READERS;
-        let Ok(me) = owner::me() else {
+        let Ok(me) = Me::of(judge) else {
             return Err(UnlockError::NotOwner { holder_tid: holder });
         };
         if holder != me.tid || self.writer_process.load(Ordering::Relaxed) != me.process {
@@ -533,8 +547,10 @@ impl RawRwLock {
         Ok(())
     }
 
+    /// Releases a write lock the caller knows it holds (a guard);
+    /// `consistent` as for [`RawRwLock::write_unlock`].
     #[inline]
-    pub(crate) fn write_unlock_held(&self, consistent: bool) {
+    pub fn write_unlock_held(&self, consistent: bool) {
         let old = if consistent {
             self.state
                 .fetch_and(!(WRITER | WAITERS | DIRTY | READERS), Ordering::Release)
@@ -573,76 +589,71 @@ impl RawRwLock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use ipc_core::liveness::OsJudge;
     use std::sync::Arc;
+
+    const J: &OsJudge = &OsJudge;
+    const B: WaitStrategy = WaitStrategy::Blocking;
 
     #[test]
     fn readers_share_writers_exclude() {
         let l = Arc::new(RawRwLock::new());
-        assert_eq!(l.try_read(), Ok(Acquired::Clean));
-        assert_eq!(l.try_read(), Ok(Acquired::Clean));
-        assert_eq!(l.try_write(), Err(RawLockError::WouldBlock));
-        l.read_unlock().unwrap();
-        l.read_unlock().unwrap();
-        assert_eq!(l.read_unlock(), Err(UnlockError::NotLocked));
-        assert_eq!(l.try_write(), Ok(Acquired::Clean));
-        assert_eq!(l.try_write(), Err(RawLockError::WouldDeadlock));
+        assert_eq!(l.try_read(J).ok(), Some(Acquired::Clean));
+        assert_eq!(l.try_read(J).ok(), Some(Acquired::Clean));
+        assert!(matches!(l.try_write(J), Err(TryLockError::WouldBlock)));
+        l.read_unlock(J).unwrap();
+        l.read_unlock(J).unwrap();
+        assert_eq!(l.read_unlock(J), Err(UnlockError::NotLocked));
+        assert_eq!(l.try_write(J).ok(), Some(Acquired::Clean));
+        assert!(matches!(l.try_write(J), Err(TryLockError::WouldDeadlock)));
         let l2 = Arc::clone(&l);
-        let r = std::thread::spawn(move || (l2.try_read(), l2.write_unlock(true)))
+        let r = std::thread::spawn(move || (l2.try_read(J), l2.write_unlock(J, true)))
             .join()
             .unwrap();
-        assert_eq!(r.0, Err(RawLockError::WouldBlock));
+        assert!(matches!(r.0, Err(TryLockError::WouldBlock)));
         assert!(matches!(r.1, Err(UnlockError::NotOwner { .. })));
-        l.write_unlock(true).unwrap();
+        l.write_unlock(J, true).unwrap();
     }
 
     /// A writer killed between its `CAS` and writing its process record:
     /// the word names a thread that no longer exists, the record is stale.
     #[test]
     fn a_writer_killed_before_its_record_is_still_found_dead() {
-        let dead_tid = owner::exited_thread_tid();
+        let dead_tid = super::super::exited_thread_tid();
         let l = RawRwLock::new();
         l.state.store(WRITER | dead_tid, Ordering::Relaxed);
-        assert!(matches!(l.try_write(), Ok(Acquired::OwnerDied { .. })));
-        l.write_unlock(true).unwrap();
-        assert_eq!(l.try_read(), Ok(Acquired::Clean));
+        assert!(matches!(l.try_write(J), Ok(Acquired::OwnerDied { .. })));
+        l.write_unlock(J, true).unwrap();
+        assert_eq!(l.try_read(J).ok(), Some(Acquired::Clean));
     }
 
     #[test]
     fn a_dead_writer_is_reported_until_repaired() {
         let l = Arc::new(RawRwLock::new());
         let l2 = Arc::clone(&l);
-        std::thread::spawn(move || assert_eq!(l2.try_write(), Ok(Acquired::Clean)))
+        std::thread::spawn(move || assert_eq!(l2.try_write(J).ok(), Some(Acquired::Clean)))
             .join()
             .unwrap();
-        assert!(matches!(
-            l.read_until(WaitStrategy::Blocking, None),
-            Ok(Acquired::OwnerDied { .. })
-        ));
-        l.read_unlock().unwrap();
-        assert!(matches!(
-            l.write_until(WaitStrategy::Blocking, None),
-            Ok(Acquired::OwnerDied { .. })
-        ));
-        l.write_unlock(true).unwrap();
-        assert_eq!(l.try_read(), Ok(Acquired::Clean));
-        l.read_unlock().unwrap();
+        assert!(matches!(l.read(J, B), Ok(Acquired::OwnerDied { .. })));
+        l.read_unlock(J).unwrap();
+        assert!(matches!(l.write(J, B), Ok(Acquired::OwnerDied { .. })));
+        l.write_unlock(J, true).unwrap();
+        assert_eq!(l.try_read(J).ok(), Some(Acquired::Clean));
+        l.read_unlock(J).unwrap();
         // Another death, not repaired this time.
         let l3 = Arc::clone(&l);
-        std::thread::spawn(move || assert_eq!(l3.try_write(), Ok(Acquired::Clean)))
+        std::thread::spawn(move || assert_eq!(l3.try_write(J).ok(), Some(Acquired::Clean)))
             .join()
             .unwrap();
+        assert!(matches!(l.write(J, B), Ok(Acquired::OwnerDied { .. })));
+        l.write_unlock(J, false).unwrap();
+        assert!(matches!(l.try_read(J), Err(TryLockError::NotRecoverable)));
         assert!(matches!(
-            l.write_until(WaitStrategy::Blocking, None),
-            Ok(Acquired::OwnerDied { .. })
+            l.write(J, WaitStrategy::ADAPTIVE),
+            Err(LockError::NotRecoverable)
         ));
-        l.write_unlock(false).unwrap();
-        assert_eq!(l.try_read(), Err(RawLockError::NotRecoverable));
-        assert_eq!(
-            l.write_until(WaitStrategy::ADAPTIVE, None),
-            Err(RawLockError::NotRecoverable)
-        );
     }
 }

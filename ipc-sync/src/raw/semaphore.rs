@@ -13,20 +13,18 @@
 //! parked leaves `waiters` one too high, which only costs later releases one
 //! spare `FUTEX_WAKE` each; nobody is wedged.
 
-use super::{check_ptr, check_tag, deadline_after, past, tag};
+use super::{deadline_after, past, raw_object, spin, tag};
 use crate::error::ReleaseError;
-use crate::Error;
-use ipc_core::futex;
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::Segment;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::primitive::{futex, ord, AtomicU32, Ordering, Site};
+use ipc_core::object::ObjectError;
+use ipc_core::wait::WaitStrategy;
 use std::time::{Duration, Instant};
 
 /// The bound of a semaphore without one.
-pub(crate) const UNBOUNDED: u32 = u32::MAX;
+const UNBOUNDED: u32 = u32::MAX;
 
-/// A counting semaphore (optionally bounded) over caller memory. 16 bytes.
+/// A counting semaphore over caller memory (without a bound: releases stop
+/// only at `u32::MAX`). 16 bytes.
 #[repr(C)]
 #[derive(Debug)]
 pub struct RawSemaphore {
@@ -36,104 +34,124 @@ pub struct RawSemaphore {
     tag: AtomicU32,
 }
 
-ipc_core::assert_layout!(RawSemaphore, size = 16, align = 4);
-// SAFETY: `#[repr(C)]` of four `AtomicU32`: no padding, no pointers, every
-// bit pattern a valid (if odd) state.
-unsafe impl ipc_core::Shareable for RawSemaphore {}
+/// A semaphore whose releases stop at a bound (Python's
+/// `BoundedSemaphore`): a [`RawSemaphore`] with a bound below `u32::MAX`,
+/// under a segment kind of its own. Dereferences to the semaphore.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct RawBoundedSemaphore(RawSemaphore);
 
-impl RawSemaphore {
-    /// A semaphore holding `value` permits; with `bound`, releases may not
-    /// raise it above `bound`.
+raw_object!(
+    RawSemaphore,
+    "ipc-sync/semaphore",
+    1,
+    size = 16,
+    align = 4,
+    config = u32
+);
+raw_object!(
+    RawBoundedSemaphore,
+    "ipc-sync/bounded-semaphore",
+    1,
+    size = 16,
+    align = 4,
+    config = (u32, u32)
+);
+
+impl std::ops::Deref for RawBoundedSemaphore {
+    type Target = RawSemaphore;
+    fn deref(&self) -> &RawSemaphore {
+        &self.0
+    }
+}
+
+impl RawBoundedSemaphore {
+    /// A semaphore holding `value` permits that releases may not raise
+    /// above `bound`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `value > bound`.
-    pub fn new(value: u32, bound: Option<u32>) -> Result<RawSemaphore, Error> {
-        let bound = bound.unwrap_or(UNBOUNDED);
+    /// [`ObjectError::InvalidConfig`] if `value > bound` or `bound` is
+    /// `u32::MAX` (that is an unbounded [`RawSemaphore`]).
+    pub fn new(value: u32, bound: u32) -> Result<RawBoundedSemaphore, ObjectError> {
+        Self::validate(&(value, bound))?;
+        Ok(Self::fresh((value, bound)))
+    }
+
+    fn fresh((value, bound): (u32, u32)) -> RawBoundedSemaphore {
+        RawBoundedSemaphore(RawSemaphore::with_bound(value, bound))
+    }
+
+    fn check(&self) -> Result<(), ObjectError> {
+        self.0.check_bound(true)
+    }
+
+    fn validate(&(value, bound): &(u32, u32)) -> Result<(), ObjectError> {
+        if bound == UNBOUNDED {
+            return Err(super::invalid(
+                "bounded semaphore",
+                "the bound must be below u32::MAX",
+            ));
+        }
         if value > bound {
-            return Err(Error::InvalidArgument(
+            return Err(super::invalid(
+                "bounded semaphore",
                 "the initial value is above the bound",
             ));
         }
-        Ok(RawSemaphore {
+        Ok(())
+    }
+
+    /// The bound.
+    pub fn bound(&self) -> u32 {
+        self.0.bound.load(Ordering::Relaxed)
+    }
+}
+
+impl RawSemaphore {
+    /// A semaphore holding `value` permits.
+    pub fn new(value: u32) -> RawSemaphore {
+        Self::with_bound(value, UNBOUNDED)
+    }
+
+    fn with_bound(value: u32, bound: u32) -> RawSemaphore {
+        RawSemaphore {
             value: AtomicU32::new(value),
             waiters: AtomicU32::new(0),
             bound: AtomicU32::new(bound),
             tag: AtomicU32::new(tag::SEMAPHORE),
-        })
-    }
-
-    /// The bytes it needs (align 4).
-    pub const fn memory_size() -> usize {
-        std::mem::size_of::<RawSemaphore>()
-    }
-
-    /// Writes a semaphore at `ptr`.
-    ///
-    /// # Safety
-    /// `ptr` valid for writes of [`RawSemaphore::memory_size`] bytes,
-    /// aligned to 4, mapped for `'a`, unused by others meanwhile.
-    pub unsafe fn init_in<'a>(
-        ptr: NonNull<u8>,
-        value: u32,
-        bound: Option<u32>,
-    ) -> Result<&'a RawSemaphore, Error> {
-        let s = RawSemaphore::new(value, bound)?;
-        let p = check_ptr::<RawSemaphore>(ptr.as_ptr())?;
-        // SAFETY: the caller guarantees a valid, exclusive place; aligned
-        // (checked).
-        unsafe {
-            p.as_ptr().write(s);
-            Ok(p.as_ref())
         }
     }
 
-    /// Uses a semaphore initialized at `ptr`, checking its tag.
-    ///
-    /// # Safety
-    /// `ptr` valid for reads and writes of the size for `'a`.
-    pub unsafe fn attach<'a>(ptr: NonNull<u8>) -> Result<&'a RawSemaphore, Error> {
-        let p = check_ptr::<RawSemaphore>(ptr.as_ptr())?;
-        // SAFETY: valid and aligned; any bit pattern is valid.
-        let s = unsafe { p.as_ref() };
-        s.check()?;
-        Ok(s)
+    fn fresh(value: u32) -> RawSemaphore {
+        Self::new(value)
     }
 
-    /// Initializes a semaphore at `offset` of `seg`.
-    pub fn init_at(
-        seg: &Segment,
-        offset: u64,
-        value: u32,
-        bound: Option<u32>,
-    ) -> Result<&RawSemaphore, Error> {
-        let fresh = RawSemaphore::new(value, bound)?;
-        let s: &RawSemaphore = seg.get(offset)?;
-        s.reset_from(&fresh);
-        Ok(s)
+    fn validate(_: &u32) -> Result<(), ObjectError> {
+        Ok(())
     }
 
-    /// The semaphore at `offset` of `seg`, tag checked.
-    pub fn at(seg: &Segment, offset: u64) -> Result<&RawSemaphore, Error> {
-        let s: &RawSemaphore = seg.get(offset)?;
-        s.check()?;
-        Ok(s)
+    fn check(&self) -> Result<(), ObjectError> {
+        self.check_bound(false)
     }
 
-    pub(crate) fn reset_from(&self, fresh: &RawSemaphore) {
-        self.value
-            .store(fresh.value.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.waiters.store(0, Ordering::Relaxed);
-        self.bound
-            .store(fresh.bound.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.tag.store(tag::SEMAPHORE, Ordering::Release);
-    }
-
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        check_tag(
-            self.tag.load(Ordering::Acquire),
-            tag::SEMAPHORE,
+    /// Checks the tag, and that the bound is there (or not) as expected.
+    fn check_bound(&self, bounded: bool) -> Result<(), ObjectError> {
+        ipc_core::object::check_tag(
             "semaphore",
-        )
+            tag::SEMAPHORE,
+            self.tag.load(Ordering::Acquire),
+        )?;
+        match (bounded, self.bound.load(Ordering::Relaxed) == UNBOUNDED) {
+            (false, false) => Err(super::corrupt(
+                "semaphore",
+                "it is bounded: open it as a BoundedSemaphore".into(),
+            )),
+            (true, true) => Err(super::corrupt(
+                "bounded semaphore",
+                "it has no bound: open it as a Semaphore".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Takes a permit if one is free, without waiting.
@@ -141,10 +159,12 @@ impl RawSemaphore {
     pub fn try_acquire(&self) -> bool {
         let mut v = self.value.load(Ordering::Relaxed);
         while v > 0 {
-            match self
-                .value
-                .compare_exchange_weak(v, v - 1, Ordering::Acquire, Ordering::Relaxed)
-            {
+            match self.value.compare_exchange_weak(
+                v,
+                v - 1,
+                ord(Site::SemaphoreAcquire, Ordering::Acquire),
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(now) => v = now,
             }
@@ -175,18 +195,12 @@ impl RawSemaphore {
 
     #[cold]
     fn acquire_slow(&self, strategy: WaitStrategy, deadline: Option<Instant>) -> bool {
-        let mut backoff = Backoff::new(strategy);
-        let mut spins: u32 = 0;
+        if let Some(got) = spin(strategy, deadline, || self.try_acquire()) {
+            return got;
+        }
         loop {
             if self.try_acquire() {
                 return true;
-            }
-            if backoff.snooze() == Phase::Retry {
-                spins = spins.wrapping_add(1);
-                if spins % 64 == 0 && past(deadline) {
-                    return self.try_acquire();
-                }
-                continue;
             }
             if past(deadline) {
                 return self.try_acquire();
@@ -202,19 +216,15 @@ impl RawSemaphore {
     /// Adds a permit and wakes one waiter, if any.
     ///
     /// # Errors
-    /// [`ReleaseError::AboveBound`] (bounded semaphore at its bound) or
-    /// [`ReleaseError::Overflow`]; nothing changes then.
+    /// [`ReleaseError`] when the count is at its bound (a bounded
+    /// semaphore's, or `u32::MAX`); nothing changes then.
     #[inline]
     pub fn release(&self) -> Result<(), ReleaseError> {
         let bound = self.bound.load(Ordering::Relaxed);
         let mut v = self.value.load(Ordering::Relaxed);
         loop {
             if v >= bound {
-                return Err(if bound == UNBOUNDED {
-                    ReleaseError::Overflow
-                } else {
-                    ReleaseError::AboveBound { bound }
-                });
+                return Err(ReleaseError { bound });
             }
             match self
                 .value
@@ -240,39 +250,34 @@ impl RawSemaphore {
     pub fn waiters(&self) -> u32 {
         self.waiters.load(Ordering::Relaxed)
     }
-
-    /// The bound, if the semaphore is bounded.
-    pub fn bound(&self) -> Option<u32> {
-        let b = self.bound.load(Ordering::Relaxed);
-        (b != UNBOUNDED).then_some(b)
-    }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;
 
     #[test]
     fn counts_bounds_and_times_out() {
-        assert!(RawSemaphore::new(3, Some(2)).is_err());
-        let s = RawSemaphore::new(1, Some(2)).unwrap();
+        assert!(RawBoundedSemaphore::new(3, 2).is_err());
+        assert!(RawBoundedSemaphore::new(3, u32::MAX).is_err());
+        let s = RawBoundedSemaphore::new(1, 2).unwrap();
         assert!(s.try_acquire());
         assert!(!s.try_acquire());
         assert!(!s.acquire_timeout(WaitStrategy::ADAPTIVE, Duration::ZERO));
         assert!(!s.acquire_timeout(WaitStrategy::Blocking, Duration::from_millis(5)));
         s.release().unwrap();
         s.release().unwrap();
-        assert_eq!(s.release(), Err(ReleaseError::AboveBound { bound: 2 }));
+        assert_eq!(s.release(), Err(ReleaseError { bound: 2 }));
         assert_eq!(s.value(), 2);
-        let u = RawSemaphore::new(u32::MAX - 1, None).unwrap();
+        let u = RawSemaphore::new(u32::MAX - 1);
         u.release().unwrap();
-        assert_eq!(u.release(), Err(ReleaseError::Overflow));
+        assert_eq!(u.release(), Err(ReleaseError { bound: u32::MAX }));
     }
 
     #[test]
     fn a_release_wakes_a_parked_thread() {
-        let s = Arc::new(RawSemaphore::new(0, None).unwrap());
+        let s = Arc::new(RawSemaphore::new(0));
         let s2 = Arc::clone(&s);
         let h = std::thread::spawn(move || s2.acquire(WaitStrategy::Blocking));
         std::thread::sleep(Duration::from_millis(10));

@@ -55,7 +55,7 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
             published_head: head,
             released_pad: false,
         };
-        if head % RECORD_ALIGN as u64 != 0 {
+        if !head.is_multiple_of(RECORD_ALIGN as u64) {
             return Err(Corrupt::new("index is not record-aligned", head));
         }
         Ok(c)

@@ -512,7 +512,7 @@ impl<M: Memory> RawRing<M> {
     /// `capacity - 1`, or from a checked record end).
     #[inline(always)]
     fn header_at(&self, off: u64) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off < self.cap);
+        debug_assert!(off.is_multiple_of(8) && off < self.cap);
         // SAFETY: `off` is 8-aligned and `off + 8 <= cap`, so the word lies
         // inside the data area, which `attach` checked fits in the memory.
         // Header slots are only ever accessed as atomics while they can be
@@ -649,7 +649,7 @@ impl<M: Memory> RawRing<M> {
                 used,
             ));
         }
-        if head % RECORD_ALIGN as u64 != 0 {
+        if !head.is_multiple_of(RECORD_ALIGN as u64) {
             return Err(Corrupt::new("index is not record-aligned", head));
         }
         Ok(used)

@@ -73,7 +73,7 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
             pad_published: false,
         };
         let ring = &p.end.ring;
-        if (tail | head) % super::RECORD_ALIGN as u64 != 0 {
+        if !(tail | head).is_multiple_of(super::RECORD_ALIGN as u64) {
             return Err(Corrupt::new("index is not record-aligned", tail | head));
         }
         // The consumer may be ahead of the stored `tail`; otherwise `tail`

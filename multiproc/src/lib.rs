@@ -1,0 +1,66 @@
+//! Python's `multiprocessing`, for Rust programs, over shared memory.
+//!
+//! One import for what a Python program reaches for: [`Process`] with
+//! typed arguments and return values, [`Queue`], [`pipe()`], locks,
+//! semaphores, events, barriers, shared values, and a [`Pool`]. Each name
+//! is the type of one of the workspace's crates (`ipc-core`, `ipc-sync`,
+//! `ipc-queue`, `ipc-pool`), re-exported as it is; a program that needs
+//! only one of them can depend on that crate alone.
+//!
+//! ```
+//! use multiproc::Process;
+//!
+//! fn greet(name: String) -> String {
+//!     format!("hello {name}")
+//! }
+//!
+//! multiproc::init(); // first thing in main: spawned children start here
+//! let child = Process::start(greet, "world".to_string())?;
+//! assert_eq!(child.join()?, "hello world");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The programs of a Python `multiprocessing` tutorial, each in a few lines,
+//! are this crate's examples: `cargo run --release --example tutorial_pipe`
+//! and its siblings `tutorial_spawn`, `tutorial_queue_list`,
+//! `tutorial_pool_map`, `tutorial_manager_list`, ...
+//!
+//! | Python | here |
+//! |---|---|
+//! | `Process(target=f, args=a).start()`, `join()` | [`Process::start`]`(f, a)?`, [`Child::join`] (the return value) |
+//! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
+//! | `set_start_method('fork' \| 'spawn' \| 'forkserver')` | [`set_start_method`]`(`[`StartMethod`]`::..)` |
+//! | `log_to_stderr(level)` | [`log_to_stderr`]`(level)` |
+//! | `Queue`, `JoinableQueue`, `Pipe` | [`Queue`], [`JoinableQueue`], [`pipe()`] |
+//! | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier`, `Value`, `Array` | [`Mutex`], [`ReentrantMutex`], [`Semaphore`], [`Event`], [`Condvar`], [`Barrier`], [`Value`], [`Array`] |
+//! | `Manager()`, `.list()`, `.dict()` | [`Manager`], [`SharedList`], [`SharedDict`] (no server process) |
+//! | `Pool` | [`Pool`] |
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "multiproc runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
+     seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
+);
+
+mod manager;
+
+pub use ipc_core::log_to_stderr;
+pub use ipc_core::process::{
+    active_children, cpu_count, current_process, init, parent_process, set_start_method,
+    start_method, Child, ExitStatus, Process, ProcessInfo, StartMethod,
+};
+pub use ipc_pool::Pool;
+pub use ipc_queue::{pipe, JoinableQueue, Queue};
+pub use ipc_sync::{
+    Array, Barrier, Condvar, ContainerConfig, ContainerError, Event, Mutex, ReentrantMutex,
+    Semaphore, SharedDict, SharedList, Value,
+};
+pub use manager::Manager;
+
+/// The crates behind the names above, for everything else they offer.
+pub mod crates {
+    pub use ipc_core as core;
+    pub use ipc_pool as pool;
+    pub use ipc_queue as queue;
+    pub use ipc_sync as sync;
+}
