@@ -95,7 +95,9 @@ fn retry_or_fail<T>(e: RawError) -> Option<Result<T, Fail>> {
 
 /// Makes `attempt` once, then, as `wait` says, waits on `event` (parking
 /// and re-checking at least every [`POLL`]) until it gives an answer.
-#[inline]
+/// Always inlined: the first attempt is the fast path of every send and
+/// receive, and inlining it lets the message's length reach the copy.
+#[inline(always)]
 fn wait_for<T>(
     event: &EventCount,
     strategy: WaitStrategy,

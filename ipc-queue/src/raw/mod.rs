@@ -244,10 +244,11 @@ unsafe impl Memory for PtrMem {
     unsafe fn copy_in(&self, off: usize, src: &[u8]) {
         debug_assert!(off + src.len() <= self.len);
         // SAFETY: in bounds and handed to the caller by the protocol (the
-        // caller's promise); `src` is process-local, so they do not overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(off), src.len())
-        };
+        // caller's promise): nobody else reads or writes these bytes until
+        // the caller publishes them; `src` is process-local, so they do not
+        // overlap.
+        let dst = unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr().add(off), src.len()) };
+        copy_short(dst, src);
     }
 
     #[inline(always)]
