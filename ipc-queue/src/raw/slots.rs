@@ -7,7 +7,7 @@ use super::{ConfigError, Corrupt, Memory};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 
 /// The words every slotted ring (MPMC, broadcast) starts its control block
-/// with, at the same offsets: what [`Slots`] writes and reads.
+/// with, at the same offsets: what the slot geometry code writes and reads.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct SlotWords {
