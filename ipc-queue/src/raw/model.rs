@@ -137,10 +137,10 @@ impl ModelMemory {
             words[off / 8].halves[off % 8 / 4] = Some(AtomicU32::new(0));
         }
         for (bytes, headers) in &layout.payload {
-            for w in bytes.start / 8..bytes.end.div_ceil(8) {
-                words[w].cell = Some(UnsafeCell::new(0));
+            for w in &mut words[bytes.start / 8..bytes.end.div_ceil(8)] {
+                w.cell = Some(UnsafeCell::new(0));
                 if *headers {
-                    words[w].atom = Some(AtomicU64::new(0));
+                    w.atom = Some(AtomicU64::new(0));
                 }
             }
         }

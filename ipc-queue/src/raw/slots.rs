@@ -256,24 +256,38 @@ impl<M: Memory> Slotted<M> {
     /// The 64-bit word `at` bytes into the slot serving `pos`.
     #[inline(always)]
     pub(crate) fn slot_word(&self, pos: u64, at: usize) -> &AtomicU64 {
+        self.word_in(self.slots.slot(pos), at)
+    }
+
+    /// The 64-bit word `at` bytes into the slot at offset `slot` (what
+    /// [`Slotted::slot`] returned: a claim keeps it rather than its
+    /// position, so its accesses skip the slot arithmetic).
+    #[inline(always)]
+    pub(crate) fn word_in(&self, slot: usize, at: usize) -> &AtomicU64 {
         debug_assert!(at + 8 <= self.slots.stride);
         // SAFETY: the slot lies in the memory (its geometry was checked), is
         // 16-aligned, and `at`, 8-aligned, stays inside its stride.
-        unsafe { self.mem.u64_at(self.slots.slot(pos) + at) }
+        unsafe { self.mem.u64_at(slot + at) }
     }
 
     /// The 32-bit word `at` bytes into the slot serving `pos`.
     #[inline(always)]
     pub(crate) fn slot_word32(&self, pos: u64, at: usize) -> &AtomicU32 {
-        debug_assert!(at + 4 <= self.slots.stride);
-        // SAFETY: as in `slot_word`, 4-aligned.
-        unsafe { self.mem.u32_at(self.slots.slot(pos) + at) }
+        self.word32_in(self.slots.slot(pos), at)
     }
 
-    /// The offset of the data of the slot serving `pos`.
+    /// The 32-bit word `at` bytes into the slot at offset `slot`.
     #[inline(always)]
-    pub(crate) fn data(&self, pos: u64) -> usize {
-        self.slots.slot(pos) + SLOT_HEADER
+    pub(crate) fn word32_in(&self, slot: usize, at: usize) -> &AtomicU32 {
+        debug_assert!(at + 4 <= self.slots.stride);
+        // SAFETY: as in `word_in`, 4-aligned.
+        unsafe { self.mem.u32_at(slot + at) }
+    }
+
+    /// The offset of the slot serving `pos`.
+    #[inline(always)]
+    pub(crate) fn slot(&self, pos: u64) -> usize {
+        self.slots.slot(pos)
     }
 
     /// Wakes whoever waits on the event count at `off` of the control block.

@@ -4,7 +4,7 @@
 use super::{my_id, RawError, RawMpmc, Watch, ABORTED, BUSY, NOT_EMPTY, NOT_FULL, READING};
 use crate::error::MessageTooLarge;
 use crate::primitive::{fence_seq_cst, order, spin_loop, AtomicU64, Ordering, Site};
-use crate::raw::{Addressable, Corrupt, Memory};
+use crate::raw::{Addressable, Corrupt, Memory, SLOT_HEADER};
 use ipc_core::liveness::Judge;
 
 /// Re-reads of an unchanged index that saw a state word fitting no case
@@ -109,6 +109,7 @@ impl<M: Memory> RawMpmc<M> {
                         return Ok(WriteClaim {
                             ring: self,
                             pos,
+                            slot: self.at.slot(pos),
                             len,
                             done: false,
                         });
@@ -182,6 +183,7 @@ impl<M: Memory> RawMpmc<M> {
                         let claim = ReadClaim {
                             ring: self,
                             pos,
+                            slot: self.at.slot(pos),
                             len: (len as usize).min(self.at.slots.slot_size),
                         };
                         if len == ABORTED {
@@ -231,6 +233,8 @@ impl<M: Memory> RawMpmc<M> {
 pub struct WriteClaim<'a, M: Memory> {
     ring: &'a RawMpmc<M>,
     pos: u64,
+    /// The offset of the slot serving `pos`.
+    slot: usize,
     len: usize,
     done: bool,
 }
@@ -247,7 +251,7 @@ impl<M: Memory> WriteClaim<'_, M> {
         // SAFETY: the claim gives this endpoint the slot's data until it
         // publishes; `len <= slot_size` was checked, so the range lies inside
         // the slot.
-        unsafe { self.ring.at.mem.copy_in(self.ring.at.data(self.pos), src) };
+        unsafe { self.ring.at.mem.copy_in(self.slot + SLOT_HEADER, src) };
     }
 
     /// Publishes the message.
@@ -259,10 +263,10 @@ impl<M: Memory> WriteClaim<'_, M> {
     #[inline]
     fn publish(&mut self, len: u32) {
         self.done = true;
-        self.ring.len_word(self.pos).store(len, Ordering::Relaxed);
+        self.ring.len_in(self.slot).store(len, Ordering::Relaxed);
         // SYNC POINT: pairs with the Acquire load of the state in
         // `try_claim_recv`; the bytes and `len` are visible to the consumer.
-        self.ring.state(self.pos).store(
+        self.ring.state_in(self.slot).store(
             self.pos.wrapping_mul(2).wrapping_add(1),
             order(Site::MpmcPublish, Ordering::Release),
         );
@@ -285,7 +289,7 @@ impl<M: Addressable> WriteClaim<'_, M> {
     /// A raw pointer to the message bytes (16-byte aligned).
     #[inline]
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.ring.at.mem.addr(self.ring.at.data(self.pos))
+        self.ring.at.mem.addr(self.slot + SLOT_HEADER)
     }
 }
 
@@ -309,6 +313,8 @@ impl<M: Memory> Drop for WriteClaim<'_, M> {
 pub struct ReadClaim<'a, M: Memory> {
     ring: &'a RawMpmc<M>,
     pos: u64,
+    /// The offset of the slot serving `pos`.
+    slot: usize,
     len: usize,
 }
 
@@ -332,7 +338,7 @@ impl<M: Memory> ReadClaim<'_, M> {
             self.ring
                 .at
                 .mem
-                .copy_out(self.ring.at.data(self.pos), &mut dst[..self.len])
+                .copy_out(self.slot + SLOT_HEADER, &mut dst[..self.len])
         };
         self.len
     }
@@ -350,7 +356,7 @@ impl<M: Addressable> ReadClaim<'_, M> {
     /// A raw pointer to the message bytes (16-byte aligned).
     #[inline]
     pub fn as_ptr(&self) -> *const u8 {
-        self.ring.at.mem.addr(self.ring.at.data(self.pos))
+        self.ring.at.mem.addr(self.slot + SLOT_HEADER)
     }
 }
 
@@ -365,7 +371,7 @@ impl<M: Memory> Drop for ReadClaim<'_, M> {
         // `try_claim_send`; our reads of the bytes happen before the next
         // producer's writes.
         self.ring
-            .state(self.pos)
+            .state_in(self.slot)
             .store(next, order(Site::MpmcRelease, Ordering::Release));
         self.ring.at.notify(NOT_FULL);
     }

@@ -338,6 +338,18 @@ impl<M: Memory> RawMpmc<M> {
         self.at.slot_word32(pos, LEN)
     }
 
+    /// The state word of the slot at offset `slot`.
+    #[inline(always)]
+    fn state_in(&self, slot: usize) -> &AtomicU64 {
+        self.at.word_in(slot, 0)
+    }
+
+    /// The length word of the slot at offset `slot`.
+    #[inline(always)]
+    fn len_in(&self, slot: usize) -> &AtomicU32 {
+        self.at.word32_in(slot, LEN)
+    }
+
     /// Messages claimed but never delivered: sends aborted by a dead or
     /// panicking producer, and messages a consumer died holding.
     pub fn lost(&self) -> u64 {
