@@ -210,11 +210,11 @@ proptest! {
             let off = match what {
                 0 => 128,
                 1 => 256,
-                2 => 640,
-                _ => (640 + v as usize % cap) & !7,
+                2 => DATA,
+                _ => (DATA + v as usize % cap) & !7,
             };
             // SAFETY: `off` is 8-aligned and inside the ring memory
-            // (640 + cap bytes); nothing else uses it on this thread.
+            // (DATA + cap bytes); nothing else uses it on this thread.
             unsafe { ring.memory().as_ptr().add(off).cast::<u64>().write_volatile(v) };
         }
         let mut c = match ring.consumer(OsJudge) {
@@ -379,10 +379,10 @@ fn order() -> impl Strategy<Value = Order> {
         })
 }
 
-/// Where the data area starts in an SPSC ring's payload (five 128-byte
-/// control lines), and where the first message's archive starts in it (an
-/// 8-byte record header, then padding to 16).
-const DATA: usize = 640;
+/// Where the data area starts in an SPSC ring's payload (after its control
+/// lines), and where the first message's archive starts in it (an 8-byte
+/// record header, then padding to 16).
+const DATA: usize = ipc_queue::raw::spsc::DATA;
 const FIRST_ARCHIVE: usize = 16;
 
 proptest! {

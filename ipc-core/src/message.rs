@@ -72,6 +72,48 @@ pub trait Message: Sized {
     /// [`DecodeError`] if `bytes` is not exactly one encoding of a value of
     /// this type.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError>;
+
+    /// Calls `f` with the encoding of `self`, and returns what it returns.
+    ///
+    /// The front doors send through this: a plain-old-data value hands
+    /// out its own bytes (no copy, no allocation), any other value is
+    /// encoded into a buffer kept per thread and reused, so a send
+    /// allocates only while that buffer grows to the largest message.
+    ///
+    /// # Errors
+    /// As [`Message::encode`]; `f` is then not called.
+    #[inline]
+    fn with_encoded<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, EncodeError> {
+        with_scratch(|buf| {
+            self.encode(buf)?;
+            Ok(f(buf))
+        })
+    }
+}
+
+/// A scratch buffer larger than this is given back after use, so one huge
+/// message does not keep its memory for the life of the thread.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    /// The per-thread encoding buffer of [`Message::with_encoded`].
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer, emptied (a fresh buffer if
+/// it is in use further up the stack, as when a value's `Serialize` sends).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let r = f(&mut buf);
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// Why a value could not be encoded.
@@ -108,6 +150,10 @@ pub enum DecodeError {
     /// A handle in the value cannot be received here.
     #[error("cannot receive a handle: {0}")]
     Handle(String),
+    /// The bytes failed a check of the receiving side (an archive's
+    /// validation, an alignment).
+    #[error("{0}")]
+    Invalid(&'static str),
 }
 
 /// A [`Shareable`] value sent as its bytes, with no encoding.
@@ -176,6 +222,11 @@ impl<T: Shareable> Message for Pod<T> {
 
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         from_bytes(bytes).map(Pod)
+    }
+
+    #[inline]
+    fn with_encoded<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, EncodeError> {
+        Ok(f(bytes_of(&self.0)))
     }
 }
 
@@ -316,6 +367,13 @@ macro_rules! plain_messages {
                 fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
                     from_bytes(bytes)
                 }
+                #[inline]
+                fn with_encoded<R>(
+                    &self,
+                    f: impl FnOnce(&[u8]) -> R,
+                ) -> Result<R, EncodeError> {
+                    Ok(f(bytes_of(self)))
+                }
             }
         )*
     };
@@ -331,6 +389,7 @@ mod serde_impl {
 
     /// The size of `T` if it is a primitive number, which is sent as its
     /// bytes rather than encoded (every bit pattern of these is valid).
+    #[inline(always)]
     fn primitive_size<T: 'static>() -> Option<usize> {
         macro_rules! any_of {
             ($($t:ty),*) => {
@@ -341,17 +400,33 @@ mod serde_impl {
             .then(std::mem::size_of::<T>)
     }
 
+    /// The bytes of `v` if `T` is a primitive number.
+    #[inline(always)]
+    fn primitive_bytes<T: 'static>(v: &T) -> Option<&[u8]> {
+        let n = primitive_size::<T>()?;
+        // SAFETY: `T` is a primitive number (its TypeId is one of theirs):
+        // `n` bytes, no padding, no pointers, borrowed from a live `&T`.
+        Some(unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), n) })
+    }
+
     impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> Message for T {
+        #[inline]
+        fn with_encoded<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, EncodeError> {
+            match primitive_bytes(self) {
+                Some(bytes) => Ok(f(bytes)),
+                None => super::with_scratch(|buf| {
+                    self.encode(buf)?;
+                    Ok(f(buf))
+                }),
+            }
+        }
+
         fn fixed_size() -> Option<usize> {
             primitive_size::<T>()
         }
 
         fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-            if let Some(n) = primitive_size::<T>() {
-                // SAFETY: `T` is a primitive number (its TypeId is one of
-                // theirs): `n` bytes, no padding, no pointers.
-                let bytes =
-                    unsafe { std::slice::from_raw_parts((self as *const T).cast::<u8>(), n) };
+            if let Some(bytes) = primitive_bytes(self) {
                 out.extend_from_slice(bytes);
                 return Ok(());
             }
@@ -457,6 +532,31 @@ mod tests {
         assert!(String::decode(&[2, 0xff, 0xfe]).is_err());
         // A length far beyond the bytes allocates nothing and fails.
         assert!(Vec::<u64>::decode(&[0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn with_encoded_lends_the_encoding() {
+        assert_eq!(
+            7u32.with_encoded(|b| b.to_vec()).unwrap(),
+            7u32.to_ne_bytes()
+        );
+        assert_eq!(Pod([1u8, 2]).with_encoded(|b| b.len()).unwrap(), 2);
+        #[cfg(feature = "serde")]
+        {
+            let s = "x".repeat(100);
+            let mut direct = Vec::new();
+            s.encode(&mut direct).unwrap();
+            assert_eq!(s.with_encoded(|b| b.to_vec()).unwrap(), direct);
+            // Nested use (a value encoded while another is) gets its own
+            // buffer.
+            let both = s
+                .with_encoded(|outer| {
+                    let inner = 5u8.to_string().with_encoded(|b| b.to_vec()).unwrap();
+                    (outer.len(), inner)
+                })
+                .unwrap();
+            assert_eq!(both.0, direct.len());
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! shared by the SPSC, MPMC and broadcast rings and by `Queue` and `pipe`;
 //! variants a given ring cannot produce are documented there.
 
+use ipc_core::message::{DecodeError, EncodeError};
 use ipc_core::object::ObjectError;
 use ipc_core::IdentityError;
 use std::fmt;
@@ -66,6 +67,10 @@ macro_rules! send_error {
             /// The message can never fit.
             #[error("{1}")]
             TooLarge(T, MessageTooLarge),
+            /// The value could not be encoded (a typed send of a value the
+            /// serializer refuses). Nothing was sent.
+            #[error("{1}")]
+            Encode(T, EncodeError),
             /// The ring's shared state is corrupt.
             #[error("{1}")]
             Corrupt(T, Corrupt),
@@ -83,6 +88,7 @@ macro_rules! send_error {
                     $($name::$extra(v) => v,)*
                     $name::Closed(v)
                     | $name::TooLarge(v, _)
+                    | $name::Encode(v, _)
                     | $name::Corrupt(v, _)
                     | $name::UnknownIdentity(v, _) => v,
                 }
@@ -99,6 +105,7 @@ macro_rules! send_error {
                     $($name::$extra(v) => $name::$extra(f(v)),)*
                     $name::Closed(v) => $name::Closed(f(v)),
                     $name::TooLarge(v, e) => $name::TooLarge(f(v), e),
+                    $name::Encode(v, e) => $name::Encode(f(v), e),
                     $name::Corrupt(v, e) => $name::Corrupt(f(v), e),
                     $name::UnknownIdentity(v, e) => $name::UnknownIdentity(f(v), e),
                 }
@@ -113,6 +120,7 @@ macro_rules! send_error {
                     $($name::$extra(_) => write!(f, "{name}::{}(..)", stringify!($extra)),)*
                     $name::Closed(_) => write!(f, "{name}::Closed(..)"),
                     $name::TooLarge(_, e) => write!(f, "{name}::TooLarge(.., {e:?})"),
+                    $name::Encode(_, e) => write!(f, "{name}::Encode(.., {e:?})"),
                     $name::Corrupt(_, e) => write!(f, "{name}::Corrupt(.., {e:?})"),
                     $name::UnknownIdentity(_, e) => write!(f, "{name}::UnknownIdentity(.., {e:?})"),
                 }
@@ -129,7 +137,7 @@ macro_rules! recv_error {
         $name:ident { $($(#[$vmeta:meta])* $extra:ident,)* }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+        #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
         #[non_exhaustive]
         pub enum $name {
             $($(#[$vmeta])* $extra,)*
@@ -147,10 +155,11 @@ macro_rules! recv_error {
                 capacity: usize,
             },
             /// The next message could not be decoded as the type asked for
-            /// (a typed receive of a message of another length, or an
-            /// archive that failed its check). The message was consumed.
+            /// (a typed receive of a message of another length or encoding,
+            /// or an archive that failed its check). The message was
+            /// consumed.
             #[error("message could not be decoded: {0}")]
-            Decode(&'static str),
+            Decode(DecodeError),
             /// The ring's shared state is corrupt.
             #[error(transparent)]
             Corrupt(#[from] Corrupt),
@@ -173,6 +182,7 @@ macro_rules! convert {
                     $($from::$a(v) => $to::$b(v),)*
                     $from::Closed(v) => $to::Closed(v),
                     $from::TooLarge(v, m) => $to::TooLarge(v, m),
+                    $from::Encode(v, e) => $to::Encode(v, e),
                     $from::Corrupt(v, c) => $to::Corrupt(v, c),
                     $from::UnknownIdentity(v, e) => $to::UnknownIdentity(v, e),
                 }
@@ -289,10 +299,18 @@ pub enum AttachError {
         /// The pid of the live holder.
         pid: u32,
     },
-    /// Every endpoint slot of the ring is taken by a live process.
+    /// Every endpoint slot of the ring is taken by a live process (or
+    /// every holder slot of an end given to several processes).
     #[error("every {role} slot of this ring is taken")]
     NoFreeSlot {
         /// Which kind of endpoint.
+        role: &'static str,
+    },
+    /// The end a process was given has been closed since (every process
+    /// that held it dropped it or died).
+    #[error("the {role} end was closed before it could be joined")]
+    Closed {
+        /// Which endpoint.
         role: &'static str,
     },
     /// The ring's shared indices hold values no ring of this kind has.
@@ -320,6 +338,8 @@ impl AttachError {
             },
             crate::raw::ClaimError::UnknownIdentity(e) => AttachError::UnknownIdentity(e),
             crate::raw::ClaimError::Corrupt(c) => AttachError::Corrupt(c),
+            crate::raw::ClaimError::TooManyHolders => AttachError::NoFreeSlot { role },
+            crate::raw::ClaimError::Closed => AttachError::Closed { role },
         }
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! A [`Pipe`] is one segment holding two [`SpscRing`]s, one per direction.
 //! Each [`Connection`] is the producer of one ring and the consumer of the
-//! other: [`Connection::send_bytes`] / [`Connection::recv_bytes`] move byte
-//! strings, [`Connection::send`] / [`Connection::recv`] plain-old-data
-//! values, [`Connection::send_archive`] / [`Connection::recv_archive`] `rkyv`
+//! other: [`Connection::send`] / [`Connection::recv`] move any
+//! [`Message`] (numbers, `String`, `Vec<String>`, every `serde` type),
+//! [`Connection::send_bytes`] / [`Connection::recv_bytes`] byte strings,
+//! [`Connection::send_archive`] / [`Connection::recv_archive`] `rkyv`
 //! values read in place, and [`Connection::poll`] waits for something to
 //! read. Everything inherits the ring's properties: no system call on the
 //! fast path, a peer that closes or dies is reported as
@@ -18,6 +19,8 @@
 //! assert_eq!(b.recv_bytes()?, b"ping");
 //! b.send(&42u64)?;
 //! assert_eq!(a.recv::<u64>()?, 42);
+//! a.send(&vec!["hello".to_string(), "world".to_string()])?;
+//! assert_eq!(b.recv::<Vec<String>>()?, ["hello", "world"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -36,9 +39,10 @@ use crate::raw::spsc::{self as spsc_raw, RawRing, SpscControl, DATA, MIN_CAPACIT
 use crate::raw::Memory;
 use crate::spsc::rkyv::{self as archive, ArchivedGuard, CheckedArchive, SerializeInPlace};
 use crate::spsc::{Consumer, Producer, RecvGuard, SpscRing};
+use ipc_core::message::{DecodeError, Message};
 use ipc_core::object::{Handle, ObjectError, Placed};
 use ipc_core::wait::WaitStrategy;
-use ipc_core::{Kind, Segment, Shareable};
+use ipc_core::{Kind, Segment};
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,6 +153,7 @@ pub struct PipeBuilder {
 pub struct Pipe {
     a_to_b: SpscRing,
     b_to_a: SpscRing,
+    placed: Placed<PipeControl>,
 }
 
 impl PipeBuilder {
@@ -203,7 +208,11 @@ impl Handle for Pipe {
         let off = second_offset(a_to_b.capacity()).min((len - smallest) & !127);
         // SAFETY: `off + smallest <= len`, 128-aligned, in the same mapping.
         let b_to_a = unsafe { SpscRing::view(Arc::clone(seg), mem.add(off), len - off) };
-        Pipe { a_to_b, b_to_a }
+        Pipe {
+            a_to_b,
+            b_to_a,
+            placed,
+        }
     }
 }
 
@@ -250,7 +259,7 @@ impl Pipe {
     /// [`AttachError::AlreadyAttached`] if a live process holds end A,
     /// otherwise as [`SpscRing::producer`].
     pub fn end_a(&self) -> Result<Connection, AttachError> {
-        Connection::attach(&self.a_to_b, &self.b_to_a)
+        Connection::attach(self, End::A)
     }
 
     /// Attaches end B (sends on `b_to_a`, receives on `a_to_b`).
@@ -258,7 +267,15 @@ impl Pipe {
     /// # Errors
     /// As [`Pipe::end_a`], for end B.
     pub fn end_b(&self) -> Result<Connection, AttachError> {
-        Connection::attach(&self.b_to_a, &self.a_to_b)
+        Connection::attach(self, End::B)
+    }
+
+    /// The rings end `end` sends on and receives from.
+    fn rings(&self, end: End) -> (&SpscRing, &SpscRing) {
+        match end {
+            End::A => (&self.a_to_b, &self.b_to_a),
+            End::B => (&self.b_to_a, &self.a_to_b),
+        }
     }
 }
 
@@ -274,24 +291,91 @@ pub fn pipe() -> Result<(Connection, Connection), AttachError> {
     Ok((p.end_a()?, p.end_b()?))
 }
 
+/// Which end of a pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+enum End {
+    A,
+    B,
+}
+
 /// One end of a [`Pipe`]: sends to the other end and receives from it.
+///
+/// An end may be held by several processes at once: the one that attached
+/// it, a child forked while it held it ([`Builder::fork`](ipc_core::process::Builder::fork)
+/// enters the child among the end's holders), and (`serde` feature) a
+/// child started with the end in its arguments
+/// ([`Process::start`](ipc_core::Process::start)). Dropping one copy never
+/// closes the end for the others: it is closed when every holder has
+/// dropped it or died, or by [`Connection::close`] in the last one. So the
+/// Python idiom works: start the child with its end, drop the parent's copy
+/// of it, and the parent's `recv` returns what the child sent, then
+/// `Closed` once the child is done. Which holder uses the end, one at a
+/// time, is the program's affair, as with a descriptor shared by `fork`.
 #[derive(Debug)]
 pub struct Connection {
     tx: Producer,
     rx: Consumer,
     guess: usize,
+    pipe: Pipe,
+    end: End,
 }
 
-const WRONG_LEN: &str = "message length is not the size of the type";
+/// A connection in a child's arguments: the pipe, and which end.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ConnectionRepr {
+    pipe: Placed<PipeControl>,
+    end: End,
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Connection {
+    /// The pipe (by name, or by descriptor to a child being started) and
+    /// the end; a child being started is entered among the end's holders
+    /// before its parent can drop its own copy.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.tx.hold_for_child();
+        self.rx.hold_for_child();
+        ConnectionRepr {
+            pipe: self.pipe.placed.clone(),
+            end: self.end,
+        }
+        .serialize(s)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Connection {
+    /// Joins the end as one more of its holders.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let r = ConnectionRepr::deserialize(d)?;
+        let pipe = Pipe::from_placed(r.pipe);
+        let (out, inp) = pipe.rings(r.end);
+        let tx = out.join_producer().map_err(D::Error::custom)?;
+        let rx = inp.join_consumer().map_err(D::Error::custom)?;
+        Ok(Connection {
+            tx,
+            rx,
+            guess: archive::first_guess(),
+            pipe,
+            end: r.end,
+        })
+    }
+}
 
 impl Connection {
-    fn attach(out: &SpscRing, inp: &SpscRing) -> Result<Connection, AttachError> {
+    fn attach(pipe: &Pipe, end: End) -> Result<Connection, AttachError> {
+        let (out, inp) = pipe.rings(end);
         let tx = out.producer()?;
         let rx = inp.consumer()?;
         Ok(Connection {
             tx,
             rx,
             guess: archive::first_guess(),
+            pipe: pipe.clone(),
+            end,
         })
     }
 
@@ -369,36 +453,51 @@ impl Connection {
         self.rx.try_recv_into(buf)
     }
 
-    /// Sends a plain-old-data value (its bytes, no serialization).
+    /// Sends a value: any [`Message`] (numbers and
+    /// [`Pod`](ipc_core::message::Pod) values as their bytes, `serde` types
+    /// encoded straight into the ring's buffer), waiting for room.
     ///
     /// # Errors
-    /// As [`Connection::send_bytes`].
+    /// As [`Connection::send_bytes`]; [`SendError::TooLarge`] if the
+    /// encoding is longer than [`Connection::max_message_len`],
+    /// [`SendError::Encode`] if the serializer refuses the value.
     #[inline]
-    pub fn send<T: Shareable + Copy>(&mut self, value: &T) -> Result<(), SendError<()>> {
-        const { assert!(std::mem::align_of::<T>() <= spsc_raw::RECORD_ALIGN) };
-        let mut g = self.tx.reserve(std::mem::size_of::<T>())?;
-        // SAFETY: the grant has exactly `size_of::<T>()` bytes, 8-aligned
-        // (and `align_of::<T>() <= 8`, checked at compile time).
-        unsafe { g.as_mut_ptr().cast::<T>().write(*value) };
-        g.commit();
-        Ok(())
+    pub fn send<T: Message>(&mut self, value: &T) -> Result<(), SendError<()>> {
+        let tx = &mut self.tx;
+        match value.with_encoded(|bytes| tx.send(bytes)) {
+            Ok(sent) => sent,
+            Err(e) => Err(SendError::Encode((), e)),
+        }
     }
 
-    /// Receives a plain-old-data value.
+    /// Receives a value, waiting for one.
     ///
     /// # Errors
     /// As [`Connection::recv_bytes`], and [`RecvError::Decode`] if the
-    /// message does not have `T`'s size (it is consumed).
+    /// message is not a `T` (it is consumed).
     #[inline]
-    pub fn recv<T: Shareable + Copy>(&mut self) -> Result<T, RecvError> {
-        const { assert!(std::mem::align_of::<T>() <= spsc_raw::RECORD_ALIGN) };
+    pub fn recv<T: Message>(&mut self) -> Result<T, RecvError> {
         let g = self.rx.recv()?;
-        if g.len() != std::mem::size_of::<T>() {
-            return Err(RecvError::Decode(WRONG_LEN));
-        }
-        // SAFETY: length checked, 8-aligned in the ring; `T: Shareable`
-        // makes every bit pattern valid.
-        Ok(unsafe { g.as_ptr().cast::<T>().read() })
+        T::decode(&g).map_err(RecvError::Decode)
+    }
+
+    /// Receives a value, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Connection::recv`], and [`RecvTimeoutError::Timeout`].
+    pub fn recv_timeout<T: Message>(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        let g = self.rx.recv_timeout(timeout)?;
+        T::decode(&g).map_err(RecvTimeoutError::Decode)
+    }
+
+    /// Receives a value if one is ready.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] if nothing is there now, otherwise as
+    /// [`Connection::recv`].
+    pub fn try_recv<T: Message>(&mut self) -> Result<T, TryRecvError> {
+        let g = self.rx.try_recv()?;
+        T::decode(&g).map_err(TryRecvError::Decode)
     }
 
     /// Serializes an `rkyv` value straight into the ring.
@@ -420,7 +519,7 @@ impl Connection {
         T::Archived: CheckedArchive,
     {
         let g = self.rx.recv()?;
-        archive::check_guard::<T>(g).map_err(RecvError::Decode)
+        archive::check_guard::<T>(g).map_err(|e| RecvError::Decode(DecodeError::Invalid(e)))
     }
 
     /// Waits until a message can be read, at most `timeout` (`None`: no
@@ -442,7 +541,8 @@ impl Connection {
         &mut self.rx
     }
 
-    /// Closes both directions of this end (as dropping it does): the other
-    /// end reads what was sent, then gets `Closed`.
+    /// Leaves both directions of this end (as dropping it does): once no
+    /// other process holds it, the other end reads what was sent, then gets
+    /// `Closed`.
     pub fn close(self) {}
 }

@@ -1,11 +1,20 @@
 //! `Queue<T>` and `JoinableQueue<T>`: Python's `multiprocessing.Queue` and
 //! `JoinableQueue` over the [MPMC ring](crate::mpmc).
 //!
-//! Every process that holds the queue may put and get. Items are
-//! plain-old-data values (`T:` [`Shareable`] `+ Copy`), copied into a slot with
-//! no serialization; byte strings can travel too ([`Queue::put_bytes`],
-//! [`Queue::get_bytes`]) when the queue was built with room for them
-//! ([`QueueBuilder::max_bytes`]).
+//! Every process that holds the queue may put and get. Items are any
+//! [`Message`]: numbers and [`Pod`](ipc_core::message::Pod) values are
+//! copied into a slot as they are, with no encoding; `String`, `Vec<String>`,
+//! tuples and every `serde` type are encoded (postcard) straight into a
+//! slot. Each slot holds one message of up to [`Queue::max_message_bytes`]
+//! bytes (fixed-size types: exactly their size; others:
+//! [`DEFAULT_MAX_BYTES`] unless [`QueueBuilder::max_bytes`] says otherwise);
+//! a longer one is refused with `TooLarge`, naming its size and the limit,
+//! never truncated. Byte strings travel too ([`Queue::put_bytes`],
+//! [`Queue::get_bytes`]).
+//!
+//! The item type is checked per message, not when a queue is opened: a
+//! message that does not decode as `T` (another process put another type)
+//! is consumed and reported as `Decode`, never undefined behaviour.
 //!
 //! | Python | here |
 //! |---|---|
@@ -15,6 +24,8 @@
 //! | `qsize()`, `empty()`, `full()` | same names; approximate while others put or get |
 //! | `close()` | [`Queue::close`]: for every process, not just this one |
 //! | `JoinableQueue.task_done()`, `join()` | [`JoinableQueue::task_done`], [`JoinableQueue::join`] |
+//! | `SimpleQueue()`: `put`, `get`, `empty`, `close` | [`SimpleQueue::new`] and the same names |
+//! | `Process(target=f, args=(q,))` | a queue is an argument like any other (`serde` feature): named queues travel by name, anonymous ones by descriptor |
 //!
 //! Differences from Python: `maxsize` is rounded up to a power of two (and
 //! there is no unbounded queue); `close` closes the queue for everybody
@@ -22,6 +33,14 @@
 //! only this process's feeder thread; a process that dies mid-put or mid-get
 //! does not wedge the queue: the item is counted in [`Queue::lost`] (and, in a
 //! joinable queue, no longer awaited by `join`).
+//!
+//! ```
+//! use ipc_queue::queue::Queue;
+//! let q = Queue::<Vec<String>>::new(8)?;
+//! q.put(vec!["hello".to_string(), "world".to_string()])?;
+//! assert_eq!(q.get()?, ["hello", "world"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! ```
 //! use ipc_queue::queue::JoinableQueue;
@@ -54,16 +73,15 @@
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::mpmc::{
-    self, recv_message, recv_value, send, write_bytes, write_value, Mpmc, RawMpmc, Wait,
-};
+use crate::mpmc::{self, recv_message, send, write_bytes, Mpmc, RawMpmc, Wait};
 use crate::raw::mpmc::{MpmcControl, DATA_ALIGN, SLOT_HEADER};
 use crate::raw::PtrMem;
 use ipc_core::header::layout_hash;
 use ipc_core::liveness::OsJudge;
+use ipc_core::message::Message;
 use ipc_core::object::{Handle, ObjectError, PlaceBuilder, Placed, ShmObject};
 use ipc_core::wait::WaitStrategy;
-use ipc_core::{Kind, Shareable};
+use ipc_core::Kind;
 use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
@@ -71,6 +89,14 @@ use std::time::{Duration, Instant};
 /// How often a waiting [`JoinableQueue::join`] looks for items held by dead
 /// processes.
 pub const JOIN_SWEEP: Duration = Duration::from_millis(50);
+
+/// The room of each slot of a queue of a variable-size type (`String`,
+/// `Vec<T>`, structs) when [`QueueBuilder::max_bytes`] does not say: 1 KiB
+/// per message.
+pub const DEFAULT_MAX_BYTES: usize = 1024;
+
+/// The most items a [`SimpleQueue`] holds (a put waits while it is full).
+pub const SIMPLE_QUEUE_MAXSIZE: usize = 1024;
 
 /// `task_done` was called more times than items were put.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -84,15 +110,16 @@ pub struct Config {
     /// 2^30). Unlike Python's `Queue(0)`, 0 does not mean unbounded: every
     /// queue here is bounded, and 0 is refused.
     pub maxsize: usize,
-    /// The longest byte string [`Queue::put_bytes`] accepts (0: only byte
-    /// strings up to `size_of::<T>()`). Every slot has room for
-    /// `max(size_of::<T>(), max_bytes)` bytes.
+    /// The longest message in bytes, encoded. Every slot has room for one
+    /// message of this size. 0 means [`DEFAULT_MAX_BYTES`] here;
+    /// [`Queue::new`] and [`Queue::builder`] instead make it the size of a
+    /// fixed-size `T` (a number, a [`Pod`](ipc_core::message::Pod)), and
+    /// never less than that size.
     pub max_bytes: usize,
 }
 
 impl Config {
-    /// A queue of up to `maxsize` items, with no room for longer byte
-    /// strings.
+    /// A queue of up to `maxsize` items of the default size.
     pub const fn new(maxsize: usize) -> Config {
         Config {
             maxsize,
@@ -101,7 +128,7 @@ impl Config {
     }
 
     /// The ring of a queue of `T`, checked.
-    fn ring<T>(&self, joinable: bool) -> Result<mpmc::Config, ObjectError> {
+    fn ring(&self, joinable: bool) -> Result<mpmc::Config, ObjectError> {
         if self.maxsize == 0 {
             return Err(ObjectError::InvalidConfig {
                 what: "queue",
@@ -110,42 +137,47 @@ impl Config {
                     .into(),
             });
         }
-        let slot = self.max_bytes.max(std::mem::size_of::<T>());
+        let slot = match self.max_bytes {
+            0 => DEFAULT_MAX_BYTES,
+            n => n,
+        };
         Ok(mpmc::Config::new(self.maxsize, slot).joinable(joinable))
+    }
+
+    /// The configuration of a queue of `T`: `max_bytes` filled in.
+    fn of<T: Message>(mut self) -> Config {
+        let fixed = T::fixed_size();
+        self.max_bytes = match (self.max_bytes, fixed) {
+            (0, Some(n)) => n,
+            (0, None) => DEFAULT_MAX_BYTES,
+            (m, n) => m.max(n.unwrap_or(0)),
+        };
+        self
     }
 }
 
-/// The kind of a queue of `T`: its size and alignment are part of the
-/// layout hash, so a process expecting another `T` cannot open it.
-const fn kind_of<T>() -> Kind {
-    Kind::new(
-        "ipc-queue/queue",
-        1,
-        layout_hash(&[
-            std::mem::size_of::<T>() as u64,
-            std::mem::align_of::<T>() as u64,
-            SLOT_HEADER as u64,
-            DATA_ALIGN as u64,
-        ]),
-    )
-}
+/// The kind of a queue's segment. The item type is not part of it: every
+/// message is checked when it is decoded.
+pub const KIND: Kind = Kind::new(
+    "ipc-queue/queue",
+    2,
+    layout_hash(&[SLOT_HEADER as u64, DATA_ALIGN as u64]),
+);
 
-/// The ring under a [`Queue`] of `T` (its placed object): an MPMC ring.
+/// The ring under a [`Queue`] (its placed object): an MPMC ring.
 #[repr(transparent)]
 #[derive(Debug)]
-pub struct QueueRing<T> {
+pub struct QueueRing {
     ctrl: MpmcControl,
-    _t: PhantomData<fn() -> T>,
 }
 
-/// The ring under a [`JoinableQueue`] of `T` (its placed object): a queue
-/// ring that counts unfinished tasks. A joinable queue also opens as a
-/// plain [`Queue`]; a plain one does not open as joinable.
+/// The ring under a [`JoinableQueue`] (its placed object): a queue ring
+/// that counts unfinished tasks. A joinable queue also opens as a plain
+/// [`Queue`]; a plain one does not open as joinable.
 #[repr(transparent)]
 #[derive(Debug)]
-pub struct JoinableRing<T> {
+pub struct JoinableRing {
     ctrl: MpmcControl,
-    _t: PhantomData<fn() -> T>,
 }
 
 const QUEUE: &str = "queue";
@@ -167,12 +199,12 @@ fn check_ring(what: &'static str, mem: PtrMem, joinable: bool) -> Result<(), Obj
 macro_rules! queue_rings {
     ($($ring:ident: $what:expr, joinable: $joinable:literal;)*) => {$(
         crate::placed::ring_object! {
-            impl[T: Shareable + Copy] $ring<T>,
-            kind: kind_of::<T>(),
+            impl[] $ring,
+            kind: KIND,
             config: Config,
-            size: |cfg| mpmc::memory_size($what, &cfg.ring::<T>($joinable)?),
+            size: |cfg| mpmc::memory_size($what, &cfg.ring($joinable)?),
             init: |mem, cfg| {
-                if let Ok(ring) = cfg.ring::<T>($joinable) {
+                if let Ok(ring) = cfg.ring($joinable) {
                     let _ = RawMpmc::init(mem, &ring);
                 }
             },
@@ -196,7 +228,7 @@ pub struct QueueBuilder<T> {
     _t: PhantomData<fn(T) -> T>,
 }
 
-impl<T: Shareable + Copy> QueueBuilder<T> {
+impl<T: Message> QueueBuilder<T> {
     /// Names the queue so unrelated processes can open it
     /// ([`Queue::open`]); without a name it is anonymous.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -210,8 +242,8 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
         self
     }
 
-    /// The longest byte string [`Queue::put_bytes`] accepts (see
-    /// [`Config::max_bytes`]; default 0).
+    /// The longest message in bytes, encoded (see [`Config::max_bytes`];
+    /// default: the size of a fixed-size `T`, else [`DEFAULT_MAX_BYTES`]).
     pub fn max_bytes(mut self, max_bytes: usize) -> Self {
         self.cfg.max_bytes = max_bytes;
         self
@@ -239,7 +271,7 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
     /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
     /// more than the machine or the memory cgroup can still give).
     pub fn create(self) -> Result<Queue<T>, ObjectError> {
-        let q = Queue::from_placed(self.placer::<QueueRing<T>>().create(self.cfg)?);
+        let q = Queue::from_placed(self.placer::<QueueRing>().create(self.cfg.of::<T>())?);
         Ok(q.with_wait_strategy(self.strategy))
     }
 
@@ -248,7 +280,8 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
     /// # Errors
     /// As [`QueueBuilder::create`].
     pub fn create_joinable(self) -> Result<JoinableQueue<T>, ObjectError> {
-        let q = JoinableQueue::from_placed(self.placer::<JoinableRing<T>>().create(self.cfg)?);
+        let placed = self.placer::<JoinableRing>().create(self.cfg.of::<T>())?;
+        let q = JoinableQueue::from_placed(placed);
         Ok(q.with_wait_strategy(self.strategy))
     }
 }
@@ -257,9 +290,15 @@ impl<T: Shareable + Copy> QueueBuilder<T> {
 /// like Python's `multiprocessing.Queue`. See the [module docs](self).
 ///
 /// Clones share the queue (one mapping); each has its own wait strategy.
+///
+/// With the `serde` feature a queue is itself a value a child can be given
+/// in its arguments ([`ipc_core::process::Process::start`]): a named queue
+/// travels by name, an anonymous one by its descriptor. The child's handle
+/// waits with the default strategy.
 #[derive(Debug)]
 pub struct Queue<T> {
     ring: Mpmc,
+    placed: Either,
     strategy: WaitStrategy,
     _t: PhantomData<fn(T) -> T>,
 }
@@ -268,24 +307,50 @@ impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
         Queue {
             ring: self.ring.clone(),
+            placed: self.placed.clone(),
             strategy: self.strategy,
             _t: PhantomData,
         }
     }
 }
 
-impl<T: Shareable + Copy> Handle for Queue<T> {
-    type Object = QueueRing<T>;
+impl<T: Message> Handle for Queue<T> {
+    type Object = QueueRing;
 
-    fn from_placed(placed: Placed<QueueRing<T>>) -> Queue<T> {
-        Queue::wrap(Mpmc::from_layout(&placed))
+    fn from_placed(placed: Placed<QueueRing>) -> Queue<T> {
+        Queue::wrap(Mpmc::from_layout(&placed), Either::Plain(placed))
     }
 }
 
-ipc_core::handle_constructors!(impl[T: Shareable + Copy] Queue<T>, "queue");
+/// The placed ring of a queue handle: a plain or a joinable queue ring
+/// (kept for sending the handle to a child).
+#[derive(Clone, Debug)]
+enum Either {
+    Plain(Placed<QueueRing>),
+    Joinable(Placed<JoinableRing>),
+}
+
+#[cfg(feature = "serde")]
+impl<T> serde::Serialize for Queue<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.placed {
+            Either::Plain(p) => p.serialize(s),
+            Either::Joinable(p) => p.serialize(s),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de, T: Message> serde::Deserialize<'de> for Queue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Queue::from_placed(Placed::<QueueRing>::deserialize(d)?))
+    }
+}
+
+ipc_core::handle_constructors!(impl[T: Message] Queue<T>, "queue");
 mpmc::wait_strategy_accessors!(Queue<T>);
 
-impl<T: Shareable + Copy> Queue<T> {
+impl<T: Message> Queue<T> {
     /// An anonymous queue holding up to `maxsize` items (rounded up to a
     /// power of two), for this process and its children: Python's
     /// `Queue(maxsize)`.
@@ -295,7 +360,7 @@ impl<T: Shareable + Copy> Queue<T> {
     /// `maxsize` of 0 (an unbounded queue, which is not supported) or above
     /// 2^30.
     pub fn new(maxsize: usize) -> Result<Queue<T>, ObjectError> {
-        Queue::anonymous(Config::new(maxsize))
+        Queue::anonymous(Config::new(maxsize).of::<T>())
     }
 
     /// Options: name, maxsize, room for byte strings, wait strategy.
@@ -308,10 +373,10 @@ impl<T: Shareable + Copy> Queue<T> {
         }
     }
 
-    fn wrap(ring: Mpmc) -> Queue<T> {
-        const { assert!(std::mem::align_of::<T>() <= DATA_ALIGN) };
+    fn wrap(ring: Mpmc, placed: Either) -> Queue<T> {
         Queue {
             ring,
+            placed,
             strategy: WaitStrategy::default(),
             _t: PhantomData,
         }
@@ -339,59 +404,60 @@ impl<T: Shareable + Copy> Queue<T> {
     /// Puts `item`, waiting for room.
     ///
     /// # Errors
-    /// `Closed` (the queue was closed) or `Corrupt`; the item is handed back.
+    /// `Closed` (the queue was closed), `TooLarge` (its encoding is longer
+    /// than [`Queue::max_message_bytes`]), `Encode` (the serializer refused
+    /// it), `Corrupt`; the item is handed back.
     #[inline]
     pub fn put(&self, item: T) -> Result<(), SendError<T>> {
-        send(
-            self.raw(),
-            self.strategy,
-            Wait::FOREVER,
-            std::mem::size_of::<T>(),
-            item,
-            write_value,
-        )
+        self.put_with(item, Wait::FOREVER)
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
     ///
     /// # Errors
-    /// `Timeout`, `Closed`, `Corrupt`; the item is handed back.
+    /// `Timeout`, and as [`Queue::put`]; the item is handed back.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        let len = std::mem::size_of::<T>();
-        send(
-            self.raw(),
-            self.strategy,
-            Wait::at_most(timeout),
-            len,
-            item,
-            write_value,
-        )
+        self.put_with(item, Wait::at_most(timeout))
     }
 
     /// Puts `item` if there is room now.
     ///
     /// # Errors
-    /// `Full`, `Closed`, `Corrupt`; the item is handed back.
+    /// `Full`, and as [`Queue::put`]; the item is handed back.
     #[inline]
     pub fn put_nowait(&self, item: T) -> Result<(), TrySendError<T>> {
-        send(
-            self.raw(),
-            self.strategy,
-            Wait::No,
-            std::mem::size_of::<T>(),
-            item,
-            write_value,
-        )
+        self.put_with(item, Wait::No)
+    }
+
+    /// Encodes `item` straight into a slot claimed waiting as `wait` says.
+    #[inline(always)]
+    fn put_with<E: From<SendTimeoutError<T>>>(&self, item: T, wait: Wait) -> Result<(), E> {
+        let sent = item.with_encoded(|bytes| {
+            send::<&[u8], SendTimeoutError<&[u8]>>(
+                self.raw(),
+                self.strategy,
+                wait,
+                bytes.len(),
+                bytes,
+                write_bytes,
+            )
+            .map_err(|e| e.map(drop))
+        });
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(E::from(e.map(|()| item))),
+            Err(e) => Err(E::from(SendTimeoutError::Encode(item, e))),
+        }
     }
 
     /// Takes an item, waiting for one.
     ///
     /// # Errors
-    /// `Closed` (closed and drained), `Decode` (the next message was a byte
-    /// string of another length; it is consumed), `Corrupt`.
+    /// `Closed` (closed and drained), `Decode` (the next message is not a
+    /// `T`; it is consumed), `Corrupt`.
     #[inline]
     pub fn get(&self) -> Result<T, RecvError> {
-        recv_value(self.raw(), self.strategy, Wait::FOREVER)
+        self.get_with(Wait::FOREVER)
     }
 
     /// Takes an item, waiting at most `timeout`.
@@ -399,7 +465,7 @@ impl<T: Shareable + Copy> Queue<T> {
     /// # Errors
     /// `Timeout`, `Closed`, `Decode`, `Corrupt`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        recv_value(self.raw(), self.strategy, Wait::at_most(timeout))
+        self.get_with(Wait::at_most(timeout))
     }
 
     /// Takes an item if one is ready.
@@ -408,61 +474,68 @@ impl<T: Shareable + Copy> Queue<T> {
     /// `Empty`, `Closed`, `Decode`, `Corrupt`.
     #[inline]
     pub fn get_nowait(&self) -> Result<T, TryRecvError> {
-        recv_value(self.raw(), self.strategy, Wait::No)
+        self.get_with(Wait::No)
     }
 
-    /// Puts a byte string of at most `max(size_of::<T>(), max_bytes)` bytes,
+    /// Decodes the next message in its slot, claimed waiting as `wait` says.
+    #[inline(always)]
+    fn get_with<E: From<RecvTimeoutError>>(&self, wait: Wait) -> Result<T, E> {
+        let m = recv_message::<E>(self.raw(), self.strategy, wait)?;
+        T::decode(m.bytes()).map_err(|e| E::from(RecvTimeoutError::Decode(e)))
+    }
+
+    /// Puts a byte string of at most [`Queue::max_message_bytes`] bytes,
     /// waiting for room.
     ///
     /// # Errors
-    /// `Closed`, `TooLarge`, `Corrupt`; the bytes are handed back.
-    pub fn put_bytes<'b>(&self, bytes: &'b [u8]) -> Result<(), SendError<&'b [u8]>> {
-        send(
-            self.raw(),
-            self.strategy,
-            Wait::FOREVER,
-            bytes.len(),
-            bytes,
-            write_bytes,
-        )
+    /// `Closed`, `TooLarge`, `Corrupt`.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<(), SendError<()>> {
+        self.put_bytes_with(bytes, Wait::FOREVER)
     }
 
     /// [`Queue::put_bytes`], waiting at most `timeout`.
     ///
     /// # Errors
     /// `Timeout`, `Closed`, `TooLarge`, `Corrupt`.
-    pub fn put_bytes_timeout<'b>(
+    pub fn put_bytes_timeout(
         &self,
-        bytes: &'b [u8],
+        bytes: &[u8],
         timeout: Duration,
-    ) -> Result<(), SendTimeoutError<&'b [u8]>> {
-        send(
-            self.raw(),
-            self.strategy,
-            Wait::at_most(timeout),
-            bytes.len(),
-            bytes,
-            write_bytes,
-        )
+    ) -> Result<(), SendTimeoutError<()>> {
+        self.put_bytes_with(bytes, Wait::at_most(timeout))
     }
 
     /// [`Queue::put_bytes`] if there is room now.
     ///
     /// # Errors
     /// `Full`, `Closed`, `TooLarge`, `Corrupt`.
-    pub fn put_bytes_nowait<'b>(&self, bytes: &'b [u8]) -> Result<(), TrySendError<&'b [u8]>> {
-        send(
+    pub fn put_bytes_nowait(&self, bytes: &[u8]) -> Result<(), TrySendError<()>> {
+        self.put_bytes_with(bytes, Wait::No)
+    }
+
+    fn put_bytes_with<E: From<SendTimeoutError<()>>>(
+        &self,
+        bytes: &[u8],
+        wait: Wait,
+    ) -> Result<(), E> {
+        send::<&[u8], SendTimeoutError<&[u8]>>(
             self.raw(),
             self.strategy,
-            Wait::No,
+            wait,
             bytes.len(),
             bytes,
             write_bytes,
         )
+        .map_err(|e| E::from(e.map(drop)))
+    }
+
+    /// The longest message a slot holds, in bytes (encoded).
+    pub fn max_message_bytes(&self) -> usize {
+        self.ring.raw().slot_size()
     }
 
     /// Takes the next message as bytes (an item put with [`Queue::put`]
-    /// comes out as its `size_of::<T>()` bytes), waiting for one.
+    /// comes out as its encoding), waiting for one.
     ///
     /// # Errors
     /// `Closed`, `Corrupt`.
@@ -560,26 +633,42 @@ impl<T> std::ops::Deref for JoinableQueue<T> {
     }
 }
 
-impl<T: Shareable + Copy> Handle for JoinableQueue<T> {
-    type Object = JoinableRing<T>;
+impl<T: Message> Handle for JoinableQueue<T> {
+    type Object = JoinableRing;
 
-    fn from_placed(placed: Placed<JoinableRing<T>>) -> JoinableQueue<T> {
+    fn from_placed(placed: Placed<JoinableRing>) -> JoinableQueue<T> {
         JoinableQueue {
-            q: Queue::wrap(Mpmc::from_layout(&placed)),
+            q: Queue::wrap(Mpmc::from_layout(&placed), Either::Joinable(placed)),
         }
     }
 }
 
-ipc_core::handle_constructors!(impl[T: Shareable + Copy] JoinableQueue<T>, "joinable queue");
+#[cfg(feature = "serde")]
+impl<T> serde::Serialize for JoinableQueue<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.q.serialize(s)
+    }
+}
 
-impl<T: Shareable + Copy> JoinableQueue<T> {
+#[cfg(feature = "serde")]
+impl<'de, T: Message> serde::Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(JoinableQueue::from_placed(
+            Placed::<JoinableRing>::deserialize(d)?,
+        ))
+    }
+}
+
+ipc_core::handle_constructors!(impl[T: Message] JoinableQueue<T>, "joinable queue");
+
+impl<T: Message> JoinableQueue<T> {
     /// An anonymous joinable queue of up to `maxsize` items (rounded up to a
     /// power of two): Python's `JoinableQueue(maxsize)`.
     ///
     /// # Errors
     /// As [`QueueBuilder::create`].
     pub fn new(maxsize: usize) -> Result<JoinableQueue<T>, ObjectError> {
-        JoinableQueue::anonymous(Config::new(maxsize))
+        JoinableQueue::anonymous(Config::new(maxsize).of::<T>())
     }
 
     /// The same queue with another wait strategy for this handle.
@@ -649,9 +738,95 @@ impl<T: Shareable + Copy> JoinableQueue<T> {
     }
 }
 
+/// Python's `SimpleQueue`: `put`, `get`, `empty` and `close`, nothing
+/// else. Every queue here is bounded, this one to [`SIMPLE_QUEUE_MAXSIZE`]
+/// items of up to [`DEFAULT_MAX_BYTES`] (a fixed-size type: its size); a
+/// put waits while it is full. Build a [`Queue`] for other bounds.
+///
+/// ```
+/// use ipc_queue::queue::SimpleQueue;
+/// let q = SimpleQueue::<String>::new()?;
+/// q.put("task".to_string())?;
+/// assert!(!q.empty());
+/// assert_eq!(q.get()?, "task");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct SimpleQueue<T> {
+    q: Queue<T>,
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue { q: self.q.clone() }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<T> serde::Serialize for SimpleQueue<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.q.serialize(s)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de, T: Message> serde::Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(SimpleQueue {
+            q: Queue::deserialize(d)?,
+        })
+    }
+}
+
+impl<T: Message> SimpleQueue<T> {
+    /// An anonymous simple queue, for this process and its children.
+    ///
+    /// # Errors
+    /// As [`QueueBuilder::create`].
+    pub fn new() -> Result<SimpleQueue<T>, ObjectError> {
+        Ok(SimpleQueue {
+            q: Queue::new(SIMPLE_QUEUE_MAXSIZE)?,
+        })
+    }
+
+    /// Puts `item`, waiting for room.
+    ///
+    /// # Errors
+    /// As [`Queue::put`]; the item is handed back.
+    pub fn put(&self, item: T) -> Result<(), SendError<T>> {
+        self.q.put(item)
+    }
+
+    /// Takes an item, waiting for one.
+    ///
+    /// # Errors
+    /// As [`Queue::get`].
+    pub fn get(&self) -> Result<T, RecvError> {
+        self.q.get()
+    }
+
+    /// Whether the queue looked empty.
+    pub fn empty(&self) -> bool {
+        self.q.empty()
+    }
+
+    /// Closes the queue for every process (as [`Queue::close`]).
+    pub fn close(&self) {
+        self.q.close();
+    }
+
+    /// The queue under it, for everything else.
+    pub fn queue(&self) -> &Queue<T> {
+        &self.q
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use ipc_core::message::Pod;
+    use ipc_core::Shareable;
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     #[repr(C)]
@@ -663,26 +838,30 @@ mod tests {
     // every bit pattern valid.
     unsafe impl Shareable for Job {}
 
+    fn job(id: u64, cost: f64) -> Pod<Job> {
+        Pod(Job { id, cost })
+    }
+
     #[test]
     fn python_shaped_calls() {
-        let q = Queue::<Job>::builder()
+        let q = Queue::<Pod<Job>>::builder()
             .maxsize(2)
             .max_bytes(32)
             .create()
             .unwrap();
         assert!(q.empty());
-        q.put(Job { id: 1, cost: 0.5 }).unwrap();
+        q.put(job(1, 0.5)).unwrap();
         q.put_bytes(b"hello").unwrap();
         assert!(q.full());
         assert_eq!(q.qsize(), 2);
-        let back = q.put_nowait(Job { id: 3, cost: 1.0 }).unwrap_err();
+        let back = q.put_nowait(job(3, 1.0)).unwrap_err();
         assert!(back.is_full());
         assert_eq!(back.into_inner().id, 3);
         assert!(matches!(
-            q.put_timeout(Job { id: 4, cost: 0.0 }, Duration::from_millis(2)),
-            Err(SendTimeoutError::Timeout(Job { id: 4, .. }))
+            q.put_timeout(job(4, 0.0), Duration::from_millis(2)),
+            Err(SendTimeoutError::Timeout(Pod(Job { id: 4, .. })))
         ));
-        assert_eq!(q.get().unwrap(), Job { id: 1, cost: 0.5 });
+        assert_eq!(q.get().unwrap(), job(1, 0.5));
         // A byte string of the wrong length for `Job` is a decode error.
         assert!(matches!(q.get_nowait(), Err(TryRecvError::Decode(_))));
         assert_eq!(q.get_nowait(), Err(TryRecvError::Empty));
@@ -692,14 +871,53 @@ mod tests {
         );
         q.put_bytes(b"bytes").unwrap();
         assert_eq!(q.get_bytes().unwrap(), b"bytes");
-        q.put(Job { id: 9, cost: 2.0 }).unwrap();
+        q.put(job(9, 2.0)).unwrap();
         q.close();
-        assert!(q
-            .put_nowait(Job { id: 5, cost: 0.0 })
-            .unwrap_err()
-            .is_closed());
+        assert!(q.put_nowait(job(5, 0.0)).unwrap_err().is_closed());
         assert_eq!(q.get().unwrap().id, 9);
         assert_eq!(q.get(), Err(RecvError::Closed));
+    }
+
+    #[test]
+    fn strings_and_structs_travel_and_too_large_is_refused() {
+        let q = Queue::<Vec<String>>::builder()
+            .maxsize(4)
+            .max_bytes(64)
+            .create()
+            .unwrap();
+        assert_eq!(q.max_message_bytes(), 64);
+        let words = vec!["hello".to_string(), "world".to_string()];
+        q.put(words.clone()).unwrap();
+        assert_eq!(q.get().unwrap(), words);
+        let long = vec!["x".repeat(100)];
+        match q.put_nowait(long.clone()) {
+            Err(TrySendError::TooLarge(v, m)) => {
+                assert_eq!(v, long);
+                assert_eq!(m.max, 64);
+                assert!(m.len > 100);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        // Another type's message is a decode error, and is consumed.
+        q.put_bytes(&[0xff; 3]).unwrap();
+        assert!(matches!(q.get_nowait(), Err(TryRecvError::Decode(_))));
+        assert_eq!(q.get_nowait(), Err(TryRecvError::Empty));
+        // The default room of a variable-size type.
+        let q = Queue::<String>::new(2).unwrap();
+        assert_eq!(q.max_message_bytes(), DEFAULT_MAX_BYTES);
+        let q = Queue::<u32>::new(2).unwrap();
+        assert_eq!(q.max_message_bytes(), 4);
+    }
+
+    #[test]
+    fn errors_go_through_question_mark() {
+        fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let q = Queue::<String>::new(1)?;
+            q.put("a".into())?;
+            q.put_nowait("b".into())?;
+            Ok(())
+        }
+        assert!(run().unwrap_err().to_string().contains("full"));
     }
 
     #[test]

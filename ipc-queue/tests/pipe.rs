@@ -163,7 +163,10 @@ fn ends_in_one_process_talk_both_ways() {
     b.send_bytes(&[1, 2, 3]).unwrap();
     assert_eq!(
         a.recv::<u64>().unwrap_err(),
-        RecvError::Decode("message length is not the size of the type")
+        RecvError::Decode(ipc_core::message::DecodeError::Length {
+            expected: 8,
+            found: 3
+        })
     );
     drop(b);
     assert_eq!(

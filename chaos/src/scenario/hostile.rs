@@ -9,7 +9,7 @@
 //!
 //! | object | words the scribbler aims at (payload offsets) |
 //! |---|---|
-//! | SPSC ring | five 128-byte lines: config and owners, `tail`, `head`, two event counts (0..640), then record headers |
+//! | SPSC ring | six 128-byte lines: config and owners, `tail`, `head`, two event counts, holders (0..768), then record headers |
 //! | MPMC ring | control (magic, capacity, slot size, stride, flags, closed, lost, event counts) 0..128, `head` 128, `tail` 256, then 16-byte slot headers (state, len) |
 //! | broadcast | control (magic, capacity, slot size, stride, publisher, closed) 0..128, `next` 128, then 16-byte slot headers (seq, len) |
 //! | mutex | lock word, owner tid, owner process, tag, count (0..24), layout hash (24..32), value |
@@ -38,7 +38,7 @@ const MSG: usize = 64;
 /// Bytes of payload holding control words, per object (see the table).
 fn control_len(role: Role) -> u64 {
     match role {
-        Role::HostileSpsc => 640 + 256,
+        Role::HostileSpsc => ipc_queue::raw::spsc::DATA as u64 + 256,
         Role::HostileMpmc => 384 + 16 * 8,
         Role::HostileBroadcast => 256 + 16 * 8,
         _ => 64,

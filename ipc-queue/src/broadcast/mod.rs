@@ -80,7 +80,7 @@ pub enum Start {
 }
 
 /// Why a subscriber's receive returned no message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
     /// Nothing new now (`try_` forms only).
@@ -106,9 +106,10 @@ pub enum ReadError {
         /// The buffer's length.
         capacity: usize,
     },
-    /// A typed receive found a message of another length (it is consumed).
+    /// A typed receive found a message it could not decode (it is
+    /// consumed).
     #[error("message could not be decoded: {0}")]
-    Decode(&'static str),
+    Decode(ipc_core::message::DecodeError),
     /// The ring's shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),

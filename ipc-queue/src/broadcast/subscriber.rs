@@ -4,9 +4,12 @@ use super::{BroadcastRing, ReadError, Start, POLL};
 use crate::mpmc::wait_strategy_accessors;
 use crate::raw::broadcast::Read;
 use ipc_core::liveness::OsJudge;
+use ipc_core::message::DecodeError;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::Shareable;
 use std::time::{Duration, Instant};
+
+const WRONG_LEN: &str = "message length differs from the size of the type";
 
 /// A subscribing end: its own cursor, its own overrun count. Cloning gives an
 /// independent subscriber at the same position.
@@ -206,16 +209,12 @@ impl Subscriber {
             Err(ReadError::BufferTooSmall { .. }) => {
                 // Longer than a `T`: consume it, as a typed receive does.
                 self.cursor += 1;
-                return Err(ReadError::Decode(
-                    "message length differs from the size of the type",
-                ));
+                return Err(ReadError::Decode(DecodeError::Invalid(WRONG_LEN)));
             }
             r => r?,
         };
         if n != std::mem::size_of::<T>() {
-            return Err(ReadError::Decode(
-                "message length differs from the size of the type",
-            ));
+            return Err(ReadError::Decode(DecodeError::Invalid(WRONG_LEN)));
         }
         // SAFETY: `buf` holds `size_of::<T>()` initialized bytes; `T` is
         // `Shareable`, so any bit pattern is a valid `T`; the read is

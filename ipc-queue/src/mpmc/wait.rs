@@ -244,7 +244,7 @@ macro_rules! decode {
     ($($e:ident),*) => {
         $(impl Decode for $e {
             fn decode(what: &'static str) -> Self {
-                $e::Decode(what)
+                $e::Decode(ipc_core::message::DecodeError::Invalid(what))
             }
         })*
     };

@@ -348,6 +348,12 @@ pub enum ClaimError {
     /// The ring's shared indices fail their checks.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
+    /// Every holder slot of the end is taken by a live process.
+    #[error("the end is held by as many live processes as it records")]
+    TooManyHolders,
+    /// The end to join is closed, or was never claimed.
+    #[error("the end is closed")]
+    Closed,
 }
 
 /// Claims the owner word `word` for the caller: succeeds if nobody holds

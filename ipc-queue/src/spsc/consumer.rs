@@ -55,6 +55,12 @@ impl Drop for RecvGuard<'_> {
 end_common!(Consumer, "producer");
 
 impl Consumer {
+    /// Has a child being started with this end in its arguments entered
+    /// among the end's holders once it runs.
+    pub(crate) fn hold_for_child(&self) {
+        self.ep.hold_for_child();
+    }
+
     pub(super) fn new(raw: RawConsumer<PtrMem, OsJudge>, ep: Endpoint) -> Consumer {
         Consumer { raw, ep }
     }

@@ -3,6 +3,7 @@
 
 use crate::raw::spsc::{RawRing, Side};
 use crate::raw::PtrMem;
+use ipc_core::holders::Hold;
 use ipc_core::liveness::OsJudge;
 use ipc_core::wait::{Backoff, EventCount, Phase, WaitStrategy};
 use ipc_core::Segment;
@@ -20,6 +21,9 @@ pub(super) struct Endpoint {
     pub(super) ring: RawRing<PtrMem>,
     side: Side,
     pub(super) strategy: WaitStrategy,
+    /// This process's entry among the end's holders, known to the fork
+    /// path (which enters a forked child there too).
+    hold: Option<Hold>,
 }
 
 pub(super) enum Waited<R> {
@@ -34,12 +38,30 @@ pub(super) fn deadline_after(timeout: Duration) -> Option<Instant> {
 }
 
 impl Endpoint {
+    /// The endpoint of the end of `side` this process has just claimed or
+    /// joined (so it is among its holders already).
     pub(super) fn new(seg: Arc<Segment>, ring: RawRing<PtrMem>, side: Side) -> Endpoint {
+        let owner: Arc<dyn std::any::Any + Send + Sync> = seg.clone();
+        // SAFETY: the table lies in the segment's mapping, which `owner`
+        // keeps mapped as long as the hold lives. Entering cannot fail for
+        // a process already entered (as the claim or join did), so a
+        // failure only loses the fork path's entry of a child.
+        let hold = unsafe { Hold::enter(ring.holders_table(side), owner, &OsJudge) }.ok();
         Endpoint {
             seg,
             ring,
             side,
             strategy: WaitStrategy::ADAPTIVE,
+            hold,
+        }
+    }
+
+    /// Asks for a child being started with this end in its arguments to be
+    /// entered among its holders once it runs (see
+    /// [`on_child_started`](ipc_core::message::on_child_started)).
+    pub(super) fn hold_for_child(&self) {
+        if let Some(h) = &self.hold {
+            ipc_core::message::on_child_started(h.child_hook());
         }
     }
 

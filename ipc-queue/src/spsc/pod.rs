@@ -33,6 +33,7 @@ use crate::error::{
     TrySendError,
 };
 use crate::raw::spsc as spsc_raw;
+use ipc_core::message::DecodeError;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::Shareable;
 use std::marker::PhantomData;
@@ -268,7 +269,7 @@ impl<T: Shareable + Copy> PodConsumer<T> {
     #[inline]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let g = self.inner.try_recv()?;
-        read_value(&g).ok_or(TryRecvError::Decode(WRONG_LEN))
+        read_value(&g).ok_or(TryRecvError::Decode(DecodeError::Invalid(WRONG_LEN)))
     }
 
     /// The next value, waiting for one.
@@ -279,7 +280,7 @@ impl<T: Shareable + Copy> PodConsumer<T> {
     #[inline]
     pub fn recv(&mut self) -> Result<T, RecvError> {
         let g = self.inner.recv()?;
-        read_value(&g).ok_or(RecvError::Decode(WRONG_LEN))
+        read_value(&g).ok_or(RecvError::Decode(DecodeError::Invalid(WRONG_LEN)))
     }
 
     /// The next value, waiting at most `timeout`.
@@ -288,7 +289,7 @@ impl<T: Shareable + Copy> PodConsumer<T> {
     /// As [`PodConsumer::recv`], and [`RecvTimeoutError::Timeout`].
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         let g = self.inner.recv_timeout(timeout)?;
-        read_value(&g).ok_or(RecvTimeoutError::Decode(WRONG_LEN))
+        read_value(&g).ok_or(RecvTimeoutError::Decode(DecodeError::Invalid(WRONG_LEN)))
     }
 
     fn guard(g: RecvGuard<'_>) -> Option<PodGuard<'_, T>> {
@@ -304,7 +305,7 @@ impl<T: Shareable + Copy> PodConsumer<T> {
     /// As [`PodConsumer::try_recv`].
     pub fn try_recv_ref(&mut self) -> Result<PodGuard<'_, T>, TryRecvError> {
         let g = self.inner.try_recv()?;
-        Self::guard(g).ok_or(TryRecvError::Decode(WRONG_LEN))
+        Self::guard(g).ok_or(TryRecvError::Decode(DecodeError::Invalid(WRONG_LEN)))
     }
 
     /// The next value in place, waiting for one.
@@ -313,7 +314,7 @@ impl<T: Shareable + Copy> PodConsumer<T> {
     /// As [`PodConsumer::recv`].
     pub fn recv_ref(&mut self) -> Result<PodGuard<'_, T>, RecvError> {
         let g = self.inner.recv()?;
-        Self::guard(g).ok_or(RecvError::Decode(WRONG_LEN))
+        Self::guard(g).ok_or(RecvError::Decode(DecodeError::Invalid(WRONG_LEN)))
     }
 
     /// Calls `f` on every value available now (at most `max`), in place,

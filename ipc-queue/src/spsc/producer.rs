@@ -32,6 +32,12 @@ pub struct Grant<'a> {
 end_common!(Producer, "consumer");
 
 impl Producer {
+    /// Has a child being started with this end in its arguments entered
+    /// among the end's holders once it runs.
+    pub(crate) fn hold_for_child(&self) {
+        self.ep.hold_for_child();
+    }
+
     pub(super) fn new(raw: RawProducer<PtrMem, OsJudge>, ep: Endpoint) -> Producer {
         Producer { raw, ep }
     }
@@ -100,12 +106,7 @@ impl Producer {
         match self.try_reserve_raw(len) {
             Ok(r) => return Ok(r),
             Err(TrySendError::Full(())) => {}
-            Err(TrySendError::Closed(())) => return Err(SendTimeoutError::Closed(())),
-            Err(TrySendError::TooLarge((), m)) => return Err(SendTimeoutError::TooLarge((), m)),
-            Err(TrySendError::Corrupt((), c)) => return Err(SendTimeoutError::Corrupt((), c)),
-            Err(TrySendError::UnknownIdentity((), e)) => {
-                return Err(SendTimeoutError::UnknownIdentity((), e))
-            }
+            Err(e) => return Err(e.into()),
         }
         let ring = self.ep.ring;
         let raw = &mut self.raw;

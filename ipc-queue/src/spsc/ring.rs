@@ -163,6 +163,19 @@ impl SpscRing {
         let (raw, ep) = self.attach_end(Side::Consumer, |r| r.consumer(OsJudge))?;
         Ok(Consumer::new(raw, ep))
     }
+
+    /// Joins the producing end another process claimed, as one more of its
+    /// holders (a child given the end).
+    pub(crate) fn join_producer(&self) -> Result<Producer, AttachError> {
+        let (raw, ep) = self.attach_end(Side::Producer, |r| r.join_producer(OsJudge))?;
+        Ok(Producer::new(raw, ep))
+    }
+
+    /// Joins the consuming end another process claimed.
+    pub(crate) fn join_consumer(&self) -> Result<Consumer, AttachError> {
+        let (raw, ep) = self.attach_end(Side::Consumer, |r| r.join_consumer(OsJudge))?;
+        Ok(Consumer::new(raw, ep))
+    }
 }
 
 /// The options of a new [`SpscRing`] or of opening one. Obtained from

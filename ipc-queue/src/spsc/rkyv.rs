@@ -55,6 +55,7 @@ use ::rkyv::rancor::Failure;
 use ::rkyv::ser::allocator::ArenaHandle;
 use ::rkyv::ser::writer::Buffer;
 use ::rkyv::{Archive, Portable};
+use ipc_core::message::DecodeError;
 use ipc_core::wait::WaitStrategy;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -223,13 +224,7 @@ fn send_inner<T: SerializeInPlace>(
             return Err(SendTimeoutError::TooLarge((), too_large));
         }
         let grant = match wait {
-            Wait::No => p.try_reserve(len).map_err(|e| match e {
-                TrySendError::Full(()) => SendTimeoutError::Timeout(()),
-                TrySendError::Closed(()) => SendTimeoutError::Closed(()),
-                TrySendError::TooLarge((), m) => SendTimeoutError::TooLarge((), m),
-                TrySendError::Corrupt((), c) => SendTimeoutError::Corrupt((), c),
-                TrySendError::UnknownIdentity((), e) => SendTimeoutError::UnknownIdentity((), e),
-            })?,
+            Wait::No => p.try_reserve(len).map_err(SendTimeoutError::from)?,
             Wait::Forever => p.reserve(len)?,
             Wait::Until(d) => {
                 p.reserve_timeout(len, d.saturating_duration_since(Instant::now()))?
@@ -351,7 +346,7 @@ impl<T: Archive> ArchiveConsumer<T> {
         T::Archived: CheckedArchive,
     {
         let g = self.inner.try_recv()?;
-        Self::checked(g).map_err(TryRecvError::Decode)
+        Self::checked(g).map_err(|e| TryRecvError::Decode(DecodeError::Invalid(e)))
     }
 
     /// The next archive, checked, waiting for one.
@@ -363,7 +358,7 @@ impl<T: Archive> ArchiveConsumer<T> {
         T::Archived: CheckedArchive,
     {
         let g = self.inner.recv()?;
-        Self::checked(g).map_err(RecvError::Decode)
+        Self::checked(g).map_err(|e| RecvError::Decode(DecodeError::Invalid(e)))
     }
 
     /// The next archive, checked, waiting at most `timeout`.
@@ -378,7 +373,7 @@ impl<T: Archive> ArchiveConsumer<T> {
         T::Archived: CheckedArchive,
     {
         let g = self.inner.recv_timeout(timeout)?;
-        Self::checked(g).map_err(RecvTimeoutError::Decode)
+        Self::checked(g).map_err(|e| RecvTimeoutError::Decode(DecodeError::Invalid(e)))
     }
 
     /// The next archive, **not** checked, waiting for one.
@@ -393,7 +388,8 @@ impl<T: Archive> ArchiveConsumer<T> {
     /// As [`ArchiveConsumer::recv`], without the validation failure.
     pub unsafe fn recv_unchecked(&mut self) -> Result<ArchivedGuard<'_, T>, RecvError> {
         let g = self.inner.recv()?;
-        let start = Self::start_of(&g).ok_or(RecvError::Decode(MISALIGNED))?;
+        let start =
+            Self::start_of(&g).ok_or(RecvError::Decode(DecodeError::Invalid(MISALIGNED)))?;
         Ok(ArchivedGuard {
             guard: g,
             start,

@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //!
-//! [`memory_size`] bytes: a [`SpscControl`] block of five 128-byte lines,
+//! [`memory_size`] bytes: a [`SpscControl`] block of six 128-byte lines,
 //! then the data area of `capacity` bytes (a power of two, at least 32).
 //!
 //! | line | contents | written by |
@@ -18,6 +18,7 @@
 //! | 2 | `head`: bytes ever released | the consumer, once per release (and the producer, to release a pad of a drained ring) |
 //! | 3 | `not_empty` event count (the consumer parks here) | the consumer when it parks |
 //! | 4 | `not_full` event count (the producer parks here) | the producer when it parks |
+//! | 5 | the holders of each end: eight packed process ids each | claims, joins and drops of an end (rarely) |
 //!
 //! Lines are 128 bytes ([`Line`]), so that the two ends' hot words never
 //! share what the prefetcher treats as one line.
@@ -35,9 +36,15 @@
 //! are given proves dead (a takeover). A second claim while the owner lives
 //! fails, in this process as in any other, so two producers of one ring
 //! cannot exist, and neither can the aliasing `&mut [u8]` two of them would
-//! hand out. Dropping an end gives its word back and marks it closed, in the
-//! process that claimed it only (a copy of the end in a forked child is
-//! another identity to the judge and releases nothing).
+//! hand out.
+//!
+//! An end may be held by several processes: the one that claimed it and
+//! those that joined it ([`RawRing::join_producer`]: a child given the end
+//! when it was started), each recorded in line 5. Dropping an end leaves
+//! that list; the last holder to leave (or die) closes the end and gives
+//! its owner word back, so a parent dropping its copy of the end it gave a
+//! child closes nothing. An end is gone for the peer when it is closed, or
+//! when its owner and every holder are dead.
 //!
 //! # Framing and publication
 //!
@@ -120,8 +127,7 @@ pub use consumer::{Peeked, RawConsumer};
 pub use producer::{RawProducer, Reservation, ReserveError};
 
 use super::{
-    claim_owner, release_owner, still_mine, Addressable, ClaimError, ConfigError, Corrupt, Line,
-    Memory,
+    claim_owner, release_owner, Addressable, ClaimError, ConfigError, Corrupt, Line, Memory,
 };
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use ipc_core::liveness::Judge;
@@ -142,7 +148,9 @@ pub const MAX_CAPACITY: usize = 1 << 31;
 
 const KIND_MSG: u32 = 0x4d53_4731; // "1GSM"
 const KIND_PAD: u32 = 0x5041_4431; // "1DAP"
-const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"SPSCRNG2");
+const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"SPSCRNG3");
+/// Holders each end records (see [`RawRing::join_producer`]).
+pub const HOLDERS: usize = 8;
 
 /// Line 0 of the control block: configuration and endpoints.
 #[repr(C)]
@@ -173,9 +181,12 @@ pub struct SpscControl {
     head: Line<std::sync::atomic::AtomicU64>,
     not_empty: Line<EventCount>,
     not_full: Line<EventCount>,
+    /// The processes holding each end: the producer's eight packed ids,
+    /// then the consumer's (0: a free slot).
+    holders: Line<[std::sync::atomic::AtomicU64; 2 * HOLDERS]>,
 }
 
-ipc_core::assert_layout!(SpscControl, size = 640, align = 128);
+ipc_core::assert_layout!(SpscControl, size = 768, align = 128);
 
 macro_rules! word {
     ($($f:tt)+) => {
@@ -189,6 +200,7 @@ const TAIL: usize = std::mem::offset_of!(SpscControl, tail);
 const HEAD: usize = std::mem::offset_of!(SpscControl, head);
 const NOT_EMPTY: usize = std::mem::offset_of!(SpscControl, not_empty);
 const NOT_FULL: usize = std::mem::offset_of!(SpscControl, not_full);
+const HOLDERS_AT: usize = std::mem::offset_of!(SpscControl, holders);
 /// Where the data area starts.
 pub const DATA: usize = std::mem::size_of::<SpscControl>();
 
@@ -254,6 +266,14 @@ impl Side {
 
     const fn attaches(self) -> usize {
         self.words()[3]
+    }
+
+    /// The offset of this side's first holder word.
+    const fn holders(self) -> usize {
+        match self {
+            Side::Producer => HOLDERS_AT,
+            Side::Consumer => HOLDERS_AT + 8 * HOLDERS,
+        }
     }
 
     const fn event(self) -> usize {
@@ -336,6 +356,9 @@ pub fn model_layout(cfg: &Config) -> Result<super::model::Layout, ConfigError> {
             .u32(side.closed())
             .u32(side.spins())
             .u32(side.attaches());
+        for i in 0..HOLDERS {
+            l = l.u64(side.holders() + 8 * i);
+        }
     }
     Ok(l.payload(DATA..DATA + cap, true))
 }
@@ -577,7 +600,49 @@ impl<M: Memory> RawRing<M> {
             return true;
         }
         let owner = self.owner(side);
-        owner != 0 && judge.is_dead(owner)
+        owner != 0 && judge.is_dead(owner) && self.live_holder(side, judge, 0).is_none()
+    }
+
+    /// The holder word `i` of `side`.
+    #[inline]
+    fn holder(&self, side: Side, i: usize) -> &AtomicU64 {
+        self.word(side.holders() + 8 * i)
+    }
+
+    /// A holder of `side` other than `except` that may be alive by `judge`
+    /// (a slow path: the judge may read `/proc`).
+    pub fn live_holder<J: Judge>(&self, side: Side, judge: &J, except: u64) -> Option<u64> {
+        (0..HOLDERS)
+            .map(|i| self.holder(side, i).load(Ordering::Acquire))
+            .find(|&id| id != 0 && id != except && !judge.is_dead(id))
+    }
+
+    /// Records `id` as a holder of `side` (idempotent), reusing the slot of
+    /// a holder `judge` proves dead.
+    fn add_holder<J: Judge>(&self, side: Side, id: u64, judge: &J) -> Result<(), ClaimError> {
+        let words = (0..HOLDERS).map(|i| self.holder(side, i));
+        if words.clone().any(|w| w.load(Ordering::Acquire) == id) {
+            return Ok(());
+        }
+        for w in words {
+            let cur = w.load(Ordering::Acquire);
+            if (cur == 0 || judge.is_dead(cur))
+                && w.compare_exchange(cur, id, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                return Ok(());
+            }
+        }
+        Err(ClaimError::TooManyHolders)
+    }
+
+    /// Forgets `id` as a holder of `side`.
+    fn remove_holder(&self, side: Side, id: u64) {
+        for i in 0..HOLDERS {
+            let _ =
+                self.holder(side, i)
+                    .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
     }
 
     /// Declares whether `side` busy-spins (never parks), so that the other
@@ -600,7 +665,17 @@ impl<M: Memory> RawRing<M> {
     /// Claims `side`'s owner word for `judge`'s process, and counts the
     /// attach; the end is open again from now on.
     fn claim<J: Judge>(&self, side: Side, judge: J) -> Result<Claim<M, J>, ClaimError> {
+        let me = judge.me()?;
+        // Held by a live process that joined (a child given the end) even
+        // if the process that claimed it is gone.
+        if let Some(owner) = self.live_holder(side, &judge, me) {
+            return Err(ClaimError::Held { owner });
+        }
         let me = claim_owner(self.word(side.owner()), &judge)?;
+        for i in 0..HOLDERS {
+            self.holder(side, i).store(0, Ordering::Relaxed);
+        }
+        self.add_holder(side, me, &judge)?;
         self.word32(side.attaches()).fetch_add(1, Ordering::Relaxed);
         self.word32(side.closed()).store(0, Ordering::Release);
         Ok(Claim {
@@ -636,6 +711,44 @@ impl<M: Memory> RawRing<M> {
     /// As [`RawRing::producer`].
     pub fn consumer<J: Judge>(&self, judge: J) -> Result<RawConsumer<M, J>, ClaimError> {
         RawConsumer::start(self.claim(Side::Consumer, judge)?).map_err(ClaimError::Corrupt)
+    }
+
+    /// Joins `side`'s end as one more holder: for a process given an end
+    /// another one claimed (a child started with it in its arguments). The
+    /// end stays open until every holder has dropped it or died; which of
+    /// them uses it, one at a time, is the program's affair, as with a
+    /// file descriptor shared by a fork.
+    fn join<J: Judge>(&self, side: Side, judge: J) -> Result<Claim<M, J>, ClaimError> {
+        let me = judge.me()?;
+        if self.is_closed(side) || self.owner(side) == 0 {
+            return Err(ClaimError::Closed);
+        }
+        self.add_holder(side, me, &judge)?;
+        Ok(Claim {
+            ring: self.clone(),
+            side,
+            judge,
+            me,
+        })
+    }
+
+    /// Joins the producing end as one more holder (see [`RawRing::join`]),
+    /// continuing after the last committed record.
+    ///
+    /// # Errors
+    /// [`ClaimError::Closed`] if the end is closed or was never claimed,
+    /// [`ClaimError::TooManyHolders`], [`ClaimError::UnknownIdentity`],
+    /// [`ClaimError::Corrupt`].
+    pub fn join_producer<J: Judge>(&self, judge: J) -> Result<RawProducer<M, J>, ClaimError> {
+        RawProducer::start(self.join(Side::Producer, judge)?).map_err(ClaimError::Corrupt)
+    }
+
+    /// Joins the consuming end as one more holder, at the published `head`.
+    ///
+    /// # Errors
+    /// As [`RawRing::join_producer`].
+    pub fn join_consumer<J: Judge>(&self, judge: J) -> Result<RawConsumer<M, J>, ClaimError> {
+        RawConsumer::start(self.join(Side::Consumer, judge)?).map_err(ClaimError::Corrupt)
     }
 
     /// Checks the consumer's `head` against the producer's `tail`: 8-aligned,
@@ -722,17 +835,25 @@ impl<M: Memory, J: Judge> Claim<M, J> {
 }
 
 impl<M: Memory, J: Judge> Drop for Claim<M, J> {
-    /// Closes the end and gives its owner word back, if this is the process
-    /// that claimed it by the judge (not a copy in a forked child); wakes
-    /// the peer, who may be waiting for something this end will never do.
+    /// Leaves the end's holders; the last holder alive closes the end and
+    /// gives its owner word back, and wakes the peer, who may be waiting
+    /// for something this end will never do. A copy in a forked child that
+    /// was never entered as a holder leaves nothing and closes nothing
+    /// while the holders live.
     fn drop(&mut self) {
-        if !still_mine(self.me, &self.judge) {
+        if self.me == 0 {
             return;
         }
         let (ring, side) = (&self.ring, self.side);
+        let Ok(now) = self.judge.me() else { return };
+        ring.remove_holder(side, now);
+        if ring.live_holder(side, &self.judge, 0).is_some() {
+            return;
+        }
         ring.word32(side.closed()).store(1, Ordering::Release);
         ring.word32(side.spins()).store(0, Ordering::Relaxed);
-        release_owner(ring.word(side.owner()), self.me);
+        // Whoever claimed it has left or died: nobody holds it now.
+        release_owner(ring.word(side.owner()), ring.owner(side));
         // SAFETY: an event count lies at each side's event offset.
         unsafe { ring.mem.notify(side.peer().event()) };
     }
@@ -761,6 +882,24 @@ macro_rules! claimed_end {
 use claimed_end;
 
 impl<M: Addressable> RawRing<M> {
+    /// The holders of `side`'s end as the workspace's holder table, for a
+    /// front end to register with the fork path
+    /// ([`Hold`](ipc_core::holders::Hold)).
+    #[cfg(not(loom))]
+    pub fn holders_table(&self, side: Side) -> &ipc_core::holders::Holders {
+        const { assert!(std::mem::size_of::<ipc_core::holders::Holders>() == 8 * HOLDERS) };
+        // SAFETY: `HOLDERS` 8-aligned `u64` words at `side.holders()` inside
+        // the control block (which every ring's memory holds), only ever
+        // accessed atomically; `Holders` is `#[repr(C)]`, that many
+        // `AtomicU64`s (size checked above), valid for every bit pattern.
+        unsafe {
+            &*self
+                .mem
+                .addr(side.holders())
+                .cast::<ipc_core::holders::Holders>()
+        }
+    }
+
     /// The event count `side` parks on (the consumer on `not_empty`,
     /// signalled after a commit; the producer on `not_full`, signalled after
     /// a release).

@@ -17,9 +17,9 @@ fn corrupt<T: std::fmt::Debug>(r: Result<T, ClaimError>) -> &'static str {
 
 #[test]
 fn sizes_and_capacities() {
-    assert_eq!(memory_size(&Config::new(16)), Ok(640 + 32));
-    assert_eq!(memory_size(&Config::new(32)), Ok(640 + 32));
-    assert_eq!(memory_size(&Config::new(48)), Ok(640 + 64));
+    assert_eq!(memory_size(&Config::new(16)), Ok(768 + 32));
+    assert_eq!(memory_size(&Config::new(32)), Ok(768 + 32));
+    assert_eq!(memory_size(&Config::new(48)), Ok(768 + 64));
     assert!(memory_size(&Config::new(MAX_CAPACITY + 1)).is_err());
     assert!(memory_size(&Config::new(64).with_fixed_len(57)).is_err());
     assert_eq!(capacity_for_message(0), Some(32));
