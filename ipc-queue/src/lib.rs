@@ -110,4 +110,4 @@ pub mod spsc;
 #[cfg(not(loom))]
 pub use pipe::{pipe, Connection};
 #[cfg(not(loom))]
-pub use queue::{JoinableQueue, Queue};
+pub use queue::{JoinableQueue, Queue, SimpleQueue};

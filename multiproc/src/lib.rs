@@ -31,7 +31,7 @@
 //! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `set_start_method('fork' \| 'spawn' \| 'forkserver')` | [`set_start_method`]`(`[`StartMethod`]`::..)` |
 //! | `log_to_stderr(level)` | [`log_to_stderr`]`(level)` |
-//! | `Queue`, `JoinableQueue`, `Pipe` | [`Queue`], [`JoinableQueue`], [`pipe()`] |
+//! | `Queue`, `JoinableQueue`, `SimpleQueue`, `Pipe()` | [`Queue`], [`JoinableQueue`], [`SimpleQueue`], [`pipe()`] (two [`Connection`]s) |
 //! | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier`, `Value`, `Array` | [`Mutex`], [`ReentrantMutex`], [`Semaphore`], [`Event`], [`Condvar`], [`Barrier`], [`Value`], [`Array`] |
 //! | `Manager()`, `.list()`, `.dict()` | [`Manager`], [`SharedList`], [`SharedDict`] (no server process) |
 //! | `Pool` | [`Pool`] |
@@ -50,10 +50,10 @@ pub use ipc_core::process::{
     start_method, Child, ExitStatus, Process, ProcessInfo, StartMethod,
 };
 pub use ipc_pool::Pool;
-pub use ipc_queue::{pipe, JoinableQueue, Queue};
+pub use ipc_queue::{pipe, Connection, JoinableQueue, Queue, SimpleQueue};
 pub use ipc_sync::{
-    Array, Barrier, Condvar, ContainerConfig, ContainerError, Event, Mutex, ReentrantMutex,
-    Semaphore, SharedDict, SharedList, Value,
+    Array, Barrier, Condvar, ContainerConfig, ContainerError, Event, LockError, Mutex,
+    ReentrantMutex, Semaphore, SharedDict, SharedList, Value,
 };
 pub use manager::Manager;
 

@@ -138,3 +138,116 @@ fn tutorial_manager_list() {
         "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n16\n[4, 9, 16]\n100\n"
     );
 }
+
+#[test]
+fn tutorial_queue_two_children() {
+    let out = stdout(&run("tutorial_queue_two_children", &[]));
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["Message by Child Proc 1", "Message by Child Proc 2"]
+    );
+}
+
+#[test]
+fn tutorial_queue_list() {
+    assert_eq!(
+        stdout(&run("tutorial_queue_list", &[])),
+        "(\"Hello\", \"World\", 42)\n"
+    );
+}
+
+#[test]
+fn tutorial_pipe() {
+    assert_eq!(
+        stdout(&run("tutorial_pipe", &[])),
+        "[\"hello\", \"world\"]\n"
+    );
+}
+
+#[test]
+fn tutorial_lock() {
+    let out = stdout(&run("tutorial_lock", &[]));
+    let mut per_writer = std::collections::BTreeMap::<&str, Vec<u64>>::new();
+    for line in out.lines() {
+        // Each line whole: "<name> writes line <n>".
+        let (who, n) = line
+            .split_once(" writes line ")
+            .unwrap_or_else(|| panic!("a torn line: {line:?}"));
+        let n: u64 = n
+            .parse()
+            .unwrap_or_else(|_| panic!("a torn line: {line:?}"));
+        per_writer.entry(who).or_default().push(n);
+    }
+    assert_eq!(
+        per_writer.keys().copied().collect::<Vec<_>>(),
+        ["Child-1", "Child-2", "MainProcess"]
+    );
+    for (who, ns) in per_writer {
+        assert_eq!(ns, (1..=400).collect::<Vec<_>>(), "{who}'s lines");
+    }
+}
+
+#[test]
+fn tutorial_pool_map() {
+    assert_eq!(
+        stdout(&run("tutorial_pool_map", &[])),
+        "[2, 3, 4, 5, 6, 7, 8, 9, 10, 11]\n[1, 4, 9]\n"
+    );
+}
+
+#[test]
+fn tutorial_pool_work_log() {
+    let out = stdout(&run("tutorial_pool_work_log", &[]));
+    for name in ["V", "X", "Y", "Z"] {
+        let waiting = out
+            .lines()
+            .position(|l| l.starts_with(&format!("Process {name} waiting")));
+        let executed = out
+            .lines()
+            .position(|l| l == format!("Process {name} executed"));
+        assert!(
+            matches!((waiting, executed), (Some(w), Some(e)) if w < e),
+            "{name} did not run: {out}"
+        );
+    }
+}
+
+#[test]
+fn tutorial_task_queue() {
+    let out = stdout(&run("tutorial_task_queue", &[]));
+    let mut done: Vec<(u32, String)> = out
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("Task no ")?;
+            let (i, who) = rest.split_once(" is done by ")?;
+            Some((i.parse().ok()?, who.to_string()))
+        })
+        .collect();
+    done.sort();
+    assert_eq!(
+        done.iter().map(|d| d.0).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    for (_, who) in &done {
+        assert!(
+            ["Process-1", "Process-2", "Process-3"].contains(&who.as_str()),
+            "{who}"
+        );
+    }
+}
+
+#[test]
+fn tutorial_forkserver() {
+    let out = stdout(&run("tutorial_forkserver", &[]));
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "hello from child 1, started by the fork server",
+            "hello from child 2, started by the fork server"
+        ]
+    );
+}
