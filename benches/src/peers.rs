@@ -376,6 +376,77 @@ impl PingPong for IpcChannelPingPong {
     }
 }
 
+/// `ipc-channel` echo of any serde value: the harness sends value `i`, the
+/// peer sends it back, the harness checks it.
+pub struct IpcChannelEcho<T: serde::Serialize + for<'de> serde::Deserialize<'de>> {
+    to_peer: (
+        ipc_channel::ipc::IpcSender<T>,
+        ipc_channel::ipc::IpcReceiver<T>,
+    ),
+    from_peer: (
+        ipc_channel::ipc::IpcSender<T>,
+        ipc_channel::ipc::IpcReceiver<T>,
+    ),
+    make: fn(u64) -> T,
+}
+
+impl<T> IpcChannelEcho<T>
+where
+    T: serde::Serialize + for<'de> serde::Deserialize<'de> + Clone + PartialEq,
+{
+    /// Two channels, made before the fork so both processes hold the ends.
+    ///
+    /// # Errors
+    /// The sockets could not be made.
+    pub fn new(make: fn(u64) -> T) -> Result<IpcChannelEcho<T>, String> {
+        let ch = || ipc_channel::ipc::channel::<T>().map_err(|e| format!("ipc-channel: {e}"));
+        Ok(IpcChannelEcho {
+            to_peer: ch()?,
+            from_peer: ch()?,
+            make,
+        })
+    }
+
+    fn recv(rx: &ipc_channel::ipc::IpcReceiver<T>, w: &Watch) -> Result<T, String> {
+        loop {
+            match rx.try_recv_timeout(Duration::from_millis(50)) {
+                Ok(v) => return Ok(v),
+                Err(ipc_channel::ipc::TryRecvError::Empty) => w.check("an ipc-channel message")?,
+                Err(e) => return Err(format!("ipc-channel recv: {e:?}")),
+            }
+        }
+    }
+}
+
+impl<T> PingPong for IpcChannelEcho<T>
+where
+    T: serde::Serialize + for<'de> serde::Deserialize<'de> + Clone + PartialEq,
+{
+    fn serve(&mut self, rounds: u64, w: &Watch) -> Result<(), String> {
+        for _ in 0..rounds {
+            let v = Self::recv(&self.to_peer.1, w)?;
+            self.from_peer
+                .0
+                .send(v)
+                .map_err(|e| format!("ipc-channel send: {e}"))?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn round_trip(&mut self, i: u64, w: &Watch) -> Result<(), String> {
+        let v = (self.make)(i);
+        self.to_peer
+            .0
+            .send(v.clone())
+            .map_err(|e| format!("ipc-channel send: {e}"))?;
+        if Self::recv(&self.from_peer.1, w)? != v {
+            return Err(format!("round {i}: another value came back"));
+        }
+        Ok(())
+    }
+}
+
 /// `shared_memory` + `raw_sync` ping-pong: two auto-reset events in one
 /// segment (one per direction) and the message slot after them.
 pub struct RawSyncEventPingPong {
@@ -579,6 +650,18 @@ pub fn entries() -> Vec<Entry> {
         base("baseline.ipc_channel.rtt", Ns, K, Kernel, |c| {
             Ok(PingPongSide::boxed(
                 IpcChannelPingPong::new()?,
+                c.block(Kernel),
+            ))
+        }),
+        base("baseline.ipc_channel.rtt.string64", Ns, K, Kernel, |c| {
+            Ok(PingPongSide::boxed(
+                IpcChannelEcho::new(crate::queue_benches::string64)?,
+                c.block(Kernel),
+            ))
+        }),
+        base("baseline.ipc_channel.rtt.words4", Ns, K, Kernel, |c| {
+            Ok(PingPongSide::boxed(
+                IpcChannelEcho::new(crate::queue_benches::words4)?,
                 c.block(Kernel),
             ))
         }),

@@ -21,12 +21,14 @@ use crate::outcome::{Unit, Wait};
 use crate::runner::{Ctx, Pace, PingPong, Stream, Watch};
 use crate::side::{BoxSide, NotMade, PingPongSide, StreamSide};
 use crate::suite::{cmp, Entry};
+use ipc_core::message::Message;
 use ipc_core::wait::WaitStrategy;
 use ipc_queue::broadcast::{
     BroadcastRing, Config as BroadcastConfig, Publisher, Start, Subscriber,
 };
 use ipc_queue::mpmc::{Config as MpmcConfig, Mpmc, Receiver, Sender};
 use ipc_queue::pipe::{Connection, Pipe};
+use ipc_queue::queue::Queue;
 use ipc_queue::spsc::{Consumer, Producer, SpscRing};
 
 /// Ring size of the round-trip measurements of small messages (one message
@@ -381,6 +383,85 @@ impl PingPong for MpmcPingPong {
     }
 }
 
+/// `i` in decimal, zero-padded to `width` digits (the last `width`
+/// digits), without the formatting machinery: the rows measure the queue,
+/// not `format!`.
+fn padded(i: u64, width: usize) -> String {
+    let mut digits = vec![b'0'; width];
+    let mut v = i;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// Message `i` of the `string64` rows: a 64-byte string (`i`, zero-padded,
+/// as Python's `"%064d" % i`).
+pub fn string64(i: u64) -> String {
+    padded(i, 64)
+}
+
+/// Message `i` of the `words4` rows: four 16-byte strings.
+pub fn words4(i: u64) -> Vec<String> {
+    (0..4).map(|k| padded(i + k, 16)).collect()
+}
+
+/// `Queue<T>` ping-pong: the harness puts value `i` into one queue, the
+/// peer gets it and puts it back into the other, the harness checks it.
+/// Both busy-spin.
+pub struct QueuePingPong<T> {
+    to_peer: Queue<T>,
+    from_peer: Queue<T>,
+    make: fn(u64) -> T,
+}
+
+impl<T: Message + Clone + PartialEq> QueuePingPong<T> {
+    /// Two queues of 64 items of up to `max_bytes` (0: `T`'s default).
+    ///
+    /// # Errors
+    /// The queues could not be made.
+    pub fn new(make: fn(u64) -> T, max_bytes: usize) -> Result<QueuePingPong<T>, String> {
+        let queue = || {
+            Queue::<T>::builder()
+                .maxsize(64)
+                .max_bytes(max_bytes)
+                .wait_strategy(WaitStrategy::BusySpin)
+                .create()
+                .map_err(|e| format!("queue: {e}"))
+        };
+        Ok(QueuePingPong {
+            to_peer: queue()?,
+            from_peer: queue()?,
+            make,
+        })
+    }
+}
+
+impl<T: Message + Clone + PartialEq> PingPong for QueuePingPong<T> {
+    fn serve(&mut self, rounds: u64, _w: &Watch) -> Result<(), String> {
+        for _ in 0..rounds {
+            let v = self.to_peer.get().map_err(|e| err("get")(&e))?;
+            self.from_peer.put(v).map_err(|e| err("put")(&e))?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn round_trip(&mut self, i: u64, _w: &Watch) -> Result<(), String> {
+        let v = (self.make)(i);
+        self.to_peer.put(v.clone()).map_err(|e| err("put")(&e))?;
+        let got = self.from_peer.get().map_err(|e| err("get")(&e))?;
+        if got != v {
+            return Err(format!("round {i}: another value came back"));
+        }
+        Ok(())
+    }
+}
+
 /// MPMC stream of 8-byte messages, one producer process, one consumer.
 struct MpmcStream {
     ring: Mpmc,
@@ -644,6 +725,48 @@ pub fn entries() -> Vec<Entry> {
             |c| Ok(PingPongSide::boxed(PipePingPong::new()?, c.block(Spin))),
         ),
         cmp(
+            "queue.queue.rtt.u64",
+            Ns,
+            S,
+            Spin,
+            "queue.mpmc.rtt",
+            &[],
+            |c| {
+                Ok(PingPongSide::boxed(
+                    QueuePingPong::new(|i| i, 0)?,
+                    c.block(Spin),
+                ))
+            },
+        ),
+        cmp(
+            "queue.queue.rtt.string64",
+            Ns,
+            S,
+            Spin,
+            "baseline.python.queue.rtt.string64",
+            &["baseline.ipc_channel.rtt.string64", "queue.queue.rtt.u64"],
+            |c| {
+                Ok(PingPongSide::boxed(
+                    QueuePingPong::new(string64, 128)?,
+                    c.block(Spin),
+                ))
+            },
+        ),
+        cmp(
+            "queue.queue.rtt.words4",
+            Ns,
+            S,
+            Spin,
+            "baseline.python.queue.rtt.words4",
+            &["baseline.ipc_channel.rtt.words4"],
+            |c| {
+                Ok(PingPongSide::boxed(
+                    QueuePingPong::new(words4, 128)?,
+                    c.block(Spin),
+                ))
+            },
+        ),
+        cmp(
             "queue.spsc.throughput.8",
             MsgPerSec,
             S,
@@ -696,6 +819,21 @@ pub fn entries() -> Vec<Entry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_row_values_are_pythons() {
+        assert_eq!(string64(42), format!("{:064}", 42));
+        assert_eq!(string64(0).len(), 64);
+        assert_eq!(
+            words4(7),
+            [
+                "0000000000000007",
+                "0000000000000008",
+                "0000000000000009",
+                "0000000000000010"
+            ]
+        );
+    }
 
     #[test]
     fn messages_round_trip_through_fill_and_read() {

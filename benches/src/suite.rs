@@ -155,6 +155,12 @@ pub fn entries() -> Vec<Entry> {
         base("baseline.python.queue.rtt", Ns, K, Python, |c| {
             python::side(c, PyBench::QueueRtt)
         }),
+        base("baseline.python.queue.rtt.string64", Ns, K, Python, |c| {
+            python::side(c, PyBench::QueueEchoString64)
+        }),
+        base("baseline.python.queue.rtt.words4", Ns, K, Python, |c| {
+            python::side(c, PyBench::QueueEchoWords4)
+        }),
         base("baseline.python.lock", Ns, Nw, Python, |c| {
             python::side(c, PyBench::Lock)
         }),
@@ -255,6 +261,24 @@ pub const GOALS: &[Goal] = &[
         b: "baseline.python.pool.task",
         at_most: true,
         target: 0.02,
+    },
+    Goal {
+        a: "queue.queue.rtt.u64",
+        b: "queue.mpmc.rtt",
+        at_most: true,
+        target: 1.1,
+    },
+    Goal {
+        a: "queue.queue.rtt.string64",
+        b: "baseline.python.queue.rtt.string64",
+        at_most: true,
+        target: 0.01,
+    },
+    Goal {
+        a: "queue.queue.rtt.string64",
+        b: "baseline.ipc_channel.rtt.string64",
+        at_most: true,
+        target: 0.1,
     },
 ];
 

@@ -231,7 +231,7 @@ fn quick_test_suite_reports_every_id_pairs_and_plots() {
         }
     }
     let goals = doc["goals"].as_array().expect("goals");
-    assert_eq!(goals.len(), 9, "{goals:?}");
+    assert_eq!(goals.len(), ipc_benches::suite::GOALS.len(), "{goals:?}");
     assert!(stdout.contains("goals (paired ratios)"));
     let sweep = &doc["sweep"];
     for kind in ["rtt", "bandwidth"] {

@@ -98,6 +98,36 @@ if __name__ == "__main__":
     p.join()
 "#;
 
+/// `Queue.put` / `Queue.get` round trips of a value the child puts back
+/// unchanged, over two `multiprocessing.Queue`s; argv[4] says which value:
+/// `string64` (a 64-character string) or `words4` (a list of four
+/// 16-character strings), as the workspace's `Queue<String>` and
+/// `Queue<Vec<String>>` rows send.
+const QUEUE_ECHO: &str = r#"
+def child(qin, qout):
+    pin(B)
+    while True:
+        qout.put(qin.get())
+if __name__ == "__main__":
+    kind = sys.argv[4]
+    pin(A)
+    ctx = mp.get_context("fork")
+    q1, q2 = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=child, args=(q1, q2), daemon=True)
+    p.start()
+    if kind == "string64":
+        make = lambda i: "%064d" % i
+    else:
+        make = lambda i: ["%016d" % (i + k) for k in range(4)]
+    def step(i):
+        v = make(i)
+        q1.put(v)
+        return q2.get() == v
+    serve(lambda n: sample(n, step, lambda i, r: r))
+    p.terminate()
+    p.join()
+"#;
+
 /// Uncontended `Lock.acquire()` + `release()`: N batches of 1000, the
 /// per-pair cost of each batch.
 const LOCK: &str = r#"
@@ -168,6 +198,10 @@ pub enum PyBench {
     PipeRtt,
     /// `baseline.python.queue.rtt`
     QueueRtt,
+    /// `baseline.python.queue.rtt.string64`
+    QueueEchoString64,
+    /// `baseline.python.queue.rtt.words4`
+    QueueEchoWords4,
     /// `baseline.python.lock`
     Lock,
     /// `baseline.python.pool.task` (chunksize 1)
@@ -217,7 +251,10 @@ pub fn side(ctx: &Ctx, which: PyBench) -> Result<BoxSide, NotMade> {
         return Err(NotMade::Unavailable(why.clone()));
     }
     let (n, per_ns) = match which {
-        PyBench::PipeRtt | PyBench::QueueRtt => (ctx.block(Pace::Python).1, 1.0),
+        PyBench::PipeRtt
+        | PyBench::QueueRtt
+        | PyBench::QueueEchoString64
+        | PyBench::QueueEchoWords4 => (ctx.block(Pace::Python).1, 1.0),
         PyBench::Lock => (ctx.block(Pace::Op).1, 1000.0),
         PyBench::PoolTask | PyBench::PoolTaskDefault => (1, 1000.0),
         PyBench::PoolStartup => (1, 1.0),
@@ -236,6 +273,8 @@ impl Side for PySide {
         let (script, extra): (&str, Vec<String>) = match self.which {
             PyBench::PipeRtt => (PIPE_RTT, vec![]),
             PyBench::QueueRtt => (QUEUE_RTT, vec![]),
+            PyBench::QueueEchoString64 => (QUEUE_ECHO, vec!["string64".into()]),
+            PyBench::QueueEchoWords4 => (QUEUE_ECHO, vec!["words4".into()]),
             PyBench::Lock => (LOCK, vec![]),
             PyBench::PoolTask => (POOL, vec!["1".into(), pool_tasks(ctx, false).to_string()]),
             PyBench::PoolTaskDefault => (POOL, vec!["0".into(), pool_tasks(ctx, true).to_string()]),
