@@ -1,6 +1,8 @@
 //! Lock-free rings between processes: SPSC, MPMC and broadcast, with byte,
-//! plain-old-data and `rkyv` messages written and read in place, and the
-//! Python-shaped front doors `Queue`, `JoinableQueue` and `pipe()`.
+//! plain-old-data and `rkyv` messages written and read in place, any value
+//! of [`ipc_core::message::Message`] (numbers, `String`, `Vec<String>`,
+//! every `serde` type) encoded straight into a slot, and the Python-shaped
+//! front doors `Queue`, `JoinableQueue`, `SimpleQueue` and `pipe()`.
 //!
 //! Every ring lives in an `ipc-core` segment: named, so unrelated processes
 //! connect by name, or anonymous (a `memfd`) for a parent and the children it
@@ -17,12 +19,23 @@
 //! | single producer, single consumer | [`spsc`] ([`spsc::pod`], [`spsc::rkyv`], algorithm in [`raw::spsc`]) | the lowest latency: variable-length messages reserved and committed in place |
 //! | many producers, many consumers | [`mpmc`] (algorithm in [`raw::mpmc`]) | work queues; a producer or consumer SIGKILLed mid-operation does not wedge the others ([`mpmc::Mpmc::lost`] counts what it took with it) |
 //! | one publisher, many subscribers | [`broadcast`] (algorithm in [`raw::broadcast`]) | fan-out; a subscriber that falls behind learns how many messages it lost, and never reads a torn one |
-//! | Python's `Queue`, `JoinableQueue` | [`queue`] | `put`/`get` with `_nowait` and `_timeout` forms, `task_done`/`join` |
+//! | Python's `Queue`, `JoinableQueue`, `SimpleQueue` | [`queue`] | `put`/`get` of any message type, with `_nowait` and `_timeout` forms, `task_done`/`join` |
 //! | Python's `Pipe` | [`mod@pipe`], [`pipe()`] | two duplex [`Connection`]s over two SPSC rings |
 //!
 //! Errors are per operation and hand the value back ([`error`]): a full ring
 //! is `TrySendError::Full(value)`, a closed or dead peer `Closed`, a message
-//! that can never fit `TooLarge` at send time.
+//! that can never fit `TooLarge` at send time (its size and the limit, never
+//! truncated), one that does not decode as the type asked for `Decode`.
+//! They are `'static`, `Send` and `Sync` for a `'static` value, so `?` takes
+//! them into `Box<dyn Error + Send + Sync>` or `anyhow::Error`.
+//!
+//! Queues and pipe ends are values themselves (feature `serde`, on by
+//! default): give them to a child in its arguments
+//! (`Process::start(f, (queue, end))`) and they arrive usable, a named one
+//! by name, an anonymous one by its descriptor. An SPSC end (so a pipe end)
+//! given to a child, or held across a fork, has several holders; it closes
+//! when the last of them drops it or dies, so a parent that drops its copy
+//! of the child's end closes nothing.
 //!
 //! # How the crate is laid out
 //!

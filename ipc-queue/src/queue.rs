@@ -73,7 +73,9 @@
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::mpmc::{self, recv_message, send, write_bytes, Mpmc, RawMpmc, Wait};
+use crate::mpmc::{
+    self, recv_decoded, recv_message, send, send_bytes_as, write_bytes, Mpmc, RawMpmc, Wait,
+};
 use crate::raw::mpmc::{MpmcControl, DATA_ALIGN, SLOT_HEADER};
 use crate::raw::PtrMem;
 use ipc_core::header::layout_hash;
@@ -480,8 +482,7 @@ impl<T: Message> Queue<T> {
     /// Decodes the next message in its slot, claimed waiting as `wait` says.
     #[inline(always)]
     fn get_with<E: From<RecvTimeoutError>>(&self, wait: Wait) -> Result<T, E> {
-        let m = recv_message::<E>(self.raw(), self.strategy, wait)?;
-        T::decode(m.bytes()).map_err(|e| E::from(RecvTimeoutError::Decode(e)))
+        recv_decoded(self.raw(), self.strategy, wait)
     }
 
     /// Puts a byte string of at most [`Queue::max_message_bytes`] bytes,
@@ -518,15 +519,7 @@ impl<T: Message> Queue<T> {
         bytes: &[u8],
         wait: Wait,
     ) -> Result<(), E> {
-        send::<&[u8], SendTimeoutError<&[u8]>>(
-            self.raw(),
-            self.strategy,
-            wait,
-            bytes.len(),
-            bytes,
-            write_bytes,
-        )
-        .map_err(|e| E::from(e.map(drop)))
+        send_bytes_as(self.raw(), self.strategy, wait, bytes)
     }
 
     /// The longest message a slot holds, in bytes (encoded).

@@ -187,3 +187,39 @@ fn bad_archives_and_oversized_values_are_errors() {
     let o = unsafe { rx.recv_unchecked() }.unwrap();
     assert_eq!(o.symbol, "SYM4");
 }
+
+#[test]
+fn serde_values_through_the_rings_ends() {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Fill {
+        id: u64,
+        venue: String,
+    }
+    let fill = Fill {
+        id: 9,
+        venue: "XLON".into(),
+    };
+    let (tx, rx) = ipc_queue::mpmc::channel(4, 64).unwrap();
+    tx.send_message(&fill).unwrap();
+    assert_eq!(rx.recv_message::<Fill>().unwrap(), fill);
+    let long = "x".repeat(100);
+    assert!(matches!(
+        tx.try_send_message(&long),
+        Err(ipc_queue::error::TrySendError::TooLarge((), _))
+    ));
+    tx.send(b"\xff").unwrap();
+    assert!(matches!(
+        rx.try_recv_message::<Fill>(),
+        Err(ipc_queue::error::TryRecvError::Decode(_))
+    ));
+
+    let ring = ipc_queue::spsc::SpscRing::builder()
+        .capacity(1024)
+        .create()
+        .unwrap();
+    let (mut p, mut c) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    p.send_message(&fill).unwrap();
+    p.try_send_message(&vec!["a".to_string()]).unwrap();
+    assert_eq!(c.recv_message::<Fill>().unwrap(), fill);
+    assert_eq!(c.try_recv_message::<Vec<String>>().unwrap(), ["a"]);
+}

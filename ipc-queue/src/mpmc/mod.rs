@@ -38,8 +38,8 @@ pub use crate::raw::mpmc::Config;
 pub use receiver::Receiver;
 pub use sender::Sender;
 pub(crate) use wait::{
-    claim_send, recv_into, recv_message, recv_value, send, wait_strategy_accessors, write_bytes,
-    write_value, Wait,
+    claim_send, recv_decoded, recv_into, recv_message, recv_value, send, send_bytes_as,
+    send_encoded, wait_strategy_accessors, write_bytes, write_value, Wait,
 };
 
 use crate::error::{invalid_config, wrong_object};
@@ -295,7 +295,7 @@ mod tests {
         tx.send(b"1").unwrap();
         assert!(matches!(
             tx.send_timeout(b"2", Duration::from_millis(5)),
-            Err(SendTimeoutError::Timeout(b"2"))
+            Err(SendTimeoutError::Timeout(()))
         ));
         for strategy in [
             WaitStrategy::Blocking,

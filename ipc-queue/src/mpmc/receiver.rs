@@ -1,6 +1,8 @@
 //! The receiving endpoint of an MPMC ring.
 
-use super::{endpoint_common, recv_into, recv_message, recv_value, Message, Mpmc, Wait};
+use super::{
+    endpoint_common, recv_decoded, recv_into, recv_message, recv_value, Message, Mpmc, Wait,
+};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use ipc_core::wait::WaitStrategy;
 use ipc_core::Shareable;
@@ -51,6 +53,38 @@ impl Receiver {
     /// `Timeout`, `Closed`, `Corrupt`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message<'_>, RecvTimeoutError> {
         recv_message(self.ring.raw(), self.strategy, Wait::at_most(timeout))
+    }
+
+    /// Takes the next message as any [`Message`](ipc_core::message::Message)
+    /// type, decoded in place,
+    /// if one is ready.
+    ///
+    /// # Errors
+    /// As [`Receiver::try_recv`], and `Decode` if the message is not a `T`
+    /// (it is consumed).
+    #[inline]
+    pub fn try_recv_message<T: ipc_core::message::Message>(&self) -> Result<T, TryRecvError> {
+        recv_decoded(self.ring.raw(), self.strategy, Wait::No)
+    }
+
+    /// Takes the next message as a `T`, waiting for one.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv`], and `Decode`.
+    #[inline]
+    pub fn recv_message<T: ipc_core::message::Message>(&self) -> Result<T, RecvError> {
+        recv_decoded(self.ring.raw(), self.strategy, Wait::FOREVER)
+    }
+
+    /// Takes the next message as a `T`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_timeout`], and `Decode`.
+    pub fn recv_message_timeout<T: ipc_core::message::Message>(
+        &self,
+        timeout: Duration,
+    ) -> Result<T, RecvTimeoutError> {
+        recv_decoded(self.ring.raw(), self.strategy, Wait::at_most(timeout))
     }
 
     /// Copies the next message into `buf` if one is ready; returns its length.

@@ -1,7 +1,11 @@
 //! The sending endpoint of an MPMC ring.
 
-use super::{claim_send, endpoint_common, send, write_bytes, write_value, Mpmc, Reservation, Wait};
+use super::{
+    claim_send, endpoint_common, send, send_bytes_as, send_encoded, write_value, Mpmc, Reservation,
+    Wait,
+};
 use crate::error::{SendError, SendTimeoutError, TrySendError};
+use ipc_core::message::Message;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::Shareable;
 use std::time::Duration;
@@ -28,51 +32,63 @@ impl Sender {
     ///
     /// # Errors
     /// `Full` (also when the slot needed is held by a live peer past the spin
-    /// budget), `Closed`, `TooLarge`, `Corrupt`; each hands `msg` back.
+    /// budget), `Closed`, `TooLarge`, `Corrupt`.
     #[inline]
-    pub fn try_send<'m>(&self, msg: &'m [u8]) -> Result<(), TrySendError<&'m [u8]>> {
-        send(
-            self.ring.raw(),
-            self.strategy,
-            Wait::No,
-            msg.len(),
-            msg,
-            write_bytes,
-        )
+    pub fn try_send(&self, msg: &[u8]) -> Result<(), TrySendError<()>> {
+        send_bytes_as(self.ring.raw(), self.strategy, Wait::No, msg)
     }
 
     /// Sends a copy of `msg`, waiting for a free slot.
     ///
     /// # Errors
-    /// `Closed`, `TooLarge`, `Corrupt`; each hands `msg` back.
+    /// `Closed`, `TooLarge`, `Corrupt`.
     #[inline]
-    pub fn send<'m>(&self, msg: &'m [u8]) -> Result<(), SendError<&'m [u8]>> {
-        send(
-            self.ring.raw(),
-            self.strategy,
-            Wait::FOREVER,
-            msg.len(),
-            msg,
-            write_bytes,
-        )
+    pub fn send(&self, msg: &[u8]) -> Result<(), SendError<()>> {
+        send_bytes_as(self.ring.raw(), self.strategy, Wait::FOREVER, msg)
     }
 
     /// Sends a copy of `msg`, waiting at most `timeout` for a free slot.
     ///
     /// # Errors
-    /// `Timeout`, `Closed`, `TooLarge`, `Corrupt`; each hands `msg` back.
-    pub fn send_timeout<'m>(
+    /// `Timeout`, `Closed`, `TooLarge`, `Corrupt`.
+    pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendTimeoutError<()>> {
+        send_bytes_as(self.ring.raw(), self.strategy, Wait::at_most(timeout), msg)
+    }
+
+    /// Sends any [`Message`] (numbers and `Pod` values as their bytes,
+    /// `serde` types encoded straight into the slot) if a slot is free now.
+    ///
+    /// # Errors
+    /// As [`Sender::try_send`], and `Encode` if the serializer refuses the
+    /// value; `TooLarge` if its encoding is longer than a slot.
+    #[inline]
+    pub fn try_send_message<T: Message>(&self, value: &T) -> Result<(), TrySendError<()>> {
+        send_encoded(self.ring.raw(), self.strategy, Wait::No, value)
+    }
+
+    /// Sends any [`Message`], waiting for a free slot.
+    ///
+    /// # Errors
+    /// As [`Sender::send`], and `Encode`.
+    #[inline]
+    pub fn send_message<T: Message>(&self, value: &T) -> Result<(), SendError<()>> {
+        send_encoded(self.ring.raw(), self.strategy, Wait::FOREVER, value)
+    }
+
+    /// Sends any [`Message`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Sender::send_timeout`], and `Encode`.
+    pub fn send_message_timeout<T: Message>(
         &self,
-        msg: &'m [u8],
+        value: &T,
         timeout: Duration,
-    ) -> Result<(), SendTimeoutError<&'m [u8]>> {
-        send(
+    ) -> Result<(), SendTimeoutError<()>> {
+        send_encoded(
             self.ring.raw(),
             self.strategy,
             Wait::at_most(timeout),
-            msg.len(),
-            msg,
-            write_bytes,
+            value,
         )
     }
 

@@ -188,6 +188,46 @@ pub(crate) fn send<T, E: From<SendTimeoutError<T>>>(
     }
 }
 
+/// Sends a copy of `bytes`, waiting as `wait` says; the error of the
+/// calling form, without the bytes (the caller still has them).
+#[inline]
+pub(crate) fn send_bytes_as<E: From<SendTimeoutError<()>>>(
+    raw: &RawMpmc,
+    strategy: WaitStrategy,
+    wait: Wait,
+    bytes: &[u8],
+) -> Result<(), E> {
+    send::<&[u8], SendTimeoutError<&[u8]>>(raw, strategy, wait, bytes.len(), bytes, write_bytes)
+        .map_err(|e| E::from(e.map(drop)))
+}
+
+/// Sends the encoding of `value` (written straight into the slot),
+/// waiting as `wait` says.
+#[inline]
+pub(crate) fn send_encoded<T: ipc_core::message::Message, E: From<SendTimeoutError<()>>>(
+    raw: &RawMpmc,
+    strategy: WaitStrategy,
+    wait: Wait,
+    value: &T,
+) -> Result<(), E> {
+    match value.with_encoded(|b| send_bytes_as::<SendTimeoutError<()>>(raw, strategy, wait, b)) {
+        Ok(sent) => sent.map_err(E::from),
+        Err(e) => Err(E::from(SendTimeoutError::Encode((), e))),
+    }
+}
+
+/// The next message decoded as a `T` in its slot, waiting as `wait` says;
+/// one that does not decode is consumed and reported as `Decode`.
+#[inline]
+pub(crate) fn recv_decoded<T: ipc_core::message::Message, E: From<RecvTimeoutError>>(
+    raw: &RawMpmc,
+    strategy: WaitStrategy,
+    wait: Wait,
+) -> Result<T, E> {
+    let m = recv_message::<E>(raw, strategy, wait)?;
+    T::decode(m.bytes()).map_err(|e| E::from(RecvTimeoutError::Decode(e)))
+}
+
 /// Finishes a receive into a buffer of `capacity` bytes (`usize::MAX` for
 /// none): `read`s the claimed message, or the calling form's error `E`.
 #[inline]

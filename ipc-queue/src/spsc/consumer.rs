@@ -6,6 +6,7 @@ use crate::error::{Corrupt, RecvError, RecvTimeoutError, TryRecvError};
 use crate::raw::spsc::{Peeked, RawConsumer, Side};
 use crate::raw::PtrMem;
 use ipc_core::liveness::OsJudge;
+use ipc_core::message::Message;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::Segment;
 use std::time::{Duration, Instant};
@@ -126,6 +127,26 @@ impl Consumer {
             Waited::PeerGone => Err(RecvTimeoutError::Closed),
             Waited::TimedOut => Err(RecvTimeoutError::Timeout),
         }
+    }
+
+    /// Receives the next message as any [`Message`] type, decoded in place,
+    /// if one is ready.
+    ///
+    /// # Errors
+    /// As [`Consumer::try_recv`], and `Decode` if the message is not a `T`
+    /// (it is consumed).
+    pub fn try_recv_message<T: Message>(&mut self) -> Result<T, TryRecvError> {
+        let g = self.try_recv()?;
+        T::decode(&g).map_err(TryRecvError::Decode)
+    }
+
+    /// Receives the next message as a `T`, waiting for one.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv`], and `Decode`.
+    pub fn recv_message<T: Message>(&mut self) -> Result<T, RecvError> {
+        let g = self.recv()?;
+        T::decode(&g).map_err(RecvError::Decode)
     }
 
     /// The next message, read in place, without waiting.

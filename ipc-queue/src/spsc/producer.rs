@@ -5,6 +5,7 @@ use crate::error::{Corrupt, MessageTooLarge, SendError, SendTimeoutError, TrySen
 use crate::raw::spsc::{RawProducer, Reservation, ReserveError, Side};
 use crate::raw::PtrMem;
 use ipc_core::liveness::OsJudge;
+use ipc_core::message::Message;
 use ipc_core::wait::WaitStrategy;
 use ipc_core::Segment;
 use std::time::{Duration, Instant};
@@ -193,6 +194,30 @@ impl Producer {
         // bytes and not committed.
         unsafe { self.raw.write(r, msg) };
         self.commit_raw(r, msg.len());
+    }
+
+    /// Sends any [`Message`] (numbers and `Pod` values as their bytes,
+    /// `serde` types encoded, then copied in) if there is room now.
+    ///
+    /// # Errors
+    /// As [`Producer::try_send`], and `Encode` if the serializer refuses the
+    /// value.
+    pub fn try_send_message<T: Message>(&mut self, value: &T) -> Result<(), TrySendError<()>> {
+        match value.with_encoded(|b| self.try_send(b)) {
+            Ok(sent) => sent,
+            Err(e) => Err(TrySendError::Encode((), e)),
+        }
+    }
+
+    /// Sends any [`Message`], waiting for room.
+    ///
+    /// # Errors
+    /// As [`Producer::send`], and `Encode`.
+    pub fn send_message<T: Message>(&mut self, value: &T) -> Result<(), SendError<()>> {
+        match value.with_encoded(|b| self.send(b)) {
+            Ok(sent) => sent,
+            Err(e) => Err(SendError::Encode((), e)),
+        }
     }
 
     /// Copies `msg` into the ring without waiting.

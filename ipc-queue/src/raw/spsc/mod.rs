@@ -732,7 +732,7 @@ impl<M: Memory> RawRing<M> {
         })
     }
 
-    /// Joins the producing end as one more holder (see [`RawRing::join`]),
+    /// Joins the producing end as one more holder (a process given an end another one claimed: a child started with it in its arguments; the end stays open until every holder has dropped it or died),
     /// continuing after the last committed record.
     ///
     /// # Errors
