@@ -275,13 +275,13 @@ fn print_map(title: &str, map: Option<&Map<String, Value>>) {
     let Some(map) = map else { return };
     for (k, v) in map {
         match v {
-            Value::Object(inner) => {
+            Value::Object(inner) if !inner.contains_key("pid") => {
                 println!("  {k}:");
                 for (k2, v2) in inner {
-                    println!("    {k2:<18} {}", plain(v2));
+                    println!("    {k2:<20} {}", plain(v2));
                 }
             }
-            _ => println!("  {k:<20} {}", plain(v)),
+            _ => println!("  {k:<22} {}", plain(v)),
         }
     }
 }
@@ -290,6 +290,17 @@ fn plain(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
+        Value::Object(o) if o.contains_key("pid") => {
+            let alive = match o.get("alive") {
+                Some(Value::Bool(true)) => "alive",
+                Some(Value::Bool(false)) => "dead",
+                _ => "?",
+            };
+            match o.get("tid") {
+                Some(t) => format!("pid {} tid {t} ({alive})", plain(&o["pid"])),
+                None => format!("pid {} ({alive})", plain(&o["pid"])),
+            }
+        }
         other => other.to_string(),
     }
 }
@@ -312,6 +323,6 @@ pub(crate) fn clean(prefix: &str, dry_run: bool, json_out: bool) -> Result<(), F
     for n in &names {
         println!("{verb} {n}");
     }
-    println!("{} stale segment(s) {verb}", names.len());
+    println!("{verb} {} stale segment(s)", names.len());
     Ok(())
 }
