@@ -49,6 +49,10 @@ fn role() {
     let mut sink = Vec::new();
     let _ = std::io::stdin().read_to_end(&mut sink);
     drop(hold);
+    if role == "mutex" {
+        // The leaked mutex never drops: unlink its name as its creator.
+        let _ = std::fs::remove_file(ipc_core::name::path_of(&name));
+    }
 }
 
 /// The test's segments and children; cleans up on drop.
