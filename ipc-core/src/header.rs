@@ -573,3 +573,74 @@ impl Peek {
         }
     }
 }
+
+/// Every field of a header, decoded from raw bytes read without mapping
+/// (see [`crate::inspect`]). Nothing here is validated: each field is what
+/// the bytes say, to be checked before use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderFields {
+    /// The magic number ([`MAGIC`] for a segment of this workspace).
+    pub magic: u64,
+    /// The header layout version ([`HEADER_VERSION`] for this build).
+    pub header_version: u32,
+    /// The raw state word ([`State`] when it names one).
+    pub state: u32,
+    /// The type tag ([`Kind::tag`]).
+    pub type_tag: u64,
+    /// The payload's layout hash ([`Kind::layout_hash`]).
+    pub layout_hash: u64,
+    /// The payload's layout version ([`Kind::version`]).
+    pub type_version: u32,
+    /// The ABI word ([`ABI`] for this build).
+    pub abi: u32,
+    /// The size of the whole segment the creator recorded.
+    pub total_size: u64,
+    /// The payload length the creator asked for.
+    pub payload_len: u64,
+    /// The creator.
+    pub creator: ProcessId,
+    /// The creator's pid namespace.
+    pub creator_pid_ns: PidNamespace,
+}
+
+impl HeaderFields {
+    /// Decodes the first [`HEADER_SIZE`] bytes of a segment.
+    pub fn from_bytes(b: &[u8; HEADER_SIZE]) -> HeaderFields {
+        let u64_at = |o: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[o..o + 8]);
+            u64::from_ne_bytes(a)
+        };
+        let u32_at = |o: usize| {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&b[o..o + 4]);
+            u32::from_ne_bytes(a)
+        };
+        use std::mem::offset_of;
+        HeaderFields {
+            magic: u64_at(offset_of!(SegmentHeader, magic)),
+            header_version: u32_at(offset_of!(SegmentHeader, header_version)),
+            state: u32_at(offset_of!(SegmentHeader, state)),
+            type_tag: u64_at(offset_of!(SegmentHeader, type_tag)),
+            layout_hash: u64_at(offset_of!(SegmentHeader, layout_hash)),
+            type_version: u32_at(offset_of!(SegmentHeader, type_version)),
+            abi: u32_at(offset_of!(SegmentHeader, abi)),
+            total_size: u64_at(offset_of!(SegmentHeader, total_size)),
+            payload_len: u64_at(offset_of!(SegmentHeader, payload_len)),
+            creator: ProcessId {
+                pid: u64_at(offset_of!(SegmentHeader, creator_pid)) as u32,
+                reserved: 0,
+                start_time: u64_at(offset_of!(SegmentHeader, creator_start)),
+            },
+            creator_pid_ns: PidNamespace {
+                dev: u64_at(offset_of!(SegmentHeader, creator_pid_ns_dev)),
+                ino: u64_at(offset_of!(SegmentHeader, creator_pid_ns_ino)),
+            },
+        }
+    }
+
+    /// The state word, decoded (`None` for a value that names no state).
+    pub fn state(&self) -> Option<State> {
+        State::from_u32(self.state)
+    }
+}

@@ -60,6 +60,7 @@ pub mod futex;
 pub mod header;
 pub mod holders;
 mod inherit;
+pub mod inspect;
 pub mod liveness;
 mod logging;
 pub mod memory;
@@ -79,7 +80,7 @@ pub use liveness::{Liveness, PidNamespace, ProcessId};
 pub use logging::log_to_stderr;
 pub use process::ProcessError;
 pub use process::{cpu_count, current_process, parent_process, ExitStatus, Process, StartMethod};
-pub use segment::{sweep, Segment, SegmentBuilder};
+pub use segment::{sweep, sweep_dry_run, Segment, SegmentBuilder};
 pub use shareable::Shareable;
 
 #[doc(hidden)]

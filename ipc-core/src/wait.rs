@@ -211,6 +211,13 @@ impl EventCount {
         }
     }
 
+    /// How many notifications found a waiter to wake (wrapping at 2^32):
+    /// the wake-ups of this event, for tools that watch it. Costs the
+    /// notifier nothing: it is the sequence waiters sleep on.
+    pub fn wakeups(&self) -> u32 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
     /// Whether some waiter has announced that it is parked or about to park.
     #[inline]
     pub fn has_waiters(&self) -> bool {

@@ -324,7 +324,7 @@ mod os;
 mod reclaim;
 
 use os::name_refers_to;
-pub use reclaim::sweep;
+pub use reclaim::{sweep, sweep_dry_run};
 
 /// Raw descriptor of a segment, for passing to a child.
 impl AsRawFd for Segment {

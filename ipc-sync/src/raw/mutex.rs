@@ -538,6 +538,12 @@ impl RawMutex {
         })
     }
 
+    /// Whether some waiter has announced that it sleeps on the lock word (a
+    /// snapshot, for tools that show the lock's state).
+    pub fn has_waiters(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & WAITERS != 0
+    }
+
     /// The recursion count (for [`RawReentrantMutex`](super::RawReentrantMutex)).
     pub(crate) fn count(&self) -> &AtomicU32 {
         &self.count

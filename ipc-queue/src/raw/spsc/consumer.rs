@@ -42,6 +42,8 @@ pub struct RawConsumer<M: Memory, J: Judge> {
     head: u64,
     published_head: u64,
     released_pad: bool,
+    /// Messages and payload bytes released, stored with `head`.
+    counted: super::EndCounters,
 }
 
 impl<M: Memory, J: Judge> RawConsumer<M, J> {
@@ -49,11 +51,13 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
     /// the end is dropped, which gives the claim back.
     pub(super) fn start(end: Claim<M, J>) -> Result<Self, Corrupt> {
         let head = end.ring.head().load(Ordering::Acquire);
+        let counted = end.ring.counters(super::Side::Consumer);
         let c = RawConsumer {
             end,
             head,
             published_head: head,
             released_pad: false,
+            counted,
         };
         if !head.is_multiple_of(RECORD_ALIGN as u64) {
             return Err(Corrupt::new("index is not record-aligned", head));
@@ -220,6 +224,8 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
     #[inline]
     pub fn advance(&mut self, p: Peeked) {
         self.head = self.head.wrapping_add(p.need());
+        self.counted.messages = self.counted.messages.wrapping_add(1);
+        self.counted.bytes = self.counted.bytes.wrapping_add(p.len as u64);
     }
 
     /// Gives every consumed byte back to the producer (one store).
@@ -233,6 +239,9 @@ impl<M: Memory, J: Judge> RawConsumer<M, J> {
                 .head()
                 .store(self.head, order(Site::SpscHeadRelease, Ordering::Release));
             self.published_head = self.head;
+            self.end
+                .ring
+                .store_counters(super::Side::Consumer, &self.counted);
         }
     }
 

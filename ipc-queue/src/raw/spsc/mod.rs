@@ -14,14 +14,23 @@
 //! | line | contents | written by |
 //! |---|---|---|
 //! | 0 | capacity, fixed message length, endpoint owners, closed and busy-spin flags | init, claims and releases of an end (rarely) |
-//! | 1 | `tail`: bytes ever committed | the producer, once per publish |
-//! | 2 | `head`: bytes ever released | the consumer, once per release (and the producer, to release a pad of a drained ring) |
+//! | 1 | `tail`: bytes ever committed; the producer's [`EndCounters`] | the producer, once per publish |
+//! | 2 | `head`: bytes ever released; the consumer's [`EndCounters`] | the consumer, once per release (and the producer, to release a pad of a drained ring: `head` only) |
 //! | 3 | `not_empty` event count (the consumer parks here) | the consumer when it parks |
 //! | 4 | `not_full` event count (the producer parks here) | the producer when it parks |
 //! | 5 | the holders of each end: eight packed process ids each | claims, joins and drops of an end (rarely) |
 //!
 //! Lines are 128 bytes ([`Line`]), so that the two ends' hot words never
 //! share what the prefetcher treats as one line.
+//!
+//! Each end's counters (messages and payload bytes, and for the producer
+//! the tries that found the ring full) sit beside its index, on the line
+//! only that end writes and the other end does not read per message. An end
+//! counts in process-local fields and stores the totals with its index
+//! (relaxed stores to a line it already holds), so a counter costs the hot
+//! path no atomic read-modify-write and no extra cache line. They were
+//! zero padding before, so a ring made by an older build reads as counters
+//! that start at zero and the layout (size, offsets, hash) is unchanged.
 //!
 //! `head` and `tail` are positions in bytes that only grow (a `u64` does not
 //! wrap in the lifetime of a machine); the offset in the data area is the
@@ -170,6 +179,33 @@ struct Words {
     consumer_attaches: std::sync::atomic::AtomicU32,
 }
 
+/// Lines 1 and 2 of the control block: one end's index (`tail` or `head`)
+/// and its counters, written by that end only (but `head`, see the module
+/// docs).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct EndLine {
+    index: std::sync::atomic::AtomicU64,
+    messages: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    full: std::sync::atomic::AtomicU64,
+}
+
+/// One end's counters as read from its line: totals since the ring was
+/// made, continued by an end that takes over from a dead one (which may
+/// have counted a few messages it did not yet store). Each is written by
+/// one end only, with relaxed stores: a snapshot, never exact while the end
+/// runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndCounters {
+    /// Messages committed (producer) or released (consumer).
+    pub messages: u64,
+    /// Payload bytes of those messages.
+    pub bytes: u64,
+    /// Producer only: reservations that found the ring full.
+    pub full: u64,
+}
+
 /// The control block at the start of a ring's memory: its layout, which the
 /// ring reaches word by word through its [`Memory`]. `#[repr(C)]`, atomics
 /// only (valid when zeroed, never holds a pointer).
@@ -177,8 +213,8 @@ struct Words {
 #[derive(Debug, Default)]
 pub struct SpscControl {
     config: Line<Words>,
-    tail: Line<std::sync::atomic::AtomicU64>,
-    head: Line<std::sync::atomic::AtomicU64>,
+    tail: Line<EndLine>,
+    head: Line<EndLine>,
     not_empty: Line<EventCount>,
     not_full: Line<EventCount>,
     /// The processes holding each end: the producer's eight packed ids,
@@ -198,6 +234,11 @@ const CAPACITY: usize = word!(capacity);
 const FIXED_LEN: usize = word!(fixed_len);
 const TAIL: usize = std::mem::offset_of!(SpscControl, tail);
 const HEAD: usize = std::mem::offset_of!(SpscControl, head);
+/// Offsets of the counters after an end's index (`TAIL` or `HEAD`).
+const MESSAGES: usize = std::mem::offset_of!(EndLine, messages);
+const BYTES: usize = std::mem::offset_of!(EndLine, bytes);
+const FULL: usize = std::mem::offset_of!(EndLine, full);
+const _: () = assert!(std::mem::offset_of!(EndLine, index) == 0);
 const NOT_EMPTY: usize = std::mem::offset_of!(SpscControl, not_empty);
 const NOT_FULL: usize = std::mem::offset_of!(SpscControl, not_full);
 const HOLDERS_AT: usize = std::mem::offset_of!(SpscControl, holders);
@@ -279,6 +320,14 @@ impl Side {
     const fn event(self) -> usize {
         self.words()[4]
     }
+
+    /// The offset of this side's line: its index, then its counters.
+    const fn line(self) -> usize {
+        match self {
+            Side::Producer => TAIL,
+            Side::Consumer => HEAD,
+        }
+    }
 }
 
 /// What a new ring is made of.
@@ -355,7 +404,10 @@ pub fn model_layout(cfg: &Config) -> Result<super::model::Layout, ConfigError> {
             .u64(side.owner())
             .u32(side.closed())
             .u32(side.spins())
-            .u32(side.attaches());
+            .u32(side.attaches())
+            .u64(side.line() + MESSAGES)
+            .u64(side.line() + BYTES)
+            .u64(side.line() + FULL);
         for i in 0..HOLDERS {
             l = l.u64(side.holders() + 8 * i);
         }
@@ -579,6 +631,32 @@ impl<M: Memory> RawRing<M> {
     /// The packed owner id of `side` (0: nobody).
     pub fn owner(&self, side: Side) -> u64 {
         self.word(side.owner()).load(Ordering::Acquire)
+    }
+
+    /// `side`'s counters (see [`EndCounters`]).
+    pub fn counters(&self, side: Side) -> EndCounters {
+        let at = |o: usize| self.word(side.line() + o).load(Ordering::Relaxed);
+        EndCounters {
+            messages: at(MESSAGES),
+            bytes: at(BYTES),
+            full: at(FULL),
+        }
+    }
+
+    /// Stores `side`'s counters; called by that end only (single writer).
+    #[inline(always)]
+    fn store_counters(&self, side: Side, c: &EndCounters) {
+        self.word(side.line() + MESSAGES)
+            .store(c.messages, Ordering::Relaxed);
+        self.word(side.line() + BYTES)
+            .store(c.bytes, Ordering::Relaxed);
+    }
+
+    /// Counts one reservation that found the ring full (producer only).
+    #[cold]
+    fn count_full(&self) {
+        let w = self.word(TAIL + FULL);
+        w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
     /// How many times `side` has been claimed (takeovers included).

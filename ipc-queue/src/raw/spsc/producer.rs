@@ -56,6 +56,8 @@ pub struct RawProducer<M: Memory, J: Judge> {
     published_tail: u64,
     cached_head: u64,
     pad_published: bool,
+    /// Messages and payload bytes committed, stored with `tail`.
+    counted: super::EndCounters,
 }
 
 impl<M: Memory, J: Judge> RawProducer<M, J> {
@@ -71,7 +73,9 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
             published_tail: tail,
             cached_head: head,
             pad_published: false,
+            counted: super::EndCounters::default(),
         };
+        p.counted = p.end.ring.counters(super::Side::Producer);
         let ring = &p.end.ring;
         if !(tail | head).is_multiple_of(super::RECORD_ALIGN as u64) {
             return Err(Corrupt::new("index is not record-aligned", tail | head));
@@ -220,6 +224,7 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
         let to_end = self.end.ring.cap - off;
         if need > to_end {
             if !self.has_room(to_end).map_err(ReserveError::Corrupt)? {
+                self.end.ring.count_full();
                 return Err(ReserveError::Full);
             }
             // `to_end >= 8` free bytes from `off` (8-aligned) to the end,
@@ -235,6 +240,7 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
             }
         }
         if !self.has_room(need).map_err(ReserveError::Corrupt)? {
+            self.end.ring.count_full();
             return Err(ReserveError::Full);
         }
         Ok(Reservation { off, len })
@@ -324,6 +330,8 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
         );
         let need = record_len(len) as u64;
         self.put_header(r.off, need, header_word(len as u64, KIND_MSG));
+        self.counted.messages = self.counted.messages.wrapping_add(1);
+        self.counted.bytes = self.counted.bytes.wrapping_add(len as u64);
         let before = self.tail;
         self.tail = (self.tail & !self.end.ring.mask) + r.off + need;
         if (before ^ self.tail) & !(LINE - 1) != 0 && self.room() >= PREFETCH_AHEAD + LINE {
@@ -349,6 +357,9 @@ impl<M: Memory, J: Judge> RawProducer<M, J> {
             // `used_bytes` and in a producer taking over.
             self.end.ring.tail().store(self.tail, Ordering::Release);
             self.published_tail = self.tail;
+            self.end
+                .ring
+                .store_counters(super::Side::Producer, &self.counted);
         }
     }
 

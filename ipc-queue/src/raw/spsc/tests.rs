@@ -309,3 +309,28 @@ fn attach_checks_the_control_block() {
         "bad control-block magic"
     );
 }
+
+#[test]
+fn counters_count_each_end_and_survive_a_takeover() {
+    use ipc_core::liveness::OsJudge;
+    let r = ring(64);
+    let mut tx = r.producer(OsJudge).unwrap();
+    let mut rx = r.consumer(OsJudge).unwrap();
+    tx.try_push(b"abc").unwrap();
+    tx.try_push(b"defgh").unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(rx.try_pop_into(&mut buf), Ok(Some(3)));
+    let sent = r.counters(Side::Producer);
+    assert_eq!((sent.messages, sent.bytes), (2, 8));
+    let got = r.counters(Side::Consumer);
+    assert_eq!((got.messages, got.bytes, got.full), (1, 3, 0));
+    // Fill the ring: the refused reservations are counted.
+    while tx.try_push(&[7; 20]).is_ok() {}
+    assert!(r.counters(Side::Producer).full >= 1);
+    drop(tx);
+    let before = r.counters(Side::Producer).messages;
+    let mut tx = r.producer(OsJudge).unwrap();
+    while rx.try_pop_into(&mut buf).unwrap().is_some() {}
+    tx.try_push(b"x").unwrap();
+    assert_eq!(r.counters(Side::Producer).messages, before + 1);
+}
