@@ -284,23 +284,18 @@ pub fn snapshot(name: &str, max_payload: usize) -> Result<Snapshot, SegmentError
     let len = usize::try_from(h.payload_len)
         .unwrap_or(usize::MAX)
         .min(max_payload);
-    let mut buf = vec![Chunk([0; 128]); len.div_ceil(128)];
     let mut snap = Snapshot {
         info,
         header: h,
-        buf: Vec::new(),
+        buf: vec![Chunk([0; 128]); len.div_ceil(128)],
         len,
     };
-    // SAFETY: `buf` holds `buf.len() * 128 >= len` initialized bytes,
-    // borrowed uniquely here.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), len) };
-    file.read_exact_at(bytes, HEADER_SIZE as u64)
+    file.read_exact_at(snap.payload_mut(), HEADER_SIZE as u64)
         .map_err(|source| SegmentError::Io {
             op: "pread",
             name: name.into(),
             source,
         })?;
-    snap.buf = buf;
     Ok(snap)
 }
 

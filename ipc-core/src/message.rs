@@ -84,10 +84,7 @@ pub trait Message: Sized {
     /// As [`Message::encode`]; `f` is then not called.
     #[inline]
     fn with_encoded<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, EncodeError> {
-        with_scratch(|buf| {
-            self.encode(buf)?;
-            Ok(f(buf))
-        })
+        encode_in_scratch(self, f)
     }
 }
 
@@ -100,19 +97,24 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's scratch buffer, emptied (a fresh buffer if
-/// it is in use further up the stack, as when a value's `Serialize` sends).
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+/// Encodes `v` into this thread's scratch buffer and calls `f` with the
+/// bytes (a fresh buffer if the scratch one is in use further up the
+/// stack, as when a value's `Serialize` sends).
+fn encode_in_scratch<T: Message, R>(v: &T, f: impl FnOnce(&[u8]) -> R) -> Result<R, EncodeError> {
+    let encode = |buf: &mut Vec<u8>| {
+        v.encode(buf)?;
+        Ok(f(buf))
+    };
     SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();
-            let r = f(&mut buf);
+            let r = encode(&mut buf);
             if buf.capacity() > SCRATCH_KEEP {
                 *buf = Vec::new();
             }
             r
         }
-        Err(_) => f(&mut Vec::new()),
+        Err(_) => encode(&mut Vec::new()),
     })
 }
 
@@ -414,10 +416,7 @@ mod serde_impl {
         fn with_encoded<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, EncodeError> {
             match primitive_bytes(self) {
                 Some(bytes) => Ok(f(bytes)),
-                None => super::with_scratch(|buf| {
-                    self.encode(buf)?;
-                    Ok(f(buf))
-                }),
+                None => super::encode_in_scratch(self, f),
             }
         }
 

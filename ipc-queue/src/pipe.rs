@@ -317,7 +317,8 @@ pub struct Connection {
     tx: Producer,
     rx: Consumer,
     guess: usize,
-    pipe: Pipe,
+    /// The pipe and which end this is, for sending the end to a child.
+    pipe: Placed<PipeControl>,
     end: End,
 }
 
@@ -338,7 +339,7 @@ impl serde::Serialize for Connection {
         self.tx.hold_for_child();
         self.rx.hold_for_child();
         ConnectionRepr {
-            pipe: self.pipe.placed.clone(),
+            pipe: self.pipe.clone(),
             end: self.end,
         }
         .serialize(s)
@@ -359,7 +360,7 @@ impl<'de> serde::Deserialize<'de> for Connection {
             tx,
             rx,
             guess: archive::first_guess(),
-            pipe,
+            pipe: pipe.placed,
             end: r.end,
         })
     }
@@ -374,7 +375,7 @@ impl Connection {
             tx,
             rx,
             guess: archive::first_guess(),
-            pipe: pipe.clone(),
+            pipe: pipe.placed.clone(),
             end,
         })
     }
@@ -463,11 +464,7 @@ impl Connection {
     /// [`SendError::Encode`] if the serializer refuses the value.
     #[inline]
     pub fn send<T: Message>(&mut self, value: &T) -> Result<(), SendError<()>> {
-        let tx = &mut self.tx;
-        match value.with_encoded(|bytes| tx.send(bytes)) {
-            Ok(sent) => sent,
-            Err(e) => Err(SendError::Encode((), e)),
-        }
+        self.tx.send_message(value)
     }
 
     /// Receives a value, waiting for one.
@@ -477,8 +474,7 @@ impl Connection {
     /// message is not a `T` (it is consumed).
     #[inline]
     pub fn recv<T: Message>(&mut self) -> Result<T, RecvError> {
-        let g = self.rx.recv()?;
-        T::decode(&g).map_err(RecvError::Decode)
+        self.rx.recv_message()
     }
 
     /// Receives a value, waiting at most `timeout`.
@@ -486,8 +482,7 @@ impl Connection {
     /// # Errors
     /// As [`Connection::recv`], and [`RecvTimeoutError::Timeout`].
     pub fn recv_timeout<T: Message>(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        let g = self.rx.recv_timeout(timeout)?;
-        T::decode(&g).map_err(RecvTimeoutError::Decode)
+        self.rx.recv_message_timeout(timeout)
     }
 
     /// Receives a value if one is ready.
@@ -496,8 +491,7 @@ impl Connection {
     /// [`TryRecvError::Empty`] if nothing is there now, otherwise as
     /// [`Connection::recv`].
     pub fn try_recv<T: Message>(&mut self) -> Result<T, TryRecvError> {
-        let g = self.rx.try_recv()?;
-        T::decode(&g).map_err(TryRecvError::Decode)
+        self.rx.try_recv_message()
     }
 
     /// Serializes an `rkyv` value straight into the ring.

@@ -74,7 +74,7 @@ use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::mpmc::{
-    self, recv_decoded, recv_message, send, send_bytes_as, write_bytes, Mpmc, RawMpmc, Wait,
+    self, recv_decoded, recv_message, send_bytes_as, send_encoded, Mpmc, RawMpmc, Wait,
 };
 use crate::raw::mpmc::{MpmcControl, DATA_ALIGN, SLOT_HEADER};
 use crate::raw::PtrMem;
@@ -437,22 +437,8 @@ impl<T: Message> Queue<T> {
     /// Encodes `item` straight into a slot claimed waiting as `wait` says.
     #[inline(always)]
     fn put_with<E: From<SendTimeoutError<T>>>(&self, item: T, wait: Wait) -> Result<(), E> {
-        let sent = item.with_encoded(|bytes| {
-            send::<&[u8], SendTimeoutError<&[u8]>>(
-                self.raw(),
-                self.strategy,
-                wait,
-                bytes.len(),
-                bytes,
-                write_bytes,
-            )
-            .map_err(|e| e.map(drop))
-        });
-        match sent {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(E::from(e.map(|()| item))),
-            Err(e) => Err(E::from(SendTimeoutError::Encode(item, e))),
-        }
+        send_encoded::<T, SendTimeoutError<()>>(self.raw(), self.strategy, wait, &item)
+            .map_err(|e| E::from(e.map(|()| item)))
     }
 
     /// Takes an item, waiting for one.

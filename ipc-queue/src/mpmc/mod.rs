@@ -39,7 +39,7 @@ pub use receiver::Receiver;
 pub use sender::Sender;
 pub(crate) use wait::{
     claim_send, recv_decoded, recv_into, recv_message, recv_value, send, send_bytes_as,
-    send_encoded, wait_strategy_accessors, write_bytes, write_value, Wait,
+    send_encoded, wait_strategy_accessors, write_value, Wait,
 };
 
 use crate::error::{invalid_config, wrong_object};

@@ -244,7 +244,7 @@ fn finish_recv<R, E: From<RecvTimeoutError>>(
 
 /// Copies a byte string into a claimed slot and publishes it.
 #[inline]
-pub(crate) fn write_bytes(mut c: Reservation<'_>, bytes: &&[u8]) {
+fn write_bytes(mut c: Reservation<'_>, bytes: &&[u8]) {
     c.write(bytes);
     c.commit();
 }

@@ -149,6 +149,18 @@ impl Consumer {
         T::decode(&g).map_err(RecvError::Decode)
     }
 
+    /// Receives the next message as a `T`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv_timeout`], and `Decode`.
+    pub fn recv_message_timeout<T: Message>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<T, RecvTimeoutError> {
+        let g = self.recv_timeout(timeout)?;
+        T::decode(&g).map_err(RecvTimeoutError::Decode)
+    }
+
     /// The next message, read in place, without waiting.
     ///
     /// # Errors

@@ -66,6 +66,12 @@ impl<M: Memory> RawRing<M> {
             return Err(ClaimError::Closed);
         }
         self.add_holder(side, me, &judge)?;
+        // The last holder may have left between the look and the entry:
+        // then the end was closed, and this process must not hold it.
+        if self.is_closed(side) {
+            self.remove_holder(side, me);
+            return Err(ClaimError::Closed);
+        }
         Ok(Claim {
             ring: self.clone(),
             side,
