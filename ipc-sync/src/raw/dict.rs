@@ -20,14 +20,10 @@
 
 use super::journal::Locked;
 use super::mutex::Acquired;
-use super::store::{hash_bytes, Header, Layout, RawContainerConfig, Shape, LEN, LIVE, TOMBS};
+use super::store::{hash_bytes, Header, Layout, Shape, LEN, LIVE, TOMBS};
 use crate::container::ContainerError;
-use ipc_core::liveness::Judge;
-use ipc_core::object::{ObjectError, ShmObject};
-use ipc_core::wait::WaitStrategy;
+use ipc_core::object::ObjectError;
 use ipc_core::Kind;
-use std::ptr::NonNull;
-use std::time::Duration;
 
 const EMPTY: u64 = 0;
 const TOMB: u64 = 1;
@@ -42,48 +38,19 @@ pub struct RawDict {
     header: Header,
 }
 
-// SAFETY: a transparent `Header`: `#[repr(C)]` atomics, no pointers, no drop
-// glue, valid for every bit pattern.
-unsafe impl ipc_core::Shareable for RawDict {}
-
-// SAFETY: as for `RawList`: `init_in` writes a whole empty container
-// (index bank 0 zeroed: every slot empty); `attach` checks the tag, the
-// configuration and that the container fits `len`; every later access goes
-// through the `Layout` computed there and checks what it reads.
-unsafe impl ShmObject for RawDict {
-    const KIND: Kind = Kind::new(
+super::store::raw_container!(
+    RawDict,
+    RawDictTx,
+    Shape::Dict,
+    "dict",
+    kind: Kind::new(
         "ipc-sync/dict",
         1,
         ipc_core::header::layout_hash(&[256, 8, 16, 16]),
-    );
-    type Config = RawContainerConfig;
-
-    fn memory_size(cfg: &RawContainerConfig) -> Result<usize, ObjectError> {
-        Header::memory_size(Shape::Dict, cfg)
-    }
-
-    unsafe fn init_in(mem: NonNull<u8>, _len: usize, cfg: RawContainerConfig) {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { Header::init_in(mem, Shape::Dict, &cfg) }
-    }
-
-    unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a RawDict, ObjectError> {
-        // SAFETY: the caller's promise, passed on.
-        let dict = unsafe { ipc_core::object::checked_ref::<RawDict>(mem, len)? };
-        dict.header.check(Shape::Dict, len)?;
-        Ok(dict)
-    }
-}
+    ),
+);
 
 impl RawDict {
-    /// The container's layout, checked against the `len` bytes it has.
-    ///
-    /// # Errors
-    /// As [`ShmObject::attach`].
-    pub fn layout(&self, len: usize) -> Result<Layout, ObjectError> {
-        self.header.check(Shape::Dict, len)
-    }
-
     /// Checks the fingerprints of the key and value types recorded at
     /// creation.
     ///
@@ -91,61 +58,6 @@ impl RawDict {
     /// [`ObjectError::WrongObject`] naming the type that differs.
     pub fn check_types(&self, types: (u64, u64), names: (&str, &str)) -> Result<(), ObjectError> {
         self.header.check_types(Shape::Dict, types, names)
-    }
-
-    /// Locks the dict for an update, rolling back a dead holder's first.
-    ///
-    /// # Errors
-    /// See [`ContainerError`]: the lock's errors, or a corrupted state.
-    ///
-    /// # Safety
-    /// `mem` is this dict's address, valid for `layout.total` bytes for
-    /// `'a`, and `layout` came from [`RawDict::layout`] of this dict.
-    #[inline(always)]
-    pub unsafe fn lock<'a, J: Judge>(
-        &'a self,
-        mem: NonNull<u8>,
-        layout: &'a Layout,
-        judge: &J,
-        strategy: WaitStrategy,
-        timeout: Option<Duration>,
-    ) -> Result<RawDictTx<'a>, ContainerError> {
-        // SAFETY: the caller's promise, passed on.
-        let g = unsafe { self.header.lock(mem, layout, judge, strategy, timeout)? };
-        Ok(RawDictTx { g, rebuilds: 0 })
-    }
-
-    /// [`RawDict::lock`] in two steps, so that the caller builds the
-    /// transaction where it keeps it: takes the lock.
-    #[inline(always)]
-    pub(crate) fn acquire<J: Judge>(
-        &self,
-        judge: &J,
-        strategy: WaitStrategy,
-        timeout: Option<Duration>,
-    ) -> Result<Acquired, ContainerError> {
-        self.header.acquire(judge, strategy, timeout)
-    }
-
-    /// The second step of [`RawDict::lock`]: the held dict, to
-    /// [`begin`](RawDictTx::begin).
-    ///
-    /// # Safety
-    /// The calling thread holds the lock ([`RawDict::acquire`]); `mem` and
-    /// `layout` as for [`RawDict::lock`].
-    #[inline(always)]
-    pub(crate) unsafe fn held<'a>(&'a self, mem: NonNull<u8>, layout: &'a Layout) -> RawDictTx<'a> {
-        RawDictTx {
-            // SAFETY: the caller's promise, passed on.
-            g: unsafe { Locked::held(mem, layout, &self.header) },
-            rebuilds: 0,
-        }
-    }
-
-    /// Takeovers from dead holders so far (each rolled back, if it was in
-    /// the middle of an update).
-    pub fn recoveries(&self) -> u64 {
-        self.header.recoveries()
     }
 }
 

@@ -13,14 +13,10 @@
 
 use super::journal::Locked;
 use super::mutex::Acquired;
-use super::store::{Header, Layout, RawContainerConfig, Shape, LEN, LIVE, TOP};
+use super::store::{Header, Layout, Shape, LEN, LIVE, TOP};
 use crate::container::ContainerError;
-use ipc_core::liveness::Judge;
-use ipc_core::object::{ObjectError, ShmObject};
-use ipc_core::wait::WaitStrategy;
+use ipc_core::object::ObjectError;
 use ipc_core::Kind;
-use std::ptr::NonNull;
-use std::time::Duration;
 
 /// The longest shift of slots done in place (journaled) rather than by
 /// copying the index into the other bank.
@@ -35,49 +31,19 @@ pub struct RawList {
     header: Header,
 }
 
-// SAFETY: a transparent `Header`: `#[repr(C)]` atomics, no pointers, no drop
-// glue, valid for every bit pattern.
-unsafe impl ipc_core::Shareable for RawList {}
-
-// SAFETY: `RawList` is `Sync` (atomics) and `Shareable`; `init_in` writes a
-// whole empty container into the `memory_size` bytes it is given; `attach`
-// checks the tag, the configuration and that the container fits `len`, and
-// every later access goes through a `Layout` computed there and checks
-// what it reads.
-unsafe impl ShmObject for RawList {
-    const KIND: Kind = Kind::new(
+super::store::raw_container!(
+    RawList,
+    RawListTx,
+    Shape::List,
+    "list",
+    kind: Kind::new(
         "ipc-sync/list",
         1,
         ipc_core::header::layout_hash(&[256, 8, 16, 8]),
-    );
-    type Config = RawContainerConfig;
-
-    fn memory_size(cfg: &RawContainerConfig) -> Result<usize, ObjectError> {
-        Header::memory_size(Shape::List, cfg)
-    }
-
-    unsafe fn init_in(mem: NonNull<u8>, _len: usize, cfg: RawContainerConfig) {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { Header::init_in(mem, Shape::List, &cfg) }
-    }
-
-    unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a RawList, ObjectError> {
-        // SAFETY: the caller's promise, passed on.
-        let list = unsafe { ipc_core::object::checked_ref::<RawList>(mem, len)? };
-        list.header.check(Shape::List, len)?;
-        Ok(list)
-    }
-}
+    ),
+);
 
 impl RawList {
-    /// The container's layout, checked against the `len` bytes it has.
-    ///
-    /// # Errors
-    /// As [`ShmObject::attach`].
-    pub fn layout(&self, len: usize) -> Result<Layout, ObjectError> {
-        self.header.check(Shape::List, len)
-    }
-
     /// Checks the fingerprint of the item type recorded at creation.
     ///
     /// # Errors
@@ -85,61 +51,6 @@ impl RawList {
     pub fn check_type(&self, fingerprint: u64, name: &str) -> Result<(), ObjectError> {
         self.header
             .check_types(Shape::List, (fingerprint, 0), (name, "no value type"))
-    }
-
-    /// Locks the list for an update, rolling back a dead holder's first.
-    ///
-    /// # Errors
-    /// See [`ContainerError`]: the lock's errors, or a corrupted state.
-    ///
-    /// # Safety
-    /// `mem` is this list's address, valid for `layout.total` bytes for
-    /// `'a`, and `layout` came from [`RawList::layout`] of this list.
-    #[inline(always)]
-    pub unsafe fn lock<'a, J: Judge>(
-        &'a self,
-        mem: NonNull<u8>,
-        layout: &'a Layout,
-        judge: &J,
-        strategy: WaitStrategy,
-        timeout: Option<Duration>,
-    ) -> Result<RawListTx<'a>, ContainerError> {
-        // SAFETY: the caller's promise, passed on.
-        let g = unsafe { self.header.lock(mem, layout, judge, strategy, timeout)? };
-        Ok(RawListTx { g, rebuilds: 0 })
-    }
-
-    /// [`RawList::lock`] in two steps, so that the caller builds the
-    /// transaction where it keeps it: takes the lock.
-    #[inline(always)]
-    pub(crate) fn acquire<J: Judge>(
-        &self,
-        judge: &J,
-        strategy: WaitStrategy,
-        timeout: Option<Duration>,
-    ) -> Result<Acquired, ContainerError> {
-        self.header.acquire(judge, strategy, timeout)
-    }
-
-    /// The second step of [`RawList::lock`]: the held list, to
-    /// [`begin`](RawListTx::begin).
-    ///
-    /// # Safety
-    /// The calling thread holds the lock ([`RawList::acquire`]); `mem` and
-    /// `layout` as for [`RawList::lock`].
-    #[inline(always)]
-    pub(crate) unsafe fn held<'a>(&'a self, mem: NonNull<u8>, layout: &'a Layout) -> RawListTx<'a> {
-        RawListTx {
-            // SAFETY: the caller's promise, passed on.
-            g: unsafe { Locked::held(mem, layout, &self.header) },
-            rebuilds: 0,
-        }
-    }
-
-    /// Takeovers from dead holders so far (each rolled back, if it was in
-    /// the middle of an update).
-    pub fn recoveries(&self) -> u64 {
-        self.header.recoveries()
     }
 }
 

@@ -442,6 +442,134 @@ pub(crate) fn out_of_bounds(what: &str, value: u64, limit: u64) -> ContainerErro
     ContainerError::corrupted(format!("{what} {value} is beyond its limit {limit}"))
 }
 
+/// What a raw container (a transparent [`Header`] of one [`Shape`]) is
+/// besides its own operations: `Shareable`, its [`ShmObject`] placement,
+/// and the checked layout, the two-step and one-step locking and the
+/// recovery count, for the container `$raw` whose transaction type `$tx`
+/// holds the lock guard `g` and a rebuild count `rebuilds`.
+///
+/// [`ShmObject`]: ipc_core::object::ShmObject
+macro_rules! raw_container {
+    (
+        $raw:ident, $tx:ident, $shape:expr, $what:literal,
+        kind: $kind:expr $(,)?
+    ) => {
+        // SAFETY: a transparent `Header`: `#[repr(C)]` atomics, no
+        // pointers, no drop glue, valid for every bit pattern.
+        unsafe impl ipc_core::Shareable for $raw {}
+
+        // SAFETY: `init_in` writes a whole empty container into the
+        // `memory_size` bytes it is given; `attach` checks the tag, the
+        // configuration and that the container fits `len`; every later
+        // access goes through the `Layout` computed there and checks what
+        // it reads.
+        unsafe impl ipc_core::object::ShmObject for $raw {
+            const KIND: ipc_core::Kind = $kind;
+            type Config = $crate::raw::store::RawContainerConfig;
+
+            fn memory_size(
+                cfg: &$crate::raw::store::RawContainerConfig,
+            ) -> Result<usize, ipc_core::object::ObjectError> {
+                $crate::raw::store::Header::memory_size($shape, cfg)
+            }
+
+            unsafe fn init_in(
+                mem: std::ptr::NonNull<u8>,
+                _len: usize,
+                cfg: $crate::raw::store::RawContainerConfig,
+            ) {
+                // SAFETY: the caller's promise, passed on.
+                unsafe { $crate::raw::store::Header::init_in(mem, $shape, &cfg) }
+            }
+
+            unsafe fn attach<'a>(
+                mem: std::ptr::NonNull<u8>,
+                len: usize,
+            ) -> Result<&'a $raw, ipc_core::object::ObjectError> {
+                // SAFETY: the caller's promise, passed on.
+                let c = unsafe { ipc_core::object::checked_ref::<$raw>(mem, len)? };
+                c.header.check($shape, len)?;
+                Ok(c)
+            }
+        }
+
+        impl $raw {
+            /// The container's layout, checked against the `len` bytes it
+            /// has.
+            ///
+            /// # Errors
+            /// As [`ShmObject::attach`](ipc_core::object::ShmObject::attach).
+            pub fn layout(
+                &self,
+                len: usize,
+            ) -> Result<$crate::raw::store::Layout, ipc_core::object::ObjectError> {
+                self.header.check($shape, len)
+            }
+
+            #[doc = concat!("Locks the ", $what, " for an update, rolling back a dead holder's first.")]
+            ///
+            /// # Errors
+            /// See [`ContainerError`](crate::container::ContainerError): the
+            /// lock's errors, or a corrupted state.
+            ///
+            /// # Safety
+            #[doc = concat!("`mem` is this ", $what, "'s address, valid for `layout.total` bytes")]
+            #[doc = concat!("for `'a`, and `layout` came from [`", stringify!($raw), "::layout`] of this ", $what, ".")]
+            #[inline(always)]
+            pub unsafe fn lock<'a, J: ipc_core::liveness::Judge>(
+                &'a self,
+                mem: std::ptr::NonNull<u8>,
+                layout: &'a $crate::raw::store::Layout,
+                judge: &J,
+                strategy: ipc_core::wait::WaitStrategy,
+                timeout: Option<std::time::Duration>,
+            ) -> Result<$tx<'a>, crate::container::ContainerError> {
+                // SAFETY: the caller's promise, passed on.
+                let g = unsafe { self.header.lock(mem, layout, judge, strategy, timeout)? };
+                Ok($tx { g, rebuilds: 0 })
+            }
+
+            #[doc = concat!("[`", stringify!($raw), "::lock`] in two steps, so that the caller builds the")]
+            /// transaction where it keeps it: takes the lock.
+            #[inline(always)]
+            pub(crate) fn acquire<J: ipc_core::liveness::Judge>(
+                &self,
+                judge: &J,
+                strategy: ipc_core::wait::WaitStrategy,
+                timeout: Option<std::time::Duration>,
+            ) -> Result<$crate::raw::mutex::Acquired, crate::container::ContainerError> {
+                self.header.acquire(judge, strategy, timeout)
+            }
+
+            #[doc = concat!("The second step of [`", stringify!($raw), "::lock`]: the held ", $what, ", to")]
+            #[doc = concat!("[`begin`](", stringify!($tx), "::begin).")]
+            ///
+            /// # Safety
+            #[doc = concat!("The calling thread holds the lock ([`", stringify!($raw), "::acquire`]); `mem`")]
+            #[doc = concat!("and `layout` as for [`", stringify!($raw), "::lock`].")]
+            #[inline(always)]
+            pub(crate) unsafe fn held<'a>(
+                &'a self,
+                mem: std::ptr::NonNull<u8>,
+                layout: &'a $crate::raw::store::Layout,
+            ) -> $tx<'a> {
+                $tx {
+                    // SAFETY: the caller's promise, passed on.
+                    g: unsafe { $crate::raw::journal::Locked::held(mem, layout, &self.header) },
+                    rebuilds: 0,
+                }
+            }
+
+            /// Takeovers from dead holders so far (each rolled back, if it
+            /// was in the middle of an update).
+            pub fn recoveries(&self) -> u64 {
+                self.header.recoveries()
+            }
+        }
+    };
+}
+pub(crate) use raw_container;
+
 #[cfg(test)]
 mod tests {
     use super::*;
