@@ -225,14 +225,88 @@ fn checked_fork() -> Check {
     }
 }
 
+/// Queues, pipe ends and locks given to children, and a user's struct
+/// through all of them and a pool.
+fn handles() -> Check {
+    use downstream_lib::{order, Order};
+    use ipc_queue::error::RecvError;
+    use ipc_queue::{pipe, Queue};
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+
+    // The Python idiom over fork: the child's end moved into the closure,
+    // the parent's copy dropped; nothing the child sends is lost.
+    let (mut mine, theirs) = pipe().map_err(|x| e(&x))?;
+    let child = Process::builder()
+        .fork(move || {
+            let mut end = theirs;
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            end.send(&order(9)).map(|()| 0).unwrap_or(1)
+        })
+        .map_err(|x| e(&x))?;
+    if mine.recv::<Order>().map_err(|x| e(&x))? != order(9) {
+        return Err("fork idiom: another order came back".into());
+    }
+    expect_code(&child, 0, "forked sender")?;
+    if mine.recv::<Order>() != Err(RecvError::Closed) {
+        return Err("fork idiom: the end did not close after the child".into());
+    }
+
+    // A queue in a spawned child's arguments, and by the fork server.
+    let q = Queue::<Order>::new(16).map_err(|x| e(&x))?;
+    for method in [process::StartMethod::Spawn, process::StartMethod::ForkServer] {
+        let child = Process::builder()
+            .start_method(method)
+            .start(downstream_lib::put_orders, (q.clone(), 5))
+            .map_err(|x| e(&x))?;
+        for id in 0..5 {
+            if q.get().map_err(|x| e(&x))? != order(id) {
+                return Err(format!("{method:?}: order {id} came back changed"));
+            }
+        }
+        if child.join().map_err(|x| e(&x))? != 5 {
+            return Err(format!("{method:?}: the child's return value"));
+        }
+    }
+
+    // A pipe end in a spawned child's arguments.
+    let (mut mine, theirs) = pipe().map_err(|x| e(&x))?;
+    let child = Process::start(downstream_lib::reply, theirs).map_err(|x| e(&x))?;
+    mine.send(&vec!["hello".to_string(), "world".to_string()])
+        .map_err(|x| e(&x))?;
+    if mine.recv::<String>().map_err(|x| e(&x))? != "hello world" {
+        return Err("pipe end in the arguments: wrong answer".into());
+    }
+    if child.join().map_err(|x| e(&x))? != 2 {
+        return Err("pipe end in the arguments: the child's return value".into());
+    }
+
+    // A lock in the arguments.
+    let m = ipc_sync::Mutex::anonymous(0u64).map_err(|x| e(&x))?;
+    let child = Process::start(downstream_lib::bump, m.clone()).map_err(|x| e(&x))?;
+    if child.join().map_err(|x| e(&x))? != Ok(1) {
+        return Err("the child did not add under the lock".into());
+    }
+
+    // The struct through a pool.
+    let pool = Pool::new(2).map_err(|x| e(&x))?;
+    let got = pool
+        .map(downstream_lib::leg_total, (0..6).map(order))
+        .map_err(|x| e(&x))?;
+    if got != (0..6).map(|id| 3 + id).collect::<Vec<u64>>() {
+        return Err(format!("pool over orders gave {got:?}"));
+    }
+    Ok(())
+}
+
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("skip-init") {
         without_init();
         return;
     }
     process::init();
-    let checks: [(&str, fn() -> Check); 5] = [
+    let checks: [(&str, fn() -> Check); 6] = [
         ("checked fork", checked_fork),
+        ("handles in children", handles),
         ("spawn", spawns),
         ("pools", pools),
         ("forged tokens", forged_tokens),
