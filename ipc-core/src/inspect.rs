@@ -13,6 +13,22 @@
 //! read, and nothing read is trusted: what a caller decodes from a
 //! [`Snapshot`] must be bounds-checked against [`Snapshot::payload`] like any
 //! other bytes from another process.
+//!
+//! ```
+//! use ipc_core::{inspect, name::unique_name, Kind, Segment};
+//!
+//! let name = unique_name("inspect-doc");
+//! let seg = Segment::builder(Kind::BYTES).name(&name).size(64).create()?;
+//! let listed = inspect::list(&name)?;
+//! assert_eq!(listed.len(), 1);
+//! assert_eq!(listed[0].name, name);
+//! assert_eq!(listed[0].creator_status(), inspect::CreatorStatus::Alive);
+//! let snap = inspect::snapshot(&name, 64)?;
+//! assert!(snap.is_complete());
+//! assert_eq!(snap.payload().len(), 64);
+//! drop(seg); // the creator's drop unlinks the name
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::error::SegmentError;
 use crate::header::{HeaderFields, HEADER_SIZE, HEADER_VERSION, MAGIC};

@@ -80,6 +80,16 @@ pub trait Message: Sized {
     /// encoded into a buffer kept per thread and reused, so a send
     /// allocates only while that buffer grows to the largest message.
     ///
+    /// ```
+    /// use ipc_core::message::Message;
+    ///
+    /// // A number lends its own bytes; a string is encoded into the buffer.
+    /// assert_eq!(7u64.with_encoded(|bytes| bytes.len())?, 8);
+    /// let copied = "hello".to_string().with_encoded(|bytes| bytes.to_vec())?;
+    /// assert_eq!(String::decode(&copied)?, "hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`Message::encode`]; `f` is then not called.
     #[inline]

@@ -312,6 +312,25 @@ enum End {
 /// of it, and the parent's `recv` returns what the child sent, then
 /// `Closed` once the child is done. Which holder uses the end, one at a
 /// time, is the program's affair, as with a descriptor shared by `fork`.
+///
+/// ```
+/// use ipc_core::Process;
+/// use ipc_queue::error::RecvError;
+/// use ipc_queue::{pipe, Connection};
+///
+/// fn child(mut end: Connection) {
+///     end.send(&vec!["hello".to_string(), "world".to_string()])
+///         .expect("the pipe is open");
+/// }
+///
+/// ipc_core::process::init(); // first thing in main: spawned children start here
+/// let (mut mine, theirs) = pipe()?;
+/// let c = Process::start(child, theirs)?; // the parent's copy is dropped here
+/// assert_eq!(mine.recv::<Vec<String>>()?, ["hello", "world"]);
+/// c.join()?;
+/// assert_eq!(mine.recv::<Vec<String>>(), Err(RecvError::Closed));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Connection {
     tx: Producer,

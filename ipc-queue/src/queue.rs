@@ -300,6 +300,22 @@ impl<T: Message> QueueBuilder<T> {
 /// in its arguments ([`ipc_core::process::Process::start`]): a named queue
 /// travels by name, an anonymous one by its descriptor. The child's handle
 /// waits with the default strategy.
+///
+/// ```
+/// use ipc_core::Process;
+/// use ipc_queue::Queue;
+///
+/// fn greet((q, who): (Queue<String>, String)) {
+///     q.put(format!("hello from {who}")).expect("the queue is open");
+/// }
+///
+/// ipc_core::process::init(); // first thing in main: spawned children start here
+/// let q = Queue::<String>::new(4)?;
+/// let child = Process::start(greet, (q.clone(), "a child".to_string()))?;
+/// assert_eq!(q.get()?, "hello from a child");
+/// child.join()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Queue<T> {
     ring: Mpmc,
@@ -512,6 +528,15 @@ impl<T: Message> Queue<T> {
     }
 
     /// The longest message a slot holds, in bytes (encoded).
+    ///
+    /// ```
+    /// use ipc_queue::queue::{Queue, DEFAULT_MAX_BYTES};
+    /// assert_eq!(Queue::<u32>::new(2)?.max_message_bytes(), 4);
+    /// assert_eq!(Queue::<String>::new(2)?.max_message_bytes(), DEFAULT_MAX_BYTES);
+    /// let q = Queue::<String>::builder().max_bytes(16).create()?;
+    /// assert!(q.put_nowait("x".repeat(100)).unwrap_err().to_string().contains("larger"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_message_bytes(&self) -> usize {
         self.ring.raw().slot_size()
     }

@@ -58,6 +58,15 @@ impl Sender {
     /// Sends any [`Message`] (numbers and `Pod` values as their bytes,
     /// `serde` types encoded straight into the slot) if a slot is free now.
     ///
+    /// ```
+    /// let (tx, rx) = ipc_queue::mpmc::channel(8, 64)?;
+    /// tx.try_send_message(&("tick".to_string(), 42u64))?;
+    /// tx.send_message(&7u32)?;
+    /// assert_eq!(rx.recv_message::<(String, u64)>()?, ("tick".to_string(), 42));
+    /// assert_eq!(rx.try_recv_message::<u32>()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`Sender::try_send`], and `Encode` if the serializer refuses the
     /// value; `TooLarge` if its encoding is longer than a slot.

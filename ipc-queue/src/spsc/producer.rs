@@ -199,6 +199,17 @@ impl Producer {
     /// Sends any [`Message`] (numbers and `Pod` values as their bytes,
     /// `serde` types encoded, then copied in) if there is room now.
     ///
+    /// ```
+    /// use ipc_queue::spsc::{Config, SpscRing};
+    /// let ring = SpscRing::anonymous(Config::new(1024))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.try_send_message(&vec!["a".to_string(), "b".to_string()])?;
+    /// tx.send_message(&3.5f64)?;
+    /// assert_eq!(rx.recv_message::<Vec<String>>()?, ["a", "b"]);
+    /// assert_eq!(rx.try_recv_message::<f64>()?, 3.5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`Producer::try_send`], and `Encode` if the serializer refuses the
     /// value.
