@@ -161,6 +161,16 @@ pub fn entries() -> Vec<Entry> {
         base("baseline.python.queue.rtt.words4", Ns, K, Python, |c| {
             python::side(c, PyBench::QueueEchoWords4)
         }),
+        base("baseline.python.manager.dict.set_get", Ns, K, Python, |c| {
+            python::side(c, PyBench::ManagerDict)
+        }),
+        base(
+            "baseline.mutex_hashmap.set_get",
+            Ns,
+            Nw,
+            Op,
+            crate::sync_benches::mutex_hashmap_set_get,
+        ),
         base("baseline.python.lock", Ns, Nw, Python, |c| {
             python::side(c, PyBench::Lock)
         }),
@@ -261,6 +271,12 @@ pub const GOALS: &[Goal] = &[
         b: "baseline.python.pool.task",
         at_most: true,
         target: 0.02,
+    },
+    Goal {
+        a: "sync.dict.set_get",
+        b: "baseline.python.manager.dict.set_get",
+        at_most: true,
+        target: 0.001,
     },
     Goal {
         a: "queue.queue.rtt.u64",

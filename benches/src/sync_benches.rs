@@ -11,7 +11,7 @@ use crate::runner::{Ctx, Pace, PingPong, Watch};
 use crate::shm::{Shm, LINE};
 use crate::side::{BoxSide, NotMade, PingPongSide};
 use crate::suite::{cmp, Entry};
-use ipc_sync::{Event, Mutex, Semaphore};
+use ipc_sync::{ContainerConfig, Event, Mutex, Semaphore, SharedDict};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -42,6 +42,50 @@ pub fn mutex_lock_unlock(ctx: &Ctx) -> Result<BoxSide, NotMade> {
     Ok(batch_side(ctx, move || {
         if let Ok(g) = m.lock() {
             std::hint::black_box(&*g);
+        }
+    }))
+}
+
+/// Keys the dict rows cycle through (a map that stays small).
+const DICT_KEYS: u64 = 256;
+
+/// ns per `insert` + `get` of a `u64` key and value in an
+/// `ipc_sync::SharedDict` (anonymous, uncontended): what one
+/// `d[k] = v; d[k]` costs through Python's `Manager().dict()` proxy.
+///
+/// # Errors
+/// Creating the dict failed, or it lost a value.
+pub fn dict_set_get(ctx: &Ctx) -> Result<BoxSide, NotMade> {
+    let d = SharedDict::<u64, u64>::anonymous(ContainerConfig::default())
+        .map_err(|e| format!("dict: {e}"))?;
+    d.insert(1, 11).map_err(|e| format!("insert: {e}"))?;
+    if d.get(&1).ok().flatten() != Some(11) {
+        return Err("the dict did not keep its value".into());
+    }
+    let mut k = 0;
+    Ok(batch_side(ctx, move || {
+        k = (k + 1) % DICT_KEYS;
+        let _ = d.insert(k, k);
+        std::hint::black_box(d.get(&k).ok());
+    }))
+}
+
+/// The same over a `std::sync::Mutex<HashMap>` in this process: the cost
+/// of one process's map, against which the shared one's cost of sharing
+/// shows.
+///
+/// # Errors
+/// Never: the signature of a measurement.
+pub fn mutex_hashmap_set_get(ctx: &Ctx) -> Result<BoxSide, NotMade> {
+    let d = std::sync::Mutex::new(std::collections::HashMap::<u64, u64>::new());
+    let mut k = 0;
+    Ok(batch_side(ctx, move || {
+        k = (k + 1) % DICT_KEYS;
+        if let Ok(mut m) = d.lock() {
+            m.insert(k, k);
+        }
+        if let Ok(m) = d.lock() {
+            std::hint::black_box(m.get(&k).copied());
         }
     }))
 }
@@ -181,6 +225,15 @@ pub fn entries() -> Vec<Entry> {
             "baseline.pthread_mutex.lock_unlock",
             &["baseline.raw_sync.mutex.lock_unlock"],
             mutex_lock_unlock,
+        ),
+        cmp(
+            "sync.dict.set_get",
+            Unit::Ns,
+            Nw,
+            Op,
+            "baseline.python.manager.dict.set_get",
+            &["baseline.mutex_hashmap.set_get"],
+            dict_set_get,
         ),
         cmp(
             "sync.mutex.handoff.rtt",

@@ -142,6 +142,22 @@ if __name__ == "__main__":
     serve(lambda n: sample(n, step, per=1000))
 "#;
 
+/// `d[k] = v` then `d[k]` through a `Manager().dict()` proxy (the manager's
+/// server process and this one on the two cores): batches of 20 pairs,
+/// the per-pair cost of each batch.
+const MANAGER_DICT: &str = r#"
+if __name__ == "__main__":
+    pin_both()
+    with mp.get_context("fork").Manager() as m:
+        d = m.dict()
+        def step(i):
+            for k in range(20):
+                d[k] = i
+                if d[k] != i:
+                    sys.exit("wrong answer")
+        serve(lambda n: sample(n, step, per=20))
+"#;
+
 /// Per-task cost of `Pool(2).map` over a trivial function; argv[4] is the
 /// chunksize (0: the default), argv[5] the tasks per map. A sample is one
 /// map's time over its task count.
@@ -204,6 +220,8 @@ pub enum PyBench {
     QueueEchoWords4,
     /// `baseline.python.lock`
     Lock,
+    /// `baseline.python.manager.dict.set_get`
+    ManagerDict,
     /// `baseline.python.pool.task` (chunksize 1)
     PoolTask,
     /// `baseline.python.pool.task.default` (default chunksize)
@@ -256,6 +274,7 @@ pub fn side(ctx: &Ctx, which: PyBench) -> Result<BoxSide, NotMade> {
         | PyBench::QueueEchoString64
         | PyBench::QueueEchoWords4 => (ctx.block(Pace::Python).1, 1.0),
         PyBench::Lock => (ctx.block(Pace::Op).1, 1000.0),
+        PyBench::ManagerDict => (ctx.block(Pace::Python).1, 1000.0),
         PyBench::PoolTask | PyBench::PoolTaskDefault => (1, 1000.0),
         PyBench::PoolStartup => (1, 1.0),
     };
@@ -276,6 +295,7 @@ impl Side for PySide {
             PyBench::QueueEchoString64 => (QUEUE_ECHO, vec!["string64".into()]),
             PyBench::QueueEchoWords4 => (QUEUE_ECHO, vec!["words4".into()]),
             PyBench::Lock => (LOCK, vec![]),
+            PyBench::ManagerDict => (MANAGER_DICT, vec![]),
             PyBench::PoolTask => (POOL, vec!["1".into(), pool_tasks(ctx, false).to_string()]),
             PyBench::PoolTaskDefault => (POOL, vec!["0".into(), pool_tasks(ctx, true).to_string()]),
             PyBench::PoolStartup => (POOL_START, vec![]),
