@@ -5,13 +5,13 @@
 //! works before timing it. `cargo test --benches` runs each once.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ipc_core::wait::EventCount;
-use ipc_core::{futex, Kind, ProcessId, Segment};
+use multiproc_core::wait::EventCount;
+use multiproc_core::{futex, Kind, ProcessId, Segment};
 use std::hint::black_box;
 use std::sync::atomic::AtomicU32;
 
 fn segment_create_open_unlink(c: &mut Criterion) {
-    let name = ipc_core::name::unique_name("bench-seg");
+    let name = multiproc_core::name::unique_name("bench-seg");
     // Check first: an opener sees what the creator wrote.
     {
         let seg = Segment::builder(Kind::BYTES)
@@ -36,7 +36,7 @@ fn segment_create_open_unlink(c: &mut Criterion) {
         drop(seg);
     }
     assert!(
-        !ipc_core::name::path_of(&name).exists(),
+        !multiproc_core::name::path_of(&name).exists(),
         "creator unlinks on drop"
     );
     c.bench_function("segment/create+open+unlink 4KiB", |b| {

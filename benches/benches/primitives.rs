@@ -1,14 +1,14 @@
 //! One-process costs of the workspace's primitives, with criterion: an
-//! uncontended `ipc_sync::Mutex` beside a process-shared `pthread_mutex_t`,
+//! uncontended `multiproc_sync::Mutex` beside a process-shared `pthread_mutex_t`,
 //! semaphore release + acquire, and on the rings (one process holding both
 //! ends) SPSC `reserve` + `commit` + `recv`, `send` + `recv_into`, MPMC and
 //! `pipe()` send + receive. Each bench checks the operation works before it
 //! times it; `cargo test --benches` runs each once.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ipc_queue::mpmc::Mpmc;
-use ipc_queue::spsc::SpscRing;
-use ipc_sync::{Mutex, Semaphore};
+use multiproc_queue::mpmc::Mpmc;
+use multiproc_queue::spsc::SpscRing;
+use multiproc_sync::{Mutex, Semaphore};
 use std::hint::black_box;
 
 fn mutexes(c: &mut Criterion) {
@@ -31,7 +31,7 @@ fn mutexes(c: &mut Criterion) {
         assert_eq!(libc::pthread_mutex_unlock(pm), 0);
     }
     let mut g = c.benchmark_group("mutex lock+unlock, uncontended");
-    g.bench_function(BenchmarkId::from_parameter("ipc_sync::Mutex"), |b| {
+    g.bench_function(BenchmarkId::from_parameter("multiproc_sync::Mutex"), |b| {
         b.iter(|| {
             let guard = m.lock().expect("lock");
             black_box(*guard)
@@ -106,7 +106,7 @@ fn spsc(c: &mut Criterion) {
 }
 
 fn mpmc(c: &mut Criterion) {
-    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(64, 64)).expect("ring");
+    let ring = Mpmc::anonymous(multiproc_queue::mpmc::Config::new(64, 64)).expect("ring");
     let (tx, rx) = (ring.sender(), ring.receiver());
     tx.send(b"check").expect("send");
     assert_eq!(rx.recv().expect("recv").bytes(), b"check");
@@ -119,7 +119,7 @@ fn mpmc(c: &mut Criterion) {
 }
 
 fn pipe(c: &mut Criterion) {
-    let (mut a, mut b) = ipc_queue::pipe::pipe().expect("pipe");
+    let (mut a, mut b) = multiproc_queue::pipe::pipe().expect("pipe");
     a.send_bytes(b"ping").expect("send");
     assert_eq!(b.recv_bytes().expect("recv"), b"ping");
     let mut buf = [0u8; 8];

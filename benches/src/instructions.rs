@@ -17,7 +17,7 @@ use std::process::Command;
 pub const OPS: &[(&str, &str)] = &[
     (
         "sync.mutex",
-        "ipc_sync::Mutex<u64> lock + guard drop, uncontended",
+        "multiproc_sync::Mutex<u64> lock + guard drop, uncontended",
     ),
     (
         "pthread.mutex",
@@ -46,7 +46,7 @@ pub const OPS: &[(&str, &str)] = &[
     ),
     (
         "pool.apply_async",
-        "ipc-pool (2 forked workers): apply_async of x + 1, the submitting side",
+        "multiproc-pool (2 forked workers): apply_async of x + 1, the submitting side",
     ),
 ];
 
@@ -74,7 +74,7 @@ pub fn child(name: &str, n: u64) -> Result<(), String> {
     };
     match name {
         "sync.mutex" => {
-            let m = ipc_sync::Mutex::anonymous(0u64).map_err(|e| e.to_string())?;
+            let m = multiproc_sync::Mutex::anonymous(0u64).map_err(|e| e.to_string())?;
             counted(&mut |k| {
                 for _ in 0..k {
                     if let Ok(g) = m.lock() {
@@ -101,7 +101,7 @@ pub fn child(name: &str, n: u64) -> Result<(), String> {
         }
         "spsc.send_recv.8" | "spsc.send_recv_into.8" => {
             let copied = name == "spsc.send_recv_into.8";
-            let (mut p, mut c) = ipc_queue::spsc::channel(4096).map_err(|e| e.to_string())?;
+            let (mut p, mut c) = multiproc_queue::spsc::channel(4096).map_err(|e| e.to_string())?;
             let mut buf = [0u8; 8];
             let mut bad = 0u64;
             counted(&mut |k| {
@@ -139,7 +139,7 @@ pub fn child(name: &str, n: u64) -> Result<(), String> {
             }
         }
         "mpmc.send_recv.8" => {
-            let (s, r) = ipc_queue::mpmc::channel(64, 8).map_err(|e| e.to_string())?;
+            let (s, r) = multiproc_queue::mpmc::channel(64, 8).map_err(|e| e.to_string())?;
             let mut bad = 0u64;
             counted(&mut |k| {
                 for i in 0..k {
@@ -181,7 +181,7 @@ pub fn child(name: &str, n: u64) -> Result<(), String> {
         }
         "pool.apply_async" => {
             // SAFETY: the workers run `add_one`, pure computation.
-            let mut pool = unsafe { ipc_pool::Pool::builder().workers(2).fork_workers() }
+            let mut pool = unsafe { multiproc_pool::Pool::builder().workers(2).fork_workers() }
                 .build()
                 .map_err(|e| format!("pool: {e}"))?;
             let mut pending = Vec::new();

@@ -40,7 +40,7 @@ impl Machine {
             field("flags").is_some_and(|f| f.split_whitespace().any(|w| w == "hypervisor"));
         Machine {
             cpu_model,
-            cores: ipc_core::cpu_count(),
+            cores: multiproc_core::cpu_count(),
             kernel: kernel_release(),
             pair,
             siblings: are_siblings(pair.0, pair.1),

@@ -22,8 +22,8 @@
 use crate::machine::pin_to_core;
 use crate::runner::{Ctx, Watch};
 use crate::shm::{Shm, LINE};
-use ipc_core::futex;
-use ipc_core::Process;
+use multiproc_core::futex;
+use multiproc_core::Process;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -1,4 +1,4 @@
-//! Measurements of `ipc-pool`: the per-task cost of `map` (chunksize 1 and
+//! Measurements of `multiproc-pool`: the per-task cost of `map` (chunksize 1 and
 //! the default chunksize, the same task counts as the Python baselines),
 //! starting a pool of two workers, and the speed-up of a CPU-bound map on two
 //! workers over running it in one process.
@@ -14,8 +14,8 @@ use crate::outcome::{Latency, Unit, Wait};
 use crate::runner::{Ctx, Mode, Pace};
 use crate::side::{Block, BoxSide, LocalSide, NotMade, Side};
 use crate::suite::{base, cmp, Entry};
-use ipc_core::process::StartMethod;
-use ipc_pool::Pool;
+use multiproc_core::process::StartMethod;
+use multiproc_pool::Pool;
 use std::time::Instant;
 
 /// The trivial task of the per-task measurements (Python's is `x + 1` too).
@@ -174,7 +174,7 @@ fn cpu_bound_speedup(ctx: &Ctx) -> Result<BoxSide, NotMade> {
     }))
 }
 
-/// The ipc-pool entries of the suite.
+/// The multiproc-pool entries of the suite.
 pub fn entries() -> Vec<Entry> {
     use Pace::Slow;
     use Wait::{Adaptive as Ad, None as Nw};

@@ -1,4 +1,4 @@
-//! Measurements of `ipc-queue`: round trips and throughput of its rings,
+//! Measurements of `multiproc-queue`: round trips and throughput of its rings,
 //! between two processes pinned to the two cores, every message written and
 //! read (its sequence number and every byte checked).
 //!
@@ -21,15 +21,15 @@ use crate::outcome::{Unit, Wait};
 use crate::runner::{Ctx, Pace, PingPong, Stream, Watch};
 use crate::side::{BoxSide, NotMade, PingPongSide, StreamSide};
 use crate::suite::{cmp, Entry};
-use ipc_core::message::Message;
-use ipc_core::wait::WaitStrategy;
-use ipc_queue::broadcast::{
+use multiproc_core::message::Message;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_queue::broadcast::{
     BroadcastRing, Config as BroadcastConfig, Publisher, Start, Subscriber,
 };
-use ipc_queue::mpmc::{Config as MpmcConfig, Mpmc, Receiver, Sender};
-use ipc_queue::pipe::{Connection, Pipe};
-use ipc_queue::queue::Queue;
-use ipc_queue::spsc::{Consumer, Producer, SpscRing};
+use multiproc_queue::mpmc::{Config as MpmcConfig, Mpmc, Receiver, Sender};
+use multiproc_queue::pipe::{Connection, Pipe};
+use multiproc_queue::queue::Queue;
+use multiproc_queue::spsc::{Consumer, Producer, SpscRing};
 
 /// Ring size of the round-trip measurements of small messages (one message
 /// in flight); larger messages get a ring that holds two.
@@ -646,7 +646,7 @@ fn spsc_stream(
     ))
 }
 
-/// The ipc-queue entries of the suite.
+/// The multiproc-queue entries of the suite.
 pub fn entries() -> Vec<Entry> {
     use Pace::{Kernel, Spin, Stream as St};
     use Unit::*;

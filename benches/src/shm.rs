@@ -1,7 +1,7 @@
-//! Shared memory for the baselines: an anonymous `ipc_core::Segment` (a
+//! Shared memory for the baselines: an anonymous `multiproc_core::Segment` (a
 //! memfd) created before the fork, so parent and child map the same pages.
 
-use ipc_core::{Kind, Segment};
+use multiproc_core::{Kind, Segment};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// Bytes between two independently written fields: x86-64 prefetches cache
@@ -38,7 +38,7 @@ impl Shm {
         self.len() == 0
     }
 
-    /// The segment, for code that wants the ipc-core view.
+    /// The segment, for code that wants the multiproc-core view.
     pub fn segment(&self) -> &Segment {
         &self.seg
     }

@@ -20,7 +20,7 @@ use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::wait::WaitStrategy;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 

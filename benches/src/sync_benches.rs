@@ -1,4 +1,4 @@
-//! Measurements of `ipc-sync`: its mutex (uncontended, and a hand-off
+//! Measurements of `multiproc-sync`: its mutex (uncontended, and a hand-off
 //! between two processes), its semaphore and its event, each beside the OS
 //! primitive a program would otherwise use. The primitives keep their
 //! default wait strategy (adaptive: spin, yield, then futex), as a user gets
@@ -11,7 +11,7 @@ use crate::runner::{Ctx, Pace, PingPong, Watch};
 use crate::shm::{Shm, LINE};
 use crate::side::{BoxSide, NotMade, PingPongSide};
 use crate::suite::{cmp, Entry};
-use ipc_sync::{ContainerConfig, Event, Mutex, Semaphore, SharedDict};
+use multiproc_sync::{ContainerConfig, Event, Mutex, Semaphore, SharedDict};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use std::time::Duration;
 /// the measurement is abandoned.
 const WAIT_LIMIT: Duration = Duration::from_secs(10);
 
-/// ns per uncontended `lock` + guard drop of `ipc_sync::Mutex<u64>` in an
+/// ns per uncontended `lock` + guard drop of `multiproc_sync::Mutex<u64>` in an
 /// anonymous segment.
 ///
 /// # Errors
@@ -50,7 +50,7 @@ pub fn mutex_lock_unlock(ctx: &Ctx) -> Result<BoxSide, NotMade> {
 const DICT_KEYS: u64 = 256;
 
 /// ns per `insert` + `get` of a `u64` key and value in an
-/// `ipc_sync::SharedDict` (anonymous, uncontended): what one
+/// `multiproc_sync::SharedDict` (anonymous, uncontended): what one
 /// `d[k] = v; d[k]` costs through Python's `Manager().dict()` proxy.
 ///
 /// # Errors
@@ -90,7 +90,7 @@ pub fn mutex_hashmap_set_get(ctx: &Ctx) -> Result<BoxSide, NotMade> {
     }))
 }
 
-/// The three hand-off words under an `ipc_sync::Mutex`.
+/// The three hand-off words under an `multiproc_sync::Mutex`.
 struct SyncTurnLock(Mutex<[u64; 3]>);
 
 impl TurnLock for SyncTurnLock {
@@ -212,7 +212,7 @@ impl PingPong for EventPingPong {
     }
 }
 
-/// The ipc-sync entries of the suite.
+/// The multiproc-sync entries of the suite.
 pub fn entries() -> Vec<Entry> {
     use Pace::{Kernel, Op};
     use Wait::{Adaptive as Ad, None as Nw};

@@ -1,10 +1,10 @@
 //! Measurements of this workspace's own types that need no peer crate
-//! beyond ipc-core: starting a child process.
+//! beyond multiproc-core: starting a child process.
 
 use crate::outcome::Latency;
 use crate::runner::{Ctx, Pace};
 use crate::side::{Block, BoxSide, LocalSide, NotMade};
-use ipc_core::process::{ExitStatus, Process};
+use multiproc_core::process::{ExitStatus, Process};
 use std::time::Instant;
 
 /// ns to start a child with `Process::builder().fork(..)` and join it.
@@ -47,7 +47,7 @@ pub fn start_forkserver(ctx: &Ctx) -> Result<BoxSide, NotMade> {
 }
 
 /// The entry a spawned child runs (from the harness main's
-/// `ipc_core::process::init()`): exits with the code it was given.
+/// `multiproc_core::process::init()`): exits with the code it was given.
 fn spawn_with_code(args: &[u8]) -> i32 {
     i32::from(args.first().copied().unwrap_or(0))
 }
@@ -57,7 +57,7 @@ fn spawn_with_code(args: &[u8]) -> i32 {
 /// code the child must end with), each timed.
 fn start_join(
     ctx: &Ctx,
-    start: impl Fn(u64) -> Result<Process, ipc_core::ProcessError> + 'static,
+    start: impl Fn(u64) -> Result<Process, multiproc_core::ProcessError> + 'static,
 ) -> Result<BoxSide, NotMade> {
     let (_, n) = ctx.block(Pace::Slow);
     let mut i = 0u64;

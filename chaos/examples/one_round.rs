@@ -6,7 +6,7 @@
 
 fn main() {
     // Children re-execute this example: they start, and end, here.
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let cfg = ipc_chaos::Config {
         duration: None,
         rounds: Some(ipc_chaos::scenario_names().len() as u64),

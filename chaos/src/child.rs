@@ -132,7 +132,7 @@ impl ChildArgs {
 
 /// The entry of every child: decodes its instructions and plays its role.
 /// Exit codes: 0 done, 2 bad arguments, 3 could not attach; a panic exits
-/// with 1 (caught by `ipc_core::process`).
+/// with 1 (caught by `multiproc_core::process`).
 pub(crate) fn child_main(args: &[u8]) -> i32 {
     let Some(a) = ChildArgs::decode(args) else {
         eprintln!("ipc-chaos child: bad arguments");

@@ -7,8 +7,8 @@
 //! process killed in the middle of an operation, which the role's `PHASE`
 //! word tells it.
 
-use ipc_core::header::layout_hash;
-use ipc_core::{Kind, Segment, SegmentError};
+use multiproc_core::header::layout_hash;
+use multiproc_core::{Kind, Segment, SegmentError};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Role slots in a ledger.
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn marks_once_and_counts() {
-        let name = ipc_core::name::unique_name("chaos-ledger-unit");
+        let name = multiproc_core::name::unique_name("chaos-ledger-unit");
         let l = Ledger::create(&name).unwrap();
         let o = Ledger::open(&name).unwrap();
         assert!(l.mark(1, 5));

@@ -4,20 +4,20 @@
 //! workspace's primitives and are SIGKILLed at random moments, or share a
 //! segment with a hostile process that scribbles over its control words:
 //!
-//! - a producer and a consumer on each ring type (`ipc-queue`'s SPSC, MPMC
+//! - a producer and a consumer on each ring type (`multiproc-queue`'s SPSC, MPMC
 //!   and broadcast rings) exchanging sequenced, checksummed messages
 //!   ([`message`]); every message is received once, intact, or reported lost
 //!   by the ring's own counters (`sent = received + lost`);
-//! - processes contending on an `ipc-sync` `Mutex` that guards two counters
+//! - processes contending on an `multiproc-sync` `Mutex` that guards two counters
 //!   that must stay equal, killed while holding it; the next locker repairs
 //!   the data after `OwnerDied`;
 //! - semaphore, condvar, event and barrier waiters killed while they wait;
 //!   the survivors get through (or are told the barrier broke) in bounded
 //!   time;
-//! - writers of an `ipc-sync` `SharedDict` and `SharedList` killed in the
+//! - writers of an `multiproc-sync` `SharedDict` and `SharedList` killed in the
 //!   middle of their transactions; the runner replays every committed
 //!   operation on a model and asks for equality, after every kill;
-//! - an `ipc-pool` `Pool` whose workers are killed during `map` and
+//! - an `multiproc-pool` `Pool` whose workers are killed during `map` and
 //!   `imap_unordered`: every task has its result or `WorkerDied`;
 //! - hostile peers writing random bytes over a live segment: every call
 //!   returns a value or a typed error within its timeout, and nobody crashes.
@@ -33,11 +33,11 @@
 //!
 //! # Example
 //!
-//! Children re-execute the program, so `ipc_core::process::init()` comes
+//! Children re-execute the program, so `multiproc_core::process::init()` comes
 //! first in `main`:
 //!
 //! ```
-//! ipc_core::process::init();
+//! multiproc_core::process::init();
 //! let cfg = ipc_chaos::Config {
 //!     duration: None,
 //!     rounds: Some(2),

@@ -6,7 +6,7 @@ use crate::ledger::{field, global, Ledger};
 use crate::report::Report;
 use crate::rng::{mix, Rng};
 use crate::scenario::{self, Scenario};
-use ipc_core::process::{ExitStatus, Process};
+use multiproc_core::process::{ExitStatus, Process};
 use std::ffi::OsString;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar as StdCondvar, Mutex as StdMutex};
@@ -29,8 +29,8 @@ pub struct Config {
     /// calls it a hang and kills its processes.
     pub round_deadline: Duration,
     /// Arguments for re-executed children (`None`: this process's own, which
-    /// suits a binary that calls `ipc_core::process::init()` first in
-    /// `main`; in a test, `ipc_core::process::test_exec_args(..)`).
+    /// suits a binary that calls `multiproc_core::process::init()` first in
+    /// `main`; in a test, `multiproc_core::process::test_exec_args(..)`).
     pub exec_args: Option<Vec<OsString>>,
     /// Print one line per round.
     pub verbose: bool,
@@ -343,9 +343,9 @@ impl Round<'_> {
 /// [`Report::is_clean`] is false.
 ///
 /// Children re-execute the current program: call
-/// `ipc_core::process::init()` first thing in `main` (in a test: first thing
+/// `multiproc_core::process::init()` first thing in `main` (in a test: first thing
 /// in the test, with [`Config::exec_args`] from
-/// `ipc_core::process::test_exec_args`).
+/// `multiproc_core::process::test_exec_args`).
 pub fn run(cfg: &Config) -> Report {
     let mut report = Report {
         seed: cfg.seed,
@@ -362,7 +362,7 @@ pub fn run(cfg: &Config) -> Report {
         report.hangs += 0;
         return report;
     }
-    let prefix = ipc_core::name::unique_name("chaos");
+    let prefix = multiproc_core::name::unique_name("chaos");
     let watchdog = Watchdog::start();
     let mut pids = vec![std::process::id()];
     let started = Instant::now();
@@ -487,12 +487,12 @@ pub fn leftover_segments(prefix: &str, pids: &[u32]) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/dev/shm") else {
         return Vec::new();
     };
-    let ours = format!("{}{prefix}", ipc_core::name::PREFIX);
+    let ours = format!("{}{prefix}", multiproc_core::name::PREFIX);
     dir.flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| {
             n.starts_with(&ours)
-                || (n.starts_with(ipc_core::name::PREFIX)
+                || (n.starts_with(multiproc_core::name::PREFIX)
                     && pids.iter().any(|p| n.contains(&format!("-{p}-"))))
         })
         .collect()

@@ -26,13 +26,13 @@ fn ours_in_dev_shm() -> Vec<String> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.starts_with(ipc_core::name::PREFIX) && n.contains(&tag))
+        .filter(|n| n.starts_with(multiproc_core::name::PREFIX) && n.contains(&tag))
         .collect()
 }
 
 #[test]
 fn a_chaos_round_of_each_kind_leaves_nothing_behind() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     // The fd listing itself opens a descriptor: take it once to settle.
     let _ = open_fds();
     let before = open_fds();
@@ -50,7 +50,7 @@ fn a_chaos_round_of_each_kind_leaves_nothing_behind() {
         .map(String::from)
         .to_vec(),
         round_len: Duration::from_millis(300),
-        exec_args: Some(ipc_core::process::test_exec_args(
+        exec_args: Some(multiproc_core::process::test_exec_args(
             "a_chaos_round_of_each_kind_leaves_nothing_behind",
         )),
         ..ipc_chaos::Config::default()

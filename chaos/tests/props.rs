@@ -6,13 +6,13 @@
 //! `PROPTEST_CASES=N` changes the number of cases (default 256; the cases
 //! that create segments run a quarter of that).
 
-use ipc_core::header::HEADER_SIZE;
-use ipc_core::liveness::OsJudge;
-use ipc_core::{Kind, Segment, SegmentError};
-use ipc_queue::raw::heap::HeapMemory;
-use ipc_queue::raw::mpmc::{self, Config, RawError, RawMpmc, Watch};
-use ipc_queue::raw::spsc::{self as spsc_raw, RawRing, ReserveError};
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::header::HEADER_SIZE;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::{Kind, Segment, SegmentError};
+use multiproc_queue::raw::heap::HeapMemory;
+use multiproc_queue::raw::mpmc::{self, Config, RawError, RawMpmc, Watch};
+use multiproc_queue::raw::spsc::{self as spsc_raw, RawRing, ReserveError};
+use multiproc_queue::spsc::SpscRing;
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::os::unix::fs::FileExt;
@@ -40,9 +40,9 @@ proptest! {
         offset in 0usize..HEADER_SIZE,
         bytes in proptest::collection::vec(any::<u8>(), 1..16),
     ) {
-        let name = ipc_core::name::unique_name("chaos-prop-hdr");
+        let name = multiproc_core::name::unique_name("chaos-prop-hdr");
         let seg = Segment::builder(PROP_KIND).name(&name).size(256).create().unwrap();
-        let path = ipc_core::name::path_of(&name);
+        let path = multiproc_core::name::path_of(&name);
         let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
         let n = bytes.len().min(HEADER_SIZE - offset);
         let mut old = vec![0u8; n];
@@ -382,7 +382,7 @@ fn order() -> impl Strategy<Value = Order> {
 /// Where the data area starts in an SPSC ring's payload (after its control
 /// lines), and where the first message's archive starts in it (an 8-byte
 /// record header, then padding to 16).
-const DATA: usize = ipc_queue::raw::spsc::DATA;
+const DATA: usize = multiproc_queue::raw::spsc::DATA;
 const FIRST_ARCHIVE: usize = 16;
 
 proptest! {
@@ -424,7 +424,7 @@ proptest! {
                 // Reading every field of the checked archive is sound.
                 let _ = (g.id, g.urgent, g.symbol.len(), g.legs.iter().count(), g.tag.as_ref().map(|c| c.to_native()));
             }
-            Err(ipc_queue::error::TryRecvError::Decode(_)) => {
+            Err(multiproc_queue::error::TryRecvError::Decode(_)) => {
                 prop_assert!(!reference, "the ring refused an archive bytecheck accepts");
             }
             Err(e) => prop_assert!(false, "unexpected error {e}"),

@@ -3,13 +3,13 @@
 //! world-writable mode, one owned by another user, or a name that points
 //! through a symlink is refused with a typed error; names are validated.
 
-use ipc_core::name::{path_of, unique_name};
-use ipc_core::object::ObjectError;
-use ipc_core::SegmentError;
-use ipc_queue::broadcast::{self, BroadcastRing};
-use ipc_queue::mpmc::{self, Mpmc};
-use ipc_queue::spsc::SpscRing;
-use ipc_sync::{Barrier, Condvar, Event, Mutex, ReentrantMutex, RwLock, Semaphore};
+use multiproc_core::name::{path_of, unique_name};
+use multiproc_core::object::ObjectError;
+use multiproc_core::SegmentError;
+use multiproc_queue::broadcast::{self, BroadcastRing};
+use multiproc_queue::mpmc::{self, Mpmc};
+use multiproc_queue::spsc::SpscRing;
+use multiproc_sync::{Barrier, Condvar, Event, Mutex, ReentrantMutex, RwLock, Semaphore};
 use std::any::Any;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -36,9 +36,9 @@ fn of_segment(e: &SegmentError) -> Outcome {
     }
 }
 
-fn sync<T>(r: Result<T, ipc_sync::ObjectError>) -> Result<T, Outcome> {
+fn sync<T>(r: Result<T, multiproc_sync::ObjectError>) -> Result<T, Outcome> {
     r.map_err(|e| match &e {
-        ipc_sync::ObjectError::Segment(s) => of_segment(s),
+        multiproc_sync::ObjectError::Segment(s) => of_segment(s),
         other => Outcome::Other(other.to_string()),
     })
 }
@@ -262,7 +262,7 @@ fn names_pointing_through_a_symlink_are_refused() {
 
 #[test]
 fn names_are_validated() {
-    let long = "x".repeat(ipc_core::name::MAX_NAME_LEN + 1);
+    let long = "x".repeat(multiproc_core::name::MAX_NAME_LEN + 1);
     let bad = [
         "",
         ".",

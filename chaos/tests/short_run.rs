@@ -9,7 +9,7 @@ use std::time::Duration;
 
 #[test]
 fn short_run() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let secs = std::env::var("IPC_CHAOS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -26,7 +26,7 @@ fn short_run() {
         rounds: None,
         seed,
         round_len: Duration::from_millis(400),
-        exec_args: Some(ipc_core::process::test_exec_args("short_run")),
+        exec_args: Some(multiproc_core::process::test_exec_args("short_run")),
         ..ipc_chaos::Config::default()
     };
     println!("ipc-chaos short run: seed {seed:#x}, {secs} s");

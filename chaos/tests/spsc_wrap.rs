@@ -2,7 +2,7 @@
 //! empty but its positions are not at the start: the producer must place a
 //! pad record first, and neither side may wait for ever on the other.
 
-use ipc_queue::spsc::SpscRing;
+use multiproc_queue::spsc::SpscRing;
 use std::time::Duration;
 
 #[test]

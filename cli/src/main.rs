@@ -12,7 +12,7 @@
 //! segments whose name starts with `P`. Reading never writes to a segment,
 //! never locks it and never waits for a peer: objects are opened read-only
 //! without following links and copied with `pread` (see
-//! [`ipc_core::inspect`]). `clean` removes what [`ipc_core::sweep`] removes
+//! [`multiproc_core::inspect`]). `clean` removes what [`multiproc_core::sweep`] removes
 //! and nothing else: segments whose creator is proven dead, and objects left
 //! without a header past a grace period; never a live creator's segment,
 //! another user's, another pid namespace's or another program's object.
@@ -73,7 +73,7 @@ enum Command {
         iterations: Option<u64>,
     },
     /// Remove stale segments: those whose creator is proven dead, as
-    /// ipc_core::sweep decides.
+    /// multiproc_core::sweep decides.
     Clean {
         /// Only list what would be removed.
         #[arg(long)]

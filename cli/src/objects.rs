@@ -3,12 +3,12 @@
 //! layer), so nothing is read at an offset the object's checks did not
 //! vouch for.
 
-use ipc_core::header::fnv1a64;
-use ipc_core::inspect::Snapshot;
-use ipc_core::object::ShmObject;
-use ipc_core::{Liveness, ProcessId};
-use ipc_queue::raw::spsc::{RawRing, Side};
-use ipc_queue::raw::PtrMem;
+use multiproc_core::header::fnv1a64;
+use multiproc_core::inspect::Snapshot;
+use multiproc_core::object::ShmObject;
+use multiproc_core::{Liveness, ProcessId};
+use multiproc_queue::raw::spsc::{RawRing, Side};
+use multiproc_queue::raw::PtrMem;
 use serde_json::{json, Map, Value};
 use std::ptr::NonNull;
 
@@ -151,7 +151,7 @@ fn spsc(mem: PtrMem) -> Option<Described> {
 
 fn pipe(mem: PtrMem) -> Option<Described> {
     let a = RawRing::attach(mem).ok()?;
-    let off = (ipc_queue::raw::spsc::DATA + a.capacity()).next_multiple_of(128);
+    let off = (multiproc_queue::raw::spsc::DATA + a.capacity()).next_multiple_of(128);
     let b = RawRing::attach(mem.split(off).1).ok()?;
     let mut counters = Map::new();
     let state = json!({
@@ -162,7 +162,7 @@ fn pipe(mem: PtrMem) -> Option<Described> {
 }
 
 fn mpmc(mem: PtrMem) -> Option<Described> {
-    let ring = ipc_queue::raw::mpmc::RawMpmc::attach(mem).ok()?;
+    let ring = multiproc_queue::raw::mpmc::RawMpmc::attach(mem).ok()?;
     let mut counters = Map::new();
     counters.insert("lost".into(), json!(ring.lost()));
     counters.insert("consumer_wakeups".into(), json!(ring.not_empty().wakeups()));
@@ -179,7 +179,7 @@ fn mpmc(mem: PtrMem) -> Option<Described> {
 }
 
 fn broadcast(mem: PtrMem) -> Option<Described> {
-    let ring = ipc_queue::raw::broadcast::RawBroadcast::attach(mem).ok()?;
+    let ring = multiproc_queue::raw::broadcast::RawBroadcast::attach(mem).ok()?;
     let mut counters = Map::new();
     counters.insert("published".into(), json!(ring.written()));
     counters.insert(
@@ -196,7 +196,7 @@ fn broadcast(mem: PtrMem) -> Option<Described> {
 }
 
 fn mutex(payload: &mut [u8]) -> Option<Described> {
-    let m = attach::<ipc_sync::raw::RawMutex>(payload)?;
+    let m = attach::<multiproc_sync::raw::RawMutex>(payload)?;
     let holder = m.holder().map(|(tid, p)| {
         json!({
             "pid": p.pid,
@@ -217,7 +217,7 @@ fn mutex(payload: &mut [u8]) -> Option<Described> {
 }
 
 fn semaphore(payload: &mut [u8]) -> Option<Described> {
-    let s = attach::<ipc_sync::raw::RawSemaphore>(payload)?;
+    let s = attach::<multiproc_sync::raw::RawSemaphore>(payload)?;
     let state = json!({ "permits": s.value(), "waiters": s.waiters() });
     Some(Described {
         state,
@@ -226,7 +226,7 @@ fn semaphore(payload: &mut [u8]) -> Option<Described> {
 }
 
 fn bounded_semaphore(payload: &mut [u8]) -> Option<Described> {
-    let s = attach::<ipc_sync::raw::RawBoundedSemaphore>(payload)?;
+    let s = attach::<multiproc_sync::raw::RawBoundedSemaphore>(payload)?;
     let state = json!({ "permits": s.value(), "bound": s.bound(), "waiters": s.waiters() });
     Some(Described {
         state,
@@ -235,7 +235,7 @@ fn bounded_semaphore(payload: &mut [u8]) -> Option<Described> {
 }
 
 fn barrier(payload: &mut [u8]) -> Option<Described> {
-    let b = attach::<ipc_sync::raw::RawBarrier>(payload)?;
+    let b = attach::<multiproc_sync::raw::RawBarrier>(payload)?;
     let state = json!({
         "parties": b.parties(),
         "waiting": b.n_waiting(),
@@ -248,7 +248,7 @@ fn barrier(payload: &mut [u8]) -> Option<Described> {
 }
 
 fn event(payload: &mut [u8]) -> Option<Described> {
-    let e = attach::<ipc_sync::raw::RawEvent>(payload)?;
+    let e = attach::<multiproc_sync::raw::RawEvent>(payload)?;
     Some(Described {
         state: json!({ "set": e.is_set() }),
         counters: Map::new(),

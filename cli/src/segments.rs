@@ -1,7 +1,7 @@
 //! `ipc list`, `ipc show` and `ipc clean`.
 
 use crate::objects;
-use ipc_core::inspect::{self, CreatorStatus, SegmentInfo};
+use multiproc_core::inspect::{self, CreatorStatus, SegmentInfo};
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -92,8 +92,8 @@ fn entry_json(info: &SegmentInfo, stale: bool, now: i64) -> Value {
     })
 }
 
-fn state_name(h: &ipc_core::header::HeaderFields) -> String {
-    use ipc_core::header::State;
+fn state_name(h: &multiproc_core::header::HeaderFields) -> String {
+    use multiproc_core::header::State;
     match h.state() {
         Some(State::Empty) => "empty".into(),
         Some(State::Initializing) => "initializing".into(),
@@ -106,7 +106,7 @@ fn state_name(h: &ipc_core::header::HeaderFields) -> String {
 /// The lines that tell how liveness is judged here, if anything limits it.
 fn liveness_notes(segs: &[SegmentInfo]) -> Vec<String> {
     let mut notes = Vec::new();
-    if !ipc_core::liveness::liveness_known() {
+    if !multiproc_core::liveness::liveness_known() {
         notes.push(
             "liveness cannot be judged here (/proc is unreadable or belongs to another pid \
              namespace): every creator counts as alive, and clean removes nothing"
@@ -130,7 +130,7 @@ fn liveness_notes(segs: &[SegmentInfo]) -> Vec<String> {
 /// `ipc list`.
 pub(crate) fn list(prefix: &str, json_out: bool) -> Result<(), Failure> {
     let segs = inspect::list(prefix)?;
-    let stale = ipc_core::sweep_dry_run(prefix)?;
+    let stale = multiproc_core::sweep_dry_run(prefix)?;
     let usage = inspect::shm_usage().ok();
     let notes = liveness_notes(&segs);
     let now = now();
@@ -142,7 +142,7 @@ pub(crate) fn list(prefix: &str, json_out: bool) -> Result<(), Failure> {
                 .map(|s| entry_json(s, stale.contains(&s.name), now))
                 .collect::<Vec<_>>(),
             "shm": usage.map(|u| json!({"total": u.total, "available": u.available})),
-            "liveness_known": ipc_core::liveness::liveness_known(),
+            "liveness_known": multiproc_core::liveness::liveness_known(),
             "notes": notes,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -222,7 +222,7 @@ pub(crate) fn show(prefix: &str, name: &str, json_out: bool) -> Result<(), Failu
         "type_version": h.type_version,
         "layout_hash": format!("{:#018x}", h.layout_hash),
         "abi": format!("{:#x}", h.abi),
-        "abi_matches": h.abi == ipc_core::header::ABI,
+        "abi_matches": h.abi == multiproc_core::header::ABI,
         "total_size": h.total_size,
         "payload_len": h.payload_len,
         "creator_pid": h.creator.pid,
@@ -308,9 +308,9 @@ fn plain(v: &Value) -> String {
 /// `ipc clean`.
 pub(crate) fn clean(prefix: &str, dry_run: bool, json_out: bool) -> Result<(), Failure> {
     let names = if dry_run {
-        ipc_core::sweep_dry_run(prefix)?
+        multiproc_core::sweep_dry_run(prefix)?
     } else {
-        ipc_core::sweep(prefix)?
+        multiproc_core::sweep(prefix)?
     };
     let mut names = names;
     names.sort();

@@ -37,7 +37,7 @@ fn sample(names: &[String]) -> Vec<Result<Map<String, Value>, String>> {
         .iter()
         .map(|name| {
             let mut snap =
-                ipc_core::inspect::snapshot(name, MAX_PAYLOAD).map_err(|e| e.to_string())?;
+                multiproc_core::inspect::snapshot(name, MAX_PAYLOAD).map_err(|e| e.to_string())?;
             objects::describe(&mut snap)
                 .map(|d| d.counters)
                 .ok_or_else(|| "no counters for this kind".to_owned())
@@ -69,7 +69,7 @@ pub(crate) fn watch(
     for n in names {
         check_prefix(prefix, n)?;
         // Fail at once (exit status 1) for a segment that cannot be read.
-        ipc_core::inspect::snapshot(n, 0)?;
+        multiproc_core::inspect::snapshot(n, 0)?;
     }
     if !(interval.is_finite() && interval > 0.0) {
         return Err("--interval must be a positive number of seconds".into());

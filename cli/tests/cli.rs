@@ -24,8 +24,11 @@ fn role() {
     };
     let hold: Box<dyn std::any::Any> = match role.as_str() {
         "spsc" => {
-            let ring = ipc_queue::spsc::SpscRing::create(&name, ipc_queue::spsc::Config::new(4096))
-                .unwrap();
+            let ring = multiproc_queue::spsc::SpscRing::create(
+                &name,
+                multiproc_queue::spsc::Config::new(4096),
+            )
+            .unwrap();
             let mut tx = ring.producer().unwrap();
             let mut rx = ring.consumer().unwrap();
             for _ in 0..3 {
@@ -36,13 +39,14 @@ fn role() {
             Box::new((tx, rx, ring))
         }
         "mutex" => {
-            let m: &'static ipc_sync::Mutex<u64> =
-                Box::leak(Box::new(ipc_sync::Mutex::create(&name, 7u64).unwrap()));
+            let m: &'static multiproc_sync::Mutex<u64> = Box::leak(Box::new(
+                multiproc_sync::Mutex::create(&name, 7u64).unwrap(),
+            ));
             let guard = m.lock().unwrap_or_else(|_| panic!("lock"));
             Box::new(guard)
         }
-        "semaphore" => Box::new(ipc_sync::Semaphore::create(&name, 2).unwrap()),
-        "barrier" => Box::new(ipc_sync::Barrier::create(&name, 3).unwrap()),
+        "semaphore" => Box::new(multiproc_sync::Semaphore::create(&name, 2).unwrap()),
+        "barrier" => Box::new(multiproc_sync::Barrier::create(&name, 3).unwrap()),
         other => panic!("unknown role {other}"),
     };
     println!("\nIPC-CLI-TEST-READY");
@@ -51,7 +55,7 @@ fn role() {
     drop(hold);
     if role == "mutex" {
         // The leaked mutex never drops: unlink its name as its creator.
-        let _ = std::fs::remove_file(ipc_core::name::path_of(&name));
+        let _ = std::fs::remove_file(multiproc_core::name::path_of(&name));
     }
 }
 
@@ -142,7 +146,7 @@ impl Drop for Scene {
         }
         // Only what this test named: never another entry of /dev/shm.
         for n in &self.names {
-            let _ = std::fs::remove_file(ipc_core::name::path_of(n));
+            let _ = std::fs::remove_file(multiproc_core::name::path_of(n));
         }
         for p in &self.planted {
             let _ = std::fs::remove_file(p);
@@ -158,7 +162,9 @@ fn ipc(args: &[&str]) -> Output {
 }
 
 fn exists(name: &str) -> bool {
-    ipc_core::name::path_of(name).symlink_metadata().is_ok()
+    multiproc_core::name::path_of(name)
+        .symlink_metadata()
+        .is_ok()
 }
 
 fn segment<'a>(list: &'a Value, name: &str) -> &'a Value {
@@ -261,10 +267,10 @@ fn planted_files_are_listed_but_never_followed_or_removed() {
     let target = std::env::temp_dir().join(format!("{}target", s.prefix));
     std::fs::write(&target, b"precious").unwrap();
     s.planted.push(target.clone());
-    let link = ipc_core::name::path_of(&format!("{}link", s.prefix));
+    let link = multiproc_core::name::path_of(&format!("{}link", s.prefix));
     std::os::unix::fs::symlink(&target, &link).unwrap();
     s.planted.push(link.clone());
-    let junk = ipc_core::name::path_of(&format!("{}junk", s.prefix));
+    let junk = multiproc_core::name::path_of(&format!("{}junk", s.prefix));
     std::fs::write(&junk, b"not a segment").unwrap();
     s.planted.push(junk.clone());
 

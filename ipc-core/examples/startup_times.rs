@@ -2,10 +2,10 @@
 //! create + open + unlink, and child start + join by fork and by spawn.
 //! Prints the median and 90th percentile of many runs.
 //!
-//! Run: `cargo run --release -p ipc-core --example startup_times [runs]`
+//! Run: `cargo run --release -p multiproc-core --example startup_times [runs]`
 
-use ipc_core::process::{self, Process, StartMethod};
-use ipc_core::{Kind, Segment};
+use multiproc_core::process::{self, Process, StartMethod};
+use multiproc_core::{Kind, Segment};
 use std::time::{Duration, Instant};
 
 fn child(x: u64) -> u64 {
@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(200);
     let kind = Kind::new("example/startup", 1, 0);
-    let name = ipc_core::name::unique_name("startup");
+    let name = multiproc_core::name::unique_name("startup");
 
     report(
         "named segment create+open+unlink (4 KiB)",
@@ -55,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let opened = Segment::builder(kind).name(&name).open()?;
             drop(opened);
             drop(created); // the creator unlinks
-            Ok::<(), ipc_core::SegmentError>(())
+            Ok::<(), multiproc_core::SegmentError>(())
         })?,
     );
     report(
@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if value == 42 {
                 Ok(())
             } else {
-                Err(ipc_core::ProcessError::Invalid("the child failed"))
+                Err(multiproc_core::ProcessError::Invalid("the child failed"))
             }
         })?;
         report(&format!("process start+join ({method:?})"), samples);

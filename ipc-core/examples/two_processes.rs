@@ -1,10 +1,10 @@
 //! Two processes share a named segment: the parent creates it, a spawned child
 //! opens it by name, checks the header, and writes a message the parent reads.
 //!
-//! Run: `cargo run --release -p ipc-core --example two_processes`
+//! Run: `cargo run --release -p multiproc-core --example two_processes`
 
-use ipc_core::process::{self, Process};
-use ipc_core::{Kind, Segment};
+use multiproc_core::process::{self, Process};
+use multiproc_core::{Kind, Segment};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const GREETING: Kind = Kind::new("example/greeting", 1, 0);
@@ -30,7 +30,7 @@ fn child(args: &[u8]) -> i32 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     process::init();
-    let name = ipc_core::name::unique_name("example");
+    let name = multiproc_core::name::unique_name("example");
     let seg = Segment::builder(GREETING).name(&name).size(4096).create()?;
     println!(
         "parent (pid {}): created {:?}, {} bytes",

@@ -28,13 +28,13 @@
 //! [`EntryError`], never a jump.
 //!
 //! Callers rarely use this module directly:
-//! [`Builder::spawn`](crate::process::Builder::spawn) and `ipc-pool` do. To
+//! [`Builder::spawn`](crate::process::Builder::spawn) and `multiproc-pool` do. To
 //! name a function, give its call type a [`Signature`] label and make a
 //! descriptor in an associated constant (one per instantiation when the
 //! type is generic):
 //!
 //! ```
-//! use ipc_core::entry::{EntryDescriptor, EntryRef, Signature};
+//! use multiproc_core::entry::{EntryDescriptor, EntryRef, Signature};
 //!
 //! #[derive(Clone, Copy)]
 //! struct Unary(fn(u64) -> u64);
@@ -52,7 +52,7 @@
 //! let name = EntryRef::of(DOUBLE)?; // send `name.to_raw()` to the other process
 //! let Unary(f) = EntryRef::from_raw(name.to_raw()).resolve::<Unary>()?;
 //! assert_eq!(f(21), 42);
-//! # Ok::<(), ipc_core::entry::EntryError>(())
+//! # Ok::<(), multiproc_core::entry::EntryError>(())
 //! ```
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! Error types of `ipc-core`.
+//! Error types of `multiproc-core`.
 
 use crate::header::HeaderError;
 use crate::liveness::IdentityError;

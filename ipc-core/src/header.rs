@@ -99,9 +99,9 @@ impl State {
 /// the crate that places data in the segment.
 ///
 /// ```
-/// use ipc_core::Kind;
-/// const RING: Kind = Kind::new("example/ring", 1, ipc_core::header::layout_hash(&[64, 8]));
-/// assert_eq!(RING.tag, ipc_core::header::fnv1a64(b"example/ring"));
+/// use multiproc_core::Kind;
+/// const RING: Kind = Kind::new("example/ring", 1, multiproc_core::header::layout_hash(&[64, 8]));
+/// assert_eq!(RING.tag, multiproc_core::header::fnv1a64(b"example/ring"));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Kind {

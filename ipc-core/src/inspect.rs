@@ -15,7 +15,7 @@
 //! other bytes from another process.
 //!
 //! ```
-//! use ipc_core::{inspect, name::unique_name, Kind, Segment};
+//! use multiproc_core::{inspect, name::unique_name, Kind, Segment};
 //!
 //! let name = unique_name("inspect-doc");
 //! let seg = Segment::builder(Kind::BYTES).name(&name).size(64).create()?;

@@ -2,8 +2,8 @@
 //! the `ipc` workspace.
 //!
 //! This crate is the only one in the workspace that talks to the kernel for
-//! shared memory, waiting and processes; `ipc-sync`, `ipc-queue` and
-//! `ipc-pool` build on it. It gives:
+//! shared memory, waiting and processes; `multiproc-sync`, `multiproc-queue` and
+//! `multiproc-pool` build on it. It gives:
 //!
 //! - [`Segment`]: a named (`shm_open`) or anonymous (`memfd_create`) mapping
 //!   that starts with a validated [`SegmentHeader`]; the payload behind it is
@@ -31,7 +31,7 @@
 //! parent reads what the child wrote:
 //!
 //! ```
-//! use ipc_core::{Kind, Process, Segment};
+//! use multiproc_core::{Kind, Process, Segment};
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //!
 //! let seg = Segment::builder(Kind::BYTES).size(64).create()?;
@@ -49,7 +49,7 @@
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
-    "ipc-core runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
+    "multiproc-core runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
      seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
 );
 
@@ -87,3 +87,8 @@ pub use shareable::Shareable;
 pub mod __private {
     pub use bytemuck;
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -8,9 +8,9 @@
 //! log too (forked children inherit the logger with the rest of memory).
 //!
 //! ```
-//! ipc_core::process::init();
-//! ipc_core::log_to_stderr(log::LevelFilter::Debug);
-//! // [INFO  ipc_core::process::child] MainProcess 4242: process "Process-1" started by spawn: pid 4243
+//! multiproc_core::process::init();
+//! multiproc_core::log_to_stderr(log::LevelFilter::Debug);
+//! // [INFO  multiproc_core::process::child] MainProcess 4242: process "Process-1" started by spawn: pid 4243
 //! ```
 
 use std::io::Write;

@@ -22,7 +22,7 @@
 //! bytes written by a hostile peer can only make the receive fail.
 //!
 //! ```
-//! use ipc_core::message::{Message, Pod};
+//! use multiproc_core::message::{Message, Pod};
 //!
 //! let mut bytes = Vec::new();
 //! 42u64.encode(&mut bytes)?;
@@ -81,7 +81,7 @@ pub trait Message: Sized {
     /// allocates only while that buffer grows to the largest message.
     ///
     /// ```
-    /// use ipc_core::message::Message;
+    /// use multiproc_core::message::Message;
     ///
     /// // A number lends its own bytes; a string is encoded into the buffer.
     /// assert_eq!(7u64.with_encoded(|bytes| bytes.len())?, 8);
@@ -174,9 +174,9 @@ pub enum DecodeError {
 /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 /// #[repr(C)]
 /// struct Tick { price: u64, qty: u32, side: u32 }
-/// ipc_core::impl_shareable!(Tick);
+/// multiproc_core::impl_shareable!(Tick);
 ///
-/// use ipc_core::message::{Message, Pod};
+/// use multiproc_core::message::{Message, Pod};
 /// let mut bytes = Vec::new();
 /// Pod(Tick { price: 10, qty: 2, side: 1 }).encode(&mut bytes)?;
 /// assert_eq!(bytes.len(), 16);

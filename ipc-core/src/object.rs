@@ -25,8 +25,8 @@
 //! same six constructors from [`handle_constructors!`](crate::handle_constructors).
 //!
 //! ```
-//! use ipc_core::object::{ObjectError, Placed, ShmObject};
-//! use ipc_core::{Kind, Shareable};
+//! use multiproc_core::object::{ObjectError, Placed, ShmObject};
+//! use multiproc_core::{Kind, Shareable};
 //! use std::ptr::NonNull;
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //!
@@ -53,8 +53,8 @@
 //!         unsafe { mem.cast::<Counter>().write(c) };
 //!     }
 //!     unsafe fn attach<'a>(mem: NonNull<u8>, len: usize) -> Result<&'a Counter, ObjectError> {
-//!         let c = ipc_core::object::checked_ref::<Counter>(mem, len)?;
-//!         ipc_core::object::check_tag("counter", TAG, c.tag.load(Ordering::Relaxed))?;
+//!         let c = multiproc_core::object::checked_ref::<Counter>(mem, len)?;
+//!         multiproc_core::object::check_tag("counter", TAG, c.tag.load(Ordering::Relaxed))?;
 //!         Ok(c)
 //!     }
 //! }
@@ -63,7 +63,7 @@
 //! c.value.fetch_add(1, Ordering::Relaxed);
 //! let again = Placed::<Counter>::at(c.segment().clone(), 0)?;
 //! assert_eq!(again.value.load(Ordering::Relaxed), 42);
-//! # Ok::<(), ipc_core::object::ObjectError>(())
+//! # Ok::<(), multiproc_core::object::ObjectError>(())
 //! ```
 
 use crate::error::{OffsetError, SegmentError};
@@ -541,9 +541,9 @@ pub trait Handle: Sized {
 /// the configuration argument.
 ///
 /// ```ignore
-/// ipc_core::handle_constructors!(impl[] Semaphore, "semaphore");
-/// ipc_core::handle_constructors!(impl[T: Shareable] Mutex<T>, "mutex");
-/// ipc_core::handle_constructors!(impl[] Event, "event", ());
+/// multiproc_core::handle_constructors!(impl[] Semaphore, "semaphore");
+/// multiproc_core::handle_constructors!(impl[T: Shareable] Mutex<T>, "mutex");
+/// multiproc_core::handle_constructors!(impl[] Event, "event", ());
 /// ```
 #[macro_export]
 macro_rules! handle_constructors {

@@ -13,7 +13,7 @@ use std::ops::Range;
 /// returns the byte range.
 ///
 /// ```
-/// use ipc_core::offset::check_range;
+/// use multiproc_core::offset::check_range;
 /// assert_eq!(check_range(8, 8, 16), Ok(8..16));
 /// assert!(check_range(9, 8, 16).is_err());
 /// assert!(check_range(u64::MAX, 2, 16).is_err());

@@ -76,8 +76,8 @@ unsafe impl<T: Shareable, const N: usize> Shareable for [T; N] {}
 /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 /// #[repr(C)]
 /// struct Tick { price: u64, qty: u32, side: u32 }
-/// ipc_core::impl_shareable!(Tick);
-/// fn is_shareable<T: ipc_core::Shareable>() {}
+/// multiproc_core::impl_shareable!(Tick);
+/// fn is_shareable<T: multiproc_core::Shareable>() {}
 /// is_shareable::<Tick>();
 /// ```
 #[macro_export]
@@ -102,7 +102,7 @@ macro_rules! impl_shareable {
 /// two builds.
 ///
 /// ```
-/// ipc_core::assert_layout!(u64, size = 8, align = 8);
+/// multiproc_core::assert_layout!(u64, size = 8, align = 8);
 /// ```
 #[macro_export]
 macro_rules! assert_layout {

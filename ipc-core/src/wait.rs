@@ -81,7 +81,7 @@ pub enum Phase {
 /// of their own (a lock word, a ring index).
 ///
 /// ```
-/// use ipc_core::wait::{Backoff, Phase, WaitStrategy};
+/// use multiproc_core::wait::{Backoff, Phase, WaitStrategy};
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// let flag = AtomicBool::new(true);
 /// let mut b = Backoff::new(WaitStrategy::ADAPTIVE);

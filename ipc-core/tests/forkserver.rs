@@ -1,15 +1,17 @@
 //! The fork server: children forked from a clean, single-threaded image,
 //! started from this multi-threaded test harness.
 
-use ipc_core::process::{self, active_children, test_exec_args, ExitStatus, Process, StartMethod};
+use multiproc_core::process::{
+    self, active_children, test_exec_args, ExitStatus, Process, StartMethod,
+};
 
 fn exit_with(args: &[u8]) -> i32 {
     i32::from(args.first().copied().unwrap_or(0))
 }
 
 fn report_identity(args: &[u8]) -> i32 {
-    let me = ipc_core::current_process();
-    let parent = ipc_core::parent_process();
+    let me = multiproc_core::current_process();
+    let parent = multiproc_core::parent_process();
     // The fork server's children are this test process's own children.
     let ok = me.name == "served-child"
         && parent.is_some_and(|p| p.pid == u32::from_le_bytes(args.try_into().unwrap_or([0; 4])));
@@ -20,7 +22,7 @@ fn report_identity(args: &[u8]) -> i32 {
     }
 }
 
-fn builder(test: &str) -> ipc_core::process::Builder {
+fn builder(test: &str) -> multiproc_core::process::Builder {
     Process::builder().exec_args(test_exec_args(test))
 }
 

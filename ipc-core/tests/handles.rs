@@ -3,9 +3,9 @@
 
 #![cfg(feature = "serde")]
 
-use ipc_core::object::{check_tag, checked_ref, ObjectError, Placed, ShmObject};
-use ipc_core::process::{self, test_exec_args, Process};
-use ipc_core::Kind;
+use multiproc_core::object::{check_tag, checked_ref, ObjectError, Placed, ShmObject};
+use multiproc_core::process::{self, test_exec_args, Process};
+use multiproc_core::Kind;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -54,7 +54,7 @@ fn bump((a, b, by): (Placed<Counter>, Placed<Counter>, u64)) -> (u64, u64) {
 fn placed_objects_travel_in_a_childs_arguments() {
     process::init();
     let anon = Placed::<Counter>::anonymous(10).unwrap();
-    let name = ipc_core::name::unique_name("handles");
+    let name = multiproc_core::name::unique_name("handles");
     let named = Placed::<Counter>::create(&name, 100).unwrap();
     let child = Process::builder()
         .exec_args(test_exec_args(
@@ -71,7 +71,7 @@ fn placed_objects_travel_in_a_childs_arguments() {
 fn an_anonymous_object_cannot_travel_outside_a_childs_arguments() {
     let anon = Placed::<Counter>::anonymous(1).unwrap();
     let mut bytes = Vec::new();
-    let e = ipc_core::message::Message::encode(&anon, &mut bytes).unwrap_err();
+    let e = multiproc_core::message::Message::encode(&anon, &mut bytes).unwrap_err();
     assert!(e.to_string().contains("arguments of a child"), "{e}");
 }
 
@@ -79,7 +79,7 @@ fn an_anonymous_object_cannot_travel_outside_a_childs_arguments() {
 fn the_refusal_reads_once() {
     let anon = Placed::<Counter>::anonymous(1).unwrap();
     let mut bytes = Vec::new();
-    let e = ipc_core::message::Message::encode(&anon, &mut bytes).unwrap_err();
+    let e = multiproc_core::message::Message::encode(&anon, &mut bytes).unwrap_err();
     assert_eq!(
         e.to_string().matches("cannot send a handle").count(),
         1,

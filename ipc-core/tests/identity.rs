@@ -5,9 +5,9 @@
 
 mod common;
 use common::spawn;
-use ipc_core::name::{path_of, unique_name};
-use ipc_core::process::{self, ExitStatus};
-use ipc_core::{Kind, ProcessId, Segment, SegmentError};
+use multiproc_core::name::{path_of, unique_name};
+use multiproc_core::process::{self, ExitStatus};
+use multiproc_core::{Kind, ProcessId, Segment, SegmentError};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

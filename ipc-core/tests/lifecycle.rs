@@ -1,6 +1,6 @@
 //! Python's lifecycle calls: `close`, `active_children`, `log_to_stderr`.
 
-use ipc_core::process::{self, active_children, test_exec_args, ExitStatus, Process};
+use multiproc_core::process::{self, active_children, test_exec_args, ExitStatus, Process};
 use std::time::Duration;
 
 fn sleeps(_: &[u8]) -> i32 {
@@ -71,9 +71,9 @@ fn role_logs_to_stderr() {
     if std::env::var_os("IPC_TEST_ROLE_LOG").is_none() {
         return;
     }
-    assert!(ipc_core::log_to_stderr(log::LevelFilter::Info));
+    assert!(multiproc_core::log_to_stderr(log::LevelFilter::Info));
     assert!(
-        !ipc_core::log_to_stderr(log::LevelFilter::Info),
+        !multiproc_core::log_to_stderr(log::LevelFilter::Info),
         "installed once"
     );
     let child = Process::builder()

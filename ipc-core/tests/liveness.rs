@@ -7,9 +7,9 @@
 //! `unshare -p -f` with a role in `IPC_TEST_ROLE`; they are skipped, with
 //! the reason printed, where `unshare` is missing or not permitted.
 
-use ipc_core::name::{path_of, unique_name};
-use ipc_core::process::{self, test_exec_args, ExitStatus, Process};
-use ipc_core::{Kind, Liveness, ProcessId, Segment, SegmentError};
+use multiproc_core::name::{path_of, unique_name};
+use multiproc_core::process::{self, test_exec_args, ExitStatus, Process};
+use multiproc_core::{Kind, Liveness, ProcessId, Segment, SegmentError};
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
@@ -274,7 +274,7 @@ fn a_segment_from_another_pid_namespace_is_refused_both_ways() {
     // From outside: the inside creator can be neither opened nor reclaimed.
     let open = Segment::builder(K).name(&inside).open();
     let create = Segment::builder(K).name(&inside).size(64).create();
-    let swept = ipc_core::sweep(&prefix).unwrap();
+    let swept = multiproc_core::sweep(&prefix).unwrap();
     assert!(exists(&inside), "the live inside segment was removed");
     assert!(exists(&outside), "our segment was removed from inside");
     assert!(
@@ -340,7 +340,7 @@ fn child_create_and_vanish(args: &[u8]) -> i32 {
 #[test]
 fn a_header_naming_another_pid_namespace_is_refused_and_never_reclaimed() {
     process::init();
-    let here = ipc_core::liveness::PidNamespace::current();
+    let here = multiproc_core::liveness::PidNamespace::current();
     assert_ne!(here.ino, 0, "a test process can read /proc/self/ns/pid");
     // Opened by name, and mapped from a descriptor.
     let name = unique_name("pidns-forged");
@@ -383,9 +383,9 @@ fn a_header_naming_another_pid_namespace_is_refused_and_never_reclaimed() {
         matches!(r, Err(SegmentError::AlreadyExists { .. })),
         "{r:?}"
     );
-    assert!(ipc_core::sweep(&prefix).unwrap().is_empty());
+    assert!(multiproc_core::sweep(&prefix).unwrap().is_empty());
     assert!(exists(&stale));
     forge_namespace(&file, here.ino);
-    assert_eq!(ipc_core::sweep(&prefix).unwrap(), vec![stale.clone()]);
+    assert_eq!(multiproc_core::sweep(&prefix).unwrap(), vec![stale.clone()]);
     assert!(!exists(&stale));
 }

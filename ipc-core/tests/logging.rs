@@ -2,7 +2,7 @@
 
 mod common;
 use common::ForkInTest;
-use ipc_core::{Kind, Process, Segment};
+use multiproc_core::{Kind, Process, Segment};
 use std::sync::Mutex;
 
 static RECORDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -28,7 +28,7 @@ static LOGGER: Capture = Capture;
 fn segment_and_process_lifecycles_are_logged() {
     log::set_logger(&LOGGER).unwrap();
     log::set_max_level(log::LevelFilter::Debug);
-    let name = ipc_core::name::unique_name("log");
+    let name = multiproc_core::name::unique_name("log");
     let seg = Segment::builder(Kind::BYTES)
         .name(&name)
         .size(64)

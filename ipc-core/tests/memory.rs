@@ -1,12 +1,12 @@
 //! A segment larger than the machine can hold is a typed error before
 //! anything is allocated, never a kill by the OOM killer.
 
-use ipc_core::memory::MemoryLimit;
-use ipc_core::{Kind, Segment, SegmentError};
+use multiproc_core::memory::MemoryLimit;
+use multiproc_core::{Kind, Segment, SegmentError};
 
 #[test]
 fn a_terabyte_anonymous_segment_is_a_typed_error() {
-    let available = ipc_core::memory::available(false)
+    let available = multiproc_core::memory::available(false)
         .map(|(free, _)| free)
         .expect("/proc/meminfo is readable");
     assert!(available < 1 << 40, "this test needs a machine below 1 TiB");

@@ -7,9 +7,9 @@
 
 mod common;
 use common::spawn;
-use ipc_core::name::{path_of, unique_name};
-use ipc_core::process::{self, ExitStatus, Process};
-use ipc_core::{Kind, Segment};
+use multiproc_core::name::{path_of, unique_name};
+use multiproc_core::process::{self, ExitStatus, Process};
+use multiproc_core::{Kind, Segment};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
@@ -312,7 +312,7 @@ fn sweep_skips_planted_objects_and_sweeps_the_rest() {
     // ... and after it.
     Plant::Symlink.make(&n("z-link"), &n("live")).unwrap();
     Plant::Directory.make(&n("z-dir"), "").unwrap();
-    let removed = ipc_core::sweep(&prefix).expect("sweep skips what is not ours");
+    let removed = multiproc_core::sweep(&prefix).expect("sweep skips what is not ours");
     assert_eq!(removed, vec![n("stale")]);
     assert!(!exists(&n("stale")));
     for (name, plant) in [

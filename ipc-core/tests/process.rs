@@ -3,8 +3,8 @@
 
 mod common;
 use common::ForkInTest;
-use ipc_core::process::{self, test_exec_args, ExitStatus, Process};
-use ipc_core::ProcessError;
+use multiproc_core::process::{self, test_exec_args, ExitStatus, Process};
+use multiproc_core::ProcessError;
 use std::time::{Duration, Instant};
 
 fn exit_with(args: &[u8]) -> i32 {
@@ -12,8 +12,8 @@ fn exit_with(args: &[u8]) -> i32 {
 }
 
 fn report_identity(_: &[u8]) -> i32 {
-    let me = ipc_core::current_process();
-    let parent = ipc_core::parent_process();
+    let me = multiproc_core::current_process();
+    let parent = multiproc_core::parent_process();
     if me.name == "spawned-child" && parent.as_ref().is_some_and(|p| p.name == "MainProcess") {
         0
     } else {
@@ -273,8 +273,8 @@ fn forked_closure_panic_is_exit_code_1_and_result_is_the_code() {
     let child = Process::builder()
         .name("forked-child")
         .fork_in_test(|| {
-            let parent = ipc_core::parent_process();
-            let ok = ipc_core::current_process().name == "forked-child"
+            let parent = multiproc_core::parent_process();
+            let ok = multiproc_core::current_process().name == "forked-child"
                 && parent.is_some_and(|p| p.name == "MainProcess");
             if ok {
                 0
@@ -285,7 +285,7 @@ fn forked_closure_panic_is_exit_code_1_and_result_is_the_code() {
         .unwrap();
     assert_eq!(child.join().unwrap(), ExitStatus::Code(0));
     assert!(
-        ipc_core::parent_process().is_none(),
+        multiproc_core::parent_process().is_none(),
         "the test process has no ipc parent"
     );
     let child = Process::builder()
@@ -367,7 +367,7 @@ fn a_daemon_dies_with_its_parent() {
     }
     let pid = u32::from_ne_bytes(buf);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while ipc_core::ProcessId::of(pid).is_some_and(|p| p.is_alive()) {
+    while multiproc_core::ProcessId::of(pid).is_some_and(|p| p.is_alive()) {
         assert!(
             Instant::now() < deadline,
             "daemon grandchild {pid} outlived its parent"

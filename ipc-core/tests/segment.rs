@@ -2,10 +2,10 @@
 
 mod common;
 use common::{spawn, ForkInTest};
-use ipc_core::header::{layout_hash, HeaderError};
-use ipc_core::name::{path_of, unique_name};
-use ipc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
-use ipc_core::{Kind, Segment, SegmentError};
+use multiproc_core::header::{layout_hash, HeaderError};
+use multiproc_core::name::{path_of, unique_name};
+use multiproc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
+use multiproc_core::{Kind, Segment, SegmentError};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -333,7 +333,7 @@ fn sweep_removes_dead_creators_segments_only() {
         .size(64)
         .create()
         .unwrap();
-    let mut removed = ipc_core::sweep(&prefix).unwrap();
+    let mut removed = multiproc_core::sweep(&prefix).unwrap();
     removed.sort();
     assert_eq!(removed, dead.to_vec());
     assert!(exists(&live_name));
@@ -706,7 +706,7 @@ fn an_unsealed_memfd_received_over_a_socket_is_refused() {
     let seg = Segment::builder(K).size(64).create().unwrap();
     let fd = unsealed_copy(&seg);
     let (a, b) = UnixStream::pair().unwrap();
-    ipc_core::fdpass::send_fds(&a, &K.tag.to_le_bytes(), &[fd.as_fd()]).unwrap();
+    multiproc_core::fdpass::send_fds(&a, &K.tag.to_le_bytes(), &[fd.as_fd()]).unwrap();
     let r = Segment::receive(&b, K);
     assert!(matches!(r, Err(SegmentError::Unsealed { .. })), "{r:?}");
     shrink(&fd);

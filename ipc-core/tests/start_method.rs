@@ -1,7 +1,7 @@
 //! Python's `set_start_method`: chosen once for the program. (A test binary
 //! of its own: the choice is global to the process.)
 
-use ipc_core::process::{self, set_start_method, start_method, StartMethod};
+use multiproc_core::process::{self, set_start_method, start_method, StartMethod};
 
 #[test]
 fn the_start_method_is_chosen_once() {
@@ -14,9 +14,9 @@ fn the_start_method_is_chosen_once() {
     assert_eq!(start_method(), StartMethod::Fork);
     // Every builder now forks: here, in the multi-threaded test harness,
     // the checked fork refuses, which shows the default took.
-    let r = ipc_core::Process::builder().start(|x: u8| x, 1u8);
+    let r = multiproc_core::Process::builder().start(|x: u8| x, 1u8);
     assert!(matches!(
         r,
-        Err(ipc_core::ProcessError::MultiThreaded { .. })
+        Err(multiproc_core::ProcessError::MultiThreaded { .. })
     ));
 }

@@ -2,8 +2,8 @@
 //! (`serde` values here), by spawn and by the checked fork.
 #![cfg(feature = "serde")]
 
-use ipc_core::process::{self, test_exec_args, ExitStatus, Process, StartMethod};
-use ipc_core::ProcessError;
+use multiproc_core::process::{self, test_exec_args, ExitStatus, Process, StartMethod};
+use multiproc_core::ProcessError;
 use std::time::Duration;
 
 fn triple(x: u32) -> u32 {

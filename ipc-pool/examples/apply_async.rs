@@ -1,8 +1,8 @@
 //! `apply`, `apply_async` with a callback, and `map_async` with a timeout.
 //!
-//! Run: `cargo run --release -p ipc-pool --example apply_async`
+//! Run: `cargo run --release -p multiproc-pool --example apply_async`
 
-use ipc_pool::Pool;
+use multiproc_pool::Pool;
 use std::time::Duration;
 
 fn fib(n: u32) -> u64 {
@@ -13,8 +13,8 @@ fn fib(n: u32) -> u64 {
     }
 }
 
-fn main() -> Result<(), ipc_pool::PoolError> {
-    ipc_core::process::init();
+fn main() -> Result<(), multiproc_pool::PoolError> {
+    multiproc_core::process::init();
     let pool = Pool::new(2)?;
     println!("apply: fib(30) = {}", pool.apply(fib, 30)?);
 

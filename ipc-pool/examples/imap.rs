@@ -1,9 +1,9 @@
 //! `imap` over an input far too large to hold in memory, with a progress
 //! hook, and `imap_unordered`.
 //!
-//! Run: `cargo run --release -p ipc-pool --example imap`
+//! Run: `cargo run --release -p multiproc-pool --example imap`
 
-use ipc_pool::Pool;
+use multiproc_pool::Pool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -14,8 +14,8 @@ fn is_prime(n: u64) -> bool {
             .all(|d| !n.is_multiple_of(d))
 }
 
-fn main() -> Result<(), ipc_pool::PoolError> {
-    ipc_core::process::init();
+fn main() -> Result<(), multiproc_pool::PoolError> {
+    multiproc_core::process::init();
     let seen = Arc::new(AtomicU64::new(0));
     let s2 = Arc::clone(&seen);
     let pool = Pool::builder()

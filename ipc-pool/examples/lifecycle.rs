@@ -1,9 +1,9 @@
 //! An initializer, `max_tasks_per_child`, a per-task timeout, `close` +
 //! `join`, and `terminate`.
 //!
-//! Run: `cargo run --release -p ipc-pool --example lifecycle`
+//! Run: `cargo run --release -p multiproc-pool --example lifecycle`
 
-use ipc_pool::{Pool, TaskError};
+use multiproc_pool::{Pool, TaskError};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,8 +25,8 @@ fn maybe_stuck(x: u64) -> u64 {
     x
 }
 
-fn main() -> Result<(), ipc_pool::PoolError> {
-    ipc_core::process::init();
+fn main() -> Result<(), multiproc_pool::PoolError> {
+    multiproc_core::process::init();
     let mut pool = Pool::builder()
         .workers(2)
         .initializer(load_config)

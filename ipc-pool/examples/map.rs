@@ -1,9 +1,9 @@
 //! `map`, `map_chunked`, `starmap` and `map_results` on a pool of two
 //! spawned workers.
 //!
-//! Run: `cargo run --release -p ipc-pool --example map`
+//! Run: `cargo run --release -p multiproc-pool --example map`
 
-use ipc_pool::{Pool, TaskError};
+use multiproc_pool::{Pool, TaskError};
 
 fn collatz_steps(mut n: u64) -> u32 {
     let mut steps = 0;
@@ -27,8 +27,8 @@ fn checked_inverse(x: i32) -> f64 {
     1.0 / f64::from(x)
 }
 
-fn main() -> Result<(), ipc_pool::PoolError> {
-    ipc_core::process::init();
+fn main() -> Result<(), multiproc_pool::PoolError> {
+    multiproc_core::process::init();
     let mut pool = Pool::new(2)?;
     println!("workers: {:?}", pool.worker_pids());
 

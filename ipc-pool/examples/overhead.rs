@@ -2,10 +2,10 @@
 //! a trivial function (chunksize 1 and the default), start + shutdown with
 //! 2 workers, and the speed-up of a CPU-bound map on 2 workers.
 //!
-//! Run: `cargo run --release -p ipc-pool --example overhead`
+//! Run: `cargo run --release -p multiproc-pool --example overhead`
 
-use ipc_core::process::StartMethod;
-use ipc_pool::Pool;
+use multiproc_core::process::StartMethod;
+use multiproc_pool::Pool;
 use std::time::{Duration, Instant};
 
 fn identity(x: u64) -> u64 {
@@ -27,7 +27,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let n: u64 = 200_000;
     let pool = Pool::new(2)?;
     pool.map(identity, 0..1000u64)?; // warm-up

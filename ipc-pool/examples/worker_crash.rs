@@ -2,9 +2,9 @@
 //! an error naming it, a replacement takes its place, and every other task
 //! completes. (Python's `Pool.map` would hang here for ever.)
 //!
-//! Run: `cargo run --release -p ipc-pool --example worker_crash`
+//! Run: `cargo run --release -p multiproc-pool --example worker_crash`
 
-use ipc_pool::{Pool, TaskError};
+use multiproc_pool::{Pool, TaskError};
 use std::time::Duration;
 
 fn slow_double(x: u64) -> u64 {
@@ -12,8 +12,8 @@ fn slow_double(x: u64) -> u64 {
     x * 2
 }
 
-fn main() -> Result<(), ipc_pool::PoolError> {
-    ipc_core::process::init();
+fn main() -> Result<(), multiproc_pool::PoolError> {
+    multiproc_core::process::init();
     let pool = Pool::new(2)?;
     let victim = pool.worker_pids()[0];
     let results = std::thread::scope(|s| {

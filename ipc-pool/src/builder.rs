@@ -6,8 +6,8 @@ use crate::pool::Pool;
 use crate::protocol;
 use crate::supervisor::{self, Config, DeathPolicy, Progress, Shared};
 use crate::worker;
-use ipc_core::message::Message;
-use ipc_core::process::StartMethod;
+use multiproc_core::message::Message;
+use multiproc_core::process::StartMethod;
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -29,14 +29,14 @@ impl PoolBuilder {
     /// single-threaded image of the program, so this is safe whatever
     /// threads the program runs. Like spawned workers (the default), the
     /// functions a pool runs must be function items or closures that
-    /// capture nothing, and `main` must call `ipc_core::process::init()`
+    /// capture nothing, and `main` must call `multiproc_core::process::init()`
     /// first.
     pub fn forkserver_workers(mut self) -> Self {
         self.cfg.method = StartMethod::ForkServer;
         self
     }
 
-    /// The number of worker processes (default: [`ipc_core::cpu_count`]).
+    /// The number of worker processes (default: [`multiproc_core::cpu_count`]).
     pub fn workers(mut self, n: usize) -> Self {
         self.cfg.workers = n;
         self
@@ -44,14 +44,14 @@ impl PoolBuilder {
 
     /// Workers are forked copies of this process instead of spawned ones
     /// (the default re-executes the program, which needs
-    /// `ipc_core::process::init()` first thing in `main`; see
-    /// [`ipc_core::process`]). Forked workers start several times faster
+    /// `multiproc_core::process::init()` first thing in `main`; see
+    /// [`multiproc_core::process`]). Forked workers start several times faster
     /// and need no `init`.
     ///
     /// # Safety
     /// Workers are forked from the pool's supervisor thread while the rest
     /// of the program runs, whenever one is started or replaced, so the
-    /// rules of [`ipc_core::process::Builder::fork_unchecked`] apply to
+    /// rules of [`multiproc_core::process::Builder::fork_unchecked`] apply to
     /// everything the workers run (the functions given to the pool and the
     /// initializer): they must not use a lock another thread of this
     /// process may hold at a fork (`std::sync` locks of the program,
@@ -132,8 +132,8 @@ impl PoolBuilder {
     }
 
     /// Arguments of the re-executed binary for spawned workers (see
-    /// [`ipc_core::process::Builder::exec_args`]); in a test binary,
-    /// `ipc_core::process::test_exec_args("the_test")`.
+    /// [`multiproc_core::process::Builder::exec_args`]); in a test binary,
+    /// `multiproc_core::process::test_exec_args("the_test")`.
     pub fn exec_args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -158,9 +158,9 @@ impl PoolBuilder {
     /// ```
     /// let offset = 100u64; // captured
     /// // SAFETY: the closure only adds; it uses no lock another thread holds.
-    /// let pool = unsafe { ipc_pool::Pool::builder().workers(2).build_with(move |x: u64| x + offset) }?;
+    /// let pool = unsafe { multiproc_pool::Pool::builder().workers(2).build_with(move |x: u64| x + offset) }?;
     /// assert_eq!(pool.map(0..3u64)?, vec![100, 101, 102]);
-    /// # Ok::<(), ipc_pool::PoolError>(())
+    /// # Ok::<(), multiproc_pool::PoolError>(())
     /// ```
     ///
     /// # Safety
@@ -238,7 +238,7 @@ impl Pool {
     pub fn builder() -> PoolBuilder {
         PoolBuilder {
             cfg: Config {
-                workers: ipc_core::cpu_count(),
+                workers: multiproc_core::cpu_count(),
                 method: StartMethod::Spawn,
                 initializer: None,
                 max_tasks_per_child: 0,

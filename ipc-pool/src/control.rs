@@ -5,9 +5,9 @@
 //! trusted for memory safety: a slot holds numbers the parent compares with
 //! its own bookkeeping, never offsets or pointers.
 
-use ipc_core::header::layout_hash;
-use ipc_core::wait::EventCount;
-use ipc_core::{Kind, Segment, SegmentError};
+use multiproc_core::header::layout_hash;
+use multiproc_core::wait::EventCount;
+use multiproc_core::{Kind, Segment, SegmentError};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Worker slot states.
@@ -32,8 +32,8 @@ pub(crate) struct Slot {
 }
 
 // SAFETY: `#[repr(C)]`, atomics only (every bit pattern valid), no pointers.
-unsafe impl ipc_core::Shareable for Slot {}
-ipc_core::assert_layout!(Slot, size = 64, align = 64);
+unsafe impl multiproc_core::Shareable for Slot {}
+multiproc_core::assert_layout!(Slot, size = 64, align = 64);
 
 /// The head of the control segment.
 #[repr(C, align(64))]
@@ -45,8 +45,8 @@ pub(crate) struct Head {
 }
 
 // SAFETY: `#[repr(C)]`, an EventCount (shareable) and atomics, no pointers.
-unsafe impl ipc_core::Shareable for Head {}
-ipc_core::assert_layout!(Head, size = 64, align = 64);
+unsafe impl multiproc_core::Shareable for Head {}
+multiproc_core::assert_layout!(Head, size = 64, align = 64);
 
 const KIND: Kind = Kind::new("ipc-pool/control", 1, layout_hash(&[64, 64]));
 

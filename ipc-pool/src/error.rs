@@ -1,6 +1,6 @@
 //! Errors of the pool: per task ([`TaskError`]) and per call ([`PoolError`]).
 
-use ipc_core::process::ExitStatus;
+use multiproc_core::process::ExitStatus;
 use std::time::Duration;
 
 /// Why one task (one input item) has no result.
@@ -115,8 +115,8 @@ pub enum PoolError {
     Timeout,
     /// Starting a worker failed.
     #[error(transparent)]
-    Process(#[from] ipc_core::ProcessError),
+    Process(#[from] multiproc_core::ProcessError),
     /// Creating shared memory failed.
     #[error(transparent)]
-    Segment(#[from] ipc_core::SegmentError),
+    Segment(#[from] multiproc_core::SegmentError),
 }

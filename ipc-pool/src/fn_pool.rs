@@ -5,7 +5,7 @@ use crate::imap::IMap;
 use crate::pool::{Pool, Target};
 use crate::results::{AsyncResult, MapResult};
 use crate::worker;
-use ipc_core::message::Message;
+use multiproc_core::message::Message;
 use std::marker::PhantomData;
 
 /// A pool whose workers run one closure, given to

@@ -4,7 +4,7 @@
 use crate::error::{PoolError, TaskError};
 use crate::job::{decode_outputs, Job, Wake};
 use crate::pool::{Chunking, Pool, Target};
-use ipc_core::message::Message;
+use multiproc_core::message::Message;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::Arc;

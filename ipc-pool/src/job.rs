@@ -4,7 +4,7 @@
 
 use crate::error::TaskError;
 use crate::protocol::{take_value, ProtocolError, OUTPUT_PANIC, OUTPUT_VALUE};
-use ipc_core::message::Message;
+use multiproc_core::message::Message;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;

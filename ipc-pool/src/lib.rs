@@ -7,7 +7,7 @@
 //! [`Pool::apply`], [`Pool::apply_async`], [`Pool::starmap`] (and a
 //! capturing closure with forked workers: [`PoolBuilder::build_with`]), with Python's
 //! chunking, `close`, `join` and `terminate`. Inputs and outputs cross the
-//! process boundary through shared-memory rings (`ipc-queue`), encoded by
+//! process boundary through shared-memory rings (`multiproc-queue`), encoded by
 //! [`Message`]: plain-old-data is copied as it is.
 //!
 //! What it does differently from Python:
@@ -29,8 +29,8 @@
 //! compiled; for a capturing closure, use [`PoolBuilder::build_with`].
 //!
 //! Spawned workers (the default) re-execute the program, so call
-//! `ipc_core::process::init()` first thing in `main` (in a test, see
-//! `ipc_core::process::test_exec_args`). If the program does not, its
+//! `multiproc_core::process::init()` first thing in `main` (in a test, see
+//! `multiproc_core::process::test_exec_args`). If the program does not, its
 //! workers exit without serving and the pool breaks at once with an error
 //! that says so ([`TaskError::PoolBroken`] for the tasks, [`PoolError::Broken`]
 //! afterwards). Forked workers need no `init`, but are chosen with the
@@ -44,17 +44,17 @@
 //!     x * x
 //! }
 //!
-//! ipc_core::process::init(); // first thing in main: spawned workers start here
-//! let pool = ipc_pool::Pool::new(2)?;
+//! multiproc_core::process::init(); // first thing in main: spawned workers start here
+//! let pool = multiproc_pool::Pool::new(2)?;
 //! assert_eq!(pool.map(square, 0..5u64)?, vec![0, 1, 4, 9, 16]);
 //! let lazy: Vec<u64> = pool.imap(square, 0..3u64, 1)?.map(Result::unwrap).collect();
 //! assert_eq!(lazy, vec![0, 1, 4]);
-//! # Ok::<(), ipc_pool::PoolError>(())
+//! # Ok::<(), multiproc_pool::PoolError>(())
 //! ```
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
-    "ipc-pool runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
+    "multiproc-pool runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
      seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
 );
 
@@ -75,7 +75,7 @@ pub use builder::{PoolBuilder, DEFAULT_RING_BYTES};
 pub use error::{PoolError, TaskError};
 pub use fn_pool::FnPool;
 pub use imap::IMap;
-pub use ipc_core::message::{Message, Pod};
+pub use multiproc_core::message::{Message, Pod};
 pub use pool::{default_chunksize, Pool};
 pub use results::{AsyncResult, MapResult};
 pub use supervisor::{DeathPolicy, Progress};
@@ -83,16 +83,16 @@ pub use supervisor::{DeathPolicy, Progress};
 /// Maps `f` over `inputs` on a pool with one worker per CPU, started for
 /// this call and shut down after it: the common case in one line.
 ///
-/// Needs `ipc_core::process::init()` first thing in `main`, as every spawned
+/// Needs `multiproc_core::process::init()` first thing in `main`, as every spawned
 /// pool does.
 ///
 /// ```
 /// fn cube(x: i64) -> i64 {
 ///     x * x * x
 /// }
-/// ipc_core::process::init();
-/// assert_eq!(ipc_pool::map(cube, vec![1, 2, 3])?, vec![1, 8, 27]);
-/// # Ok::<(), ipc_pool::PoolError>(())
+/// multiproc_core::process::init();
+/// assert_eq!(multiproc_pool::map(cube, vec![1, 2, 3])?, vec![1, 8, 27]);
+/// # Ok::<(), multiproc_pool::PoolError>(())
 /// ```
 ///
 /// # Errors
@@ -106,8 +106,13 @@ pub fn map<I: Message, O: Message, F: Fn(I) -> O + Copy + 'static>(
     f: F,
     inputs: impl IntoIterator<Item = I>,
 ) -> Result<Vec<O>, PoolError> {
-    let mut pool = Pool::new(ipc_core::cpu_count())?;
+    let mut pool = Pool::new(multiproc_core::cpu_count())?;
     let out = pool.map(f, inputs);
     pool.join();
     out
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

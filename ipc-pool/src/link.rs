@@ -1,12 +1,12 @@
 //! The two rings between the parent and one worker: tasks one way, results
-//! the other, each an `ipc-queue` SPSC ring in an anonymous segment of its
+//! the other, each an `multiproc-queue` SPSC ring in an anonymous segment of its
 //! own. A replacement worker gets fresh rings, so nothing a dead worker left
 //! half-written can reach its successor.
 
 use crate::error::PoolError;
-use ipc_core::wait::WaitStrategy;
-use ipc_queue::error::{AttachError, RecvTimeoutError, TryRecvError, TrySendError};
-use ipc_queue::spsc::{Consumer, Producer, SpscRing};
+use multiproc_core::wait::WaitStrategy;
+use multiproc_queue::error::{AttachError, RecvTimeoutError, TryRecvError, TrySendError};
+use multiproc_queue::spsc::{Consumer, Producer, SpscRing};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 

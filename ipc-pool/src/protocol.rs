@@ -8,7 +8,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | `chunk`: the chunk id |
-//! | 8 | 8 | `runner`: [`EntryRef`](ipc_core::entry::EntryRef) of the runner's descriptor, made for the user's function and its types |
+//! | 8 | 8 | `runner`: [`EntryRef`](multiproc_core::entry::EntryRef) of the runner's descriptor, made for the user's function and its types |
 //! | 16 | 8 | `func`: address of an `FnPool`'s closure in forked workers; 0 otherwise |
 //! | 24 | 8 | `tag`: keyed hash of (`runner`, `func`) |
 //! | 32 | 4 | `count`: number of inputs |
@@ -34,7 +34,7 @@
 //! was sent: `runner` names a descriptor, which the worker checks in its own
 //! read-only data before it reads the function from it.
 
-use ipc_core::message::{DecodeError, Message};
+use multiproc_core::message::{DecodeError, Message};
 
 /// A frame on one of the two rings between the parent and a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,10 +276,10 @@ pub(crate) struct Args<T>(pub(crate) T);
 macro_rules! args_message {
     ($($name:ident),+) => {
         impl<$($name: Message),+> Message for Args<($($name,)+)> {
-            fn encode(&self, out: &mut Vec<u8>) -> Result<(), ipc_core::message::EncodeError> {
+            fn encode(&self, out: &mut Vec<u8>) -> Result<(), multiproc_core::message::EncodeError> {
                 #[allow(non_snake_case)]
                 let ($($name,)+) = &self.0;
-                $(put_value($name, out).map_err(ipc_core::message::EncodeError::Serialize)?;)+
+                $(put_value($name, out).map_err(multiproc_core::message::EncodeError::Serialize)?;)+
                 Ok(())
             }
 

@@ -2,7 +2,7 @@
 
 use crate::error::{PoolError, TaskError};
 use crate::job::{decode_outputs, Job, Wake};
-use ipc_core::message::Message;
+use multiproc_core::message::Message;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -15,8 +15,8 @@ use crate::job::{ChunkOutcome, Job};
 use crate::link::ParentEnd;
 use crate::protocol::{self, Frame, WorkerArgs, WorkerExit};
 use crate::worker;
-use ipc_core::process::{ExitStatus, Process, StartMethod};
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
+use multiproc_core::process::{ExitStatus, Process, StartMethod};
+use multiproc_core::wait::{Backoff, Phase, WaitStrategy};
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
@@ -64,7 +64,7 @@ type ProgressHook = Arc<dyn Fn(Progress) + Send + Sync>;
 pub(crate) struct Config {
     pub(crate) workers: usize,
     pub(crate) method: StartMethod,
-    pub(crate) initializer: Option<&'static ipc_core::entry::EntryDescriptor<worker::Init>>,
+    pub(crate) initializer: Option<&'static multiproc_core::entry::EntryDescriptor<worker::Init>>,
     pub(crate) max_tasks_per_child: u64,
     pub(crate) ring_bytes: usize,
     pub(crate) policy: DeathPolicy,
@@ -160,7 +160,7 @@ fn start_worker(shared: &Arc<Shared>, cfg: &Config, slot: usize) -> Result<Worke
     s.reset(0);
     let init = match cfg.initializer {
         Some(desc) => {
-            let off = ipc_core::entry::EntryRef::of(desc)
+            let off = multiproc_core::entry::EntryRef::of(desc)
                 .map_err(|e| PoolError::Process(e.into()))?
                 .to_raw();
             Some((off, protocol::tag(shared.key, 0, off)))
@@ -591,7 +591,9 @@ impl Supervisor {
             }
             if was_ready || retired {
                 self.init_failures = 0;
-            } else if let Err(e @ ipc_core::ProcessError::EntryNotRun { .. }) = w.process.join() {
+            } else if let Err(e @ multiproc_core::ProcessError::EntryNotRun { .. }) =
+                w.process.join()
+            {
                 // Its program never ran the worker (no `init()` first in
                 // `main`): every replacement would do the same.
                 self.break_pool(TaskError::PoolBroken(e.to_string()));

@@ -5,8 +5,8 @@
 use crate::control::{monotonic_ns, Control, READY};
 use crate::link::{WorkerEnd, WorkerFds};
 use crate::protocol::{self, put_value, take_value, Args, Frame, WorkerArgs, WorkerExit};
-use ipc_core::entry::{zero_sized_fn, EntryDescriptor, EntryRef, Signature};
-use ipc_core::message::Message;
+use multiproc_core::entry::{zero_sized_fn, EntryDescriptor, EntryRef, Signature};
+use multiproc_core::message::Message;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -190,7 +190,7 @@ pub(crate) fn spawn_entry(args: &[u8]) -> i32 {
     let Ok(args) = WorkerArgs::decode(args) else {
         return WorkerExit::AttachFailed.code();
     };
-    let take = ipc_core::process::take_inherited_fd;
+    let take = multiproc_core::process::take_inherited_fd;
     let (Some(cfd), Some(tasks), Some(results)) = (take(0), take(1), take(2)) else {
         return WorkerExit::AttachFailed.code();
     };

@@ -1,7 +1,7 @@
 //! The pool's operations across real worker processes.
 
-use ipc_core::process::{init, test_exec_args};
-use ipc_pool::{Pool, PoolError, TaskError};
+use multiproc_core::process::{init, test_exec_args};
+use multiproc_pool::{Pool, PoolError, TaskError};
 
 fn square(x: u64) -> u64 {
     x * x
@@ -410,8 +410,8 @@ fn serde_values_cross_spawned_workers() {
     // Plain-old-data through Pod, copied as its bytes.
     let pods = pool
         .map(
-            |p: ipc_pool::Pod<[u32; 4]>| p.0.iter().sum::<u32>(),
-            [ipc_pool::Pod([1, 2, 3, 4])],
+            |p: multiproc_pool::Pod<[u32; 4]>| p.0.iter().sum::<u32>(),
+            [multiproc_pool::Pod([1, 2, 3, 4])],
         )
         .unwrap();
     assert_eq!(pods, vec![10]);

@@ -1,9 +1,9 @@
 //! Workers that die, hang or fail to start: the pool returns, names the
 //! dead, and keeps serving.
 
-use ipc_core::process::{init, test_exec_args, ExitStatus, Process};
-use ipc_core::ProcessId;
-use ipc_pool::{DeathPolicy, Pool, PoolError, TaskError};
+use multiproc_core::process::{init, test_exec_args, ExitStatus, Process};
+use multiproc_core::ProcessId;
+use multiproc_pool::{DeathPolicy, Pool, PoolError, TaskError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -269,7 +269,7 @@ fn terminate_during_a_map_fails_the_rest_and_kills_every_worker() {
 /// The middle process: builds a pool, reports its workers' pids on fd 1 of
 /// its inherited pipe, then waits to be killed.
 fn pool_parent(_: &[u8]) -> i32 {
-    let Some(fd) = ipc_core::process::take_inherited_fd(0) else {
+    let Some(fd) = multiproc_core::process::take_inherited_fd(0) else {
         return 2;
     };
     let pool = match Pool::builder()

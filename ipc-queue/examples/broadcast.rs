@@ -2,10 +2,10 @@
 //! keeps up and a slow one that is lapped and learns how many messages it
 //! lost.
 //!
-//! Run: `cargo run --release -p ipc-queue --example broadcast`
+//! Run: `cargo run --release -p multiproc-queue --example broadcast`
 
-use ipc_core::process::{self, Process};
-use ipc_queue::broadcast::{BroadcastRing, Config, ReadError, Start};
+use multiproc_core::process::{self, Process};
+use multiproc_queue::broadcast::{BroadcastRing, Config, ReadError, Start};
 use std::time::Duration;
 
 const TICKS: u64 = 200_000;
@@ -18,7 +18,7 @@ struct Tick {
     price: u64,
 }
 // SAFETY: `#[repr(C)]`, two `u64`s: no padding, no pointers, any bits valid.
-unsafe impl ipc_core::Shareable for Tick {}
+unsafe impl multiproc_core::Shareable for Tick {}
 
 /// Runs in each subscriber; `args[0]` says whether to be slow.
 fn subscriber(args: &[u8]) -> i32 {

@@ -1,10 +1,10 @@
 //! Two producer processes and one consumer (the parent) share an anonymous
 //! MPMC ring; the parent checks that every message arrived exactly once.
 //!
-//! Run: `cargo run --release -p ipc-queue --example mpmc`
+//! Run: `cargo run --release -p multiproc-queue --example mpmc`
 
-use ipc_core::process::{self, Process};
-use ipc_queue::mpmc::Mpmc;
+use multiproc_core::process::{self, Process};
+use multiproc_queue::mpmc::Mpmc;
 
 const PER_PRODUCER: u64 = 100_000;
 
@@ -35,7 +35,7 @@ fn producer(args: &[u8]) -> i32 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     process::init();
-    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(1024, 16))?;
+    let ring = Mpmc::anonymous(multiproc_queue::mpmc::Config::new(1024, 16))?;
     let producers = (0..2u8)
         .map(|id| {
             Process::builder()

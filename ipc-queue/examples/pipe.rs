@@ -1,11 +1,11 @@
 //! `pipe()` between a parent and a child, as Python's `multiprocessing.Pipe`:
 //! the parent sends requests, the child answers on the same connection.
 //!
-//! Run: `cargo run --release -p ipc-queue --example pipe`
+//! Run: `cargo run --release -p multiproc-queue --example pipe`
 
-use ipc_core::process::{self, Process};
-use ipc_queue::error::RecvError;
-use ipc_queue::pipe::Pipe;
+use multiproc_core::process::{self, Process};
+use multiproc_queue::error::RecvError;
+use multiproc_queue::pipe::Pipe;
 use std::time::{Duration, Instant};
 
 /// The child: squares every `u64` it receives until the parent hangs up.

@@ -4,11 +4,11 @@
 //! second queue and call `task_done`; the parent's `join` returns once
 //! every job is done.
 //!
-//! Run: `cargo run --release -p ipc-queue --example queue`
+//! Run: `cargo run --release -p multiproc-queue --example queue`
 
-use ipc_core::process::{self, Process};
-use ipc_queue::error::RecvError;
-use ipc_queue::queue::{JoinableQueue, Queue};
+use multiproc_core::process::{self, Process};
+use multiproc_queue::error::RecvError;
+use multiproc_queue::queue::{JoinableQueue, Queue};
 use serde::{Deserialize, Serialize};
 
 /// A job: square `n`, tagged with who asked.

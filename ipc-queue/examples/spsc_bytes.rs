@@ -2,10 +2,10 @@
 //! ring and starts a child that inherits it; the child writes variable-length
 //! messages in place, the parent reads them in place and checks them.
 //!
-//! Run: `cargo run --release -p ipc-queue --example spsc_bytes`
+//! Run: `cargo run --release -p multiproc-queue --example spsc_bytes`
 
-use ipc_core::process::{self, Process};
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::process::{self, Process};
+use multiproc_queue::spsc::SpscRing;
 use std::time::Instant;
 
 const MESSAGES: u64 = 1_000_000;

@@ -4,12 +4,12 @@
 //! Prints percentiles. A quick look, not a benchmark: pin the processes and
 //! use the workspace's bench harness for figures worth comparing.
 //!
-//! Run: `cargo run --release -p ipc-queue --example spsc_pingpong [rounds]`
+//! Run: `cargo run --release -p multiproc-queue --example spsc_pingpong [rounds]`
 
-use ipc_core::process::{self, Process};
-use ipc_core::wait::WaitStrategy;
-use ipc_queue::error::RecvError;
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::process::{self, Process};
+use multiproc_core::wait::WaitStrategy;
+use multiproc_queue::error::RecvError;
+use multiproc_queue::spsc::SpscRing;
 use std::time::{Duration, Instant};
 
 fn strategy(code: u8) -> WaitStrategy {

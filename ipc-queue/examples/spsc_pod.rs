@@ -2,11 +2,11 @@
 //! ring and publishes market ticks, fixed-size structs copied into their slots
 //! with no serialization; the parent reads them in place.
 //!
-//! Run: `cargo run --release -p ipc-queue --example spsc_pod`
+//! Run: `cargo run --release -p multiproc-queue --example spsc_pod`
 
 use bytemuck::{Pod, Zeroable};
-use ipc_core::process::{self, Process};
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::process::{self, Process};
+use multiproc_queue::spsc::SpscRing;
 
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 #[repr(C)]
@@ -16,7 +16,7 @@ struct Tick {
     qty: u32,
     side: u32,
 }
-ipc_core::impl_shareable!(Tick);
+multiproc_core::impl_shareable!(Tick);
 
 const TICKS: u64 = 100_000;
 
@@ -39,7 +39,7 @@ fn publisher(args: &[u8]) -> i32 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     process::init();
-    let name = ipc_core::name::unique_name("example-ticks");
+    let name = multiproc_core::name::unique_name("example-ticks");
     // The creator removes the name when `ring` is dropped.
     let ring = SpscRing::builder().name(&name).pod::<Tick>(1024).create()?;
     let mut rx = ring.pod_consumer::<Tick>()?;
@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 notional += tick.price * f64::from(tick.qty);
                 count += 1;
             }
-            Err(ipc_queue::error::RecvError::Closed) => break,
+            Err(multiproc_queue::error::RecvError::Closed) => break,
             Err(e) => return Err(e.into()),
         }
     }

@@ -2,10 +2,10 @@
 //! straight into the ring; the parent checks each archive and reads it in
 //! place as `&ArchivedOrder`, without deserializing.
 //!
-//! Run: `cargo run --release -p ipc-queue --example spsc_rkyv`
+//! Run: `cargo run --release -p multiproc-queue --example spsc_rkyv`
 
-use ipc_core::process::{self, Process};
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::process::{self, Process};
+use multiproc_queue::spsc::SpscRing;
 
 #[derive(rkyv::Archive, rkyv::Serialize, Debug)]
 struct Order {

@@ -12,9 +12,9 @@
 //! shared by the SPSC, MPMC and broadcast rings and by `Queue` and `pipe`;
 //! variants a given ring cannot produce are documented there.
 
-use ipc_core::message::{DecodeError, EncodeError};
-use ipc_core::object::ObjectError;
-use ipc_core::IdentityError;
+use multiproc_core::message::{DecodeError, EncodeError};
+use multiproc_core::object::ObjectError;
+use multiproc_core::IdentityError;
 use std::fmt;
 
 /// A message does not fit in the ring (or slot) at all, whatever the consumer
@@ -334,7 +334,7 @@ impl AttachError {
         match e {
             crate::raw::ClaimError::Held { owner } => AttachError::AlreadyAttached {
                 role,
-                pid: ipc_core::ProcessId::from_u64(owner).pid,
+                pid: multiproc_core::ProcessId::from_u64(owner).pid,
             },
             crate::raw::ClaimError::UnknownIdentity(e) => AttachError::UnknownIdentity(e),
             crate::raw::ClaimError::Corrupt(c) => AttachError::Corrupt(c),

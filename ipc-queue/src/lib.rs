@@ -1,17 +1,17 @@
 //! Lock-free rings between processes: SPSC, MPMC and broadcast, with byte,
 //! plain-old-data and `rkyv` messages written and read in place, any value
-//! of [`ipc_core::message::Message`] (numbers, `String`, `Vec<String>`,
+//! of [`multiproc_core::message::Message`] (numbers, `String`, `Vec<String>`,
 //! every `serde` type) encoded straight into a slot, and the Python-shaped
 //! front doors `Queue`, `JoinableQueue`, `SimpleQueue` and `pipe()`.
 //!
-//! Every ring lives in an `ipc-core` segment: named, so unrelated processes
+//! Every ring lives in an `multiproc-core` segment: named, so unrelated processes
 //! connect by name, or anonymous (a `memfd`) for a parent and the children it
 //! starts. Opening checks the segment's type tag and layout; every index and
 //! length read from shared memory is checked before use, so a corrupted or
 //! hostile peer makes a call fail with [`error::Corrupt`], never read or
 //! write outside the ring. Nothing makes a system call on the fast path: a
 //! side issues `FUTEX_WAKE` only when the other has announced it is parked.
-//! Each endpoint chooses its [`WaitStrategy`](ipc_core::wait::WaitStrategy):
+//! Each endpoint chooses its [`WaitStrategy`](multiproc_core::wait::WaitStrategy):
 //! busy-spin, adaptive (the default) or blocking.
 //!
 //! | ring | module | what it is for |
@@ -42,7 +42,7 @@
 //! Each ring is two layers. Its algorithm lives in [`raw`], one file (or
 //! folder) per ring, written against a [`raw::Memory`] (the atomic word at
 //! an offset, payload bytes copied in and out) and an injected
-//! [`Judge`](ipc_core::liveness::Judge) of who is alive, with its atomics and
+//! [`Judge`](multiproc_core::liveness::Judge) of who is alive, with its atomics and
 //! orderings taken from one switchable module: the same code runs in a
 //! segment, on the heap, and under the loom model checker (`tests/loom.rs`).
 //! The ends that only one process may hold (an SPSC producer or consumer,
@@ -50,7 +50,7 @@
 //! Above it, each public ring type ([`spsc::SpscRing`], [`mpmc::Mpmc`],
 //! [`broadcast::BroadcastRing`], [`Queue`], [`JoinableQueue`],
 //! [`pipe::Pipe`]) is a control block placed in shared memory by
-//! [`ipc_core::object::Placed`], and so has the same six constructors:
+//! [`multiproc_core::object::Placed`], and so has the same six constructors:
 //! `create(name, cfg)`, `open(name)`, `anonymous(cfg)`, `from_fd(fd)`,
 //! `init_at(segment, offset, cfg)` and `at(segment, offset)`; builders add
 //! the options. Then one file per concept: the ring and its placement, the
@@ -58,12 +58,12 @@
 //!
 //! Sizes are checked before anything is allocated: a configuration whose
 //! size overflows or exceeds a limit is
-//! [`ObjectError::InvalidConfig`](ipc_core::object::ObjectError::InvalidConfig)
+//! [`ObjectError::InvalidConfig`](multiproc_core::object::ObjectError::InvalidConfig)
 //! naming the limit, and a ring larger than the machine or the process's
 //! memory cgroup can still give is
-//! [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory),
+//! [`SegmentError::InsufficientMemory`](multiproc_core::SegmentError::InsufficientMemory),
 //! not a kill by the OOM killer. What stays the caller's risk is described
-//! in [`ipc_core::memory`].
+//! in [`multiproc_core::memory`].
 //!
 //! # Example
 //!
@@ -71,8 +71,8 @@
 //! in place:
 //!
 //! ```
-//! use ipc_core::Process;
-//! use ipc_queue::spsc::{Config, SpscRing};
+//! use multiproc_core::Process;
+//! use multiproc_queue::spsc::{Config, SpscRing};
 //!
 //! let ring = SpscRing::anonymous(Config::new(4096))?;
 //! let child = Process::builder().fork(|| {
@@ -94,11 +94,11 @@
 //!
 //! The `examples/` folder has a runnable two-process program per ring type:
 //! `spsc_bytes`, `spsc_pod`, `spsc_rkyv`, `spsc_pingpong`, `mpmc`, `queue`,
-//! `broadcast` and `pipe` (`cargo run --release -p ipc-queue --example pipe`).
+//! `broadcast` and `pipe` (`cargo run --release -p multiproc-queue --example pipe`).
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
-    "ipc-queue runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
+    "multiproc-queue runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
      seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
 );
 
@@ -124,3 +124,8 @@ pub mod spsc;
 pub use pipe::{pipe, Connection};
 #[cfg(not(loom))]
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

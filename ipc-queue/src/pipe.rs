@@ -14,7 +14,7 @@
 //! been read, and each end may be held by one process at a time.
 //!
 //! ```
-//! let (mut a, mut b) = ipc_queue::pipe::pipe()?;
+//! let (mut a, mut b) = multiproc_queue::pipe::pipe()?;
 //! a.send_bytes(b"ping")?;
 //! assert_eq!(b.recv_bytes()?, b"ping");
 //! b.send(&42u64)?;
@@ -39,10 +39,10 @@ use crate::raw::spsc::{self as spsc_raw, RawRing, SpscControl, DATA, MIN_CAPACIT
 use crate::raw::Memory;
 use crate::spsc::rkyv::{self as archive, ArchivedGuard, CheckedArchive, SerializeInPlace};
 use crate::spsc::{Consumer, Producer, RecvGuard, SpscRing};
-use ipc_core::message::{DecodeError, Message};
-use ipc_core::object::{Handle, ObjectError, Placed};
-use ipc_core::wait::WaitStrategy;
-use ipc_core::{Kind, Segment};
+use multiproc_core::message::{DecodeError, Message};
+use multiproc_core::object::{Handle, ObjectError, Placed};
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::{Kind, Segment};
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +51,7 @@ use std::time::Duration;
 pub const KIND: Kind = Kind::new(
     "ipc-queue/pipe",
     2,
-    ipc_core::header::layout_hash(&[
+    multiproc_core::header::layout_hash(&[
         std::mem::size_of::<SpscControl>() as u64,
         spsc_raw::HEADER_LEN as u64,
         spsc_raw::SLACK as u64,
@@ -183,7 +183,7 @@ impl PipeBuilder {
     /// # Errors
     /// [`ObjectError::InvalidConfig`] for a capacity out of range,
     /// [`ObjectError::Segment`] if the segment cannot be created (e.g.
-    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory)).
+    /// [`SegmentError::InsufficientMemory`](multiproc_core::SegmentError::InsufficientMemory)).
     pub fn create(self) -> Result<Pipe, ObjectError> {
         let mut b = Placed::<PipeControl>::builder().prefault(self.prefault);
         if let Some(n) = self.name {
@@ -216,7 +216,7 @@ impl Handle for Pipe {
     }
 }
 
-ipc_core::handle_constructors!(impl[] Pipe, "pipe");
+multiproc_core::handle_constructors!(impl[] Pipe, "pipe");
 
 impl Pipe {
     /// A builder for a pipe of [`DEFAULT_CAPACITY`] bytes per direction.
@@ -302,10 +302,10 @@ enum End {
 /// One end of a [`Pipe`]: sends to the other end and receives from it.
 ///
 /// An end may be held by several processes at once: the one that attached
-/// it, a child forked while it held it ([`Builder::fork`](ipc_core::process::Builder::fork)
+/// it, a child forked while it held it ([`Builder::fork`](multiproc_core::process::Builder::fork)
 /// enters the child among the end's holders), and (`serde` feature) a
 /// child started with the end in its arguments
-/// ([`Process::start`](ipc_core::Process::start)). Dropping one copy never
+/// ([`Process::start`](multiproc_core::Process::start)). Dropping one copy never
 /// closes the end for the others: it is closed when every holder has
 /// dropped it or died, or by [`Connection::close`] in the last one. So the
 /// Python idiom works: start the child with its end, drop the parent's copy
@@ -314,16 +314,16 @@ enum End {
 /// time, is the program's affair, as with a descriptor shared by `fork`.
 ///
 /// ```
-/// use ipc_core::Process;
-/// use ipc_queue::error::RecvError;
-/// use ipc_queue::{pipe, Connection};
+/// use multiproc_core::Process;
+/// use multiproc_queue::error::RecvError;
+/// use multiproc_queue::{pipe, Connection};
 ///
 /// fn child(mut end: Connection) {
 ///     end.send(&vec!["hello".to_string(), "world".to_string()])
 ///         .expect("the pipe is open");
 /// }
 ///
-/// ipc_core::process::init(); // first thing in main: spawned children start here
+/// multiproc_core::process::init(); // first thing in main: spawned children start here
 /// let (mut mine, theirs) = pipe()?;
 /// let c = Process::start(child, theirs)?; // the parent's copy is dropped here
 /// assert_eq!(mine.recv::<Vec<String>>()?, ["hello", "world"]);
@@ -474,7 +474,7 @@ impl Connection {
     }
 
     /// Sends a value: any [`Message`] (numbers and
-    /// [`Pod`](ipc_core::message::Pod) values as their bytes, `serde` types
+    /// [`Pod`](multiproc_core::message::Pod) values as their bytes, `serde` types
     /// encoded straight into the ring's buffer), waiting for room.
     ///
     /// # Errors

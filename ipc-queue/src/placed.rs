@@ -1,4 +1,4 @@
-//! How the raw rings meet [`ipc_core::object`]: the [`ShmObject`]
+//! How the raw rings meet [`multiproc_core::object`]: the [`ShmObject`]
 //! contract of a ring's control block, written once ([`ring_object!`]).
 //!
 //! The raw ring does the work over a [`PtrMem`](crate::raw::PtrMem) of the
@@ -6,11 +6,11 @@
 //! checks one another process wrote. The object adds its kind, and any
 //! check of its own (a queue ring must be joinable, a pipe holds two rings).
 //!
-//! [`ShmObject`]: ipc_core::object::ShmObject
+//! [`ShmObject`]: multiproc_core::object::ShmObject
 
 use crate::raw::PtrMem;
-use ipc_core::object::{Placed, ShmObject};
-use ipc_core::Segment;
+use multiproc_core::object::{Placed, ShmObject};
+use multiproc_core::Segment;
 use std::sync::Arc;
 
 /// A raw ring and the segment that keeps its memory mapped: what a ring
@@ -49,7 +49,7 @@ macro_rules! slotted_ring_accessors {
             }
 
             /// The segment holding the ring.
-            pub fn segment(&self) -> &ipc_core::Segment {
+            pub fn segment(&self) -> &multiproc_core::Segment {
                 &self.shared.seg
             }
 
@@ -77,7 +77,7 @@ macro_rules! slotted_ring_accessors {
 }
 pub(crate) use slotted_ring_accessors;
 
-/// Implements [`ShmObject`](ipc_core::object::ShmObject) for the control
+/// Implements [`ShmObject`](multiproc_core::object::ShmObject) for the control
 /// block `$obj` of a raw ring:
 ///
 /// - `size`: `fn(&Config) -> Result<usize, ObjectError>`, the memory a ring
@@ -120,12 +120,12 @@ macro_rules! ring_object {
         // it reads (magic, geometry against the memory); the ring keeps what
         // it checked in process-local memory, so every offset it later uses
         // derives from checked values, never from a second read.
-        unsafe impl<$($g)*> ipc_core::object::ShmObject for $obj {
-            const KIND: ipc_core::Kind = $kind;
+        unsafe impl<$($g)*> multiproc_core::object::ShmObject for $obj {
+            const KIND: multiproc_core::Kind = $kind;
             type Config = $cfg;
 
-            fn memory_size(cfg: &$cfg) -> Result<usize, ipc_core::object::ObjectError> {
-                let size: fn(&$cfg) -> Result<usize, ipc_core::object::ObjectError> = $size;
+            fn memory_size(cfg: &$cfg) -> Result<usize, multiproc_core::object::ObjectError> {
+                let size: fn(&$cfg) -> Result<usize, multiproc_core::object::ObjectError> = $size;
                 size(cfg)
             }
 
@@ -141,12 +141,12 @@ macro_rules! ring_object {
             unsafe fn attach<'a>(
                 mem: std::ptr::NonNull<u8>,
                 len: usize,
-            ) -> Result<&'a Self, ipc_core::object::ObjectError> {
+            ) -> Result<&'a Self, multiproc_core::object::ObjectError> {
                 // SAFETY: `len` bytes at `mem` for `'a`, only accessed
                 // atomically (the caller's promise); size and alignment are
                 // checked there.
-                let obj = unsafe { ipc_core::object::checked_ref::<Self>(mem, len)? };
-                let check: fn(crate::raw::PtrMem) -> Result<(), ipc_core::object::ObjectError> =
+                let obj = unsafe { multiproc_core::object::checked_ref::<Self>(mem, len)? };
+                let check: fn(crate::raw::PtrMem) -> Result<(), multiproc_core::object::ObjectError> =
                     $check;
                 // SAFETY: as above, and 128-aligned (just checked); the ring
                 // made for the check lives only during it.

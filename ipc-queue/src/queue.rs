@@ -2,7 +2,7 @@
 //! `JoinableQueue` over the [MPMC ring](crate::mpmc).
 //!
 //! Every process that holds the queue may put and get. Items are any
-//! [`Message`]: numbers and [`Pod`](ipc_core::message::Pod) values are
+//! [`Message`]: numbers and [`Pod`](multiproc_core::message::Pod) values are
 //! copied into a slot as they are, with no encoding; `String`, `Vec<String>`,
 //! tuples and every `serde` type are encoded (postcard) straight into a
 //! slot. Each slot holds one message of up to [`Queue::max_message_bytes`]
@@ -35,7 +35,7 @@
 //! joinable queue, no longer awaited by `join`).
 //!
 //! ```
-//! use ipc_queue::queue::Queue;
+//! use multiproc_queue::queue::Queue;
 //! let q = Queue::<Vec<String>>::new(8)?;
 //! q.put(vec!["hello".to_string(), "world".to_string()])?;
 //! assert_eq!(q.get()?, ["hello", "world"]);
@@ -43,7 +43,7 @@
 //! ```
 //!
 //! ```
-//! use ipc_queue::queue::JoinableQueue;
+//! use multiproc_queue::queue::JoinableQueue;
 //! use std::time::Duration;
 //! let q = JoinableQueue::<u64>::new(16)?;
 //! let worker = {
@@ -66,7 +66,7 @@
 //! ```
 //!
 //! Waiting follows the endpoint's [`WaitStrategy`]: spin, then yield, then
-//! sleep on an [`EventCount`](ipc_core::wait::EventCount) for not-empty,
+//! sleep on an [`EventCount`](multiproc_core::wait::EventCount) for not-empty,
 //! not-full or all-done; a put or get that finds what it needs makes no
 //! system call, and a futex wake is issued only when someone is parked.
 
@@ -78,12 +78,12 @@ use crate::mpmc::{
 };
 use crate::raw::mpmc::{MpmcControl, DATA_ALIGN, SLOT_HEADER};
 use crate::raw::PtrMem;
-use ipc_core::header::layout_hash;
-use ipc_core::liveness::OsJudge;
-use ipc_core::message::Message;
-use ipc_core::object::{Handle, ObjectError, PlaceBuilder, Placed, ShmObject};
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Kind;
+use multiproc_core::header::layout_hash;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::message::Message;
+use multiproc_core::object::{Handle, ObjectError, PlaceBuilder, Placed, ShmObject};
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Kind;
 use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
@@ -118,7 +118,7 @@ pub struct Config {
     /// The longest message in bytes, encoded. Every slot has room for one
     /// message of this size. 0 means [`DEFAULT_MAX_BYTES`] here;
     /// [`Queue::new`] and [`Queue::builder`] instead make it the size of a
-    /// fixed-size `T` (a number, a [`Pod`](ipc_core::message::Pod)), and
+    /// fixed-size `T` (a number, a [`Pod`](multiproc_core::message::Pod)), and
     /// never less than that size.
     pub max_bytes: usize,
 }
@@ -273,7 +273,7 @@ impl<T: Message> QueueBuilder<T> {
     /// [`ObjectError::InvalidConfig`] for a `maxsize` of 0 or above 2^30
     /// (before anything is allocated), [`ObjectError::Segment`] (e.g. the
     /// name is taken, or
-    /// [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// [`SegmentError::InsufficientMemory`](multiproc_core::SegmentError::InsufficientMemory):
     /// more than the machine or the memory cgroup can still give).
     pub fn create(self) -> Result<Queue<T>, ObjectError> {
         let q = Queue::from_placed(self.placer::<QueueRing>().create(self.cfg.of::<T>())?);
@@ -297,19 +297,19 @@ impl<T: Message> QueueBuilder<T> {
 /// Clones share the queue (one mapping); each has its own wait strategy.
 ///
 /// With the `serde` feature a queue is itself a value a child can be given
-/// in its arguments ([`ipc_core::process::Process::start`]): a named queue
+/// in its arguments ([`multiproc_core::process::Process::start`]): a named queue
 /// travels by name, an anonymous one by its descriptor. The child's handle
 /// waits with the default strategy.
 ///
 /// ```
-/// use ipc_core::Process;
-/// use ipc_queue::Queue;
+/// use multiproc_core::Process;
+/// use multiproc_queue::Queue;
 ///
 /// fn greet((q, who): (Queue<String>, String)) {
 ///     q.put(format!("hello from {who}")).expect("the queue is open");
 /// }
 ///
-/// ipc_core::process::init(); // first thing in main: spawned children start here
+/// multiproc_core::process::init(); // first thing in main: spawned children start here
 /// let q = Queue::<String>::new(4)?;
 /// let child = Process::start(greet, (q.clone(), "a child".to_string()))?;
 /// assert_eq!(q.get()?, "hello from a child");
@@ -368,7 +368,7 @@ impl<'de, T: Message> serde::Deserialize<'de> for Queue<T> {
     }
 }
 
-ipc_core::handle_constructors!(impl[T: Message] Queue<T>, "queue");
+multiproc_core::handle_constructors!(impl[T: Message] Queue<T>, "queue");
 mpmc::wait_strategy_accessors!(Queue<T>);
 
 impl<T: Message> Queue<T> {
@@ -530,7 +530,7 @@ impl<T: Message> Queue<T> {
     /// The longest message a slot holds, in bytes (encoded).
     ///
     /// ```
-    /// use ipc_queue::queue::{Queue, DEFAULT_MAX_BYTES};
+    /// use multiproc_queue::queue::{Queue, DEFAULT_MAX_BYTES};
     /// assert_eq!(Queue::<u32>::new(2)?.max_message_bytes(), 4);
     /// assert_eq!(Queue::<String>::new(2)?.max_message_bytes(), DEFAULT_MAX_BYTES);
     /// let q = Queue::<String>::builder().max_bytes(16).create()?;
@@ -666,7 +666,7 @@ impl<'de, T: Message> serde::Deserialize<'de> for JoinableQueue<T> {
     }
 }
 
-ipc_core::handle_constructors!(impl[T: Message] JoinableQueue<T>, "joinable queue");
+multiproc_core::handle_constructors!(impl[T: Message] JoinableQueue<T>, "joinable queue");
 
 impl<T: Message> JoinableQueue<T> {
     /// An anonymous joinable queue of up to `maxsize` items (rounded up to a
@@ -749,8 +749,8 @@ impl<T: Message> JoinableQueue<T> {
 mod tests {
     use super::*;
 
-    use ipc_core::message::Pod;
-    use ipc_core::Shareable;
+    use multiproc_core::message::Pod;
+    use multiproc_core::Shareable;
 
     #[derive(Clone, Copy, Debug, PartialEq)]
     #[repr(C)]

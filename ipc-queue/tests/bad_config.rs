@@ -1,9 +1,9 @@
 //! Configurations no ring can have are typed errors whose message names the
 //! limit, never a silently different ring.
 
-use ipc_core::object::ObjectError;
-use ipc_queue::pipe::Pipe;
-use ipc_queue::queue::{JoinableQueue, Queue};
+use multiproc_core::object::ObjectError;
+use multiproc_queue::pipe::Pipe;
+use multiproc_queue::queue::{JoinableQueue, Queue};
 
 fn invalid<T: std::fmt::Debug>(r: Result<T, ObjectError>) -> String {
     match r {
@@ -44,10 +44,13 @@ fn a_pipe_of_capacity_zero_is_refused() {
 
 #[test]
 fn rings_too_large_name_the_limit() {
-    use ipc_queue::broadcast::{self, BroadcastRing};
-    use ipc_queue::mpmc::Mpmc;
+    use multiproc_queue::broadcast::{self, BroadcastRing};
+    use multiproc_queue::mpmc::Mpmc;
     for m in [
-        invalid(Mpmc::anonymous(ipc_queue::mpmc::Config::new(usize::MAX, 8))),
+        invalid(Mpmc::anonymous(multiproc_queue::mpmc::Config::new(
+            usize::MAX,
+            8,
+        ))),
         invalid(BroadcastRing::anonymous(broadcast::Config::new(
             usize::MAX,
             8,

@@ -2,8 +2,8 @@
 //! slot sequences and lengths: subscribers get messages or typed errors,
 //! never a panic, never a read outside the ring.
 
-use ipc_core::Segment;
-use ipc_queue::broadcast::{BroadcastRing, ReadError, Start, KIND};
+use multiproc_core::Segment;
+use multiproc_queue::broadcast::{BroadcastRing, ReadError, Start, KIND};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ const SLOTS: u64 = 256;
 
 #[test]
 fn scribbles_give_typed_errors_never_a_crash() {
-    let mut publisher = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(8, SLOT))
+    let mut publisher = BroadcastRing::anonymous(multiproc_queue::broadcast::Config::new(8, SLOT))
         .unwrap()
         .publisher()
         .unwrap();
@@ -82,7 +82,7 @@ fn scribbles_give_typed_errors_never_a_crash() {
 
 #[test]
 fn an_oversized_length_is_corrupt_not_an_overread() {
-    let mut publisher = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(4, SLOT))
+    let mut publisher = BroadcastRing::anonymous(multiproc_queue::broadcast::Config::new(4, SLOT))
         .unwrap()
         .publisher()
         .unwrap();

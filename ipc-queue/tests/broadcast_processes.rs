@@ -3,10 +3,10 @@
 //! each subscriber received. `IPC_STRESS=1` publishes ten times as many
 //! messages (`BROADCAST_MESSAGES` sets the count).
 
-use ipc_core::process::{self, test_exec_args, ExitStatus, Process};
-use ipc_core::{Kind, Segment};
-use ipc_queue::broadcast::{BroadcastRing, ReadError, Start};
-use ipc_queue::error::AttachError;
+use multiproc_core::process::{self, test_exec_args, ExitStatus, Process};
+use multiproc_core::{Kind, Segment};
+use multiproc_queue::broadcast::{BroadcastRing, ReadError, Start};
+use multiproc_queue::error::AttachError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -99,7 +99,7 @@ fn subscriber(args: &[u8]) -> i32 {
 fn three_subscriber_processes_get_every_message_or_an_overrun_count() {
     process::init();
     let total = messages();
-    let mut publisher = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(64, MSG))
+    let mut publisher = BroadcastRing::anonymous(multiproc_queue::broadcast::Config::new(64, MSG))
         .unwrap()
         .publisher()
         .unwrap();
@@ -184,7 +184,7 @@ fn endless_publisher(_: &[u8]) -> i32 {
 #[test]
 fn a_killed_publisher_is_noticed_and_replaced() {
     process::init();
-    let creator = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(32, MSG))
+    let creator = BroadcastRing::anonymous(multiproc_queue::broadcast::Config::new(32, MSG))
         .unwrap()
         .publisher()
         .unwrap();

@@ -4,11 +4,11 @@
 #[path = "conformance_suite.rs"]
 mod suite;
 
-use ipc_queue::error::{TryRecvError, TrySendError};
-use ipc_queue::pipe::{Connection, Pipe};
-use ipc_queue::raw::spsc::{record_len, SLACK};
-use ipc_queue::spsc::pod::{PodConsumer, PodProducer};
-use ipc_queue::spsc::{Consumer, Producer, SpscRing};
+use multiproc_queue::error::{TryRecvError, TrySendError};
+use multiproc_queue::pipe::{Connection, Pipe};
+use multiproc_queue::raw::spsc::{record_len, SLACK};
+use multiproc_queue::spsc::pod::{PodConsumer, PodProducer};
+use multiproc_queue::spsc::{Consumer, Producer, SpscRing};
 use suite::{Conformance, Outcome, SuiteRx, SuiteTx};
 
 fn send_outcome<T>(r: Result<(), TrySendError<T>>) -> Outcome {
@@ -111,7 +111,7 @@ impl Conformance for Pod {
     type Rx = PodConsumer<u64>;
     const VARIABLE: bool = false;
     fn channel(capacity: usize, _max_len: usize) -> (Self::Tx, Self::Rx) {
-        ipc_queue::spsc::pod::channel::<u64>(capacity).unwrap()
+        multiproc_queue::spsc::pod::channel::<u64>(capacity).unwrap()
     }
     fn max_len(_: &Self::Tx) -> usize {
         8

@@ -8,10 +8,10 @@
 //! still receives what the child sent, then `Closed` once the child is
 //! done, never a silent loss.
 
-use ipc_core::process::{self, Process};
-use ipc_queue::error::RecvError;
-use ipc_queue::pipe::{pipe, Connection};
-use ipc_queue::queue::{JoinableQueue, Queue, SimpleQueue};
+use multiproc_core::process::{self, Process};
+use multiproc_queue::error::RecvError;
+use multiproc_queue::pipe::{pipe, Connection};
+use multiproc_queue::queue::{JoinableQueue, Queue, SimpleQueue};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -90,7 +90,7 @@ fn spawn_idiom() {
     assert_eq!(child.join().expect("join"), 2);
     assert_eq!(
         mine.recv_timeout::<Order>(Duration::from_secs(5)),
-        Err(ipc_queue::error::RecvTimeoutError::Closed)
+        Err(multiproc_queue::error::RecvTimeoutError::Closed)
     );
     println!("spawn idiom: ok");
 }
@@ -104,7 +104,7 @@ fn queues_as_arguments() {
     assert_eq!(child.join().expect("join"), order(19));
 
     // A named queue travels by name, to a forked child and back.
-    let name = ipc_core::name::unique_name("ends-in-children");
+    let name = multiproc_core::name::unique_name("ends-in-children");
     let named = Queue::<Order>::builder()
         .name(&name)
         .maxsize(8)

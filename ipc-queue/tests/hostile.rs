@@ -6,10 +6,10 @@
 //! lets another process scribble random values over a live ring for a while
 //! and checks that every message handed out lies inside the data area.
 
-use ipc_core::process::{self, take_inherited_fd, test_exec_args, Process};
-use ipc_queue::error::{RecvError, SendError, TryRecvError, TrySendError};
-use ipc_queue::raw::spsc::SpscControl;
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::process::{self, take_inherited_fd, test_exec_args, Process};
+use multiproc_queue::error::{RecvError, SendError, TryRecvError, TrySendError};
+use multiproc_queue::raw::spsc::SpscControl;
+use multiproc_queue::spsc::SpscRing;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! Loom model checks of the three ring algorithms: `ipc_queue::raw::{spsc,
+//! Loom model checks of the three ring algorithms: `multiproc_queue::raw::{spsc,
 //! mpmc, broadcast}` themselves, built on loom's atomics (`--cfg loom`
 //! switches `src/primitive.rs`), in a [`ModelMemory`] of loom atomics and
 //! cells: every interleaving of the model threads (up to a preemption bound)
@@ -6,7 +6,7 @@
 //! checked for data races.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test
-//! --release -p ipc-queue --test loom`
+//! --release -p multiproc-queue --test loom`
 //!
 //! Each model also runs once with one ordering weakened
 //! ([`weakened`]`(Site::X, ..)`) and must fail: that shows the model can see
@@ -17,10 +17,10 @@
 //! threads, on real threads and heap memory.
 #![cfg(loom)]
 
-use ipc_queue::raw::actors::{Actor, Actors};
-use ipc_queue::raw::model::{crash_after, survive, weakened, ModelMemory};
-use ipc_queue::raw::{broadcast, mpmc, spsc, Site};
 use loom::thread;
+use multiproc_queue::raw::actors::{Actor, Actors};
+use multiproc_queue::raw::model::{crash_after, survive, weakened, ModelMemory};
+use multiproc_queue::raw::{broadcast, mpmc, spsc, Site};
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -6,14 +6,14 @@
 //! printed), starts a child that moves itself into it, and has the child ask
 //! for each size. A child killed by a signal fails the test.
 
-use ipc_core::name::unique_name;
-use ipc_core::object::ObjectError;
-use ipc_core::process::{self, test_exec_args, ExitStatus, Process};
-use ipc_core::{Kind, Segment, SegmentError};
-use ipc_queue::broadcast::{self, BroadcastRing};
-use ipc_queue::mpmc::{self, Mpmc};
-use ipc_queue::queue::Queue;
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::name::unique_name;
+use multiproc_core::object::ObjectError;
+use multiproc_core::process::{self, test_exec_args, ExitStatus, Process};
+use multiproc_core::{Kind, Segment, SegmentError};
+use multiproc_queue::broadcast::{self, BroadcastRing};
+use multiproc_queue::mpmc::{self, Mpmc};
+use multiproc_queue::queue::Queue;
+use multiproc_queue::spsc::SpscRing;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -221,7 +221,7 @@ fn sizes_that_overflow_are_typed_errors_before_any_allocation() {
     assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");
     let r = BroadcastRing::anonymous(broadcast::Config::new(usize::MAX, 1 << 20));
     assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");
-    let r = ipc_queue::pipe::Pipe::builder()
+    let r = multiproc_queue::pipe::Pipe::builder()
         .capacity(usize::MAX)
         .create();
     assert!(matches!(r, Err(ObjectError::InvalidConfig { .. })), "{r:?}");

@@ -2,9 +2,9 @@
 //! slots and `rkyv` archives read in place, with their error cases.
 
 use bytemuck::{Pod, Zeroable};
-use ipc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
-use ipc_queue::error::{AttachError, RecvError, SendError, TryRecvError, TrySendError};
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
+use multiproc_queue::error::{AttachError, RecvError, SendError, TryRecvError, TrySendError};
+use multiproc_queue::spsc::SpscRing;
 
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
 #[repr(C)]
@@ -14,7 +14,7 @@ struct Tick {
     qty: u32,
     side: u32,
 }
-ipc_core::impl_shareable!(Tick);
+multiproc_core::impl_shareable!(Tick);
 
 fn tick(seq: u64) -> Tick {
     Tick {
@@ -199,21 +199,21 @@ fn serde_values_through_the_rings_ends() {
         id: 9,
         venue: "XLON".into(),
     };
-    let (tx, rx) = ipc_queue::mpmc::channel(4, 64).unwrap();
+    let (tx, rx) = multiproc_queue::mpmc::channel(4, 64).unwrap();
     tx.send_message(&fill).unwrap();
     assert_eq!(rx.recv_message::<Fill>().unwrap(), fill);
     let long = "x".repeat(100);
     assert!(matches!(
         tx.try_send_message(&long),
-        Err(ipc_queue::error::TrySendError::TooLarge((), _))
+        Err(multiproc_queue::error::TrySendError::TooLarge((), _))
     ));
     tx.send(b"\xff").unwrap();
     assert!(matches!(
         rx.try_recv_message::<Fill>(),
-        Err(ipc_queue::error::TryRecvError::Decode(_))
+        Err(multiproc_queue::error::TryRecvError::Decode(_))
     ));
 
-    let ring = ipc_queue::spsc::SpscRing::builder()
+    let ring = multiproc_queue::spsc::SpscRing::builder()
         .capacity(1024)
         .create()
         .unwrap();

@@ -2,9 +2,9 @@
 //! receives on the MPMC ring, `Queue` and the broadcast ring once they are
 //! warmed up.
 
-use ipc_queue::broadcast::{BroadcastRing, Start};
-use ipc_queue::mpmc::channel;
-use ipc_queue::queue::{JoinableQueue, Queue};
+use multiproc_queue::broadcast::{BroadcastRing, Start};
+use multiproc_queue::mpmc::channel;
+use multiproc_queue::queue::{JoinableQueue, Queue};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -85,7 +85,7 @@ fn queue_puts_and_gets_allocate_nothing() {
 
 #[test]
 fn broadcast_publish_and_read_allocate_nothing() {
-    let mut p = BroadcastRing::anonymous(ipc_queue::broadcast::Config::new(64, 64))
+    let mut p = BroadcastRing::anonymous(multiproc_queue::broadcast::Config::new(64, 64))
         .unwrap()
         .publisher()
         .unwrap();

@@ -4,9 +4,9 @@
 #[path = "conformance_suite.rs"]
 mod suite;
 
-use ipc_queue::error::{TryRecvError, TrySendError};
-use ipc_queue::mpmc::{self, Receiver, Sender};
-use ipc_queue::queue::Queue;
+use multiproc_queue::error::{TryRecvError, TrySendError};
+use multiproc_queue::mpmc::{self, Receiver, Sender};
+use multiproc_queue::queue::Queue;
 use suite::{Conformance, Outcome, SuiteRx, SuiteTx};
 
 fn send_outcome<T>(r: Result<(), TrySendError<T>>) -> Outcome {

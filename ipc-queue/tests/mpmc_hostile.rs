@@ -2,10 +2,10 @@
 //! lengths: every call still returns (a value or a typed error), nothing
 //! panics, nothing reads outside the ring.
 
-use ipc_core::object::ObjectError;
-use ipc_core::Segment;
-use ipc_queue::error::TryRecvError;
-use ipc_queue::mpmc::{self, Mpmc};
+use multiproc_core::object::ObjectError;
+use multiproc_core::Segment;
+use multiproc_queue::error::TryRecvError;
+use multiproc_queue::mpmc::{self, Mpmc};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ fn len(seg: &Segment, i: u64) -> &AtomicU32 {
 
 #[test]
 fn a_length_beyond_the_slot_is_reported_corrupt() {
-    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(4, SLOT)).unwrap();
+    let ring = Mpmc::anonymous(multiproc_queue::mpmc::Config::new(4, SLOT)).unwrap();
     let seg = mapping(&ring);
     let (tx, rx) = (ring.sender(), ring.receiver());
     tx.send(b"fine").unwrap();
@@ -50,7 +50,7 @@ fn a_length_beyond_the_slot_is_reported_corrupt() {
 
 #[test]
 fn a_scribbled_control_block_is_refused_on_attach() {
-    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(4, SLOT)).unwrap();
+    let ring = Mpmc::anonymous(multiproc_queue::mpmc::Config::new(4, SLOT)).unwrap();
     let seg = mapping(&ring);
     let cap: &AtomicU64 = seg.get(8).unwrap();
     cap.store(1 << 40, Ordering::Release);
@@ -66,10 +66,10 @@ fn a_scribbled_control_block_is_refused_on_attach() {
 
 #[test]
 fn random_scribbles_over_a_live_ring_never_crash_a_call() {
-    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(8, SLOT)).unwrap();
+    let ring = Mpmc::anonymous(multiproc_queue::mpmc::Config::new(8, SLOT)).unwrap();
     let seg = mapping(&ring);
     let stop = AtomicBool::new(false);
-    let me = ipc_core::ProcessId::current().unwrap().to_u64();
+    let me = multiproc_core::ProcessId::current().unwrap().to_u64();
     let calls = AtomicU64::new(0);
     std::thread::scope(|s| {
         for w in 0..2u64 {
@@ -135,7 +135,7 @@ fn random_scribbles_over_a_live_ring_never_crash_a_call() {
 fn an_unsealed_copy_of_a_ring_is_refused() {
     use std::io::{Read, Seek, Write};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(4, SLOT)).unwrap();
+    let ring = Mpmc::anonymous(multiproc_queue::mpmc::Config::new(4, SLOT)).unwrap();
     ring.sender().send(b"image").unwrap();
     let mut image = Vec::new();
     let mut src = std::fs::File::from(ring.fd().try_clone_to_owned().unwrap());
@@ -152,7 +152,7 @@ fn an_unsealed_copy_of_a_ring_is_refused() {
         matches!(
             r,
             Err(ObjectError::Segment(
-                ipc_core::SegmentError::Unsealed { .. }
+                multiproc_core::SegmentError::Unsealed { .. }
             ))
         ),
         "{r:?}"

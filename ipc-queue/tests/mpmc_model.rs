@@ -1,5 +1,5 @@
 //! The MPMC ring's recovery from processes that die mid-operation, with more
-//! threads than a loom model holds: `ipc_queue::raw::mpmc` itself, on heap
+//! threads than a loom model holds: `multiproc_queue::raw::mpmc` itself, on heap
 //! memory, driven by real threads that stand for processes (each an
 //! [`Actor`] with an identity of its own) under many random schedules, with
 //! threads killed at random steps.
@@ -23,10 +23,10 @@
 //! tiny configurations under the C11 memory model; this test reaches more
 //! threads, kills and laps. `IPC_STRESS=1` runs ten times as many schedules.
 
-use ipc_queue::raw::actors::{Actor, Actors};
-use ipc_queue::raw::heap::HeapMemory;
-use ipc_queue::raw::mpmc::{self, RawError, RawMpmc, Watch};
-use ipc_queue::raw::Memory;
+use multiproc_queue::raw::actors::{Actor, Actors};
+use multiproc_queue::raw::heap::HeapMemory;
+use multiproc_queue::raw::mpmc::{self, RawError, RawMpmc, Watch};
+use multiproc_queue::raw::Memory;
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

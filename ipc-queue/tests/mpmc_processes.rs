@@ -6,10 +6,10 @@
 //! `IPC_STRESS=1` multiplies them by ten (`MPMC_MESSAGES` and `MPMC_ROUNDS`
 //! set them outright).
 
-use ipc_core::process::{self, test_exec_args, ExitStatus, Process};
-use ipc_core::{Kind, Segment};
-use ipc_queue::error::{RecvTimeoutError, SendTimeoutError};
-use ipc_queue::mpmc::Mpmc;
+use multiproc_core::process::{self, test_exec_args, ExitStatus, Process};
+use multiproc_core::{Kind, Segment};
+use multiproc_queue::error::{RecvTimeoutError, SendTimeoutError};
+use multiproc_queue::mpmc::Mpmc;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -246,7 +246,7 @@ fn two_by_two_processes_through_a_capacity_two_ring() {
 }
 
 fn two_by_two(test: &str, capacity: usize, per: u64) {
-    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(capacity, 24)).unwrap();
+    let ring = Mpmc::anonymous(multiproc_queue::mpmc::Config::new(capacity, 24)).unwrap();
     let book = Book::create(2, per);
     let consumers: Vec<Process> = (0..2)
         .map(|_| start(test, consumer, &[0, 2, per], &ring, &book))
@@ -290,7 +290,7 @@ fn sigkilled_producers_and_consumers_lose_nothing_unaccounted() {
     // understood.
     eprintln!("fault injection seed {seed:#x}, {rounds} rounds");
     let mut rng = Rng(seed);
-    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(16, 24)).unwrap();
+    let ring = Mpmc::anonymous(multiproc_queue::mpmc::Config::new(16, 24)).unwrap();
     let book = Book::create(2, per);
     let mut producers: Vec<Process> = (0..2)
         .map(|id| start(test, producer, &[id, 2, per], &ring, &book))

@@ -2,9 +2,9 @@
 //! order per producer, no loss, no duplication, at the capacity-1 and
 //! capacity-2 edges and under every wait strategy.
 
-use ipc_core::wait::WaitStrategy;
-use ipc_queue::error::{RecvError, TryRecvError};
-use ipc_queue::mpmc::{channel, Mpmc};
+use multiproc_core::wait::WaitStrategy;
+use multiproc_queue::error::{RecvError, TryRecvError};
+use multiproc_queue::mpmc::{channel, Mpmc};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ fn every_wait_strategy() {
 
 #[test]
 fn capacity_is_rounded_up_and_edges_hold() {
-    let ring = Mpmc::anonymous(ipc_queue::mpmc::Config::new(3, 8)).unwrap();
+    let ring = Mpmc::anonymous(multiproc_queue::mpmc::Config::new(3, 8)).unwrap();
     assert_eq!(ring.capacity(), 4);
     let (tx, rx) = (ring.sender(), ring.receiver());
     for round in 0..10u8 {

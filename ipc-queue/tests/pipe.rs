@@ -1,9 +1,9 @@
 //! `pipe()` across processes: bytes, plain-old-data and `rkyv` values both
 //! ways, `poll`, close and death of the other end, named pipes.
 
-use ipc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
-use ipc_queue::error::{AttachError, RecvError, SendError};
-use ipc_queue::pipe::{pipe, Pipe};
+use multiproc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
+use multiproc_queue::error::{AttachError, RecvError, SendError};
+use multiproc_queue::pipe::{pipe, Pipe};
 use std::time::{Duration, Instant};
 
 #[derive(rkyv::Archive, rkyv::Serialize)]
@@ -39,7 +39,7 @@ fn echo(args: &[u8]) -> i32 {
     }
 }
 
-fn exercise(conn: &mut ipc_queue::pipe::Connection) {
+fn exercise(conn: &mut multiproc_queue::pipe::Connection) {
     // Nothing to read yet.
     assert!(!conn.poll(Some(Duration::from_millis(5))).unwrap());
     for i in 0..2_000u32 {
@@ -88,7 +88,7 @@ fn a_pipe_to_a_child_carries_every_kind_of_message() {
 #[test]
 fn a_named_pipe_is_opened_by_name() {
     process::init();
-    let name = ipc_core::name::unique_name("pipe");
+    let name = multiproc_core::name::unique_name("pipe");
     let p = Pipe::builder().name(&name).create().unwrap();
     let mut conn = p.end_a().unwrap();
     let child = Process::builder()
@@ -163,7 +163,7 @@ fn ends_in_one_process_talk_both_ways() {
     b.send_bytes(&[1, 2, 3]).unwrap();
     assert_eq!(
         a.recv::<u64>().unwrap_err(),
-        RecvError::Decode(ipc_core::message::DecodeError::Length {
+        RecvError::Decode(multiproc_core::message::DecodeError::Length {
             expected: 8,
             found: 3
         })
@@ -171,6 +171,6 @@ fn ends_in_one_process_talk_both_ways() {
     drop(b);
     assert_eq!(
         a.recv_bytes_timeout(Duration::from_millis(1)).unwrap_err(),
-        ipc_queue::error::RecvTimeoutError::Closed
+        multiproc_queue::error::RecvTimeoutError::Closed
     );
 }

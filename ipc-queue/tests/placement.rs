@@ -1,16 +1,16 @@
-//! Every ring type is placed by `ipc_core::object::Placed`, so each has the
+//! Every ring type is placed by `multiproc_core::object::Placed`, so each has the
 //! same six constructors. These tests place several rings side by side in
 //! one segment (`init_at`), find them again at their offsets (`at`, as
 //! another process mapping the same segment would), and check the
 //! refusals: an offset outside the segment or misaligned, memory holding
 //! another ring or nothing, a configuration no ring can have.
 
-use ipc_core::object::ObjectError;
-use ipc_core::{Kind, Segment};
-use ipc_queue::broadcast::{self, BroadcastRing, Start};
-use ipc_queue::mpmc::{self, Mpmc};
-use ipc_queue::queue::{self, JoinableQueue, Queue};
-use ipc_queue::spsc::{self, SpscRing};
+use multiproc_core::object::ObjectError;
+use multiproc_core::{Kind, Segment};
+use multiproc_queue::broadcast::{self, BroadcastRing, Start};
+use multiproc_queue::mpmc::{self, Mpmc};
+use multiproc_queue::queue::{self, JoinableQueue, Queue};
+use multiproc_queue::spsc::{self, SpscRing};
 use std::sync::Arc;
 
 fn segment(size: usize) -> Arc<Segment> {
@@ -112,7 +112,7 @@ fn offsets_and_contents_are_checked() {
 
 #[test]
 fn named_rings_open_by_name_and_check_their_kind() {
-    let name = ipc_core::name::unique_name("placement");
+    let name = multiproc_core::name::unique_name("placement");
     let made = Mpmc::create(&name, mpmc::Config::new(2, 8)).unwrap();
     assert_eq!(Mpmc::open(&name).unwrap().capacity(), 2);
     assert!(matches!(
@@ -124,5 +124,5 @@ fn named_rings_open_by_name_and_check_their_kind() {
         Err(ObjectError::Segment(_))
     ));
     drop(made);
-    assert!(!ipc_core::name::path_of(&name).exists());
+    assert!(!multiproc_core::name::path_of(&name).exists());
 }

@@ -1,10 +1,10 @@
 //! `Queue` and `JoinableQueue` across processes: worker processes get items,
 //! mark them done, and the parent's `join` returns only once all are done.
 
-use ipc_core::process::{self, test_exec_args, ExitStatus, Process};
-use ipc_core::{Kind, Segment};
-use ipc_queue::error::RecvError;
-use ipc_queue::queue::{JoinableQueue, Queue, TaskDoneError};
+use multiproc_core::process::{self, test_exec_args, ExitStatus, Process};
+use multiproc_core::{Kind, Segment};
+use multiproc_queue::error::RecvError;
+use multiproc_queue::queue::{JoinableQueue, Queue, TaskDoneError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -90,7 +90,7 @@ fn named_producer(args: &[u8]) -> i32 {
 #[test]
 fn a_named_queue_is_opened_by_an_unrelated_process() {
     process::init();
-    let name = ipc_core::name::unique_name("queue-named");
+    let name = multiproc_core::name::unique_name("queue-named");
     let q = Queue::<[u32; 4]>::builder()
         .name(&name)
         .maxsize(16)

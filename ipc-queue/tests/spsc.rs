@@ -2,12 +2,12 @@
 //! single-producer enforcement, takeover of a dead end, close and death of a
 //! peer, named rings, and every wait strategy.
 
-use ipc_core::object::ObjectError;
-use ipc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
-use ipc_core::wait::WaitStrategy;
-use ipc_queue::error::{AttachError, RecvError, RecvTimeoutError, SendError};
-use ipc_queue::spsc::Side;
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::object::ObjectError;
+use multiproc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
+use multiproc_core::wait::WaitStrategy;
+use multiproc_queue::error::{AttachError, RecvError, RecvTimeoutError, SendError};
+use multiproc_queue::spsc::Side;
+use multiproc_queue::spsc::SpscRing;
 use std::time::{Duration, Instant};
 
 fn ring_from_parent() -> SpscRing {
@@ -231,7 +231,7 @@ fn a_blocked_producer_learns_the_consumer_died() {
         while tx.try_send(&[0; 8]).is_ok() {}
         assert!(matches!(
             tx.send_timeout(&[0; 8], Duration::from_millis(20)),
-            Err(ipc_queue::error::SendTimeoutError::Timeout(()))
+            Err(multiproc_queue::error::SendTimeoutError::Timeout(()))
         ));
     }
     tx.set_wait_strategy(WaitStrategy::ADAPTIVE);
@@ -272,8 +272,8 @@ fn ping_pong_over_named_rings_with_every_wait_strategy() {
         (1, WaitStrategy::ADAPTIVE, 20_000),
         (2, WaitStrategy::Blocking, 500),
     ] {
-        let ping_name = ipc_core::name::unique_name("spsc-ping");
-        let pong_name = ipc_core::name::unique_name("spsc-pong");
+        let ping_name = multiproc_core::name::unique_name("spsc-ping");
+        let pong_name = multiproc_core::name::unique_name("spsc-pong");
         let ping = SpscRing::builder()
             .name(&ping_name)
             .capacity(256)
@@ -310,20 +310,22 @@ fn ping_pong_over_named_rings_with_every_wait_strategy() {
 /// Opening refuses segments of another kind and names that do not exist.
 #[test]
 fn opening_checks_kind_and_name() {
-    let name = ipc_core::name::unique_name("spsc-kind");
-    let _other = ipc_core::Segment::builder(ipc_core::Kind::BYTES)
+    let name = multiproc_core::name::unique_name("spsc-kind");
+    let _other = multiproc_core::Segment::builder(multiproc_core::Kind::BYTES)
         .name(&name)
         .size(4096)
         .create()
         .unwrap();
     assert!(matches!(
         SpscRing::open(&name),
-        Err(ObjectError::Segment(ipc_core::SegmentError::Header { .. }))
+        Err(ObjectError::Segment(
+            multiproc_core::SegmentError::Header { .. }
+        ))
     ));
     assert!(matches!(
-        SpscRing::open(&ipc_core::name::unique_name("spsc-missing")),
+        SpscRing::open(&multiproc_core::name::unique_name("spsc-missing")),
         Err(ObjectError::Segment(
-            ipc_core::SegmentError::NotFound { .. }
+            multiproc_core::SegmentError::NotFound { .. }
         ))
     ));
 }

@@ -2,8 +2,8 @@
 //! sends and receives of every SPSC form (bytes in place and copied, batches,
 //! plain-old-data values, `rkyv` archives after the first, the pipe).
 
-use ipc_queue::pipe::pipe;
-use ipc_queue::spsc::SpscRing;
+use multiproc_queue::pipe::pipe;
+use multiproc_queue::spsc::SpscRing;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,7 +85,7 @@ fn byte_messages_allocate_nothing() {
 
 #[test]
 fn typed_messages_allocate_nothing() {
-    let (mut tx, mut rx) = ipc_queue::spsc::pod::channel::<[u64; 4]>(64).unwrap();
+    let (mut tx, mut rx) = multiproc_queue::spsc::pod::channel::<[u64; 4]>(64).unwrap();
     let ring = SpscRing::builder().capacity(4096).create().unwrap();
     let mut atx = ring.archive_producer::<Quote>().unwrap();
     let mut arx = ring.archive_consumer::<Quote>().unwrap();

@@ -9,10 +9,10 @@
 //!
 //! `IPC_STRESS=1` kills ten times as often.
 
-use ipc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
-use ipc_core::{Kind, Segment};
-use ipc_queue::error::{RecvError, SendError};
-use ipc_queue::spsc::SpscRing;
+use multiproc_core::process::{self, take_inherited_fd, test_exec_args, ExitStatus, Process};
+use multiproc_core::{Kind, Segment};
+use multiproc_queue::error::{RecvError, SendError};
+use multiproc_queue::spsc::SpscRing;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

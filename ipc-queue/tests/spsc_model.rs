@@ -17,7 +17,7 @@
 //!
 //! ```text
 //! MIRIFLAGS=-Zmiri-disable-weak-memory-emulation \
-//!     cargo +nightly miri test -p ipc-queue --test spsc_model
+//!     cargo +nightly miri test -p multiproc-queue --test spsc_model
 //! ```
 //!
 //! (about 12 minutes; Miri's weak-memory emulation is off because it does
@@ -25,9 +25,9 @@
 //! another, as a data-area word is when it is a header slot in one lap and
 //! payload in the next.)
 
-use ipc_core::liveness::OsJudge;
-use ipc_queue::raw::heap::HeapMemory;
-use ipc_queue::raw::spsc::{self, RawRing, ReserveError};
+use multiproc_core::liveness::OsJudge;
+use multiproc_queue::raw::heap::HeapMemory;
+use multiproc_queue::raw::spsc::{self, RawRing, ReserveError};
 
 type RawProducer = spsc::RawProducer<HeapMemory, OsJudge>;
 type RawConsumer = spsc::RawConsumer<HeapMemory, OsJudge>;

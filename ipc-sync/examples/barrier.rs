@@ -1,10 +1,10 @@
 //! A parent and a forked child meet at a barrier each round; the last to
 //! arrive runs the action. Then a lone party times out and breaks it.
 //!
-//! Run: `cargo run --release -p ipc-sync --example barrier`
+//! Run: `cargo run --release -p multiproc-sync --example barrier`
 
-use ipc_core::Process;
-use ipc_sync::{Barrier, BarrierTimeoutError, Value};
+use multiproc_core::Process;
+use multiproc_sync::{Barrier, BarrierTimeoutError, Value};
 use std::time::Duration;
 
 const ROUNDS: u64 = 1_000;

@@ -1,10 +1,10 @@
 //! A forked consumer waits on a condition variable for items a parent
 //! produces into a small buffer guarded by a robust mutex.
 //!
-//! Run: `cargo run --release -p ipc-sync --example condvar`
+//! Run: `cargo run --release -p multiproc-sync --example condvar`
 
-use ipc_core::Process;
-use ipc_sync::{Condvar, Mutex};
+use multiproc_core::Process;
+use multiproc_sync::{Condvar, Mutex};
 
 /// `[produced, consumed, sum of consumed items]`.
 type Queue = [u64; 3];

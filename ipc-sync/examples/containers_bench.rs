@@ -3,12 +3,12 @@
 //! (when `python3` is on the `PATH`) beside Python's `Manager().dict()` and
 //! `Manager().list()`, which send every call to a server process.
 //!
-//! Run: `cargo run --release -p ipc-sync --example containers_bench`
+//! Run: `cargo run --release -p multiproc-sync --example containers_bench`
 //! (`-- --quick` for fewer operations, `-- --no-python` to leave Python
 //! out). Each figure is the median of five
 //! runs of the mean time per operation.
 
-use ipc_sync::{ContainerConfig, SharedDict, SharedList};
+use multiproc_sync::{ContainerConfig, SharedDict, SharedList};
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Mutex;
@@ -86,7 +86,7 @@ if __name__ == "__main__":
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let quick = std::env::args().any(|a| a == "--quick");
     let n: u64 = if quick { 100_000 } else { 2_000_000 };
 

@@ -1,10 +1,10 @@
 //! A spawned child opens a named event and waits; the parent sets it. Then
 //! the roles flip through a second event, and a round-trip timing follows.
 //!
-//! Run: `cargo run --release -p ipc-sync --example event`
+//! Run: `cargo run --release -p multiproc-sync --example event`
 
-use ipc_core::process::{self, Process};
-use ipc_sync::Event;
+use multiproc_core::process::{self, Process};
+use multiproc_sync::Event;
 use std::time::{Duration, Instant};
 
 const ROUNDS: u32 = 10_000;
@@ -31,7 +31,7 @@ fn child(args: &[u8]) -> i32 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     process::init();
-    let base = ipc_core::name::unique_name("example-event");
+    let base = multiproc_core::name::unique_name("example-event");
     let (go_name, done_name) = names(&base);
     let go = Event::create(&go_name)?;
     let done = Event::create(&done_name)?;

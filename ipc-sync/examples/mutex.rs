@@ -2,10 +2,10 @@
 //! counter, then a second child is killed while holding the lock and the
 //! parent repairs the data it left half-written.
 //!
-//! Run: `cargo run --release -p ipc-sync --example mutex`
+//! Run: `cargo run --release -p multiproc-sync --example mutex`
 
-use ipc_core::process::{self, Process};
-use ipc_sync::{LockError, Mutex};
+use multiproc_core::process::{self, Process};
+use multiproc_sync::{LockError, Mutex};
 use std::time::{Duration, Instant};
 
 /// `[count, checksum]`: the checksum is `2 * count` when consistent.
@@ -37,7 +37,7 @@ fn dies_holding(args: &[u8]) -> i32 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     process::init();
-    let name = ipc_core::name::unique_name("example-mutex");
+    let name = multiproc_core::name::unique_name("example-mutex");
     let m = Mutex::<Counter>::create(&name, [0, 0])?;
 
     let child = Process::builder()

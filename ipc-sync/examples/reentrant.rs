@@ -1,10 +1,10 @@
 //! A reentrant lock taken twice by its owner, while a forked child waits
 //! for it and then takes it in turn.
 //!
-//! Run: `cargo run --release -p ipc-sync --example reentrant`
+//! Run: `cargo run --release -p multiproc-sync --example reentrant`
 
-use ipc_core::Process;
-use ipc_sync::ReentrantMutex;
+use multiproc_core::Process;
+use multiproc_sync::ReentrantMutex;
 use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

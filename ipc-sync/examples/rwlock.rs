@@ -1,10 +1,10 @@
 //! A forked writer updates a pair under a readers-writer lock while the
 //! parent reads it; then a writer dies mid-update and the parent repairs.
 //!
-//! Run: `cargo run --release -p ipc-sync --example rwlock`
+//! Run: `cargo run --release -p multiproc-sync --example rwlock`
 
-use ipc_core::Process;
-use ipc_sync::{LockError, RwLock};
+use multiproc_core::Process;
+use multiproc_sync::{LockError, RwLock};
 
 const ITERS: u64 = 50_000;
 

@@ -3,10 +3,10 @@
 //! refuses a release past its bound, and a recoverable semaphore gets back
 //! the permits of a child that exited holding them.
 //!
-//! Run: `cargo run --release -p ipc-sync --example semaphore`
+//! Run: `cargo run --release -p multiproc-sync --example semaphore`
 
-use ipc_core::Process;
-use ipc_sync::{BoundedSemaphore, RecoverableSemaphore, ReleaseError, Semaphore};
+use multiproc_core::Process;
+use multiproc_sync::{BoundedSemaphore, RecoverableSemaphore, ReleaseError, Semaphore};
 use std::time::Instant;
 
 const ROUNDS: u32 = 20_000;

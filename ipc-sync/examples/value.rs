@@ -1,10 +1,10 @@
 //! Python's `Value` and `Array`: a spawned child opens them by name and
 //! updates them; the parent reads the result.
 //!
-//! Run: `cargo run --release -p ipc-sync --example value`
+//! Run: `cargo run --release -p multiproc-sync --example value`
 
-use ipc_core::process::{self, Process};
-use ipc_sync::{Array, Value};
+use multiproc_core::process::{self, Process};
+use multiproc_sync::{Array, Value};
 
 fn child(args: &[u8]) -> i32 {
     let base = std::str::from_utf8(args).expect("name");
@@ -20,7 +20,7 @@ fn child(args: &[u8]) -> i32 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     process::init();
-    let base = ipc_core::name::unique_name("example-value");
+    let base = multiproc_core::name::unique_name("example-value");
     let v = Value::create(&format!("{base}.v"), 3.25f64)?;
     let a = Array::create(&format!("{base}.a"), [1, 2, 3, 4, 5])?;
     let c = Process::builder()

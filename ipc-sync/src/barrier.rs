@@ -3,9 +3,9 @@
 use crate::error::{BarrierError, BarrierTimeoutError};
 use crate::handle::handle;
 use crate::raw::{deadline_after, BarrierWait, RawBarrier};
-use ipc_core::liveness::{Judge, OsJudge};
-use ipc_core::object::{Handle, Placed};
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::liveness::{Judge, OsJudge};
+use multiproc_core::object::{Handle, Placed};
+use multiproc_core::wait::WaitStrategy;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -25,15 +25,15 @@ type Action = std::sync::Arc<dyn Fn() + Send + Sync>;
 ///
 /// A process that is done with the barrier leaves by dropping its handle.
 /// One that exits without running destructors (a forked child leaving with
-/// `_exit`, as [`ipc_core::Process`]'s fork does) must call
+/// `_exit`, as [`multiproc_core::Process`]'s fork does) must call
 /// [`Barrier::leave`] first, or its exit reads as a death and breaks the
 /// barrier for the others. A handle sent to another process arrives
 /// without its action, registered for its new process.
 ///
 /// ```
-/// let b = ipc_sync::Barrier::anonymous(1)?;
+/// let b = multiproc_sync::Barrier::anonymous(1)?;
 /// assert!(b.wait()?.is_leader);
-/// assert!(ipc_sync::Barrier::anonymous(0).is_err());
+/// assert!(multiproc_sync::Barrier::anonymous(0).is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Barrier {
@@ -76,7 +76,7 @@ impl Handle for Barrier {
     }
 }
 
-ipc_core::handle_constructors!(impl[] Barrier, "barrier");
+multiproc_core::handle_constructors!(impl[] Barrier, "barrier");
 handle!(parts impl[] Barrier, RawBarrier, "barrier");
 
 impl std::fmt::Debug for Barrier {

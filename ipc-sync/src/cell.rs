@@ -4,9 +4,9 @@
 //! and [`Value`](crate::Value).
 
 use crate::raw::{tag, RawMutex, RawReentrantMutex, RawRwLock};
-use ipc_core::header::layout_hash;
-use ipc_core::object::{checked_ref, ObjectError, ShmObject};
-use ipc_core::{Kind, Shareable};
+use multiproc_core::header::layout_hash;
+use multiproc_core::object::{checked_ref, ObjectError, ShmObject};
+use multiproc_core::{Kind, Shareable};
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +48,7 @@ pub trait DataLock: Shareable + Sync + private::Sealed {
 mod private {
     pub trait Sealed {
         fn fresh() -> Self;
-        fn check(&self) -> Result<(), ipc_core::object::ObjectError>;
+        fn check(&self) -> Result<(), multiproc_core::object::ObjectError>;
     }
 }
 

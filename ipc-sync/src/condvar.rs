@@ -5,10 +5,10 @@ use crate::error::{guarded, LockError};
 use crate::handle::handle;
 use crate::mutex::{Mutex, MutexGuard};
 use crate::raw::{deadline_after, RawCondvar};
-use ipc_core::liveness::OsJudge;
-use ipc_core::object::Placed;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Shareable;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::object::Placed;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Shareable;
 use std::time::{Duration, Instant};
 
 /// Whether a timed wait returned because its timeout passed.
@@ -43,7 +43,7 @@ pub type WaitResult<'a, T, R, L = crate::raw::RawMutex> =
 /// makes the mutex unrecoverable, as dropping that guard would.
 ///
 /// ```
-/// use ipc_sync::{Condvar, Mutex};
+/// use multiproc_sync::{Condvar, Mutex};
 /// let m = Mutex::anonymous(0u32)?;
 /// let cv = Condvar::anonymous()?;
 /// let g = m.lock().expect("lock");
@@ -59,7 +59,7 @@ pub struct Condvar {
     strategy: WaitStrategy,
 }
 
-ipc_core::handle_constructors!(impl[] Condvar, "condition variable", ());
+multiproc_core::handle_constructors!(impl[] Condvar, "condition variable", ());
 handle!(impl[] Condvar, RawCondvar, "condition variable");
 
 impl std::fmt::Debug for Condvar {

@@ -2,8 +2,8 @@
 //! [`SharedDict`](crate::SharedDict)) have in common: their configuration,
 //! their error, and how a value type is named in the segment.
 
-use ipc_core::message::{DecodeError, EncodeError, Message};
-use ipc_core::IdentityError;
+use multiproc_core::message::{DecodeError, EncodeError, Message};
+use multiproc_core::IdentityError;
 
 /// The capacity of a container made with [`ContainerConfig::default`].
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -37,10 +37,10 @@ pub const MAX_ARENA_BYTES: usize = u32::MAX as usize;
 /// per operation.
 ///
 /// ```
-/// use ipc_sync::ContainerConfig;
+/// use multiproc_sync::ContainerConfig;
 /// let cfg = ContainerConfig::new(100, 8 * 1024);
 /// assert_eq!(cfg.capacity, 100);
-/// assert_eq!(ContainerConfig::default().capacity, ipc_sync::DEFAULT_CAPACITY);
+/// assert_eq!(ContainerConfig::default().capacity, multiproc_sync::DEFAULT_CAPACITY);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContainerConfig {
@@ -189,7 +189,7 @@ impl ContainerError {
 pub(crate) fn fingerprint<T: Message + 'static>() -> u64 {
     let name = std::any::type_name::<T>();
     let size = T::fixed_size().map_or(u64::MAX, |s| s as u64);
-    (ipc_core::header::fnv1a64(name.as_bytes()) ^ size.rotate_left(17)) | 1
+    (multiproc_core::header::fnv1a64(name.as_bytes()) ^ size.rotate_left(17)) | 1
 }
 
 /// What `type_name` says of `T`, for error messages.

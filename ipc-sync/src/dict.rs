@@ -7,11 +7,11 @@ use crate::container::{
 };
 use crate::handle::handle;
 use crate::raw::{Layout, RawContainerConfig, RawDict, RawDictTx};
-use ipc_core::liveness::OsJudge;
-use ipc_core::message::Message;
-use ipc_core::object::{Handle, ObjectError, Placed, ShmObject};
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Kind;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::message::Message;
+use multiproc_core::object::{Handle, ObjectError, Placed, ShmObject};
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Kind;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -26,7 +26,7 @@ use std::time::Duration;
 /// so the map is never left half-changed or locked), copies the encoded
 /// key and value in or out, and unlocks: there is no server to ask and no
 /// round trip. Keys and values are any [`Message`]: numbers and
-/// [`Pod`](ipc_core::message::Pod) values are copied as their bytes,
+/// [`Pod`](multiproc_core::message::Pod) values are copied as their bytes,
 /// `serde` types are encoded with postcard.
 ///
 /// **Keys are compared and hashed by their encoded bytes**, not by `K`'s
@@ -46,12 +46,12 @@ use std::time::Duration;
 /// Placement is that of every handle of this crate: named
 /// ([`create`](SharedDict::create), [`open`](SharedDict::open)), anonymous
 /// for children ([`anonymous`](SharedDict::anonymous), passed in the
-/// arguments of [`Process::start`](ipc_core::Process::start)), or at an
+/// arguments of [`Process::start`](multiproc_core::Process::start)), or at an
 /// offset of a segment ([`init_at`](SharedDict::init_at),
 /// [`at`](SharedDict::at)). Opening checks the key and value types.
 ///
 /// ```
-/// use ipc_sync::{ContainerConfig, SharedDict};
+/// use multiproc_sync::{ContainerConfig, SharedDict};
 ///
 /// let ages = SharedDict::<String, u32>::anonymous(ContainerConfig::default())?;
 /// ages.insert("ada".to_string(), 36)?;
@@ -147,7 +147,7 @@ impl<K: Message + 'static, V: Message + 'static> Clone for SharedDict<K, V> {
     }
 }
 
-ipc_core::handle_constructors!(impl[K: Message + 'static, V: Message + 'static] SharedDict<K, V>, "shared dict");
+multiproc_core::handle_constructors!(impl[K: Message + 'static, V: Message + 'static] SharedDict<K, V>, "shared dict");
 handle!(parts impl[K: Message + 'static, V: Message + 'static] SharedDict<K, V>, DictCell<K, V>, "dict");
 
 impl<K: Message + 'static, V: Message + 'static> std::fmt::Debug for SharedDict<K, V> {
@@ -208,7 +208,7 @@ impl<K: Message + 'static, V: Message + 'static> SharedDict<K, V> {
     /// the process is killed meanwhile). Other processes wait meanwhile.
     ///
     /// ```
-    /// # let d = ipc_sync::SharedDict::<String, i64>::anonymous(Default::default())?;
+    /// # let d = multiproc_sync::SharedDict::<String, i64>::anonymous(Default::default())?;
     /// # d.insert("alice".into(), 10)?;
     /// // Move 5 from one account to another, atomically.
     /// d.transaction(|tx| {

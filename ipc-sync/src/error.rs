@@ -14,7 +14,7 @@
 //! recoverable, as dropping any unrepaired guard does), or take it back
 //! with `into_parts` and repair; see the [crate docs](crate).
 
-use ipc_core::{IdentityError, ProcessId};
+use multiproc_core::{IdentityError, ProcessId};
 use std::convert::Infallible;
 
 /// The lock was taken over from a holder that died: **the caller holds the

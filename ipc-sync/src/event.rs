@@ -2,8 +2,8 @@
 
 use crate::handle::handle;
 use crate::raw::RawEvent;
-use ipc_core::object::Placed;
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::object::Placed;
+use multiproc_core::wait::WaitStrategy;
 use std::time::Duration;
 
 /// A manual-reset event shared between processes (Python's `Event`):
@@ -15,7 +15,7 @@ use std::time::Duration;
 /// blocks the others.
 ///
 /// ```
-/// let e = ipc_sync::Event::anonymous()?;
+/// let e = multiproc_sync::Event::anonymous()?;
 /// assert!(!e.wait_timeout(std::time::Duration::ZERO));
 /// e.set();
 /// e.wait();
@@ -27,7 +27,7 @@ pub struct Event {
     strategy: WaitStrategy,
 }
 
-ipc_core::handle_constructors!(impl[] Event, "event", ());
+multiproc_core::handle_constructors!(impl[] Event, "event", ());
 handle!(impl[] Event, RawEvent, "event");
 
 impl std::fmt::Debug for Event {

@@ -6,9 +6,9 @@
 //!
 //! A handle is encoded as a struct of four fields: where its segment is
 //! (`Named(name)`, opened by name on arrival; or `Fd(index)`, a descriptor
-//! exported with [`export_fd`](ipc_core::message::export_fd) while a
+//! exported with [`export_fd`](multiproc_core::message::export_fd) while a
 //! spawn's arguments are encoded and taken with
-//! [`import_fd`](ipc_core::message::import_fd) in the child), the object's
+//! [`import_fd`](multiproc_core::message::import_fd) in the child), the object's
 //! offset in the segment, the segment's kind (type tag, layout version,
 //! layout hash), and the wait strategy. Decoding maps the segment, checking
 //! its kind, and attaches the object, checking it: a forged or stale handle
@@ -16,8 +16,8 @@
 //! therefore only travel in the arguments of a child being started; a named
 //! one travels anywhere.
 
-use ipc_core::object::{Placed, ShmObject};
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::object::{Placed, ShmObject};
+use multiproc_core::wait::WaitStrategy;
 
 /// The parts of a handle the shared accessors and the wire format use.
 pub(crate) trait Parts {
@@ -32,19 +32,19 @@ pub(crate) trait Parts {
 }
 
 /// For a handle type with the fields `placed: Placed<$obj>` and `strategy`:
-/// [`Handle`](ipc_core::object::Handle) and `Clone` (unless the `parts`
+/// [`Handle`](multiproc_core::object::Handle) and `Clone` (unless the `parts`
 /// form is used, for a type that makes its own), [`Parts`], the accessors
 /// every handle has and, with feature `serde`, `Serialize` and
 /// `Deserialize`. The `delegate` form is for a type that wraps another
 /// handle in one field.
 macro_rules! handle {
     (impl[$($g:tt)*] $t:ty, $obj:ty, $what:literal) => {
-        impl<$($g)*> ipc_core::object::Handle for $t {
+        impl<$($g)*> multiproc_core::object::Handle for $t {
             type Object = $obj;
-            fn from_placed(placed: ipc_core::object::Placed<$obj>) -> Self {
+            fn from_placed(placed: multiproc_core::object::Placed<$obj>) -> Self {
                 Self {
                     placed,
-                    strategy: ipc_core::wait::WaitStrategy::ADAPTIVE,
+                    strategy: multiproc_core::wait::WaitStrategy::ADAPTIVE,
                 }
             }
         }
@@ -61,11 +61,11 @@ macro_rules! handle {
         crate::handle::handle!(parts impl[$($g)*] $t, $obj, $what);
     };
     (delegate impl[$($g:tt)*] $t:ident<$($p:tt),*> to $field:ident: $inner:ty, $obj:ty, $what:literal) => {
-        impl<$($g)*> ipc_core::object::Handle for $t<$($p),*> {
+        impl<$($g)*> multiproc_core::object::Handle for $t<$($p),*> {
             type Object = $obj;
-            fn from_placed(placed: ipc_core::object::Placed<$obj>) -> Self {
+            fn from_placed(placed: multiproc_core::object::Placed<$obj>) -> Self {
                 $t {
-                    $field: <$inner as ipc_core::object::Handle>::from_placed(placed),
+                    $field: <$inner as multiproc_core::object::Handle>::from_placed(placed),
                 }
             }
         }
@@ -81,13 +81,13 @@ macro_rules! handle {
 
         impl<$($g)*> crate::handle::Parts for $t<$($p),*> {
             type Object = $obj;
-            fn placed(&self) -> &ipc_core::object::Placed<$obj> {
+            fn placed(&self) -> &multiproc_core::object::Placed<$obj> {
                 crate::handle::Parts::placed(&self.$field)
             }
-            fn strategy(&self) -> ipc_core::wait::WaitStrategy {
+            fn strategy(&self) -> multiproc_core::wait::WaitStrategy {
                 crate::handle::Parts::strategy(&self.$field)
             }
-            fn set_strategy(&mut self, strategy: ipc_core::wait::WaitStrategy) {
+            fn set_strategy(&mut self, strategy: multiproc_core::wait::WaitStrategy) {
                 crate::handle::Parts::set_strategy(&mut self.$field, strategy);
             }
         }
@@ -96,13 +96,13 @@ macro_rules! handle {
     (parts impl[$($g:tt)*] $t:ty, $obj:ty, $what:literal) => {
         impl<$($g)*> crate::handle::Parts for $t {
             type Object = $obj;
-            fn placed(&self) -> &ipc_core::object::Placed<$obj> {
+            fn placed(&self) -> &multiproc_core::object::Placed<$obj> {
                 &self.placed
             }
-            fn strategy(&self) -> ipc_core::wait::WaitStrategy {
+            fn strategy(&self) -> multiproc_core::wait::WaitStrategy {
                 self.strategy
             }
-            fn set_strategy(&mut self, strategy: ipc_core::wait::WaitStrategy) {
+            fn set_strategy(&mut self, strategy: multiproc_core::wait::WaitStrategy) {
                 self.strategy = strategy;
             }
         }
@@ -111,17 +111,17 @@ macro_rules! handle {
     (common impl[$($g:tt)*] $t:ty, $what:literal) => {
         impl<$($g)*> $t {
             #[doc = concat!("The segment holding the ", $what, " (for its name or descriptor).")]
-            pub fn segment(&self) -> &std::sync::Arc<ipc_core::Segment> {
+            pub fn segment(&self) -> &std::sync::Arc<multiproc_core::Segment> {
                 crate::handle::Parts::placed(self).segment()
             }
 
-            /// This handle's wait strategy (default [`WaitStrategy::ADAPTIVE`](ipc_core::wait::WaitStrategy::ADAPTIVE)).
-            pub fn wait_strategy(&self) -> ipc_core::wait::WaitStrategy {
+            /// This handle's wait strategy (default [`WaitStrategy::ADAPTIVE`](multiproc_core::wait::WaitStrategy::ADAPTIVE)).
+            pub fn wait_strategy(&self) -> multiproc_core::wait::WaitStrategy {
                 crate::handle::Parts::strategy(self)
             }
 
             /// The same handle with another wait strategy (for this process).
-            pub fn with_wait_strategy(mut self, strategy: ipc_core::wait::WaitStrategy) -> Self {
+            pub fn with_wait_strategy(mut self, strategy: multiproc_core::wait::WaitStrategy) -> Self {
                 crate::handle::Parts::set_strategy(&mut self, strategy);
                 self
             }
@@ -142,7 +142,7 @@ macro_rules! handle {
         impl<'de, $($g)*> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let (placed, strategy) = crate::handle::wire::deserialize(d)?;
-                let mut h = <Self as ipc_core::object::Handle>::from_placed(placed);
+                let mut h = <Self as multiproc_core::object::Handle>::from_placed(placed);
                 crate::handle::Parts::set_strategy(&mut h, strategy);
                 Ok(h)
             }
@@ -153,10 +153,10 @@ pub(crate) use handle;
 
 #[cfg(feature = "serde")]
 pub(crate) mod wire {
-    use ipc_core::message::{export_fd, import_fd};
-    use ipc_core::object::{Placed, ShmObject};
-    use ipc_core::wait::WaitStrategy;
-    use ipc_core::{Kind, Segment};
+    use multiproc_core::message::{export_fd, import_fd};
+    use multiproc_core::object::{Placed, ShmObject};
+    use multiproc_core::wait::WaitStrategy;
+    use multiproc_core::{Kind, Segment};
     use serde::de::Error as _;
     use std::sync::Arc;
     use std::time::Duration;
@@ -200,10 +200,10 @@ pub(crate) mod wire {
         let place = match seg.name() {
             Some(n) => Place::Named(n.to_owned()),
             None => Place::Fd(export_fd(seg.fd()).map_err(|e| match e {
-                ipc_core::message::EncodeError::Handle(reason) => {
-                    ipc_core::message::refuse_handle(reason)
+                multiproc_core::message::EncodeError::Handle(reason) => {
+                    multiproc_core::message::refuse_handle(reason)
                 }
-                other => ipc_core::message::refuse_handle(other),
+                other => multiproc_core::message::refuse_handle(other),
             })?),
         };
         let k = seg.kind();
@@ -275,13 +275,13 @@ macro_rules! lock_forms {
     ) => {
         $(#[$m1])*
         pub fn $lock(&self) -> Result<$g, crate::error::LockError<$g>> {
-            let r = self.raw().$raw_lock(&ipc_core::liveness::OsJudge, self.strategy);
+            let r = self.raw().$raw_lock(&multiproc_core::liveness::OsJudge, self.strategy);
             crate::error::guarded(r, |c| self.$guard(c))
         }
 
         $(#[$m2])*
         pub fn $try(&self) -> Result<$g, crate::error::TryLockError<$g>> {
-            let r = self.raw().$raw_try(&ipc_core::liveness::OsJudge);
+            let r = self.raw().$raw_try(&multiproc_core::liveness::OsJudge);
             crate::error::guarded(r, |c| self.$guard(c))
         }
 
@@ -290,7 +290,7 @@ macro_rules! lock_forms {
             &self,
             timeout: std::time::Duration,
         ) -> Result<$g, crate::error::LockTimeoutError<$g>> {
-            let r = self.raw().$raw_timeout(&ipc_core::liveness::OsJudge, self.strategy, timeout);
+            let r = self.raw().$raw_timeout(&multiproc_core::liveness::OsJudge, self.strategy, timeout);
             crate::error::guarded(r, |c| self.$guard(c))
         }
     };

@@ -16,17 +16,17 @@
 //!
 //! **The shape.** Each algorithm is a raw type in [`raw`], `#[repr(C)]`
 //! atomics over caller memory that know nothing of the operating system:
-//! each implements [`ShmObject`](ipc_core::object::ShmObject) (its segment
+//! each implements [`ShmObject`](multiproc_core::object::ShmObject) (its segment
 //! kind, a configuration, its size, how to initialize it and how to check
 //! what another process wrote), and asks a
-//! [`Judge`](ipc_core::liveness::Judge) passed to each call who the caller
+//! [`Judge`](multiproc_core::liveness::Judge) passed to each call who the caller
 //! is and whether a recorded holder died. Its atomics and futex calls come
 //! from one module that switches to loom under `cfg(loom)`, so the loom
 //! models (`tests/loom.rs`) check this very code, with a judge whose model
 //! threads can die. Each public type wraps a
-//! [`Placed`](ipc_core::object::Placed) raw object with this process's wait
+//! [`Placed`](multiproc_core::object::Placed) raw object with this process's wait
 //! strategy and passes the operating system's judge
-//! ([`OsJudge`](ipc_core::liveness::OsJudge)); all get the same
+//! ([`OsJudge`](multiproc_core::liveness::OsJudge)); all get the same
 //! constructors: `create(name, cfg)` / `open(name)` for unrelated
 //! processes, `anonymous(cfg)` for children (or `from_fd`), and
 //! `init_at(segment, offset, cfg)` / `at(segment, offset)` inside any
@@ -35,7 +35,7 @@
 //! segment's type tag, layout version and ABI: a semaphore opened as a
 //! mutex is a typed error. With feature `serde` (on by default) every
 //! handle is a value: passed in the arguments of
-//! [`Process::start`](ipc_core::Process::start), it arrives usable in the
+//! [`Process::start`](multiproc_core::Process::start), it arrives usable in the
 //! child (a named one by name, an anonymous one by its descriptor).
 //!
 //! | Python `multiprocessing` | here | configuration | dead holder / waiter |
@@ -73,8 +73,8 @@
 //! and an event travel to the child in its arguments:
 //!
 //! ```
-//! use ipc_core::Process;
-//! use ipc_sync::{Event, Mutex};
+//! use multiproc_core::Process;
+//! use multiproc_sync::{Event, Mutex};
 //!
 //! fn child((counter, done): (Mutex<u64>, Event)) -> u64 {
 //!     for _ in 0..1000 {
@@ -84,7 +84,7 @@
 //!     0
 //! }
 //!
-//! ipc_core::process::init(); // first thing in main
+//! multiproc_core::process::init(); // first thing in main
 //! let counter = Mutex::anonymous(0u64)?;
 //! let done = Event::anonymous()?;
 //! let worker = Process::start(child, (counter.clone(), done.clone()))?;
@@ -103,7 +103,7 @@
 //! mutex not recoverable) or taken back ([`LockError::into_parts`]):
 //!
 //! ```
-//! use ipc_sync::{LockError, Mutex};
+//! use multiproc_sync::{LockError, Mutex};
 //!
 //! fn total(m: &Mutex<[u64; 2]>) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
 //!     let g = m.lock().map_err(LockError::without_guard)?;
@@ -136,7 +136,7 @@
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
-    "ipc-sync runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
+    "multiproc-sync runs on Linux only (kernel 5.3 or newer): it needs memfd_create and file \
      seals (3.17), futex, pidfd_send_signal (5.1) and pidfd_open (5.3)"
 );
 
@@ -156,9 +156,9 @@ pub use error::{
     BarrierError, BarrierTimeoutError, LockError, LockTimeoutError, NotHeldError, OwnerDied,
     ReleaseError, TryLockError, UnlockError,
 };
-pub use ipc_core::object::ObjectError;
-pub use ipc_core::wait::WaitStrategy;
-pub use ipc_core::IdentityError;
+pub use multiproc_core::object::ObjectError;
+pub use multiproc_core::wait::WaitStrategy;
+pub use multiproc_core::IdentityError;
 pub use raw::BarrierWait;
 
 outside_loom! {
@@ -194,3 +194,8 @@ outside_loom! {
     pub use semaphore::{BoundedSemaphore, Semaphore, SemaphorePermit};
     pub use value::{Array, IndexError, IndexResult, Value, ValueResult};
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -7,11 +7,11 @@ use crate::container::{
 };
 use crate::handle::handle;
 use crate::raw::{Layout, RawContainerConfig, RawList, RawListTx};
-use ipc_core::liveness::OsJudge;
-use ipc_core::message::Message;
-use ipc_core::object::{Handle, ObjectError, Placed, ShmObject};
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Kind;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::message::Message;
+use multiproc_core::object::{Handle, ObjectError, Placed, ShmObject};
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Kind;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::ptr::NonNull;
@@ -37,13 +37,13 @@ use std::time::Duration;
 /// Placement is that of every handle of this crate: named
 /// ([`create`](SharedList::create), [`open`](SharedList::open)), anonymous
 /// for children ([`anonymous`](SharedList::anonymous), passed in the
-/// arguments of [`Process::start`](ipc_core::Process::start)), or at an
+/// arguments of [`Process::start`](multiproc_core::Process::start)), or at an
 /// offset of a segment ([`init_at`](SharedList::init_at),
 /// [`at`](SharedList::at)). Opening checks the item type: a list of
 /// `String` opened as a list of `u64` is an [`ObjectError`].
 ///
 /// ```
-/// use ipc_sync::{ContainerConfig, SharedList};
+/// use multiproc_sync::{ContainerConfig, SharedList};
 ///
 /// let squares = SharedList::<u64>::anonymous(ContainerConfig::default())?;
 /// squares.extend((0..10).map(|i| i * i))?;
@@ -55,7 +55,7 @@ use std::time::Duration;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// [`Pod`]: ipc_core::message::Pod
+/// [`Pod`]: multiproc_core::message::Pod
 pub struct SharedList<T: Message + 'static> {
     placed: Placed<ListCell<T>>,
     strategy: WaitStrategy,
@@ -138,7 +138,7 @@ impl<T: Message + 'static> Clone for SharedList<T> {
     }
 }
 
-ipc_core::handle_constructors!(impl[T: Message + 'static] SharedList<T>, "shared list");
+multiproc_core::handle_constructors!(impl[T: Message + 'static] SharedList<T>, "shared list");
 handle!(parts impl[T: Message + 'static] SharedList<T>, ListCell<T>, "list");
 
 impl<T: Message + 'static> std::fmt::Debug for SharedList<T> {
@@ -198,7 +198,7 @@ impl<T: Message + 'static> SharedList<T> {
     /// the process is killed meanwhile). Other processes wait meanwhile.
     ///
     /// ```
-    /// # let list = ipc_sync::SharedList::<u64>::anonymous(Default::default())?;
+    /// # let list = multiproc_sync::SharedList::<u64>::anonymous(Default::default())?;
     /// // Move the last item to the front, atomically.
     /// list.extend([1, 2, 3])?;
     /// list.transaction(|tx| {

@@ -4,10 +4,10 @@ use crate::cell::{DataCell, MutexLock};
 use crate::error::{guarded, LockError, LockTimeoutError, TryLockError};
 use crate::handle::handle;
 use crate::raw::{Acquired, RawMutex};
-use ipc_core::liveness::OsJudge;
-use ipc_core::object::Placed;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Shareable;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::object::Placed;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Shareable;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
@@ -17,7 +17,7 @@ use std::time::Duration;
 /// It lives in shared memory: in a segment of its own, named
 /// ([`Mutex::create`], [`Mutex::open`]) or anonymous ([`Mutex::anonymous`],
 /// for children started by fork, or given the handle in their arguments
-/// ([`Process::start`](ipc_core::Process::start)) or the descriptor
+/// ([`Process::start`](multiproc_core::Process::start)) or the descriptor
 /// ([`Mutex::from_fd`])), or at an offset of any segment
 /// ([`Mutex::init_at`], [`Mutex::at`]). Its configuration is the initial
 /// value.
@@ -39,7 +39,7 @@ use std::time::Duration;
 /// a [`Value`](crate::Value), [`ValueLock`](crate::ValueLock).
 ///
 /// ```
-/// let m = ipc_sync::Mutex::anonymous(0u64)?;
+/// let m = multiproc_sync::Mutex::anonymous(0u64)?;
 /// *m.lock().expect("lock") += 1;
 /// assert_eq!(*m.lock().expect("lock"), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -49,7 +49,7 @@ pub struct Mutex<T: Shareable + Send + Sync, L: MutexLock = RawMutex> {
     strategy: WaitStrategy,
 }
 
-ipc_core::handle_constructors!(impl[T: Shareable + Send + Sync] Mutex<T>, "mutex");
+multiproc_core::handle_constructors!(impl[T: Shareable + Send + Sync] Mutex<T>, "mutex");
 handle!(impl[T: Shareable + Send + Sync, L: MutexLock] Mutex<T, L>, DataCell<L, T>, "mutex");
 
 impl<T: Shareable + Send + Sync, L: MutexLock> std::fmt::Debug for Mutex<T, L> {

@@ -4,7 +4,7 @@
 //!
 //! Under loom a futex wait yields to the model scheduler and returns as a
 //! timeout (the caller re-checks its word and, as after a real timeout,
-//! asks its [`Judge`](ipc_core::liveness::Judge) about the holder), and a
+//! asks its [`Judge`](multiproc_core::liveness::Judge) about the holder), and a
 //! wake does nothing: a waiter never depends on being woken, only on
 //! re-checking, which is the property the real futex protocol must have.
 //!
@@ -15,7 +15,7 @@
 pub(crate) use std::sync::atomic::Ordering;
 
 #[cfg(not(loom))]
-pub(crate) use ipc_core::futex;
+pub(crate) use multiproc_core::futex;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -81,8 +81,8 @@ pub(crate) mod weaken {
 
 #[cfg(loom)]
 pub(crate) mod futex {
-    pub(crate) use ipc_core::futex::WaitOutcome;
     use loom::sync::atomic::{AtomicU32, Ordering};
+    pub(crate) use multiproc_core::futex::WaitOutcome;
     use std::time::Instant;
 
     pub(crate) fn wait_until(

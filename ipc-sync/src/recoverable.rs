@@ -3,10 +3,10 @@
 use crate::error::NotHeldError;
 use crate::handle::handle;
 use crate::raw::RawRecoverableSemaphore;
-use ipc_core::liveness::OsJudge;
-use ipc_core::object::Placed;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::IdentityError;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::object::Placed;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::IdentityError;
 use std::time::Duration;
 
 /// A semaphore that gives back the permits of a process that dies holding
@@ -21,7 +21,7 @@ use std::time::Duration;
 /// ([`NotHeldError`] otherwise), from any of its threads.
 ///
 /// ```
-/// let s = ipc_sync::RecoverableSemaphore::anonymous(1)?;
+/// let s = multiproc_sync::RecoverableSemaphore::anonymous(1)?;
 /// assert!(s.release().is_err()); // holds none
 /// s.acquire()?;
 /// assert_eq!(s.held_by_me(), 1);
@@ -33,7 +33,7 @@ pub struct RecoverableSemaphore {
     strategy: WaitStrategy,
 }
 
-ipc_core::handle_constructors!(impl[] RecoverableSemaphore, "recoverable semaphore");
+multiproc_core::handle_constructors!(impl[] RecoverableSemaphore, "recoverable semaphore");
 handle!(impl[] RecoverableSemaphore, RawRecoverableSemaphore, "recoverable semaphore");
 
 impl std::fmt::Debug for RecoverableSemaphore {

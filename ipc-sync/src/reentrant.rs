@@ -5,10 +5,10 @@ use crate::cell::DataCell;
 use crate::error::{LockError, LockTimeoutError, TryLockError};
 use crate::handle::{handle, lock_forms};
 use crate::raw::RawReentrantMutex;
-use ipc_core::liveness::OsJudge;
-use ipc_core::object::Placed;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Shareable;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::object::Placed;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Shareable;
 use std::marker::PhantomData;
 
 /// A robust mutex its owner may lock again (Python's `RLock`); only the
@@ -22,7 +22,7 @@ use std::marker::PhantomData;
 /// [`ReentrantMutexGuard::set`] (`T: Copy`).
 ///
 /// ```
-/// let m = ipc_sync::ReentrantMutex::anonymous(1u32)?;
+/// let m = multiproc_sync::ReentrantMutex::anonymous(1u32)?;
 /// let a = m.lock().expect("lock");
 /// let b = m.lock().expect("again, same thread");
 /// b.set(a.get() + 1);
@@ -36,7 +36,7 @@ pub struct ReentrantMutex<T: Shareable + Send + Sync> {
     strategy: WaitStrategy,
 }
 
-ipc_core::handle_constructors!(impl[T: Shareable + Send + Sync] ReentrantMutex<T>, "reentrant mutex");
+multiproc_core::handle_constructors!(impl[T: Shareable + Send + Sync] ReentrantMutex<T>, "reentrant mutex");
 handle!(impl[T: Shareable + Send + Sync] ReentrantMutex<T>, DataCell<RawReentrantMutex, T>, "reentrant mutex");
 
 impl<T: Shareable + Send + Sync> std::fmt::Debug for ReentrantMutex<T> {

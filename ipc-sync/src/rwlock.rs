@@ -6,10 +6,10 @@ use crate::cell::DataCell;
 use crate::error::{LockError, LockTimeoutError, TryLockError};
 use crate::handle::{handle, lock_forms};
 use crate::raw::RawRwLock;
-use ipc_core::liveness::OsJudge;
-use ipc_core::object::Placed;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Shareable;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::object::Placed;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Shareable;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
@@ -32,7 +32,7 @@ use std::ops::{Deref, DerefMut};
 /// matters. There is no writer preference.
 ///
 /// ```
-/// let l = ipc_sync::RwLock::anonymous(5u64)?;
+/// let l = multiproc_sync::RwLock::anonymous(5u64)?;
 /// {
 ///     let a = l.read().expect("read");
 ///     let b = l.read().expect("read");
@@ -47,7 +47,7 @@ pub struct RwLock<T: Shareable + Send + Sync> {
     strategy: WaitStrategy,
 }
 
-ipc_core::handle_constructors!(impl[T: Shareable + Send + Sync] RwLock<T>, "rwlock");
+multiproc_core::handle_constructors!(impl[T: Shareable + Send + Sync] RwLock<T>, "rwlock");
 handle!(impl[T: Shareable + Send + Sync] RwLock<T>, DataCell<RawRwLock, T>, "rwlock");
 
 impl<T: Shareable + Send + Sync> std::fmt::Debug for RwLock<T> {

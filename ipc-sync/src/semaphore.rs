@@ -3,8 +3,8 @@
 use crate::error::ReleaseError;
 use crate::handle::handle;
 use crate::raw::{RawBoundedSemaphore, RawSemaphore};
-use ipc_core::object::Placed;
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::object::Placed;
+use multiproc_core::wait::WaitStrategy;
 use std::time::Duration;
 
 /// A counting semaphore shared between processes (Python's `Semaphore`).
@@ -21,7 +21,7 @@ use std::time::Duration;
 /// while *waiting* leaves nothing behind that blocks the others.
 ///
 /// ```
-/// let s = ipc_sync::Semaphore::anonymous(2)?;
+/// let s = multiproc_sync::Semaphore::anonymous(2)?;
 /// s.acquire();
 /// assert!(s.try_acquire());
 /// assert!(!s.try_acquire());
@@ -40,7 +40,7 @@ pub struct Semaphore {
 /// `(value, bound)`.
 ///
 /// ```
-/// let s = ipc_sync::BoundedSemaphore::anonymous((1, 1))?;
+/// let s = multiproc_sync::BoundedSemaphore::anonymous((1, 1))?;
 /// assert!(s.release().is_err());
 /// s.acquire();
 /// s.release()?;
@@ -51,9 +51,9 @@ pub struct BoundedSemaphore {
     strategy: WaitStrategy,
 }
 
-ipc_core::handle_constructors!(impl[] Semaphore, "semaphore");
+multiproc_core::handle_constructors!(impl[] Semaphore, "semaphore");
 handle!(impl[] Semaphore, RawSemaphore, "semaphore");
-ipc_core::handle_constructors!(impl[] BoundedSemaphore, "bounded semaphore");
+multiproc_core::handle_constructors!(impl[] BoundedSemaphore, "bounded semaphore");
 handle!(impl[] BoundedSemaphore, RawBoundedSemaphore, "bounded semaphore");
 
 impl std::fmt::Debug for Semaphore {

@@ -5,7 +5,7 @@ use crate::cell::{DataCell, ValueLock};
 use crate::error::LockError;
 use crate::handle::handle;
 use crate::mutex::{Mutex, MutexGuard};
-use ipc_core::Shareable;
+use multiproc_core::Shareable;
 
 /// The result of a `Value` or `Array` access: the lock's errors carry the
 /// guard (see [`LockError`]).
@@ -23,7 +23,7 @@ pub type ValueResult<'a, T, R> = Result<R, LockError<MutexGuard<'a, T, ValueLock
 /// (`Segment::get::<AtomicU64>`).
 ///
 /// ```
-/// let v = ipc_sync::Value::anonymous(1.5f64)?;
+/// let v = multiproc_sync::Value::anonymous(1.5f64)?;
 /// v.set(2.5).expect("set");
 /// assert_eq!(v.get().expect("get"), 2.5);
 /// *v.get_lock().lock().expect("lock") += 1.0;
@@ -34,7 +34,7 @@ pub struct Value<T: Shareable + Copy + Send + Sync> {
     mutex: Mutex<T, ValueLock>,
 }
 
-ipc_core::handle_constructors!(impl[T: Shareable + Copy + Send + Sync] Value<T>, "value");
+multiproc_core::handle_constructors!(impl[T: Shareable + Copy + Send + Sync] Value<T>, "value");
 handle!(delegate impl[T: Shareable + Copy + Send + Sync] Value<T> to mutex: Mutex<T, ValueLock>, DataCell<ValueLock, T>, "value");
 
 impl<T: Shareable + Copy + Send + Sync> std::fmt::Debug for Value<T> {
@@ -84,7 +84,7 @@ impl<T: Shareable + Copy + Send + Sync> Value<T> {
 /// configuration is the initial elements.
 ///
 /// ```
-/// let a = ipc_sync::Array::<u32, 4>::anonymous([0; 4])?;
+/// let a = multiproc_sync::Array::<u32, 4>::anonymous([0; 4])?;
 /// a.set(2, 7).expect("in bounds");
 /// assert_eq!(a.get(2).expect("in bounds"), 7);
 /// assert!(a.get(4).is_err());
@@ -95,7 +95,7 @@ pub struct Array<T: Shareable + Copy + Send + Sync, const N: usize> {
     value: Value<[T; N]>,
 }
 
-ipc_core::handle_constructors!(impl[T: Shareable + Copy + Send + Sync, const N: usize] Array<T, N>, "array");
+multiproc_core::handle_constructors!(impl[T: Shareable + Copy + Send + Sync, const N: usize] Array<T, N>, "array");
 handle!(delegate impl[T: Shareable + Copy + Send + Sync, const N: usize] Array<T, N> to value: Value<[T; N]>, DataCell<ValueLock, [T; N]>, "array");
 
 impl<T: Shareable + Copy + Send + Sync, const N: usize> std::fmt::Debug for Array<T, N> {

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use ipc_core::name::unique_name;
-use ipc_core::{ExitStatus, Kind, Segment};
-use ipc_sync::{Barrier, BarrierError, BarrierTimeoutError, ObjectError};
+use multiproc_core::name::unique_name;
+use multiproc_core::{ExitStatus, Kind, Segment};
+use multiproc_sync::{Barrier, BarrierError, BarrierTimeoutError, ObjectError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +47,7 @@ fn rounds(b: &Barrier, seg: &Segment) -> i32 {
 
 #[test]
 fn three_processes_pass_rounds_and_the_action_runs_once_per_round() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let bname = unique_name("bar-rounds");
     let sname = unique_name("bar-stats");
     let seg = Arc::new(
@@ -106,7 +106,7 @@ fn member_child(args: &[u8]) -> i32 {
 
 #[test]
 fn a_party_that_dies_before_arriving_breaks_the_barrier() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "a_party_that_dies_before_arriving_breaks_the_barrier";
     let name = unique_name("bar-dead");
     let b = Barrier::create(&name, 3).unwrap();
@@ -123,7 +123,7 @@ fn a_party_that_dies_before_arriving_breaks_the_barrier() {
 
 #[test]
 fn a_party_killed_while_waiting_does_not_wedge_the_others() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "a_party_killed_while_waiting_does_not_wedge_the_others";
     let name = unique_name("bar-kill");
     let b = Barrier::create(&name, 3).unwrap();
@@ -184,7 +184,7 @@ fn a_panicking_action_breaks_the_barrier() {
 #[test]
 fn a_forked_party_that_leaves_does_not_break_it() {
     let b = Barrier::anonymous(2).unwrap();
-    let child = ipc_core::Process::builder().fork_in_test(|| {
+    let child = multiproc_core::Process::builder().fork_in_test(|| {
         let ok = b.wait().is_ok();
         b.leave();
         i32::from(!ok)

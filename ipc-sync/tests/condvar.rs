@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use ipc_core::name::unique_name;
-use ipc_core::ExitStatus;
-use ipc_sync::{Condvar, Mutex};
+use multiproc_core::name::unique_name;
+use multiproc_core::ExitStatus;
+use multiproc_sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// `[turn, wanted]`.
@@ -42,7 +42,7 @@ fn odd_child(args: &[u8]) -> i32 {
 
 #[test]
 fn two_processes_take_turns() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("cv-turns");
     let (m, cv) = create(&name);
     let c = spawn("two_processes_take_turns", odd_child, &name_arg(&name));
@@ -70,7 +70,7 @@ fn wanted_child(args: &[u8]) -> i32 {
 
 #[test]
 fn notify_wakes_the_party_whose_condition_holds() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "notify_wakes_the_party_whose_condition_holds";
     let name = unique_name("cv-right");
     let (m, cv) = create(&name);
@@ -89,7 +89,7 @@ fn notify_wakes_the_party_whose_condition_holds() {
 
 #[test]
 fn a_killed_waiter_does_not_wedge_the_condvar() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "a_killed_waiter_does_not_wedge_the_condvar";
     let name = unique_name("cv-kill");
     let (m, cv) = create(&name);
@@ -145,7 +145,7 @@ fn a_waiter_relocking_after_a_dead_holder_gets_owner_died() {
     let r = cv.wait_while(g, |s| s[0] == 0);
     h.join().unwrap();
     match r {
-        Err(ipc_sync::LockError::OwnerDied(d)) => {
+        Err(multiproc_sync::LockError::OwnerDied(d)) => {
             let mut g = d.into_guard();
             assert_eq!(g[0], 1);
             g.mark_consistent();

@@ -14,8 +14,8 @@
 mod common;
 
 use common::*;
-use ipc_core::name::unique_name;
-use ipc_sync::{ContainerConfig, ContainerError, SharedDict, SharedList};
+use multiproc_core::name::unique_name;
+use multiproc_sync::{ContainerConfig, ContainerError, SharedDict, SharedList};
 use std::time::{Duration, Instant};
 
 const KEYS: u64 = 48;
@@ -149,7 +149,7 @@ fn check(list: &SharedList<u64>, dict: &SharedDict<u64, u64>) {
 
 #[test]
 fn a_writer_killed_mid_update_never_leaves_a_torn_or_locked_container() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "a_writer_killed_mid_update_never_leaves_a_torn_or_locked_container";
     let (lname, dname) = (unique_name("kill-list"), unique_name("kill-dict"));
     // A generous timeout: a dead holder is noticed within milliseconds, so

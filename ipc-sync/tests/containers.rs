@@ -6,10 +6,10 @@
 mod common;
 
 use common::*;
-use ipc_core::name::unique_name;
-use ipc_core::process::{test_exec_args, Process};
-use ipc_core::{ExitStatus, Kind, Segment};
-use ipc_sync::{ContainerConfig, ContainerError, ObjectError, SharedDict, SharedList};
+use multiproc_core::name::unique_name;
+use multiproc_core::process::{test_exec_args, Process};
+use multiproc_core::{ExitStatus, Kind, Segment};
+use multiproc_sync::{ContainerConfig, ContainerError, ObjectError, SharedDict, SharedList};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +35,7 @@ fn append_child(args: &[u8]) -> i32 {
 
 #[test]
 fn a_child_appends_and_the_parent_sees_it() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("list-append");
     let list = SharedList::<String>::create(&name, ContainerConfig::default()).unwrap();
     list.push("parent".to_string()).unwrap();
@@ -71,7 +71,7 @@ fn started_child((list, dict): (SharedList<u64>, SharedDict<String, u64>)) -> (u
 
 #[test]
 fn containers_passed_in_start_arguments_arrive_usable() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let list = SharedList::<u64>::anonymous(ContainerConfig::default()).unwrap();
     let dict = SharedDict::<String, u64>::anonymous(ContainerConfig::new(16, 1024)).unwrap();
     list.extend((0..10).map(|i| i * i)).unwrap();
@@ -119,7 +119,7 @@ fn push_tagged(list: &SharedList<u64>, slot: u64) -> Result<(), ContainerError> 
 
 #[test]
 fn concurrent_writers_lose_nothing_and_duplicate_nothing() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("list-writers");
     let cfg = ContainerConfig::new(3 * PUSHES as usize, 3 * PUSHES as usize * 8);
     let list = SharedList::<u64>::create(&name, cfg).unwrap();
@@ -368,7 +368,7 @@ fn a_forked_child_uses_an_anonymous_dict() {
 // ---- corrupted bytes ----
 
 /// Offsets in a container's memory (its layout, documented in
-/// `ipc_sync::raw::store`).
+/// `multiproc_sync::raw::store`).
 const LEN: u64 = 136;
 const TOP: u64 = 144;
 const JOURNAL_LEN: u64 = 168;
@@ -510,7 +510,7 @@ fn random_scribbles_give_values_or_typed_errors_never_a_panic() {
 
 #[test]
 fn a_named_container_travels_as_a_message_and_is_checked_on_arrival() {
-    use ipc_core::message::Message;
+    use multiproc_core::message::Message;
     let name = unique_name("list-msg");
     let list = SharedList::<u64>::create(&name, ContainerConfig::new(8, 64)).unwrap();
     let mut bytes = Vec::new();
@@ -533,6 +533,6 @@ fn a_named_container_travels_as_a_message_and_is_checked_on_arrival() {
     let anon = SharedDict::<u64, u64>::anonymous(ContainerConfig::new(8, 64)).unwrap();
     assert!(matches!(
         anon.encode(&mut Vec::new()),
-        Err(ipc_core::message::EncodeError::Handle(_))
+        Err(multiproc_core::message::EncodeError::Handle(_))
     ));
 }

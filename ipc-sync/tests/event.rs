@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use ipc_core::name::unique_name;
-use ipc_core::ExitStatus;
-use ipc_sync::{Event, WaitStrategy};
+use multiproc_core::name::unique_name;
+use multiproc_core::ExitStatus;
+use multiproc_sync::{Event, WaitStrategy};
 use std::time::Duration;
 
 /// Exit 0 if the event was set within 30 s, 1 if not.
@@ -25,7 +25,7 @@ fn short_wait_child(args: &[u8]) -> i32 {
 
 #[test]
 fn set_wakes_every_waiting_process() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "set_wakes_every_waiting_process";
     let name = unique_name("evt-wake");
     let e = Event::create(&name).unwrap();
@@ -53,7 +53,7 @@ fn set_wakes_every_waiting_process() {
 
 #[test]
 fn a_killed_waiter_does_not_wedge_the_event() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "a_killed_waiter_does_not_wedge_the_event";
     let name = unique_name("evt-kill");
     let e = Event::create(&name)

@@ -6,10 +6,10 @@
 mod common;
 
 use common::*;
-use ipc_core::message::Message;
-use ipc_core::name::unique_name;
-use ipc_core::process::{test_exec_args, Process};
-use ipc_sync::{Barrier, Event, Mutex, Semaphore, Value, WaitStrategy};
+use multiproc_core::message::Message;
+use multiproc_core::name::unique_name;
+use multiproc_core::process::{test_exec_args, Process};
+use multiproc_sync::{Barrier, Event, Mutex, Semaphore, Value, WaitStrategy};
 
 /// Locks, increments, sets the event; returns what it saw and the wait
 /// strategy that travelled with the mutex.
@@ -24,7 +24,7 @@ fn bump((m, e): (Mutex<u64>, Event)) -> (u64, bool) {
 
 #[test]
 fn an_anonymous_mutex_and_event_arrive_usable_in_a_spawned_child() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let m = Mutex::anonymous(41u64)
         .unwrap()
         .with_wait_strategy(WaitStrategy::Blocking);
@@ -51,7 +51,7 @@ fn named_child((m, s, v, b): (Mutex<u64>, Semaphore, Value<u32>, Barrier)) -> u3
 
 #[test]
 fn named_handles_arrive_by_name() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let names: Vec<String> = ["hm", "hs", "hv", "hb"]
         .iter()
         .map(|n| unique_name(n))
@@ -86,7 +86,7 @@ fn an_anonymous_handle_cannot_travel_outside_a_spawn() {
         "nothing of a failed encoding is left: {e}"
     );
     assert!(
-        matches!(e, ipc_core::message::EncodeError::Handle(ref r) if r.contains("arguments of a child")),
+        matches!(e, multiproc_core::message::EncodeError::Handle(ref r) if r.contains("arguments of a child")),
         "the reason survives the serializer: {e}"
     );
 }

@@ -1,4 +1,4 @@
-//! Loom model checking of the raw algorithms themselves (`ipc_sync::raw`),
+//! Loom model checking of the raw algorithms themselves (`multiproc_sync::raw`),
 //! on the heap: every interleaving of the model threads, under the C11
 //! memory model loom simulates. Their atomics and futex calls are loom's
 //! under `cfg(loom)`; who a thread is and whether it died is asked of
@@ -7,21 +7,21 @@
 //! The negative controls weaken one ordering of the real code to `Relaxed`
 //! ([`weaken`]) and expect the model to find the race it opens.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release -p ipc-sync --test loom`
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release -p multiproc-sync --test loom`
 #![cfg(loom)]
 
-use ipc_core::liveness::Judge;
-use ipc_core::IdentityError;
-use ipc_sync::raw::loom::{weaken, Site};
-use ipc_sync::raw::{
-    Acquired, RawBarrier, RawBoundedSemaphore, RawCondvar, RawEvent, RawMutex,
-    RawRecoverableSemaphore, RawReentrantMutex, RawRwLock,
-};
-use ipc_sync::{LockError, TryLockError, WaitStrategy};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
+use multiproc_core::liveness::Judge;
+use multiproc_core::IdentityError;
+use multiproc_sync::raw::loom::{weaken, Site};
+use multiproc_sync::raw::{
+    Acquired, RawBarrier, RawBoundedSemaphore, RawCondvar, RawEvent, RawMutex,
+    RawRecoverableSemaphore, RawReentrantMutex, RawRwLock,
+};
+use multiproc_sync::{LockError, TryLockError, WaitStrategy};
 
 const S: WaitStrategy = WaitStrategy::Blocking;
 
@@ -496,7 +496,10 @@ fn barrier_with_a_dead_member_breaks() {
         })
         .join()
         .unwrap();
-        assert_eq!(b.wait(J, S, || {}), Err(ipc_sync::BarrierError::Broken));
+        assert_eq!(
+            b.wait(J, S, || {}),
+            Err(multiproc_sync::BarrierError::Broken)
+        );
         assert!(b.is_broken());
     });
 }

@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
-use ipc_core::header::HeaderError;
-use ipc_core::liveness::OsJudge;
-use ipc_core::name::unique_name;
-use ipc_core::{ExitStatus, Kind, SegmentError};
-use ipc_sync::{
+use multiproc_core::header::HeaderError;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::name::unique_name;
+use multiproc_core::{ExitStatus, Kind, SegmentError};
+use multiproc_sync::{
     LockError, LockTimeoutError, Mutex, ObjectError, TryLockError, UnlockError, WaitStrategy,
 };
 use std::sync::Arc;
@@ -52,7 +52,7 @@ fn counter_child(args: &[u8]) -> i32 {
 
 #[test]
 fn processes_increment_a_counter_exactly() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("mtx-count");
     let m = Mutex::<Counter>::create(&name, [0, 0]).unwrap();
     let children: Vec<_> = (0..2)
@@ -136,7 +136,7 @@ fn kill_holder(test: &str, name: &str, m: &Mutex<Counter>) {
 
 #[test]
 fn a_killed_holder_gives_owner_died_then_not_recoverable() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "a_killed_holder_gives_owner_died_then_not_recoverable";
     let name = unique_name("mtx-kill");
     let m = Mutex::<Counter>::create(&name, [0, 0]).unwrap();
@@ -175,7 +175,7 @@ fn a_killed_holder_gives_owner_died_then_not_recoverable() {
 
 #[test]
 fn waiters_parked_on_a_dead_holder_are_released() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "waiters_parked_on_a_dead_holder_are_released";
     let name = unique_name("mtx-park");
     let m = Mutex::<Counter>::create(&name, [0, 0]).unwrap();
@@ -259,8 +259,8 @@ fn opening_another_layout_or_version_is_refused() {
     }
     // Another layout version of the mutex.
     let v2 = unique_name("mtx-v2");
-    let k = <ipc_sync::DataCell<ipc_sync::raw::RawMutex, u64> as ipc_core::object::ShmObject>::KIND;
-    let _seg = ipc_core::Segment::builder(Kind::new("ipc-sync/mutex", 2, k.layout_hash))
+    let k = <multiproc_sync::DataCell<multiproc_sync::raw::RawMutex, u64> as multiproc_core::object::ShmObject>::KIND;
+    let _seg = multiproc_core::Segment::builder(Kind::new("ipc-sync/mutex", 2, k.layout_hash))
         .name(&v2)
         .size(64)
         .create()
@@ -274,7 +274,7 @@ fn opening_another_layout_or_version_is_refused() {
     }
     // Not a mutex at all.
     let bytes = unique_name("mtx-bytes");
-    let _b = ipc_core::Segment::builder(Kind::BYTES)
+    let _b = multiproc_core::Segment::builder(Kind::BYTES)
         .name(&bytes)
         .size(64)
         .create()
@@ -295,7 +295,7 @@ fn opening_another_layout_or_version_is_refused() {
 #[test]
 fn placed_at_an_offset_of_any_segment() {
     let seg = Arc::new(
-        ipc_core::Segment::builder(Kind::BYTES)
+        multiproc_core::Segment::builder(Kind::BYTES)
             .size(4096)
             .create()
             .unwrap(),
@@ -339,25 +339,26 @@ fn a_forked_child_shares_an_anonymous_mutex() {
     // must not inherit it (it would take the parent's lock for its own).
     drop(m.lock().unwrap());
     let held = m.lock().unwrap();
-    let child = ipc_core::Process::builder()
+    let child = multiproc_core::Process::builder()
         .fork_in_test(|| matches!(m.try_lock(), Err(TryLockError::WouldBlock)) as i32);
     assert_eq!(join(&child), ExitStatus::Code(1));
     drop(held);
-    let child = ipc_core::Process::builder().fork_in_test(|| increment(&m, 10_000).is_ok() as i32);
+    let child =
+        multiproc_core::Process::builder().fork_in_test(|| increment(&m, 10_000).is_ok() as i32);
     increment(&m, 10_000).unwrap();
     assert_eq!(join(&child), ExitStatus::Code(1));
     assert_eq!(m.lock().unwrap()[0], 20_000);
 }
 
 fn fd_child(_: &[u8]) -> i32 {
-    let fd = ipc_core::process::take_inherited_fd(0).expect("fd 0");
+    let fd = multiproc_core::process::take_inherited_fd(0).expect("fd 0");
     let m = Mutex::<Counter>::from_fd(fd).unwrap();
     increment(&m, 1000).is_ok() as i32
 }
 
 #[test]
 fn a_spawned_child_gets_an_anonymous_mutex_by_descriptor() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let m = Mutex::<Counter>::anonymous([0, 0]).unwrap();
     let c = spawn_with_fd(
         "a_spawned_child_gets_an_anonymous_mutex_by_descriptor",

@@ -9,10 +9,10 @@
 
 #![cfg(not(loom))]
 
-use ipc_core::name::{path_of, unique_name};
-use ipc_core::process::test_exec_args;
-use ipc_core::SegmentError;
-use ipc_sync::{Mutex, ObjectError};
+use multiproc_core::name::{path_of, unique_name};
+use multiproc_core::process::test_exec_args;
+use multiproc_core::SegmentError;
+use multiproc_sync::{Mutex, ObjectError};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;

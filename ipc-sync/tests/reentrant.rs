@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use ipc_core::liveness::OsJudge;
-use ipc_core::name::unique_name;
-use ipc_core::ExitStatus;
-use ipc_sync::{LockError, ReentrantMutex, TryLockError, UnlockError};
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::name::unique_name;
+use multiproc_core::ExitStatus;
+use multiproc_sync::{LockError, ReentrantMutex, TryLockError, UnlockError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ fn count_child(args: &[u8]) -> i32 {
 
 #[test]
 fn processes_count_with_nested_locks() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("rlock-count");
     let m = ReentrantMutex::create(&name, 0u64).unwrap();
     let c = spawn(
@@ -87,7 +87,7 @@ fn die_holding_twice(args: &[u8]) -> i32 {
 
 #[test]
 fn a_killed_owner_is_reported_and_repaired() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("rlock-kill");
     let m = ReentrantMutex::create(&name, 0u64).unwrap();
     let c = spawn(

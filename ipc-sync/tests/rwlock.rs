@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use ipc_core::liveness::OsJudge;
-use ipc_core::name::unique_name;
-use ipc_core::ExitStatus;
-use ipc_sync::{LockError, LockTimeoutError, RwLock, TryLockError};
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::name::unique_name;
+use multiproc_core::ExitStatus;
+use multiproc_sync::{LockError, LockTimeoutError, RwLock, TryLockError};
 use std::time::Duration;
 
 const ITERS: u64 = 20_000;
@@ -24,7 +24,7 @@ fn writer_child(args: &[u8]) -> i32 {
 
 #[test]
 fn readers_never_see_half_an_update() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("rw-count");
     let l = RwLock::create(&name, [0u64, 0]).unwrap();
     let w = spawn(
@@ -54,7 +54,7 @@ fn die_writing(args: &[u8]) -> i32 {
 
 #[test]
 fn a_killed_writer_is_reported_to_readers_and_writers() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "a_killed_writer_is_reported_to_readers_and_writers";
     let name = unique_name("rw-kill");
     let l = RwLock::create(&name, [0u64, 0]).unwrap();
@@ -100,7 +100,7 @@ fn die_reading(args: &[u8]) -> i32 {
 
 #[test]
 fn a_killed_readers_locks_are_released_for_writers() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("rw-reader");
     let l = RwLock::create(&name, [0u64, 0]).unwrap();
     let c = spawn(

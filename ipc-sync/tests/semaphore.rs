@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use ipc_core::header::HeaderError;
-use ipc_core::name::unique_name;
-use ipc_core::{ExitStatus, Kind, Segment, SegmentError};
-use ipc_sync::{BoundedSemaphore, Mutex, NotHeldError, ObjectError, ReleaseError, Semaphore};
+use multiproc_core::header::HeaderError;
+use multiproc_core::name::unique_name;
+use multiproc_core::{ExitStatus, Kind, Segment, SegmentError};
+use multiproc_sync::{BoundedSemaphore, Mutex, NotHeldError, ObjectError, ReleaseError, Semaphore};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ fn limited_child(args: &[u8]) -> i32 {
 
 #[test]
 fn a_semaphore_limits_concurrency_across_processes() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let sem_name = unique_name("sem-limit");
     let stats_name = unique_name("sem-stats");
     let s = Semaphore::create(&sem_name, PERMITS).unwrap();
@@ -79,7 +79,7 @@ fn acquire_child(args: &[u8]) -> i32 {
 
 #[test]
 fn a_killed_waiter_does_not_wedge_the_others() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "a_killed_waiter_does_not_wedge_the_others";
     let name = unique_name("sem-kill");
     let s = Semaphore::create(&name, 0).unwrap();
@@ -152,7 +152,7 @@ fn opening_a_name_holding_another_primitive_is_refused() {
     };
     assert!(tag_error(Mutex::<u64>::open(&name).unwrap_err()));
     assert!(tag_error(BoundedSemaphore::open(&name).unwrap_err()));
-    assert!(tag_error(ipc_sync::Event::open(&name).unwrap_err()));
+    assert!(tag_error(multiproc_sync::Event::open(&name).unwrap_err()));
     assert_eq!(Semaphore::open(&name).unwrap().value(), 1);
     let m = unique_name("mtx-as-sem");
     let _m = Mutex::<u64>::create(&m, 0).unwrap();
@@ -190,7 +190,7 @@ fn placed_at_an_offset_and_checked() {
 /// then waits to be killed.
 fn hold_permits(args: &[u8]) -> i32 {
     let n = args[0];
-    let s = ipc_sync::RecoverableSemaphore::open(&arg_name(&args[1..])).unwrap();
+    let s = multiproc_sync::RecoverableSemaphore::open(&arg_name(&args[1..])).unwrap();
     for _ in 0..n {
         s.acquire().unwrap();
     }
@@ -199,10 +199,10 @@ fn hold_permits(args: &[u8]) -> i32 {
 
 #[test]
 fn a_dead_holders_permits_come_back() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     const T: &str = "a_dead_holders_permits_come_back";
     let name = unique_name("rsem");
-    let s = ipc_sync::RecoverableSemaphore::create(&name, 3).unwrap();
+    let s = multiproc_sync::RecoverableSemaphore::create(&name, 3).unwrap();
     assert_eq!(s.release(), Err(NotHeldError));
     let mut args = vec![2u8];
     args.extend_from_slice(name.as_bytes());
@@ -229,7 +229,7 @@ fn a_dead_holders_permits_come_back() {
     assert_eq!(s.recover(), 2);
     assert_eq!(s.value(), 3);
     assert!(matches!(
-        ipc_sync::RecoverableSemaphore::anonymous(65),
+        multiproc_sync::RecoverableSemaphore::anonymous(65),
         Err(ObjectError::InvalidConfig { .. })
     ));
     assert!(Semaphore::open(&name).is_err());

@@ -8,9 +8,9 @@
 //! twenty times longer.
 #![cfg(not(loom))]
 
-use ipc_core::liveness::OsJudge;
-use ipc_sync::raw::{Acquired, RawBoundedSemaphore, RawMutex, RawRwLock};
-use ipc_sync::{LockTimeoutError, WaitStrategy};
+use multiproc_core::liveness::OsJudge;
+use multiproc_sync::raw::{Acquired, RawBoundedSemaphore, RawMutex, RawRwLock};
+use multiproc_sync::{LockTimeoutError, WaitStrategy};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,7 +75,7 @@ const J: &OsJudge = &OsJudge;
 fn with_deadline(
     deadline: Option<Instant>,
     until: impl FnOnce(Instant) -> Result<Acquired, LockTimeoutError<Infallible>>,
-    forever: impl FnOnce() -> Result<Acquired, ipc_sync::LockError<Infallible>>,
+    forever: impl FnOnce() -> Result<Acquired, multiproc_sync::LockError<Infallible>>,
 ) -> Result<Acquired, LockTimeoutError<Infallible>> {
     match deadline {
         Some(d) => until(d),

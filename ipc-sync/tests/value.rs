@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use ipc_core::header::HeaderError;
-use ipc_core::name::unique_name;
-use ipc_core::{ExitStatus, SegmentError};
-use ipc_sync::{Array, IndexError, Mutex, ObjectError, Value};
+use multiproc_core::header::HeaderError;
+use multiproc_core::name::unique_name;
+use multiproc_core::{ExitStatus, SegmentError};
+use multiproc_sync::{Array, IndexError, Mutex, ObjectError, Value};
 
 const ITERS: u64 = 20_000;
 
@@ -21,7 +21,7 @@ fn value_child(args: &[u8]) -> i32 {
 
 #[test]
 fn a_value_is_shared_by_name() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("val");
     let v = Value::create(&name, 0u64).unwrap();
     let c = spawn("a_value_is_shared_by_name", value_child, &name_arg(&name));
@@ -63,7 +63,7 @@ fn array_child(args: &[u8]) -> i32 {
 
 #[test]
 fn an_array_is_shared_by_name_and_bounds_checked() {
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let name = unique_name("arr");
     let a = Array::create(&name, [0u32; 8]).unwrap();
     let c = spawn(

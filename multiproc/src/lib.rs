@@ -3,8 +3,8 @@
 //! One import for what a Python program reaches for: [`Process`] with
 //! typed arguments and return values, [`Queue`], [`pipe()`], locks,
 //! semaphores, events, barriers, shared values, and a [`Pool`]. Each name
-//! is the type of one of the workspace's crates (`ipc-core`, `ipc-sync`,
-//! `ipc-queue`, `ipc-pool`), re-exported as it is; a program that needs
+//! is the type of one of the workspace's crates (`multiproc-core`, `multiproc-sync`,
+//! `multiproc-queue`, `multiproc-pool`), re-exported as it is; a program that needs
 //! only one of them can depend on that crate alone.
 //!
 //! ```
@@ -44,23 +44,28 @@ compile_error!(
 
 mod manager;
 
-pub use ipc_core::log_to_stderr;
-pub use ipc_core::process::{
+pub use manager::Manager;
+pub use multiproc_core::log_to_stderr;
+pub use multiproc_core::process::{
     active_children, cpu_count, current_process, init, parent_process, set_start_method,
     start_method, Child, ExitStatus, Process, ProcessInfo, StartMethod,
 };
-pub use ipc_pool::Pool;
-pub use ipc_queue::{pipe, Connection, JoinableQueue, Queue, SimpleQueue};
-pub use ipc_sync::{
+pub use multiproc_pool::Pool;
+pub use multiproc_queue::{pipe, Connection, JoinableQueue, Queue, SimpleQueue};
+pub use multiproc_sync::{
     Array, Barrier, Condvar, ContainerConfig, ContainerError, Event, LockError, Mutex,
     ReentrantMutex, Semaphore, SharedDict, SharedList, Value,
 };
-pub use manager::Manager;
 
 /// The crates behind the names above, for everything else they offer.
 pub mod crates {
-    pub use ipc_core as core;
-    pub use ipc_pool as pool;
-    pub use ipc_queue as queue;
-    pub use ipc_sync as sync;
+    pub use multiproc_core as core;
+    pub use multiproc_pool as pool;
+    pub use multiproc_queue as queue;
+    pub use multiproc_sync as sync;
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

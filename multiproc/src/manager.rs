@@ -1,8 +1,8 @@
 //! [`Manager`]: Python's `multiprocessing.Manager()`, without its server
 //! process.
 
-use ipc_core::message::Message;
-use ipc_sync::{ContainerConfig, ObjectError, SharedDict, SharedList};
+use multiproc_core::message::Message;
+use multiproc_sync::{ContainerConfig, ObjectError, SharedDict, SharedList};
 
 /// Makes shared lists and dicts the way Python's `Manager()` makes its
 /// proxies: `Manager::new().list::<T>()` is a [`SharedList<T>`] in an
@@ -16,7 +16,7 @@ use ipc_sync::{ContainerConfig, ObjectError, SharedDict, SharedList};
 /// it as it was before. So nothing needs shutting down, and a manager is
 /// only the [`ContainerConfig`] its containers are made with (their
 /// capacity in entries and bytes is fixed at creation; the default holds
-/// [`DEFAULT_CAPACITY`](ipc_sync::DEFAULT_CAPACITY) entries). Containers
+/// [`DEFAULT_CAPACITY`](multiproc_sync::DEFAULT_CAPACITY) entries). Containers
 /// for unrelated processes are made by name instead:
 /// [`SharedList::create`], [`SharedDict::create`].
 ///

@@ -196,7 +196,7 @@ if __name__ == "__main__":
 
 /// Tasks per map of the pool measurements: 2 000 with chunksize 1, 50 000
 /// with the default chunksize (100 and 2 000 when smoke-testing). The
-/// `ipc-pool` figures use the same counts, so the two pools do the same
+/// `multiproc-pool` figures use the same counts, so the two pools do the same
 /// work.
 pub fn pool_tasks(ctx: &Ctx, default_chunksize: bool) -> u64 {
     match (ctx.mode, default_chunksize) {

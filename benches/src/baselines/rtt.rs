@@ -6,7 +6,7 @@
 use super::fdio::{eventfd, pipe, read_exact, socketpair, write_all};
 use crate::runner::{PingPong, Watch};
 use crate::shm::{Shm, LINE};
-use ipc_core::futex::{self, WaitOutcome};
+use multiproc_core::futex::{self, WaitOutcome};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -130,7 +130,7 @@ impl Out {
 fn main() {
     // A spawned child (process.start.spawn, pool workers) runs its entry
     // here and exits.
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let args = Args::parse();
     if let Some(name) = &args.instructions_child {
         match instructions::child(name, args.iterations) {
@@ -443,7 +443,7 @@ fn count_instructions(out: &Out, n: u64) -> i32 {
     for (name, what) in instructions::OPS {
         match instructions::count(name, n) {
             Ok(per) => out.say(&format!("{name:<32} {per:>9.1}   {what}")),
-            // valgrind lacks some system calls (pidfd_open, which ipc-pool
+            // valgrind lacks some system calls (pidfd_open, which multiproc-pool
             // watches its workers with): not countable here, not a failure.
             Err(e) if e.contains("Function not implemented") => {
                 out.say(&format!("{name:<32} not countable here: {e}"));

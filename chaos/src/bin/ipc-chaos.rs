@@ -69,7 +69,7 @@ fn parse_seed(s: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     // Children re-execute this binary: they start, and end, here.
-    ipc_core::process::init();
+    multiproc_core::process::init();
     let args = Args::parse();
     if args.list {
         println!("{}", ipc_chaos::scenario_names().join("\n"));

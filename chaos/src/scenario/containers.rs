@@ -1,4 +1,4 @@
-//! Writers of an `ipc-sync` `SharedDict` and `SharedList`, SIGKILLed at
+//! Writers of an `multiproc-sync` `SharedDict` and `SharedList`, SIGKILLed at
 //! random moments (often in the middle of a transaction, a compaction or a
 //! long shift); after every kill and at the end of the round the runner
 //! checks both containers exactly.
@@ -17,7 +17,7 @@ use crate::child::{ChildArgs, ChildResult, Role};
 use crate::ledger::{field, Ledger};
 use crate::rng::{mix, Rng};
 use crate::runner::Round;
-use ipc_sync::{ContainerConfig, ContainerError, SharedDict, SharedList};
+use multiproc_sync::{ContainerConfig, ContainerError, SharedDict, SharedList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -160,7 +160,7 @@ fn list_step(list: &SharedList<u64>, s: u64, k: u64) -> Result<(), Step> {
 /// stop (or killed).
 pub(crate) fn container_writer(a: &ChildArgs) -> ChildResult {
     let l = Ledger::open(&a.ledger).map_err(|e| e.to_string())?;
-    let open_err = |e: ipc_sync::ObjectError| e.to_string();
+    let open_err = |e: multiproc_sync::ObjectError| e.to_string();
     let dict = SharedDict::<u64, u64>::open(&a.target)
         .map_err(open_err)?
         .with_timeout(LOCK_WAIT);

@@ -19,12 +19,12 @@ use crate::ledger::{field, Ledger};
 use crate::rng::Rng;
 use crate::runner::Round;
 use crate::scenario::locks::Guarded;
-use ipc_core::header::HEADER_SIZE;
-use ipc_queue::broadcast::{self, BroadcastRing, Start, Subscriber};
-use ipc_queue::error::AttachError;
-use ipc_queue::mpmc::{self, Mpmc};
-use ipc_queue::spsc::SpscRing;
-use ipc_sync::{LockTimeoutError, Mutex};
+use multiproc_core::header::HEADER_SIZE;
+use multiproc_queue::broadcast::{self, BroadcastRing, Start, Subscriber};
+use multiproc_queue::error::AttachError;
+use multiproc_queue::mpmc::{self, Mpmc};
+use multiproc_queue::spsc::SpscRing;
+use multiproc_sync::{LockTimeoutError, Mutex};
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ const MSG: usize = 64;
 /// Bytes of payload holding control words, per object (see the table).
 fn control_len(role: Role) -> u64 {
     match role {
-        Role::HostileSpsc => ipc_queue::raw::spsc::DATA as u64 + 256,
+        Role::HostileSpsc => multiproc_queue::raw::spsc::DATA as u64 + 256,
         Role::HostileMpmc => 384 + 16 * 8,
         Role::HostileBroadcast => 256 + 16 * 8,
         _ => 64,
@@ -48,7 +48,7 @@ fn control_len(role: Role) -> u64 {
 /// Writes random bytes over the segment's file until told to stop.
 pub(crate) fn scribbler(a: &ChildArgs) -> ChildResult {
     let l = Ledger::open(&a.ledger).map_err(|e| e.to_string())?;
-    let path = ipc_core::name::path_of(&a.target);
+    let path = multiproc_core::name::path_of(&a.target);
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -89,7 +89,7 @@ pub(crate) fn scribbler(a: &ChildArgs) -> ChildResult {
 /// The longest an attach may take: opening waits up to the segment's open
 /// timeout for a creator that has not marked it ready (a scribbled state
 /// word reads as that).
-const OPEN: Duration = ipc_core::segment::DEFAULT_OPEN_TIMEOUT;
+const OPEN: Duration = multiproc_core::segment::DEFAULT_OPEN_TIMEOUT;
 
 /// Times one call and books its outcome; `limit` is the call's own timeout.
 fn timed<T, E>(

@@ -7,7 +7,7 @@ use crate::child::{ChildArgs, ChildResult, Role};
 use crate::ledger::{field, Ledger};
 use crate::rng::Rng;
 use crate::runner::Round;
-use ipc_sync::{LockTimeoutError, Mutex, MutexGuard, RecoverableSemaphore};
+use multiproc_sync::{LockTimeoutError, Mutex, MutexGuard, RecoverableSemaphore};
 use std::time::{Duration, Instant};
 
 /// `[a, b, updates, recoveries]`: an update does `a += 1`, some work,

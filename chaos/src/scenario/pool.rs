@@ -3,8 +3,8 @@
 //! that was killed, and the call must return.
 
 use crate::runner::Round;
-use ipc_core::process::ExitStatus;
-use ipc_pool::{DeathPolicy, Pool, PoolError, TaskError};
+use multiproc_core::process::ExitStatus;
+use multiproc_pool::{DeathPolicy, Pool, PoolError, TaskError};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex as StdMutex;

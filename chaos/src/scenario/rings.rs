@@ -13,10 +13,10 @@ use crate::child::{ChildArgs, ChildResult, Role};
 use crate::ledger::{field, Ledger, SEQS_PER_PRODUCER};
 use crate::message;
 use crate::runner::{Child, Round};
-use ipc_queue::broadcast::{self, BroadcastRing, ReadError, Start, Subscriber};
-use ipc_queue::error::{AttachError, RecvTimeoutError, SendTimeoutError};
-use ipc_queue::mpmc::{self, Mpmc};
-use ipc_queue::spsc::SpscRing;
+use multiproc_queue::broadcast::{self, BroadcastRing, ReadError, Start, Subscriber};
+use multiproc_queue::error::{AttachError, RecvTimeoutError, SendTimeoutError};
+use multiproc_queue::mpmc::{self, Mpmc};
+use multiproc_queue::spsc::SpscRing;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@
 use crate::child::{ChildArgs, ChildResult, Role};
 use crate::ledger::{field, Ledger};
 use crate::runner::{Child, Round};
-use ipc_sync::{
+use multiproc_sync::{
     Barrier, BarrierTimeoutError, Condvar, Event, LockError, LockTimeoutError, Mutex, Semaphore,
 };
 use std::time::{Duration, Instant};

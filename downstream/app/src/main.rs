@@ -4,9 +4,9 @@
 //! several build profiles; prints `downstream: all checks passed` and exits
 //! 0 when every check holds.
 
-use ipc_core::process::{self, ExitStatus, Process};
-use ipc_core::ProcessError;
-use ipc_pool::Pool;
+use multiproc_core::process::{self, ExitStatus, Process};
+use multiproc_core::ProcessError;
+use multiproc_pool::Pool;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 type Check = Result<(), String>;
@@ -229,8 +229,8 @@ fn checked_fork() -> Check {
 /// through all of them and a pool.
 fn handles() -> Check {
     use downstream_lib::{order, Order};
-    use ipc_queue::error::RecvError;
-    use ipc_queue::{pipe, Queue};
+    use multiproc_queue::error::RecvError;
+    use multiproc_queue::{pipe, Queue};
     let e = |e: &dyn std::fmt::Display| e.to_string();
 
     // The Python idiom over fork: the child's end moved into the closure,
@@ -281,7 +281,7 @@ fn handles() -> Check {
     }
 
     // A lock in the arguments.
-    let m = ipc_sync::Mutex::anonymous(0u64).map_err(|x| e(&x))?;
+    let m = multiproc_sync::Mutex::anonymous(0u64).map_err(|x| e(&x))?;
     let child = Process::start(downstream_lib::bump, m.clone()).map_err(|x| e(&x))?;
     if child.join().map_err(|x| e(&x))? != Ok(1) {
         return Err("the child did not add under the lock".into());

@@ -3,8 +3,8 @@
 //! caller and the mechanism, and a user's serde struct with the children
 //! that receive queues, pipe ends and locks in their arguments.
 
-use ipc_queue::{Connection, Queue};
-use ipc_sync::{LockError, Mutex};
+use multiproc_queue::{Connection, Queue};
+use multiproc_sync::{LockError, Mutex};
 use serde::{Deserialize, Serialize};
 
 /// A user's struct, derived: no hand-made encoding.
@@ -82,6 +82,6 @@ pub fn repeat((name, times): (String, u32)) -> (String, usize) {
 ///
 /// # Errors
 /// As `Builder::spawn`.
-pub fn spawn_sum(args: &[u8]) -> Result<ipc_core::Process, ipc_core::ProcessError> {
-    ipc_core::Process::builder().name("from-lib").spawn(sum_entry, args)
+pub fn spawn_sum(args: &[u8]) -> Result<multiproc_core::Process, multiproc_core::ProcessError> {
+    multiproc_core::Process::builder().name("from-lib").spawn(sum_entry, args)
 }

@@ -389,10 +389,10 @@ impl Process {
     /// A builder for a child process.
     ///
     /// ```
-    /// use ipc_core::process::{ExitStatus, Process};
+    /// use multiproc_core::process::{ExitStatus, Process};
     /// let child = Process::builder().name("doc-child").fork(|| 7)?;
     /// assert_eq!(child.join()?, ExitStatus::Code(7));
-    /// # Ok::<(), ipc_core::ProcessError>(())
+    /// # Ok::<(), multiproc_core::ProcessError>(())
     /// ```
     pub fn builder() -> Builder {
         Builder::default()

@@ -43,11 +43,11 @@ pub enum ProcessError {
         /// The threads of this process, if they could be counted.
         threads: Option<usize>,
     },
-    /// This process was spawned by `ipc-core` but has not called
+    /// This process was spawned by `multiproc-core` but has not called
     /// [`init`](crate::process::init): it is running its parent's program
     /// from the top, and starting a process from there would do so again.
     #[error(
-        "this process was spawned but its main did not call ipc_core::process::init() first; \
+        "this process was spawned but its main did not call multiproc_core::process::init() first; \
          call it as the first statement of main (in a test, first in the test)"
     )]
     NotInitialized,
@@ -61,7 +61,7 @@ pub enum ProcessError {
     /// A spawned child exited without running its entry function.
     #[error(
         "process {name:?} (pid {pid}) exited with {status} without running its entry function: \
-         its main must call ipc_core::process::init() as its first statement (the child printed \
+         its main must call multiproc_core::process::init() as its first statement (the child printed \
          the reason on stderr)"
     )]
     EntryNotRun {

@@ -271,7 +271,7 @@ fn child(
     let mut r: Received = match spawn::read_token(raw, nonce) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("ipc-core: fork server child: {e}");
+            eprintln!("multiproc-core: fork server child: {e}");
             return spawn::EXIT_BAD_TOKEN;
         }
     };
@@ -283,7 +283,7 @@ fn child(
         .collect();
     let typed = r.result_fd >= 0;
     if fds.len() != r.fds.len() + usize::from(typed) {
-        eprintln!("ipc-core: fork server child: the descriptors do not match the token");
+        eprintln!("multiproc-core: fork server child: the descriptors do not match the token");
         return spawn::EXIT_BAD_TOKEN;
     }
     if typed {
@@ -293,7 +293,7 @@ fn child(
     match spawn::run(r) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ipc-core: fork server child: {e}");
+            eprintln!("multiproc-core: fork server child: {e}");
             spawn::EXIT_BAD_TOKEN
         }
     }

@@ -341,8 +341,8 @@ extern "C" fn exit_without_init() {
     if !PENDING.load(Ordering::Relaxed) {
         return;
     }
-    let msg = b"ipc-core: this process was spawned to run an entry function, but its main \
-returned without calling ipc_core::process::init(); call it as the first statement of main \
+    let msg = b"multiproc-core: this process was spawned to run an entry function, but its main \
+returned without calling multiproc_core::process::init(); call it as the first statement of main \
 (in a test, as the first statement of the test)\n";
     // SAFETY: write and _exit are async-signal-safe and take valid
     // arguments; leaving with _exit skips the remaining exit handlers of a
@@ -374,12 +374,12 @@ pub(super) fn refuse_before_init() -> Result<(), ProcessError> {
 ///
 /// ```
 /// // First statement of `main`:
-/// ipc_core::process::init();
+/// multiproc_core::process::init();
 /// // ... the program, which may start children with Process::builder().spawn(...)
 /// ```
 pub fn init() {
     if let Err(e) = try_init() {
-        eprintln!("ipc-core: {e}");
+        eprintln!("multiproc-core: {e}");
         let _ = std::io::stdout().flush();
         std::process::exit(EXIT_BAD_TOKEN);
     }

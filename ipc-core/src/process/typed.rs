@@ -221,10 +221,10 @@ impl Builder {
     ///     format!("hello {name}").repeat(times as usize)
     /// }
     ///
-    /// ipc_core::process::init(); // first thing in main
-    /// let child = ipc_core::Process::builder().start(greet, ("world".to_string(), 2))?;
+    /// multiproc_core::process::init(); // first thing in main
+    /// let child = multiproc_core::Process::builder().start(greet, ("world".to_string(), 2))?;
     /// assert_eq!(child.join()?, "hello worldhello world");
-    /// # Ok::<(), ipc_core::ProcessError>(())
+    /// # Ok::<(), multiproc_core::ProcessError>(())
     /// ```
     ///
     /// # Errors

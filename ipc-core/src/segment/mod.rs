@@ -73,10 +73,10 @@ impl Segment {
     /// A builder for a segment holding `kind`.
     ///
     /// ```
-    /// use ipc_core::{Kind, Segment};
+    /// use multiproc_core::{Kind, Segment};
     /// let seg = Segment::builder(Kind::BYTES).size(4096).create()?; // anonymous
     /// assert!(seg.payload_len() >= 4096);
-    /// # Ok::<(), ipc_core::SegmentError>(())
+    /// # Ok::<(), multiproc_core::SegmentError>(())
     /// ```
     pub fn builder(kind: Kind) -> SegmentBuilder {
         SegmentBuilder {

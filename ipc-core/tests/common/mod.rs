@@ -1,8 +1,8 @@
-//! Helpers shared by ipc-core's integration tests.
+//! Helpers shared by multiproc-core's integration tests.
 #![allow(dead_code)]
 
-use ipc_core::process::{test_exec_args, Builder, ChildOutcome};
-use ipc_core::{Process, ProcessError};
+use multiproc_core::process::{test_exec_args, Builder, ChildOutcome};
+use multiproc_core::{Process, ProcessError};
 
 /// Starts `entry(args)` in a re-executed copy of this test binary that runs
 /// only `test` (which calls `init` first).

@@ -9,7 +9,7 @@
 //! chooses where to start ([`Start`]).
 //!
 //! ```
-//! use ipc_queue::broadcast::{BroadcastRing, Config, ReadError, Start};
+//! use multiproc_queue::broadcast::{BroadcastRing, Config, ReadError, Start};
 //! let ring = BroadcastRing::anonymous(Config::new(4, 32))?;
 //! let mut publisher = ring.publisher()?;
 //! let mut early = publisher.subscribe(Start::Next);
@@ -50,10 +50,10 @@ use crate::error::{AttachError, Corrupt};
 use crate::placed::InSegment;
 use crate::raw::broadcast::{self as raw, BroadcastControl};
 use crate::raw::PtrMem;
-use ipc_core::header::layout_hash;
-use ipc_core::liveness::OsJudge;
-use ipc_core::object::{Handle, Placed};
-use ipc_core::Kind;
+use multiproc_core::header::layout_hash;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::object::{Handle, Placed};
+use multiproc_core::Kind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,7 +109,7 @@ pub enum ReadError {
     /// A typed receive found a message it could not decode (it is
     /// consumed).
     #[error("message could not be decoded: {0}")]
-    Decode(ipc_core::message::DecodeError),
+    Decode(multiproc_core::message::DecodeError),
     /// The ring's shared state is corrupt.
     #[error(transparent)]
     Corrupt(#[from] Corrupt),
@@ -135,7 +135,7 @@ impl Handle for BroadcastRing {
     }
 }
 
-ipc_core::handle_constructors!(impl[] BroadcastRing, "broadcast ring");
+multiproc_core::handle_constructors!(impl[] BroadcastRing, "broadcast ring");
 crate::placed::slotted_ring_accessors!(BroadcastRing);
 
 impl BroadcastRing {
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_second_live_publisher_is_refused() {
-        let name = ipc_core::name::unique_name("bcast-pub");
+        let name = multiproc_core::name::unique_name("bcast-pub");
         let p = BroadcastRing::create(&name, Config::new(2, 8))
             .unwrap()
             .publisher()

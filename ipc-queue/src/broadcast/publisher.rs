@@ -4,8 +4,8 @@ use super::{BroadcastRing, Start, Subscriber};
 use crate::error::MessageTooLarge;
 use crate::raw::broadcast::RawPublisher;
 use crate::raw::PtrMem;
-use ipc_core::liveness::OsJudge;
-use ipc_core::Shareable;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::Shareable;
 use std::os::fd::BorrowedFd;
 
 /// The one publishing end of a broadcast ring, from

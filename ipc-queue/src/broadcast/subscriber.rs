@@ -3,10 +3,10 @@
 use super::{BroadcastRing, ReadError, Start, POLL};
 use crate::mpmc::wait_strategy_accessors;
 use crate::raw::broadcast::Read;
-use ipc_core::liveness::OsJudge;
-use ipc_core::message::DecodeError;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Shareable;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::message::DecodeError;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Shareable;
 use std::time::{Duration, Instant};
 
 const WRONG_LEN: &str = "message length differs from the size of the type";

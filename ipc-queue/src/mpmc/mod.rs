@@ -11,7 +11,7 @@
 //! slot states, is documented in [`crate::raw::mpmc`].
 //!
 //! ```
-//! use ipc_queue::mpmc::{Config, Mpmc};
+//! use multiproc_queue::mpmc::{Config, Mpmc};
 //! let ring = Mpmc::anonymous(Config::new(8, 64))?; // 8 slots of up to 64 bytes
 //! let (tx, rx) = (ring.sender(), ring.receiver());
 //! tx.send(b"hello")?;
@@ -46,10 +46,10 @@ use crate::error::{invalid_config, wrong_object};
 use crate::placed::InSegment;
 use crate::raw::mpmc::{self as raw, MpmcControl, DATA_ALIGN, SLOT_HEADER};
 use crate::raw::PtrMem;
-use ipc_core::header::layout_hash;
-use ipc_core::liveness::OsJudge;
-use ipc_core::object::{Handle, ObjectError, Placed, ShmObject};
-use ipc_core::Kind;
+use multiproc_core::header::layout_hash;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::object::{Handle, ObjectError, Placed, ShmObject};
+use multiproc_core::Kind;
 use std::sync::Arc;
 
 /// A received message, read in place in its slot; dropping it releases the
@@ -98,7 +98,7 @@ impl Handle for Mpmc {
     }
 }
 
-ipc_core::handle_constructors!(impl[] Mpmc, "MPMC ring");
+multiproc_core::handle_constructors!(impl[] Mpmc, "MPMC ring");
 crate::placed::slotted_ring_accessors!(Mpmc);
 
 impl Mpmc {
@@ -238,7 +238,7 @@ mod tests {
     use crate::error::{
         MessageTooLarge, RecvError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError,
     };
-    use ipc_core::wait::WaitStrategy;
+    use multiproc_core::wait::WaitStrategy;
     use std::time::Duration;
 
     #[test]

@@ -4,8 +4,8 @@ use super::{
     endpoint_common, recv_decoded, recv_into, recv_message, recv_value, Message, Mpmc, Wait,
 };
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Shareable;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Shareable;
 use std::time::Duration;
 
 /// The receiving end of an MPMC ring. Clone it freely (threads); other
@@ -55,7 +55,7 @@ impl Receiver {
         recv_message(self.ring.raw(), self.strategy, Wait::at_most(timeout))
     }
 
-    /// Takes the next message as any [`Message`](ipc_core::message::Message)
+    /// Takes the next message as any [`Message`](multiproc_core::message::Message)
     /// type, decoded in place,
     /// if one is ready.
     ///
@@ -63,7 +63,7 @@ impl Receiver {
     /// As [`Receiver::try_recv`], and `Decode` if the message is not a `T`
     /// (it is consumed).
     #[inline]
-    pub fn try_recv_message<T: ipc_core::message::Message>(&self) -> Result<T, TryRecvError> {
+    pub fn try_recv_message<T: multiproc_core::message::Message>(&self) -> Result<T, TryRecvError> {
         recv_decoded(self.ring.raw(), self.strategy, Wait::No)
     }
 
@@ -72,7 +72,7 @@ impl Receiver {
     /// # Errors
     /// As [`Receiver::recv`], and `Decode`.
     #[inline]
-    pub fn recv_message<T: ipc_core::message::Message>(&self) -> Result<T, RecvError> {
+    pub fn recv_message<T: multiproc_core::message::Message>(&self) -> Result<T, RecvError> {
         recv_decoded(self.ring.raw(), self.strategy, Wait::FOREVER)
     }
 
@@ -80,7 +80,7 @@ impl Receiver {
     ///
     /// # Errors
     /// As [`Receiver::recv_timeout`], and `Decode`.
-    pub fn recv_message_timeout<T: ipc_core::message::Message>(
+    pub fn recv_message_timeout<T: multiproc_core::message::Message>(
         &self,
         timeout: Duration,
     ) -> Result<T, RecvTimeoutError> {

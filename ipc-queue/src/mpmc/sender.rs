@@ -5,9 +5,9 @@ use super::{
     Wait,
 };
 use crate::error::{SendError, SendTimeoutError, TrySendError};
-use ipc_core::message::Message;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Shareable;
+use multiproc_core::message::Message;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Shareable;
 use std::time::Duration;
 
 /// The sending end of an MPMC ring. Clone it freely (threads); other
@@ -59,7 +59,7 @@ impl Sender {
     /// `serde` types encoded straight into the slot) if a slot is free now.
     ///
     /// ```
-    /// let (tx, rx) = ipc_queue::mpmc::channel(8, 64)?;
+    /// let (tx, rx) = multiproc_queue::mpmc::channel(8, 64)?;
     /// tx.try_send_message(&("tick".to_string(), 42u64))?;
     /// tx.send_message(&7u32)?;
     /// assert_eq!(rx.recv_message::<(String, u64)>()?, ("tick".to_string(), 42));

@@ -8,9 +8,9 @@ use crate::error::{
     Corrupt, MessageTooLarge, RecvError, RecvTimeoutError, SendTimeoutError, TryRecvError,
 };
 use crate::raw::mpmc::{RawError, Watch, DATA_ALIGN};
-use ipc_core::liveness::OsJudge;
-use ipc_core::wait::{EventCount, WaitStrategy};
-use ipc_core::{IdentityError, Shareable};
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::wait::{EventCount, WaitStrategy};
+use multiproc_core::{IdentityError, Shareable};
 use std::time::{Duration, Instant};
 
 /// A blocked waiter re-checks its condition at least this often, so a peer
@@ -204,7 +204,7 @@ pub(crate) fn send_bytes_as<E: From<SendTimeoutError<()>>>(
 /// Sends the encoding of `value` (written straight into the slot),
 /// waiting as `wait` says.
 #[inline]
-pub(crate) fn send_encoded<T: ipc_core::message::Message, E: From<SendTimeoutError<()>>>(
+pub(crate) fn send_encoded<T: multiproc_core::message::Message, E: From<SendTimeoutError<()>>>(
     raw: &RawMpmc,
     strategy: WaitStrategy,
     wait: Wait,
@@ -219,7 +219,7 @@ pub(crate) fn send_encoded<T: ipc_core::message::Message, E: From<SendTimeoutErr
 /// The next message decoded as a `T` in its slot, waiting as `wait` says;
 /// one that does not decode is consumed and reported as `Decode`.
 #[inline]
-pub(crate) fn recv_decoded<T: ipc_core::message::Message, E: From<RecvTimeoutError>>(
+pub(crate) fn recv_decoded<T: multiproc_core::message::Message, E: From<RecvTimeoutError>>(
     raw: &RawMpmc,
     strategy: WaitStrategy,
     wait: Wait,
@@ -284,7 +284,7 @@ macro_rules! decode {
     ($($e:ident),*) => {
         $(impl Decode for $e {
             fn decode(what: &'static str) -> Self {
-                $e::Decode(ipc_core::message::DecodeError::Invalid(what))
+                $e::Decode(multiproc_core::message::DecodeError::Invalid(what))
             }
         })*
     };

@@ -2,8 +2,8 @@
 
 use super::{Queue, SIMPLE_QUEUE_MAXSIZE};
 use crate::error::{RecvError, SendError};
-use ipc_core::message::Message;
-use ipc_core::object::ObjectError;
+use multiproc_core::message::Message;
+use multiproc_core::object::ObjectError;
 
 /// Python's `SimpleQueue`: `put`, `get`, `empty` and `close`, nothing
 /// else. Every queue here is bounded, this one to [`SIMPLE_QUEUE_MAXSIZE`]
@@ -11,7 +11,7 @@ use ipc_core::object::ObjectError;
 /// put waits while it is full. Build a [`Queue`] for other bounds.
 ///
 /// ```
-/// use ipc_queue::queue::SimpleQueue;
+/// use multiproc_queue::queue::SimpleQueue;
 /// let q = SimpleQueue::<String>::new()?;
 /// q.put("task".to_string())?;
 /// assert!(!q.empty());

@@ -8,8 +8,8 @@
 //! take its claims over.
 //!
 //! ```
-//! use ipc_core::liveness::Judge;
-//! use ipc_queue::raw::actors::Actors;
+//! use multiproc_core::liveness::Judge;
+//! use multiproc_queue::raw::actors::Actors;
 //!
 //! let world = Actors::new();
 //! let (a, b) = (world.actor(0), world.actor(1));
@@ -20,8 +20,8 @@
 //! ```
 
 use crate::primitive::{AtomicU64, Ordering};
-use ipc_core::liveness::Judge;
-use ipc_core::IdentityError;
+use multiproc_core::liveness::Judge;
+use multiproc_core::IdentityError;
 use std::sync::Arc;
 
 /// The actors of one test: up to 64, each alive until it is declared dead.
@@ -73,7 +73,7 @@ pub struct Actor {
 
 impl Actor {
     /// The packed id this actor records as an owner: pid `n + 1`, start
-    /// time 1 (as [`ProcessId::to_u64`](ipc_core::ProcessId::to_u64) packs
+    /// time 1 (as [`ProcessId::to_u64`](multiproc_core::ProcessId::to_u64) packs
     /// them; never zero).
     pub fn id(&self) -> u64 {
         packed(self.n)

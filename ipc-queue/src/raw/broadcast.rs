@@ -46,8 +46,8 @@ use super::{
 };
 use crate::error::MessageTooLarge;
 use crate::primitive::{fence, AtomicU32, AtomicU64, Ordering, Site};
-use ipc_core::liveness::Judge;
-use ipc_core::wait::EventCount;
+use multiproc_core::liveness::Judge;
+use multiproc_core::wait::EventCount;
 
 /// `b"IPCBCST1"` as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"IPCBCST1");
@@ -73,7 +73,7 @@ pub struct BroadcastControl {
     config: Line<Words>,
     next: Line<std::sync::atomic::AtomicU64>,
 }
-ipc_core::assert_layout!(BroadcastControl, size = 256, align = 128);
+multiproc_core::assert_layout!(BroadcastControl, size = 256, align = 128);
 
 macro_rules! word {
     ($f:ident) => {
@@ -452,7 +452,7 @@ mod tests {
     #[test]
     fn reads_what_was_published_and_detects_overrun() {
         let r = ring(4, 13);
-        let mut p = r.publisher(ipc_core::liveness::OsJudge).unwrap();
+        let mut p = r.publisher(multiproc_core::liveness::OsJudge).unwrap();
         let mut buf = [0u8; 13];
         assert_eq!(r.read(0, &mut buf), Read::NotYet);
         for n in 0..6u8 {
@@ -498,7 +498,7 @@ mod tests {
     #[test]
     fn a_reader_racing_the_publisher_never_sees_a_torn_message() {
         let r = ring(2, 64);
-        let mut p = r.publisher(ipc_core::liveness::OsJudge).unwrap();
+        let mut p = r.publisher(multiproc_core::liveness::OsJudge).unwrap();
         let r = &r;
         std::thread::scope(|s| {
             s.spawn(move || {

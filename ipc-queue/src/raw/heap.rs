@@ -3,9 +3,9 @@
 //! its clones, so a ring and every end made from it keep it alive.
 //!
 //! ```
-//! use ipc_core::liveness::OsJudge;
-//! use ipc_queue::raw::heap::HeapMemory;
-//! use ipc_queue::raw::spsc::{self, RawRing};
+//! use multiproc_core::liveness::OsJudge;
+//! use multiproc_queue::raw::heap::HeapMemory;
+//! use multiproc_queue::raw::spsc::{self, RawRing};
 //!
 //! let cfg = spsc::Config::new(64);
 //! let mem = HeapMemory::new(spsc::memory_size(&cfg)?);

@@ -20,12 +20,12 @@
 //! writes a fresh ring, `attach(mem)` checks one another process wrote and
 //! keeps what it read (capacity, slot size) in the process-local handle, so
 //! nothing written later moves a slot. The public types of the crate place
-//! these rings in `ipc-core` segments through
-//! [`ipc_core::object::Placed`].
+//! these rings in `multiproc-core` segments through
+//! [`multiproc_core::object::Placed`].
 //!
 //! Who owns what is recorded in the ring as a packed process id, and judged
 //! by the [`Judge`] the caller passes in (the public types pass
-//! [`OsJudge`](ipc_core::liveness::OsJudge)); no raw module reads `/proc`.
+//! [`OsJudge`](multiproc_core::liveness::OsJudge)); no raw module reads `/proc`.
 //! An end that only one party may hold (an SPSC producer or consumer, a
 //! broadcast publisher) exists only as the result of a successful claim of
 //! its owner word: holding the value is holding the claim, and dropping it
@@ -70,8 +70,8 @@ pub(crate) use slots::{round_slots, Slots, Slotted};
 pub use slots::{SlotWords, DATA_ALIGN, MAX_SLOTS, MAX_SLOT_SIZE, SLOT_HEADER};
 
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use ipc_core::liveness::Judge;
-use ipc_core::IdentityError;
+use multiproc_core::liveness::Judge;
+use multiproc_core::IdentityError;
 
 /// One 128-byte line of a control block. 128 bytes, not 64: x86-64's
 /// adjacent-line prefetcher pulls cache lines in pairs, so two hot words 64
@@ -129,7 +129,7 @@ pub unsafe trait Memory: Clone {
     /// the caller releases them.
     unsafe fn copy_out(&self, off: usize, dst: &mut [u8]);
 
-    /// Wakes whoever is parked on the [`EventCount`](ipc_core::wait::EventCount)
+    /// Wakes whoever is parked on the [`EventCount`](multiproc_core::wait::EventCount)
     /// at `off` (nothing, in a model: a model waiter re-checks instead).
     ///
     /// # Safety
@@ -304,10 +304,10 @@ unsafe impl Addressable for PtrMem {
 /// `at` points at 8 bytes of live, 4-aligned memory.
 #[cfg(not(loom))]
 #[inline(always)]
-pub(crate) unsafe fn event_at<'a>(at: *mut u8) -> &'a ipc_core::wait::EventCount {
+pub(crate) unsafe fn event_at<'a>(at: *mut u8) -> &'a multiproc_core::wait::EventCount {
     // SAFETY: the caller's promise; `EventCount` is `Shareable` (two
     // atomics, every bit pattern valid).
-    unsafe { &*at.cast::<ipc_core::wait::EventCount>() }
+    unsafe { &*at.cast::<multiproc_core::wait::EventCount>() }
 }
 
 /// Copies `src` to the front of `dst` (`dst.len() >= src.len()`). Messages

@@ -302,7 +302,7 @@ impl<M: Memory> Slotted<M> {
 #[cfg(not(loom))]
 impl<M: super::Addressable> Slotted<M> {
     /// The event count at `off` of the control block.
-    pub(crate) fn event(&self, off: usize) -> &ipc_core::wait::EventCount {
+    pub(crate) fn event(&self, off: usize) -> &multiproc_core::wait::EventCount {
         debug_assert!(off + 8 <= self.slots.first);
         // SAFETY: the callers pass the offsets of their event counts, inside
         // the control block the memory holds.

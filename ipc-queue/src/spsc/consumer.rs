@@ -5,10 +5,10 @@ use super::endpoint::{deadline_after, end_common, Endpoint, Waited};
 use crate::error::{Corrupt, RecvError, RecvTimeoutError, TryRecvError};
 use crate::raw::spsc::{Peeked, RawConsumer, Side};
 use crate::raw::PtrMem;
-use ipc_core::liveness::OsJudge;
-use ipc_core::message::Message;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Segment;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::message::Message;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Segment;
 use std::time::{Duration, Instant};
 
 /// The reading end of an [`SpscRing`](super::SpscRing). One per ring, across every process.

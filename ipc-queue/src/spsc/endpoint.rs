@@ -3,10 +3,10 @@
 
 use crate::raw::spsc::{RawRing, Side};
 use crate::raw::PtrMem;
-use ipc_core::holders::Hold;
-use ipc_core::liveness::OsJudge;
-use ipc_core::wait::{Backoff, EventCount, Phase, WaitStrategy};
-use ipc_core::Segment;
+use multiproc_core::holders::Hold;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::wait::{Backoff, EventCount, Phase, WaitStrategy};
+use multiproc_core::Segment;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,10 +58,10 @@ impl Endpoint {
 
     /// Asks for a child being started with this end in its arguments to be
     /// entered among its holders once it runs (see
-    /// [`on_child_started`](ipc_core::message::on_child_started)).
+    /// [`on_child_started`](multiproc_core::message::on_child_started)).
     pub(super) fn hold_for_child(&self) {
         if let Some(h) = &self.hold {
-            ipc_core::message::on_child_started(h.child_hook());
+            multiproc_core::message::on_child_started(h.child_hook());
         }
     }
 

@@ -1,7 +1,7 @@
 //! Single-producer single-consumer byte ring between processes.
 //!
 //! An [`SpscRing`] is a ring placed in shared memory by
-//! [`Placed`](ipc_core::object::Placed), with its six constructors:
+//! [`Placed`](multiproc_core::object::Placed), with its six constructors:
 //! [`SpscRing::create`]`(name, cfg)` and [`SpscRing::open`]`(name)` for
 //! unrelated processes, [`SpscRing::anonymous`]`(cfg)` (a sealed `memfd`) for a
 //! parent and the children it starts, [`SpscRing::from_fd`],
@@ -26,12 +26,12 @@
 //! # Waiting
 //!
 //! Every blocking call has a `try_` form that never blocks and a `_timeout`
-//! form. How an end waits is its [`WaitStrategy`](ipc_core::wait::WaitStrategy) (default
-//! [`WaitStrategy::ADAPTIVE`](ipc_core::wait::WaitStrategy::ADAPTIVE): spin, yield, then sleep on a futex). Nothing
+//! form. How an end waits is its [`WaitStrategy`](multiproc_core::wait::WaitStrategy) (default
+//! [`WaitStrategy::ADAPTIVE`](multiproc_core::wait::WaitStrategy::ADAPTIVE): spin, yield, then sleep on a futex). Nothing
 //! makes a system call while the ring is neither full nor empty; a side only
 //! calls `FUTEX_WAKE` when the other has announced it is parked, and skips
 //! even the check (a fence) while the other declares
-//! [`WaitStrategy::BusySpin`](ipc_core::wait::WaitStrategy::BusySpin).
+//! [`WaitStrategy::BusySpin`](multiproc_core::wait::WaitStrategy::BusySpin).
 //!
 //! # Closing and dying
 //!
@@ -49,7 +49,7 @@
 //! # Example
 //!
 //! ```
-//! use ipc_queue::spsc::SpscRing;
+//! use multiproc_queue::spsc::SpscRing;
 //!
 //! let ring = SpscRing::builder().capacity(4096).create()?; // anonymous
 //! let mut tx = ring.producer()?;
@@ -75,7 +75,7 @@ pub use ring::{SpscBuilder, SpscRing};
 
 use crate::error::AttachError;
 use crate::raw::spsc as raw;
-use ipc_core::Kind;
+use multiproc_core::Kind;
 use std::time::Duration;
 
 /// The segment kind of an SPSC ring. The layout hash covers the control
@@ -83,7 +83,7 @@ use std::time::Duration;
 pub const KIND: Kind = Kind::new(
     "ipc-queue/spsc",
     2,
-    ipc_core::header::layout_hash(&[
+    multiproc_core::header::layout_hash(&[
         std::mem::size_of::<raw::SpscControl>() as u64,
         std::mem::align_of::<raw::SpscControl>() as u64,
         raw::HEADER_LEN as u64,

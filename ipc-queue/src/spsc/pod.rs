@@ -12,7 +12,7 @@
 //! more than 8 bytes are refused at compile time.
 //!
 //! ```
-//! use ipc_queue::spsc::pod;
+//! use multiproc_queue::spsc::pod;
 //!
 //! // Room for at least four (the byte capacity is rounded up to a power of
 //! // two, so there may be more).
@@ -33,9 +33,9 @@ use crate::error::{
     TrySendError,
 };
 use crate::raw::spsc as spsc_raw;
-use ipc_core::message::DecodeError;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Shareable;
+use multiproc_core::message::DecodeError;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Shareable;
 use std::marker::PhantomData;
 use std::time::Duration;
 

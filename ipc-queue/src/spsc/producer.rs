@@ -4,10 +4,10 @@ use super::endpoint::{deadline_after, end_common, Endpoint, Waited};
 use crate::error::{Corrupt, MessageTooLarge, SendError, SendTimeoutError, TrySendError};
 use crate::raw::spsc::{RawProducer, Reservation, ReserveError, Side};
 use crate::raw::PtrMem;
-use ipc_core::liveness::OsJudge;
-use ipc_core::message::Message;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::Segment;
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::message::Message;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::Segment;
 use std::time::{Duration, Instant};
 
 /// The writing end of an [`SpscRing`](super::SpscRing). One per ring, across every process.
@@ -200,7 +200,7 @@ impl Producer {
     /// `serde` types encoded, then copied in) if there is room now.
     ///
     /// ```
-    /// use ipc_queue::spsc::{Config, SpscRing};
+    /// use multiproc_queue::spsc::{Config, SpscRing};
     /// let ring = SpscRing::anonymous(Config::new(1024))?;
     /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
     /// tx.try_send_message(&vec!["a".to_string(), "b".to_string()])?;

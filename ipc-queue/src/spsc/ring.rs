@@ -7,9 +7,9 @@ use super::{Config, Consumer, Producer, Side, DEFAULT_CAPACITY, KIND};
 use crate::error::AttachError;
 use crate::raw::spsc::{self as raw, RawRing, SpscControl};
 use crate::raw::{ClaimError, PtrMem};
-use ipc_core::liveness::OsJudge;
-use ipc_core::object::{Handle, ObjectError, PlaceBuilder, Placed};
-use ipc_core::{ProcessId, Segment};
+use multiproc_core::liveness::OsJudge;
+use multiproc_core::object::{Handle, ObjectError, PlaceBuilder, Placed};
+use multiproc_core::{ProcessId, Segment};
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -23,9 +23,9 @@ crate::placed::ring_object!(SpscControl, KIND, WHAT, raw::RawRing);
 /// attach the ends with [`SpscRing::producer`] and [`SpscRing::consumer`].
 ///
 /// ```
-/// use ipc_queue::spsc::{Config, SpscRing};
+/// use multiproc_queue::spsc::{Config, SpscRing};
 ///
-/// let name = ipc_core::name::unique_name("doc-spsc");
+/// let name = multiproc_core::name::unique_name("doc-spsc");
 /// let ring = SpscRing::create(&name, Config::new(4096))?;
 /// let other = SpscRing::open(&name)?; // what another process would do
 /// assert_eq!(other.capacity(), 4096);
@@ -47,7 +47,7 @@ impl Handle for SpscRing {
     }
 }
 
-ipc_core::handle_constructors!(impl[] SpscRing, "SPSC ring");
+multiproc_core::handle_constructors!(impl[] SpscRing, "SPSC ring");
 
 impl SpscRing {
     /// The ring a successful attach found in `len` bytes at `mem`.
@@ -84,7 +84,7 @@ impl SpscRing {
     }
 
     /// The segment's file descriptor, to pass to a child
-    /// ([`ipc_core::process::Builder::inherit_fd`]).
+    /// ([`multiproc_core::process::Builder::inherit_fd`]).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.seg.fd()
     }
@@ -264,7 +264,7 @@ impl SpscBuilder {
     /// [`ObjectError::InvalidConfig`] for a capacity above 2 GiB or one that
     /// cannot hold a message of the fixed length, before anything is
     /// allocated; [`ObjectError::Segment`] if the segment cannot be created
-    /// (e.g. [`SegmentError::InsufficientMemory`](ipc_core::SegmentError::InsufficientMemory):
+    /// (e.g. [`SegmentError::InsufficientMemory`](multiproc_core::SegmentError::InsufficientMemory):
     /// more than the machine or the memory cgroup can still give).
     pub fn create(self) -> Result<SpscRing, ObjectError> {
         let cfg = self.cfg;

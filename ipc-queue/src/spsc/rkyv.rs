@@ -29,7 +29,7 @@
 //! out ([`ArchivedGuard::bytes`]) and validate the copy if that matters.
 //!
 //! ```
-//! use ipc_queue::spsc::SpscRing;
+//! use multiproc_queue::spsc::SpscRing;
 //!
 //! #[derive(rkyv::Archive, rkyv::Serialize)]
 //! struct Order { id: u64, symbol: String }
@@ -55,8 +55,8 @@ use ::rkyv::rancor::Failure;
 use ::rkyv::ser::allocator::ArenaHandle;
 use ::rkyv::ser::writer::Buffer;
 use ::rkyv::{Archive, Portable};
-use ipc_core::message::DecodeError;
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::message::DecodeError;
+use multiproc_core::wait::WaitStrategy;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 

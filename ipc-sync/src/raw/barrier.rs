@@ -21,10 +21,10 @@
 use super::{next_wake, raw_object, tag, Forever, Until, Wait, LIVENESS_PERIOD};
 use crate::error::{BarrierError, BarrierTimeoutError, Broke, Fail};
 use crate::primitive::{futex, AtomicU32, AtomicU64, Ordering};
-use ipc_core::liveness::Judge;
-use ipc_core::object::ObjectError;
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::IdentityError;
+use multiproc_core::liveness::Judge;
+use multiproc_core::object::ObjectError;
+use multiproc_core::wait::{Backoff, Phase, WaitStrategy};
+use multiproc_core::IdentityError;
 use std::time::Instant;
 
 const ARRIVED: u32 = 0xffff;
@@ -114,7 +114,11 @@ impl RawBarrier {
     }
 
     fn check(&self) -> Result<(), ObjectError> {
-        ipc_core::object::check_tag("barrier", tag::BARRIER, self.tag.load(Ordering::Acquire))?;
+        multiproc_core::object::check_tag(
+            "barrier",
+            tag::BARRIER,
+            self.tag.load(Ordering::Acquire),
+        )?;
         check_parties(self.parties.load(Ordering::Relaxed))
             .map_err(|e| super::corrupt("barrier", e.to_string()))
     }
@@ -370,7 +374,10 @@ impl RawBarrier {
             let p = m.load(Ordering::Relaxed);
             if p != 0 && judge.is_dead(p) {
                 let _ = m.compare_exchange(p, 0, Ordering::AcqRel, Ordering::Relaxed);
-                log::warn!("barrier member {:?} died", ipc_core::ProcessId::from_u64(p));
+                log::warn!(
+                    "barrier member {:?} died",
+                    multiproc_core::ProcessId::from_u64(p)
+                );
                 died = true;
             }
         }
@@ -381,7 +388,7 @@ impl RawBarrier {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use ipc_core::liveness::OsJudge;
+    use multiproc_core::liveness::OsJudge;
     use std::sync::Arc;
     use std::time::Duration;
 

@@ -16,7 +16,7 @@
 use super::{raw_object, spin, tag};
 use crate::primitive::futex::{self, WaitOutcome};
 use crate::primitive::{AtomicU32, Ordering};
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::wait::WaitStrategy;
 use std::time::Instant;
 
 /// A condition variable over caller memory. 12 bytes.
@@ -39,8 +39,8 @@ impl RawCondvar {
         }
     }
 
-    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
-        ipc_core::object::check_tag("condvar", tag::CONDVAR, self.tag.load(Ordering::Acquire))
+    pub(crate) fn check(&self) -> Result<(), multiproc_core::object::ObjectError> {
+        multiproc_core::object::check_tag("condvar", tag::CONDVAR, self.tag.load(Ordering::Acquire))
     }
 
     /// Step 1 of a wait, called while holding the mutex: announces the

@@ -22,8 +22,8 @@ use super::journal::Locked;
 use super::mutex::Acquired;
 use super::store::{hash_bytes, Header, Layout, Shape, LEN, LIVE, TOMBS};
 use crate::container::ContainerError;
-use ipc_core::object::ObjectError;
-use ipc_core::Kind;
+use multiproc_core::object::ObjectError;
+use multiproc_core::Kind;
 
 const EMPTY: u64 = 0;
 const TOMB: u64 = 1;
@@ -46,7 +46,7 @@ super::store::raw_container!(
     kind: Kind::new(
         "ipc-sync/dict",
         1,
-        ipc_core::header::layout_hash(&[256, 8, 16, 16]),
+        multiproc_core::header::layout_hash(&[256, 8, 16, 16]),
     ),
 );
 

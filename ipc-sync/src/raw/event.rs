@@ -13,7 +13,7 @@
 
 use super::{deadline_after, past, raw_object, spin, tag};
 use crate::primitive::{futex, ord, AtomicU32, Ordering, Site};
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::wait::WaitStrategy;
 use std::time::{Duration, Instant};
 
 const CLEAR: u32 = 0;
@@ -38,8 +38,8 @@ impl RawEvent {
         }
     }
 
-    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
-        ipc_core::object::check_tag("event", tag::EVENT, self.tag.load(Ordering::Acquire))
+    pub(crate) fn check(&self) -> Result<(), multiproc_core::object::ObjectError> {
+        multiproc_core::object::check_tag("event", tag::EVENT, self.tag.load(Ordering::Acquire))
     }
 
     /// Sets the event and wakes every waiter. No syscall unless a waiter

@@ -59,8 +59,8 @@ use super::store::{
 };
 use crate::container::ContainerError;
 use crate::error::{LockError, LockTimeoutError};
-use ipc_core::liveness::Judge;
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::liveness::Judge;
+use multiproc_core::wait::WaitStrategy;
 use std::convert::Infallible;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -15,8 +15,8 @@ use super::journal::Locked;
 use super::mutex::Acquired;
 use super::store::{Header, Layout, Shape, LEN, LIVE, TOP};
 use crate::container::ContainerError;
-use ipc_core::object::ObjectError;
-use ipc_core::Kind;
+use multiproc_core::object::ObjectError;
+use multiproc_core::Kind;
 
 /// The longest shift of slots done in place (journaled) rather than by
 /// copying the index into the other bank.
@@ -39,7 +39,7 @@ super::store::raw_container!(
     kind: Kind::new(
         "ipc-sync/list",
         1,
-        ipc_core::header::layout_hash(&[256, 8, 16, 8]),
+        multiproc_core::header::layout_hash(&[256, 8, 16, 8]),
     ),
 );
 

@@ -4,16 +4,16 @@
 //! holds no pointer, and is valid for every bit pattern (another process may
 //! write anything into it: the worst a garbage state can do is make a call
 //! fail or wait, never undefined behaviour). Each implements
-//! [`ShmObject`](ipc_core::object::ShmObject) (its segment kind, a
+//! [`ShmObject`](multiproc_core::object::ShmObject) (its segment kind, a
 //! configuration, `memory_size`, `init_in`, and an `attach` that checks the
 //! object tag and every number it relies on), so
-//! [`Placed`](ipc_core::object::Placed) puts it in a segment of its own or
+//! [`Placed`](multiproc_core::object::Placed) puts it in a segment of its own or
 //! at an offset of any segment; on the heap, `new` makes one.
 //!
 //! The algorithms know nothing of the operating system. Who the caller is
 //! and whether a recorded holder died is asked of a
-//! [`Judge`](ipc_core::liveness::Judge) passed to each call (the public
-//! types pass [`OsJudge`](ipc_core::liveness::OsJudge), which reads
+//! [`Judge`](multiproc_core::liveness::Judge) passed to each call (the public
+//! types pass [`OsJudge`](multiproc_core::liveness::OsJudge), which reads
 //! `/proc`); their atomics and futex calls come from one module that
 //! switches to loom's models under `cfg(loom)`, so `tests/loom.rs` checks
 //! this very code, with a judge whose model threads can die.
@@ -22,10 +22,10 @@
 //!
 //! What this crate places in shared memory, all little-endian words of the
 //! machine, no pointers. Sizes and alignments are checked at compile time
-//! ([`ipc_core::assert_layout!`]). A segment of its own records the type tag
+//! ([`multiproc_core::assert_layout!`]). A segment of its own records the type tag
 //! (the FNV-1a hash of the kind name), the version, a layout hash (size and
 //! alignment of the object and, for the data-carrying types, of `T`) and
-//! the build's ABI word ([`ipc_core::header::ABI`]: architecture, libc,
+//! the build's ABI word ([`multiproc_core::header::ABI`]: architecture, libc,
 //! endianness, pointer width); opening refuses any mismatch with a typed
 //! error. Nothing here depends on libc's types (no `pthread_*`), so the libc
 //! part of the ABI word is stricter than the layout needs.
@@ -122,7 +122,7 @@ pub(crate) mod tag {
 
 /// Makes a raw type of fixed size an object for shared memory: checks its
 /// layout, marks it `Shareable` and implements
-/// [`ShmObject`](ipc_core::object::ShmObject) with its own segment kind
+/// [`ShmObject`](multiproc_core::object::ShmObject) with its own segment kind
 /// (layout hash of its size and alignment), from the type's `validate`
 /// (the configuration), `fresh` (a new state) and `check` (what another
 /// process wrote). Without a configuration, also `new()` and `Default`.
@@ -130,12 +130,12 @@ macro_rules! raw_object {
     ($t:ident, $kind:literal, $version:literal, size = $size:expr, align = $align:expr) => {
         impl $t {
             /// A fresh one, on the heap or in a `static`; in shared memory,
-            /// place it with [`Placed`](ipc_core::object::Placed).
+            /// place it with [`Placed`](multiproc_core::object::Placed).
             pub fn new() -> $t {
                 Self::fresh(())
             }
 
-            fn validate(_: &()) -> Result<(), ipc_core::object::ObjectError> {
+            fn validate(_: &()) -> Result<(), multiproc_core::object::ObjectError> {
                 Ok(())
             }
         }
@@ -158,12 +158,12 @@ macro_rules! raw_object {
     ($t:ident, $kind:literal, $version:literal, size = $size:expr, align = $align:expr, config = $cfg:ty, new) => {
         impl $t {
             /// A fresh one of `cfg`, on the heap; in shared memory, place it
-            /// with [`Placed`](ipc_core::object::Placed).
+            /// with [`Placed`](multiproc_core::object::Placed).
             ///
             /// # Errors
-            /// [`ObjectError::InvalidConfig`](ipc_core::object::ObjectError::InvalidConfig)
+            /// [`ObjectError::InvalidConfig`](multiproc_core::object::ObjectError::InvalidConfig)
             /// for a configuration it does not accept, naming the limit.
-            pub fn new(cfg: $cfg) -> Result<$t, ipc_core::object::ObjectError> {
+            pub fn new(cfg: $cfg) -> Result<$t, multiproc_core::object::ObjectError> {
                 Self::validate(&cfg)?;
                 Ok(Self::fresh(cfg))
             }
@@ -180,14 +180,14 @@ macro_rules! raw_object {
     };
     ($t:ident, $kind:literal, $version:literal, size = $size:expr, align = $align:expr, config = $cfg:ty) => {
         #[cfg(not(loom))]
-        ipc_core::assert_layout!($t, size = $size, align = $align);
+        multiproc_core::assert_layout!($t, size = $size, align = $align);
 
         #[cfg(not(loom))]
         // SAFETY: `#[repr(C)]` (or transparent) of integer atomics whose
         // sizes add up to the size checked above (no padding), no pointers,
         // no drop glue; every bit pattern is a state the algorithm copes
         // with (at worst a call that fails or waits).
-        unsafe impl ipc_core::Shareable for $t {}
+        unsafe impl multiproc_core::Shareable for $t {}
 
         #[cfg(not(loom))]
         // SAFETY: `$t` is `Shareable` (above) and `Sync` (atomics);
@@ -195,15 +195,15 @@ macro_rules! raw_object {
         // and aligned for it, and `attach` checks size, alignment, the
         // object tag and every configuration word the algorithm relies on
         // (`check`).
-        unsafe impl ipc_core::object::ShmObject for $t {
-            const KIND: ipc_core::Kind = ipc_core::Kind::new(
+        unsafe impl multiproc_core::object::ShmObject for $t {
+            const KIND: multiproc_core::Kind = multiproc_core::Kind::new(
                 $kind,
                 $version,
-                ipc_core::header::layout_hash(&[$size as u64, $align as u64]),
+                multiproc_core::header::layout_hash(&[$size as u64, $align as u64]),
             );
             type Config = $cfg;
 
-            fn memory_size(cfg: &$cfg) -> Result<usize, ipc_core::object::ObjectError> {
+            fn memory_size(cfg: &$cfg) -> Result<usize, multiproc_core::object::ObjectError> {
                 $t::validate(cfg)?;
                 Ok(std::mem::size_of::<$t>())
             }
@@ -217,9 +217,9 @@ macro_rules! raw_object {
             unsafe fn attach<'a>(
                 mem: std::ptr::NonNull<u8>,
                 len: usize,
-            ) -> Result<&'a $t, ipc_core::object::ObjectError> {
+            ) -> Result<&'a $t, multiproc_core::object::ObjectError> {
                 // SAFETY: the caller's promise, passed on.
-                let obj = unsafe { ipc_core::object::checked_ref::<$t>(mem, len)? };
+                let obj = unsafe { multiproc_core::object::checked_ref::<$t>(mem, len)? };
                 obj.check()?;
                 Ok(obj)
             }
@@ -228,19 +228,19 @@ macro_rules! raw_object {
 }
 pub(crate) use raw_object;
 
-/// An [`ObjectError::InvalidConfig`](ipc_core::object::ObjectError) for
+/// An [`ObjectError::InvalidConfig`](multiproc_core::object::ObjectError) for
 /// `what`, naming the limit.
-pub(crate) fn invalid(what: &'static str, reason: &str) -> ipc_core::object::ObjectError {
-    ipc_core::object::ObjectError::InvalidConfig {
+pub(crate) fn invalid(what: &'static str, reason: &str) -> multiproc_core::object::ObjectError {
+    multiproc_core::object::ObjectError::InvalidConfig {
         what,
         reason: reason.into(),
     }
 }
 
-/// An [`ObjectError::WrongObject`](ipc_core::object::ObjectError) for a
+/// An [`ObjectError::WrongObject`](multiproc_core::object::ObjectError) for a
 /// `what` whose state another process wrote is not one this build reads.
-pub(crate) fn corrupt(what: &'static str, detail: String) -> ipc_core::object::ObjectError {
-    ipc_core::object::ObjectError::WrongObject {
+pub(crate) fn corrupt(what: &'static str, detail: String) -> multiproc_core::object::ObjectError {
+    multiproc_core::object::ObjectError::WrongObject {
         expected: what,
         detail,
     }
@@ -250,7 +250,7 @@ pub(crate) fn corrupt(what: &'static str, detail: String) -> ipc_core::object::O
 /// thread's task can outlive `join` by a moment). For tests.
 #[cfg(all(test, not(loom)))]
 pub(crate) fn exited_thread_tid() -> u32 {
-    use ipc_core::liveness::{Judge, OsJudge};
+    use multiproc_core::liveness::{Judge, OsJudge};
     let tid = std::thread::spawn(|| OsJudge.holder().map_or(0, |h| h.0))
         .join()
         .unwrap_or(0);

@@ -45,9 +45,9 @@ use super::{next_wake, raw_object, tag, Forever, Until, Wait, LIVENESS_PERIOD};
 use crate::error::{Fail, LockError, LockTimeoutError, Refused, TryLockError, UnlockError};
 use crate::primitive::futex::{self, WaitOutcome};
 use crate::primitive::{ord, AtomicU32, AtomicU64, Ordering, Site};
-use ipc_core::liveness::Judge;
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::{IdentityError, ProcessId};
+use multiproc_core::liveness::Judge;
+use multiproc_core::wait::{Backoff, Phase, WaitStrategy};
+use multiproc_core::{IdentityError, ProcessId};
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -133,7 +133,7 @@ impl RawMutex {
         Self::with_tag(tag::MUTEX)
     }
 
-    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
+    pub(crate) fn check(&self) -> Result<(), multiproc_core::object::ObjectError> {
         self.check_tag(tag::MUTEX, "mutex")
     }
 
@@ -152,8 +152,8 @@ impl RawMutex {
         &self,
         expected: u32,
         what: &'static str,
-    ) -> Result<(), ipc_core::object::ObjectError> {
-        ipc_core::object::check_tag(what, expected, self.tag.load(Ordering::Acquire))
+    ) -> Result<(), multiproc_core::object::ObjectError> {
+        multiproc_core::object::check_tag(what, expected, self.tag.load(Ordering::Acquire))
     }
 
     /// Locks, waiting as long as it takes.
@@ -576,7 +576,7 @@ impl RawMutex {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use ipc_core::liveness::OsJudge;
+    use multiproc_core::liveness::OsJudge;
     use std::sync::Arc;
 
     const J: &OsJudge = &OsJudge;

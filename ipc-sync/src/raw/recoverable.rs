@@ -21,10 +21,10 @@ use super::{deadline_after, next_wake, past, raw_object, tag, LIVENESS_PERIOD};
 use crate::error::NotHeldError;
 use crate::primitive::futex::{self, WaitOutcome};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use ipc_core::liveness::Judge;
-use ipc_core::object::ObjectError;
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::{IdentityError, ProcessId};
+use multiproc_core::liveness::Judge;
+use multiproc_core::object::ObjectError;
+use multiproc_core::wait::{Backoff, Phase, WaitStrategy};
+use multiproc_core::{IdentityError, ProcessId};
 use std::time::{Duration, Instant};
 
 /// The most permits a [`RawRecoverableSemaphore`] holds.
@@ -79,7 +79,7 @@ impl RawRecoverableSemaphore {
     }
 
     fn check(&self) -> Result<(), ObjectError> {
-        ipc_core::object::check_tag(
+        multiproc_core::object::check_tag(
             "recoverable semaphore",
             tag::RECOVERABLE,
             self.tag.load(Ordering::Acquire),

@@ -11,9 +11,9 @@ use super::{raw_object, tag, Forever, Until, Wait};
 use crate::error::{Fail, LockError, LockTimeoutError, Refused, TryLockError, UnlockError};
 use crate::primitive::Ordering;
 use crate::raw::{Acquired, RawMutex};
-use ipc_core::liveness::Judge;
-use ipc_core::wait::WaitStrategy;
-use ipc_core::IdentityError;
+use multiproc_core::liveness::Judge;
+use multiproc_core::wait::WaitStrategy;
+use multiproc_core::IdentityError;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ impl RawReentrantMutex {
         }
     }
 
-    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
+    pub(crate) fn check(&self) -> Result<(), multiproc_core::object::ObjectError> {
         self.inner.check_tag(tag::REENTRANT, "reentrant mutex")
     }
 
@@ -197,7 +197,7 @@ impl RawReentrantMutex {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use ipc_core::liveness::OsJudge;
+    use multiproc_core::liveness::OsJudge;
     use std::sync::Arc;
 
     const J: &OsJudge = &OsJudge;

@@ -38,9 +38,9 @@ use super::{Acquired, LIVENESS_PERIOD};
 use crate::error::{Fail, LockError, LockTimeoutError, Refused, TryLockError, UnlockError};
 use crate::primitive::futex::{self, WaitOutcome};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use ipc_core::liveness::Judge;
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
-use ipc_core::{IdentityError, ProcessId};
+use multiproc_core::liveness::Judge;
+use multiproc_core::wait::{Backoff, Phase, WaitStrategy};
+use multiproc_core::{IdentityError, ProcessId};
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -99,8 +99,8 @@ impl RawRwLock {
         }
     }
 
-    pub(crate) fn check(&self) -> Result<(), ipc_core::object::ObjectError> {
-        ipc_core::object::check_tag("rwlock", tag::RWLOCK, self.tag.load(Ordering::Acquire))
+    pub(crate) fn check(&self) -> Result<(), multiproc_core::object::ObjectError> {
+        multiproc_core::object::check_tag("rwlock", tag::RWLOCK, self.tag.load(Ordering::Acquire))
     }
 
     /// Takes a read lock, waiting as long as it takes.
@@ -592,7 +592,7 @@ impl RawRwLock {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use ipc_core::liveness::OsJudge;
+    use multiproc_core::liveness::OsJudge;
     use std::sync::Arc;
 
     const J: &OsJudge = &OsJudge;

@@ -16,8 +16,8 @@
 use super::{deadline_after, past, raw_object, spin, tag};
 use crate::error::ReleaseError;
 use crate::primitive::{futex, ord, AtomicU32, Ordering, Site};
-use ipc_core::object::ObjectError;
-use ipc_core::wait::WaitStrategy;
+use multiproc_core::object::ObjectError;
+use multiproc_core::wait::WaitStrategy;
 use std::time::{Duration, Instant};
 
 /// The bound of a semaphore without one.
@@ -136,7 +136,7 @@ impl RawSemaphore {
 
     /// Checks the tag, and that the bound is there (or not) as expected.
     fn check_bound(&self, bounded: bool) -> Result<(), ObjectError> {
-        ipc_core::object::check_tag(
+        multiproc_core::object::check_tag(
             "semaphore",
             tag::SEMAPHORE,
             self.tag.load(Ordering::Acquire),

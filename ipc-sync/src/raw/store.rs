@@ -21,7 +21,7 @@ use super::mutex::RawMutex;
 use crate::container::{
     ContainerConfig, ContainerError, MAX_ARENA_BYTES, MAX_CAPACITY, MIN_JOURNAL_ENTRIES,
 };
-use ipc_core::object::ObjectError;
+use multiproc_core::object::ObjectError;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -231,7 +231,7 @@ pub(crate) struct Header {
     reserved2: [AtomicU64; 10],
 }
 
-ipc_core::assert_layout!(Header, size = 256, align = 8);
+multiproc_core::assert_layout!(Header, size = 256, align = 8);
 const _: () = assert!(std::mem::offset_of!(Header, state) as u64 == STATE_OFFSET);
 
 impl Header {
@@ -290,7 +290,7 @@ impl Header {
     /// than `len` bytes.
     pub(crate) fn check(&self, shape: Shape, len: usize) -> Result<Layout, ObjectError> {
         let what = shape.what();
-        ipc_core::object::check_tag(what, shape.tag(), self.tag.load(Ordering::Acquire))?;
+        multiproc_core::object::check_tag(what, shape.tag(), self.tag.load(Ordering::Acquire))?;
         self.lock.check_tag(super::tag::MUTEX, what)?;
         let word = |w: &AtomicU64| usize::try_from(w.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
         let cfg = ContainerConfig {
@@ -448,7 +448,7 @@ pub(crate) fn out_of_bounds(what: &str, value: u64, limit: u64) -> ContainerErro
 /// recovery count, for the container `$raw` whose transaction type `$tx`
 /// holds the lock guard `g` and a rebuild count `rebuilds`.
 ///
-/// [`ShmObject`]: ipc_core::object::ShmObject
+/// [`ShmObject`]: multiproc_core::object::ShmObject
 macro_rules! raw_container {
     (
         $raw:ident, $tx:ident, $shape:expr, $what:literal,
@@ -456,20 +456,20 @@ macro_rules! raw_container {
     ) => {
         // SAFETY: a transparent `Header`: `#[repr(C)]` atomics, no
         // pointers, no drop glue, valid for every bit pattern.
-        unsafe impl ipc_core::Shareable for $raw {}
+        unsafe impl multiproc_core::Shareable for $raw {}
 
         // SAFETY: `init_in` writes a whole empty container into the
         // `memory_size` bytes it is given; `attach` checks the tag, the
         // configuration and that the container fits `len`; every later
         // access goes through the `Layout` computed there and checks what
         // it reads.
-        unsafe impl ipc_core::object::ShmObject for $raw {
-            const KIND: ipc_core::Kind = $kind;
+        unsafe impl multiproc_core::object::ShmObject for $raw {
+            const KIND: multiproc_core::Kind = $kind;
             type Config = $crate::raw::store::RawContainerConfig;
 
             fn memory_size(
                 cfg: &$crate::raw::store::RawContainerConfig,
-            ) -> Result<usize, ipc_core::object::ObjectError> {
+            ) -> Result<usize, multiproc_core::object::ObjectError> {
                 $crate::raw::store::Header::memory_size($shape, cfg)
             }
 
@@ -485,9 +485,9 @@ macro_rules! raw_container {
             unsafe fn attach<'a>(
                 mem: std::ptr::NonNull<u8>,
                 len: usize,
-            ) -> Result<&'a $raw, ipc_core::object::ObjectError> {
+            ) -> Result<&'a $raw, multiproc_core::object::ObjectError> {
                 // SAFETY: the caller's promise, passed on.
-                let c = unsafe { ipc_core::object::checked_ref::<$raw>(mem, len)? };
+                let c = unsafe { multiproc_core::object::checked_ref::<$raw>(mem, len)? };
                 c.header.check($shape, len)?;
                 Ok(c)
             }
@@ -498,11 +498,11 @@ macro_rules! raw_container {
             /// has.
             ///
             /// # Errors
-            /// As [`ShmObject::attach`](ipc_core::object::ShmObject::attach).
+            /// As [`ShmObject::attach`](multiproc_core::object::ShmObject::attach).
             pub fn layout(
                 &self,
                 len: usize,
-            ) -> Result<$crate::raw::store::Layout, ipc_core::object::ObjectError> {
+            ) -> Result<$crate::raw::store::Layout, multiproc_core::object::ObjectError> {
                 self.header.check($shape, len)
             }
 
@@ -516,12 +516,12 @@ macro_rules! raw_container {
             #[doc = concat!("`mem` is this ", $what, "'s address, valid for `layout.total` bytes")]
             #[doc = concat!("for `'a`, and `layout` came from [`", stringify!($raw), "::layout`] of this ", $what, ".")]
             #[inline(always)]
-            pub unsafe fn lock<'a, J: ipc_core::liveness::Judge>(
+            pub unsafe fn lock<'a, J: multiproc_core::liveness::Judge>(
                 &'a self,
                 mem: std::ptr::NonNull<u8>,
                 layout: &'a $crate::raw::store::Layout,
                 judge: &J,
-                strategy: ipc_core::wait::WaitStrategy,
+                strategy: multiproc_core::wait::WaitStrategy,
                 timeout: Option<std::time::Duration>,
             ) -> Result<$tx<'a>, crate::container::ContainerError> {
                 // SAFETY: the caller's promise, passed on.
@@ -532,10 +532,10 @@ macro_rules! raw_container {
             #[doc = concat!("[`", stringify!($raw), "::lock`] in two steps, so that the caller builds the")]
             /// transaction where it keeps it: takes the lock.
             #[inline(always)]
-            pub(crate) fn acquire<J: ipc_core::liveness::Judge>(
+            pub(crate) fn acquire<J: multiproc_core::liveness::Judge>(
                 &self,
                 judge: &J,
-                strategy: ipc_core::wait::WaitStrategy,
+                strategy: multiproc_core::wait::WaitStrategy,
                 timeout: Option<std::time::Duration>,
             ) -> Result<$crate::raw::mutex::Acquired, crate::container::ContainerError> {
                 self.header.acquire(judge, strategy, timeout)

@@ -3,7 +3,7 @@
 //! timeout, nor a single try a `TimedOut`.
 
 use crate::error::{LockError, LockTimeoutError, TimedOut, TryLockError, WouldBlock};
-use ipc_core::wait::{Backoff, Phase, WaitStrategy};
+use multiproc_core::wait::{Backoff, Phase, WaitStrategy};
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 

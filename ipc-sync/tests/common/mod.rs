@@ -1,8 +1,8 @@
 //! Helpers shared by the multi-process tests.
 #![allow(dead_code)]
 
-use ipc_core::process::{test_exec_args, Builder, ChildOutcome, Process};
-use ipc_core::ExitStatus;
+use multiproc_core::process::{test_exec_args, Builder, ChildOutcome, Process};
+use multiproc_core::ExitStatus;
 use std::time::{Duration, Instant};
 
 /// Starts `entry(args)` in a re-executed copy of this test binary that runs
@@ -82,7 +82,7 @@ pub(crate) fn arg_name(args: &[u8]) -> String {
 /// No segment of this test binary's pid may be left in /dev/shm.
 pub(crate) fn assert_no_leftover(name: &str) {
     assert!(
-        !ipc_core::name::path_of(name).exists(),
+        !multiproc_core::name::path_of(name).exists(),
         "segment {name} left behind"
     );
 }

@@ -5,7 +5,7 @@ use super::{my_id, RawError, RawMpmc, Watch, ABORTED, BUSY, NOT_EMPTY, NOT_FULL,
 use crate::error::MessageTooLarge;
 use crate::primitive::{fence_seq_cst, order, spin_loop, AtomicU64, Ordering, Site};
 use crate::raw::{Addressable, Corrupt, Memory, SLOT_HEADER};
-use ipc_core::liveness::Judge;
+use multiproc_core::liveness::Judge;
 
 /// Re-reads of an unchanged index that saw a state word fitting no case
 /// before the ring is declared corrupt.

@@ -29,7 +29,7 @@
 //! | `BUSY \| READING \| id` | `READING(id)` | consumer `id` holds message `p` (the unique position of this slot in `[tail - capacity, tail)`) | that consumer: copies the bytes out, stores `EMPTY(p + capacity)`; or a recoverer when `id` is dead: `lost += 1` (unless aborted), `head = max(head, p + 1)`, stores `EMPTY(p + capacity)` |
 //!
 //! `BUSY` is bit 63 and `READING` bit 62; `id` is a packed process id
-//! ([`ProcessId::to_u64`](ipc_core::ProcessId::to_u64): pid below 2^22,
+//! ([`ProcessId::to_u64`](multiproc_core::ProcessId::to_u64): pid below 2^22,
 //! start time's low 32 bits), which fits in the other 62 bits. Using `2p` and
 //! `2p + 1` instead of Vyukov's `p` and `p + 1` keeps "full for lap `p`" apart
 //! from "empty for lap `p + 1`" when the capacity is 1.
@@ -83,9 +83,9 @@ pub use recover::{Watch, STUCK_AFTER};
 use super::{round_slots, ConfigError, Corrupt, Line, Memory, SlotWords, Slots, Slotted};
 use crate::error::MessageTooLarge;
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use ipc_core::liveness::Judge;
-use ipc_core::wait::EventCount;
-use ipc_core::IdentityError;
+use multiproc_core::liveness::Judge;
+use multiproc_core::wait::EventCount;
+use multiproc_core::IdentityError;
 
 /// `b"IPCMPMC1"` as a little-endian `u64`: the first word of an initialized ring.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"IPCMPMC1");
@@ -125,7 +125,7 @@ pub struct MpmcControl {
     head: Line<std::sync::atomic::AtomicU64>,
     tail: Line<std::sync::atomic::AtomicU64>,
 }
-ipc_core::assert_layout!(MpmcControl, size = 384, align = 128);
+multiproc_core::assert_layout!(MpmcControl, size = 384, align = 128);
 
 /// The bookkeeping in front of each slot's data.
 #[repr(C)]
@@ -134,7 +134,7 @@ struct SlotHeader {
     len: std::sync::atomic::AtomicU32,
     reserved: std::sync::atomic::AtomicU32,
 }
-ipc_core::assert_layout!(SlotHeader, size = SLOT_HEADER, align = 8);
+multiproc_core::assert_layout!(SlotHeader, size = SLOT_HEADER, align = 8);
 
 macro_rules! word {
     ($f:ident) => {

@@ -4,7 +4,7 @@
 use super::{my_id, RawError, RawMpmc, BUSY, ID_MASK, LOST, NOT_EMPTY, NOT_FULL, READING};
 use crate::primitive::{order, spin_loop, yield_now, Instant, Ordering, Site};
 use crate::raw::Memory;
-use ipc_core::liveness::Judge;
+use multiproc_core::liveness::Judge;
 use std::time::Duration;
 
 /// How long a slot may stay claimed, as seen by one waiter, before that waiter

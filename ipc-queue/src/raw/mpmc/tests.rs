@@ -1,7 +1,7 @@
 use super::*;
 use crate::raw::actors::{Actor, Actors};
 use crate::raw::heap::HeapMemory;
-use ipc_core::liveness::OsJudge;
+use multiproc_core::liveness::OsJudge;
 
 fn ring(cap: usize, slot: usize) -> RawMpmc<HeapMemory> {
     let cfg = Config::new(cap, slot);

@@ -3,7 +3,7 @@
 use super::{record_len, Claim, RawRing, Record, Side, HEADER_LEN, RECORD_ALIGN};
 use crate::primitive::{order, Ordering, Site};
 use crate::raw::{Addressable, Corrupt, Memory};
-use ipc_core::liveness::Judge;
+use multiproc_core::liveness::Judge;
 
 /// A record found by [`RawConsumer::try_peek`]: a message's place in the
 /// data area.

@@ -5,7 +5,7 @@
 use super::{Claim, RawConsumer, RawProducer, RawRing, Side, HOLDERS};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::raw::{ClaimError, Memory};
-use ipc_core::liveness::Judge;
+use multiproc_core::liveness::Judge;
 
 impl<M: Memory> RawRing<M> {
     /// The holder word `i` of `side`.
@@ -106,9 +106,9 @@ impl<M: Memory> RawRing<M> {
 impl<M: crate::raw::Addressable> RawRing<M> {
     /// The holders of `side`'s end as the workspace's holder table, for a
     /// front end to register with the fork path
-    /// ([`Hold`](ipc_core::holders::Hold)).
-    pub fn holders_table(&self, side: Side) -> &ipc_core::holders::Holders {
-        const { assert!(std::mem::size_of::<ipc_core::holders::Holders>() == 8 * HOLDERS) };
+    /// ([`Hold`](multiproc_core::holders::Hold)).
+    pub fn holders_table(&self, side: Side) -> &multiproc_core::holders::Holders {
+        const { assert!(std::mem::size_of::<multiproc_core::holders::Holders>() == 8 * HOLDERS) };
         // SAFETY: `HOLDERS` 8-aligned `u64` words at `side.holders()` inside
         // the control block (which every ring's memory holds), only ever
         // accessed atomically; `Holders` is `#[repr(C)]`, that many
@@ -117,7 +117,7 @@ impl<M: crate::raw::Addressable> RawRing<M> {
             &*self
                 .mem
                 .addr(side.holders())
-                .cast::<ipc_core::holders::Holders>()
+                .cast::<multiproc_core::holders::Holders>()
         }
     }
 }

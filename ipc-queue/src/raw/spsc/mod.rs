@@ -4,7 +4,7 @@
 //! any memory it is handed (a shared segment, the heap, a loom model), so
 //! the same code is model-checked, stress-tested on threads and run between
 //! processes. The public [`spsc`](crate::spsc) types place it in an
-//! `ipc-core` segment and add waiting.
+//! `multiproc-core` segment and add waiting.
 //!
 //! # Layout
 //!
@@ -144,8 +144,8 @@ use super::{
     claim_owner, release_owner, Addressable, ClaimError, ConfigError, Corrupt, Line, Memory,
 };
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use ipc_core::liveness::Judge;
-use ipc_core::wait::EventCount;
+use multiproc_core::liveness::Judge;
+use multiproc_core::wait::EventCount;
 
 /// Size of a record header in bytes.
 pub const HEADER_LEN: usize = 8;
@@ -227,7 +227,7 @@ pub struct SpscControl {
     holders: Line<[std::sync::atomic::AtomicU64; 2 * HOLDERS]>,
 }
 
-ipc_core::assert_layout!(SpscControl, size = 768, align = 128);
+multiproc_core::assert_layout!(SpscControl, size = 768, align = 128);
 
 macro_rules! word {
     ($($f:tt)+) => {

@@ -3,7 +3,7 @@
 use super::{header_word, record_len, Claim, RawRing, Side, HEADER_LEN, KIND_MSG, KIND_PAD, SLACK};
 use crate::primitive::{fence, order, Ordering, Site};
 use crate::raw::{Addressable, Corrupt, Memory};
-use ipc_core::liveness::Judge;
+use multiproc_core::liveness::Judge;
 
 /// A cache line, as far as the producer's prefetching is concerned.
 const LINE: u64 = 64;

@@ -63,7 +63,7 @@ fn an_end_exists_once_until_it_is_dropped_or_its_owner_dies() {
 struct Forking(std::rc::Rc<std::cell::Cell<u64>>);
 
 impl Judge for Forking {
-    fn me(&self) -> Result<u64, ipc_core::IdentityError> {
+    fn me(&self) -> Result<u64, multiproc_core::IdentityError> {
         Ok(self.0.get())
     }
     fn is_dead(&self, _: u64) -> bool {
@@ -312,7 +312,7 @@ fn attach_checks_the_control_block() {
 
 #[test]
 fn counters_count_each_end_and_survive_a_takeover() {
-    use ipc_core::liveness::OsJudge;
+    use multiproc_core::liveness::OsJudge;
     let r = ring(64);
     let mut tx = r.producer(OsJudge).unwrap();
     let mut rx = r.consumer(OsJudge).unwrap();
