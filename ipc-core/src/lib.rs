@@ -44,6 +44,15 @@
 //! assert_eq!(cell.load(Ordering::Acquire), 42);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Features
+//!
+//! | feature | default | what it gives | what it pulls in |
+//! |---|---|---|---|
+//! | `serde` | on | every `serde` type is a [`message::Message`] (numbers stay raw bytes), and placed objects travel in a child's arguments | `serde`, `postcard` |
+//!
+//! Without `serde`, the numbers and [`message::Pod`] values are the
+//! messages.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -51,6 +51,13 @@
 //! assert_eq!(lazy, vec![0, 1, 4]);
 //! # Ok::<(), multiproc_pool::PoolError>(())
 //! ```
+//!
+//! # Features
+//!
+//! None of its own: task values are `multiproc-core` messages, so any
+//! `serde` type is one while `multiproc-core`'s `serde` feature (on by
+//! default) is on. The pool's rings use `multiproc-queue` without its
+//! `serde` and `rkyv` features.
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(

@@ -95,6 +95,15 @@
 //! The `examples/` folder has a runnable two-process program per ring type:
 //! `spsc_bytes`, `spsc_pod`, `spsc_rkyv`, `spsc_pingpong`, `mpmc`, `queue`,
 //! `broadcast` and `pipe` (`cargo run --release -p multiproc-queue --example pipe`).
+//!
+//! # Features
+//!
+//! | feature | default | what it gives | what it pulls in |
+//! |---|---|---|---|
+//! | `serde` | on | any `serde` type is a message of the queues and rings; queues and pipe ends travel in a child's arguments | `serde`, and `multiproc-core`'s `serde` (`postcard`) |
+//! | `rkyv` | on | archives written and read in place: `spsc::rkyv`, the pipe's `send_archive` / `recv_archive` | `rkyv` with `bytecheck` |
+//!
+//! `multiproc-pool` uses this crate with neither.
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(

@@ -37,9 +37,12 @@ use crate::error::{
 };
 use crate::raw::spsc::{self as spsc_raw, RawRing, SpscControl, DATA, MIN_CAPACITY};
 use crate::raw::Memory;
+#[cfg(feature = "rkyv")]
 use crate::spsc::rkyv::{self as archive, ArchivedGuard, CheckedArchive, SerializeInPlace};
 use crate::spsc::{Consumer, Producer, RecvGuard, SpscRing};
-use multiproc_core::message::{DecodeError, Message};
+#[cfg(feature = "rkyv")]
+use multiproc_core::message::DecodeError;
+use multiproc_core::message::Message;
 use multiproc_core::object::{Handle, ObjectError, Placed};
 use multiproc_core::wait::WaitStrategy;
 use multiproc_core::{Kind, Segment};
@@ -335,9 +338,13 @@ enum End {
 pub struct Connection {
     tx: Producer,
     rx: Consumer,
+    /// The size the next archive is first tried at.
+    #[cfg(feature = "rkyv")]
     guess: usize,
     /// The pipe and which end this is, for sending the end to a child.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pipe: Placed<PipeControl>,
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     end: End,
 }
 
@@ -375,13 +382,7 @@ impl<'de> serde::Deserialize<'de> for Connection {
         let (out, inp) = pipe.rings(r.end);
         let tx = out.join_producer().map_err(D::Error::custom)?;
         let rx = inp.join_consumer().map_err(D::Error::custom)?;
-        Ok(Connection {
-            tx,
-            rx,
-            guess: archive::first_guess(),
-            pipe: pipe.placed,
-            end: r.end,
-        })
+        Ok(Connection::new(tx, rx, pipe.placed, r.end))
     }
 }
 
@@ -390,13 +391,18 @@ impl Connection {
         let (out, inp) = pipe.rings(end);
         let tx = out.producer()?;
         let rx = inp.consumer()?;
-        Ok(Connection {
+        Ok(Connection::new(tx, rx, pipe.placed.clone(), end))
+    }
+
+    fn new(tx: Producer, rx: Consumer, pipe: Placed<PipeControl>, end: End) -> Connection {
+        Connection {
             tx,
             rx,
+            #[cfg(feature = "rkyv")]
             guess: archive::first_guess(),
-            pipe: pipe.placed.clone(),
+            pipe,
             end,
-        })
+        }
     }
 
     /// Sets how both directions of this end wait.
@@ -513,20 +519,23 @@ impl Connection {
         self.rx.try_recv_message()
     }
 
-    /// Serializes an `rkyv` value straight into the ring.
+    /// Serializes an `rkyv` value straight into the ring (feature `rkyv`).
     ///
     /// # Errors
     /// As [`Connection::send_bytes`]; [`SendError::TooLarge`] if the
     /// archive exceeds the largest message.
+    #[cfg(feature = "rkyv")]
     pub fn send_archive<T: SerializeInPlace>(&mut self, value: &T) -> Result<(), SendError<()>> {
         archive::send_blocking(&mut self.tx, &mut self.guess, value)
     }
 
-    /// Receives an `rkyv` archive of `T`, checked, read in place.
+    /// Receives an `rkyv` archive of `T`, checked, read in place (feature
+    /// `rkyv`).
     ///
     /// # Errors
     /// As [`Connection::recv_bytes`], and [`RecvError::Decode`] if the
     /// archive fails its check (it is consumed).
+    #[cfg(feature = "rkyv")]
     pub fn recv_archive<T: ::rkyv::Archive>(&mut self) -> Result<ArchivedGuard<'_, T>, RecvError>
     where
         T::Archived: CheckedArchive,

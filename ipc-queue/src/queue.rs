@@ -346,6 +346,7 @@ impl<T: Message> Handle for Queue<T> {
 /// The placed ring of a queue handle: a plain or a joinable queue ring
 /// (kept for sending the handle to a child).
 #[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
 enum Either {
     Plain(Placed<QueueRing>),
     Joinable(Placed<JoinableRing>),

@@ -131,6 +131,13 @@
 //! assert_eq!(total(&m)?, 2);
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! ```
+//!
+//! # Features
+//!
+//! | feature | default | what it gives | what it pulls in |
+//! |---|---|---|---|
+//! | `serde` | on | every handle travels in a child's arguments; the shared containers hold any `serde` key and value | `serde`, and `multiproc-core`'s `serde` (`postcard`) |
+
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 

@@ -35,6 +35,11 @@
 //! | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier`, `Value`, `Array` | [`Mutex`], [`ReentrantMutex`], [`Semaphore`], [`Event`], [`Condvar`], [`Barrier`], [`Value`], [`Array`] |
 //! | `Manager()`, `.list()`, `.dict()` | [`Manager`], [`SharedList`], [`SharedDict`] (no server process) |
 //! | `Pool` | [`Pool`] |
+//!
+//! # Features
+//!
+//! None of its own: it uses the four crates with their default features
+//! (`serde`, and `rkyv` in `multiproc-queue`).
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(

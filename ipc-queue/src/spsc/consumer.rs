@@ -58,6 +58,7 @@ end_common!(Consumer, "producer");
 impl Consumer {
     /// Has a child being started with this end in its arguments entered
     /// among the end's holders once it runs.
+    #[cfg(feature = "serde")]
     pub(crate) fn hold_for_child(&self) {
         self.ep.hold_for_child();
     }

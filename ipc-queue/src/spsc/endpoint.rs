@@ -22,7 +22,9 @@ pub(super) struct Endpoint {
     side: Side,
     pub(super) strategy: WaitStrategy,
     /// This process's entry among the end's holders, known to the fork
-    /// path (which enters a forked child there too).
+    /// path (which enters a forked child there too); leaves it when
+    /// dropped.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     hold: Option<Hold>,
 }
 
@@ -59,6 +61,7 @@ impl Endpoint {
     /// Asks for a child being started with this end in its arguments to be
     /// entered among its holders once it runs (see
     /// [`on_child_started`](multiproc_core::message::on_child_started)).
+    #[cfg(feature = "serde")]
     pub(super) fn hold_for_child(&self) {
         if let Some(h) = &self.hold {
             multiproc_core::message::on_child_started(h.child_hook());

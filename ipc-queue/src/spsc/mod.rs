@@ -66,6 +66,7 @@ mod endpoint;
 pub mod pod;
 mod producer;
 mod ring;
+#[cfg(feature = "rkyv")]
 pub mod rkyv;
 
 pub use crate::raw::spsc::{Config, Side};

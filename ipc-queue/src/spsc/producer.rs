@@ -35,6 +35,7 @@ end_common!(Producer, "consumer");
 impl Producer {
     /// Has a child being started with this end in its arguments entered
     /// among the end's holders once it runs.
+    #[cfg(feature = "serde")]
     pub(crate) fn hold_for_child(&self) {
         self.ep.hold_for_child();
     }

@@ -166,12 +166,14 @@ impl SpscRing {
 
     /// Joins the producing end another process claimed, as one more of its
     /// holders (a child given the end).
+    #[cfg(feature = "serde")]
     pub(crate) fn join_producer(&self) -> Result<Producer, AttachError> {
         let (raw, ep) = self.attach_end(Side::Producer, |r| r.join_producer(OsJudge))?;
         Ok(Producer::new(raw, ep))
     }
 
     /// Joins the consuming end another process claimed.
+    #[cfg(feature = "serde")]
     pub(crate) fn join_consumer(&self) -> Result<Consumer, AttachError> {
         let (raw, ep) = self.attach_end(Side::Consumer, |r| r.join_consumer(OsJudge))?;
         Ok(Consumer::new(raw, ep))
