@@ -280,6 +280,36 @@ convert!(recv RecvTimeoutError => RecvError { Timeout => Closed });
 convert!(recv TryRecvError => RecvTimeoutError { Empty => Timeout });
 convert!(recv RecvTimeoutError => TryRecvError { Timeout => Empty });
 
+/// A receive error that ends an iteration over received values: `Closed`
+/// (closed and drained), and for the non-blocking forms `Empty` too.
+pub(crate) trait EndsIteration {
+    fn ends_iteration(&self) -> bool;
+}
+
+impl EndsIteration for RecvError {
+    fn ends_iteration(&self) -> bool {
+        matches!(self, RecvError::Closed)
+    }
+}
+
+impl EndsIteration for TryRecvError {
+    fn ends_iteration(&self) -> bool {
+        matches!(self, TryRecvError::Closed | TryRecvError::Empty)
+    }
+}
+
+/// The values `next` receives, each as its `Ok`, or as its error when one
+/// that does not end the iteration comes (a message that does not decode,
+/// a corrupt ring); ends at the first error that does (`Closed`, `Empty`).
+pub(crate) fn received<T, E: EndsIteration>(
+    mut next: impl FnMut() -> Result<T, E>,
+) -> impl Iterator<Item = Result<T, E>> {
+    std::iter::from_fn(move || match next() {
+        Err(e) if e.ends_iteration() => None,
+        r => Some(r),
+    })
+}
+
 /// Why attaching an end of a ring (a producer, a consumer, a publisher, a
 /// typed end) failed.
 #[derive(Debug, thiserror::Error)]

@@ -502,6 +502,22 @@ impl Connection {
         self.rx.recv_message()
     }
 
+    /// Receives values as they come, waiting for each, until the other end
+    /// is closed (by every process holding it) and everything it sent is
+    /// read; a message that does not decode comes as its error.
+    pub fn iter<'a, T: Message + 'a>(
+        &'a mut self,
+    ) -> impl Iterator<Item = Result<T, RecvError>> + 'a {
+        self.rx.iter()
+    }
+
+    /// Receives the values that are ready now, without waiting.
+    pub fn try_iter<'a, T: Message + 'a>(
+        &'a mut self,
+    ) -> impl Iterator<Item = Result<T, TryRecvError>> + 'a {
+        self.rx.try_iter()
+    }
+
     /// Receives a value, waiting at most `timeout`.
     ///
     /// # Errors

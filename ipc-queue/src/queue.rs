@@ -71,7 +71,7 @@
 //! system call, and a futex wake is issued only when someone is parked.
 
 use crate::error::{
-    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+    received, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::mpmc::{
     self, recv_decoded, recv_message, send_bytes_as, send_encoded, Mpmc, RawMpmc, Wait,
@@ -485,6 +485,30 @@ impl<T: Message> Queue<T> {
         self.get_with(Wait::No)
     }
 
+    /// Takes items as they come, waiting for each, until the queue is
+    /// closed and drained; an item that cannot be taken (one that does not
+    /// decode, a corrupt ring) comes as its error, and the iteration goes
+    /// on.
+    ///
+    /// ```
+    /// let q = multiproc_queue::Queue::<String>::new(4)?;
+    /// q.put("a".into())?;
+    /// q.put("b".into())?;
+    /// q.close();
+    /// let items: Vec<String> = q.iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(items, ["a", "b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = Result<T, RecvError>> + '_ {
+        received(|| self.get())
+    }
+
+    /// Takes the items that are ready now, without waiting: ends when the
+    /// queue is empty (or closed and drained).
+    pub fn try_iter(&self) -> impl Iterator<Item = Result<T, TryRecvError>> + '_ {
+        received(|| self.get_nowait())
+    }
+
     /// Decodes the next message in its slot, claimed waiting as `wait` says.
     #[inline(always)]
     fn get_with<E: From<RecvTimeoutError>>(&self, wait: Wait) -> Result<T, E> {
@@ -832,6 +856,23 @@ mod tests {
         assert_eq!(q.max_message_bytes(), DEFAULT_MAX_BYTES);
         let q = Queue::<u32>::new(2).unwrap();
         assert_eq!(q.max_message_bytes(), 4);
+    }
+
+    #[test]
+    fn iterators_end_at_closed_or_empty_and_carry_other_errors() {
+        let q = Queue::<u32>::new(8).unwrap();
+        q.put(1).unwrap();
+        q.put_bytes(b"xyz").unwrap(); // not a u32
+        q.put(3).unwrap();
+        let ready: Vec<_> = q.try_iter().collect();
+        assert_eq!(ready.len(), 3);
+        assert_eq!(ready[0], Ok(1));
+        assert!(matches!(ready[1], Err(TryRecvError::Decode(_))));
+        assert_eq!(ready[2], Ok(3));
+        assert_eq!(q.try_iter().count(), 0);
+        q.put(4).unwrap();
+        q.close();
+        assert_eq!(q.iter().collect::<Vec<_>>(), [Ok(4)]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::{
     endpoint_common, recv_decoded, recv_into, recv_message, recv_value, Message, Mpmc, Wait,
 };
-use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use crate::error::{received, RecvError, RecvTimeoutError, TryRecvError};
 use multiproc_core::wait::WaitStrategy;
 use multiproc_core::Shareable;
 use std::time::Duration;
@@ -65,6 +65,31 @@ impl Receiver {
     #[inline]
     pub fn try_recv_message<T: multiproc_core::message::Message>(&self) -> Result<T, TryRecvError> {
         recv_decoded(self.ring.raw(), self.strategy, Wait::No)
+    }
+
+    /// Takes `T`s as they come, waiting for each, until the ring is closed
+    /// and drained; a message that does not decode comes as its error, and
+    /// the iteration goes on.
+    ///
+    /// ```
+    /// let (tx, rx) = multiproc_queue::mpmc::channel(8, 64)?;
+    /// tx.send_message(&1u64)?;
+    /// tx.send_message(&2u64)?;
+    /// tx.close();
+    /// assert_eq!(rx.iter::<u64>().collect::<Result<Vec<_>, _>>()?, [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter<'a, T: multiproc_core::message::Message + 'a>(
+        &'a self,
+    ) -> impl Iterator<Item = Result<T, RecvError>> + 'a {
+        received(|| self.recv_message())
+    }
+
+    /// Takes the `T`s that are ready now, without waiting.
+    pub fn try_iter<'a, T: multiproc_core::message::Message + 'a>(
+        &'a self,
+    ) -> impl Iterator<Item = Result<T, TryRecvError>> + 'a {
+        received(|| self.try_recv_message())
     }
 
     /// Takes the next message as a `T`, waiting for one.

@@ -2,7 +2,7 @@
 //! place.
 
 use super::endpoint::{deadline_after, end_common, Endpoint, Waited};
-use crate::error::{Corrupt, RecvError, RecvTimeoutError, TryRecvError};
+use crate::error::{received, Corrupt, RecvError, RecvTimeoutError, TryRecvError};
 use crate::raw::spsc::{Peeked, RawConsumer, Side};
 use crate::raw::PtrMem;
 use multiproc_core::liveness::OsJudge;
@@ -139,6 +139,34 @@ impl Consumer {
     pub fn try_recv_message<T: Message>(&mut self) -> Result<T, TryRecvError> {
         let g = self.try_recv()?;
         T::decode(&g).map_err(TryRecvError::Decode)
+    }
+
+    /// Receives `T`s as they come, waiting for each, until the producer has
+    /// closed (or died) and the ring is drained; a message that does not
+    /// decode comes as its error, and the iteration goes on.
+    ///
+    /// ```
+    /// use multiproc_queue::spsc::{Config, SpscRing};
+    /// let ring = SpscRing::anonymous(Config::new(1024))?;
+    /// let (mut tx, mut rx) = (ring.producer()?, ring.consumer()?);
+    /// tx.send_message(&"one".to_string())?;
+    /// tx.send_message(&"two".to_string())?;
+    /// drop(tx);
+    /// let got: Vec<String> = rx.iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, ["one", "two"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter<'a, T: Message + 'a>(
+        &'a mut self,
+    ) -> impl Iterator<Item = Result<T, RecvError>> + 'a {
+        received(|| self.recv_message())
+    }
+
+    /// Receives the `T`s that are ready now, without waiting.
+    pub fn try_iter<'a, T: Message + 'a>(
+        &'a mut self,
+    ) -> impl Iterator<Item = Result<T, TryRecvError>> + 'a {
+        received(|| self.try_recv_message())
     }
 
     /// Receives the next message as a `T`, waiting for one.
