@@ -166,7 +166,8 @@ pub enum ContainerError {
     #[error(transparent)]
     UnknownIdentity(IdentityError),
     /// A fault injected by a unit test: the update stopped as if killed.
-    #[cfg(test)]
+    
+#[cfg(test)]
     #[error("a fault injected by a test")]
     Injected,
 }
@@ -261,6 +262,85 @@ impl Scratch {
         }
     }
 }
+
+/// What a container handle (`SharedList`, `SharedDict`: fields `placed`,
+/// `strategy`, `layout`, `timeout`, `scratch`) has besides its operations:
+/// [`Handle`](multiproc_core::object::Handle), `Clone`, the handle
+/// accessors of every ipc-sync handle, and `with_timeout`, `config`,
+/// `recoveries` and the layout it reaches the container through.
+macro_rules! container_handle {
+    (impl[$($g:tt)*] $t:ident<$($p:ident),*>, $cell:ty, $what:literal) => {
+        impl<$($g)*> multiproc_core::object::Handle for $t<$($p),*> {
+            type Object = $cell;
+            fn from_placed(placed: multiproc_core::object::Placed<$cell>) -> Self {
+                // Checked by `attach` already; computed again from the words
+                // as they are now, and kept: a container whose
+                // configuration words change later (a hostile peer) is
+                // still reached through this layout.
+                let layout = placed.raw.layout(placed.memory().1).ok();
+                $t {
+                    placed,
+                    strategy: multiproc_core::wait::WaitStrategy::ADAPTIVE,
+                    layout,
+                    timeout: None,
+                    scratch: $crate::container::ScratchCell::default(),
+                }
+            }
+        }
+
+        impl<$($g)*> Clone for $t<$($p),*> {
+            #[doc = concat!("Another handle to the same ", $what, ", with the same wait strategy and")]
+            /// timeout.
+            fn clone(&self) -> Self {
+                $t {
+                    placed: self.placed.clone(),
+                    strategy: self.strategy,
+                    layout: self.layout,
+                    timeout: self.timeout,
+                    scratch: $crate::container::ScratchCell::default(),
+                }
+            }
+        }
+
+        crate::handle::handle!(parts impl[$($g)*] $t<$($p),*>, $cell, $what);
+
+        impl<$($g)*> $t<$($p),*> {
+            /// The same handle with a limit on how long each operation waits for
+            /// another process's update ([`ContainerError::TimedOut`](crate::ContainerError::TimedOut) after it).
+            #[doc = concat!("Without one (the default) an operation waits as long as a live process holds the ", $what, ";")]
+            /// a dead holder is noticed within
+            /// [`LIVENESS_PERIOD`](crate::raw::LIVENESS_PERIOD) either way.
+            pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+                self.timeout = Some(timeout);
+                self
+            }
+
+            #[doc = concat!("The configuration the ", $what, " was created with.")]
+            ///
+            /// # Errors
+            /// [`ContainerError::Corrupted`](crate::ContainerError::Corrupted) if its
+            /// configuration words changed after it was attached.
+            pub fn config(&self) -> Result<$crate::container::ContainerConfig, $crate::container::ContainerError> {
+                Ok(self.layout()?.config())
+            }
+
+            #[doc = concat!("How many times a process took the ", $what, " over from a holder that died")]
+            /// (rolling back its update, if it was in the middle of one).
+            pub fn recoveries(&self) -> u64 {
+                self.placed.raw.recoveries()
+            }
+
+            fn layout(&self) -> Result<&$crate::raw::Layout, $crate::container::ContainerError> {
+                self.layout.as_ref().ok_or_else(|| {
+                    $crate::container::ContainerError::corrupted(
+                        "its configuration changed after attach",
+                    )
+                })
+            }
+        }
+    };
+}
+pub(crate) use container_handle;
 
 #[cfg(test)]
 mod tests {

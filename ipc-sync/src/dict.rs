@@ -5,11 +5,10 @@
 use crate::container::{
     fingerprint, type_label, ContainerConfig, ContainerError, Scratch, ScratchCell,
 };
-use crate::handle::handle;
 use crate::raw::{Layout, RawContainerConfig, RawDict, RawDictTx};
 use multiproc_core::liveness::OsJudge;
 use multiproc_core::message::Message;
-use multiproc_core::object::{Handle, ObjectError, Placed, ShmObject};
+use multiproc_core::object::{ObjectError, Placed, ShmObject};
 use multiproc_core::wait::WaitStrategy;
 use multiproc_core::Kind;
 use std::collections::HashMap;
@@ -118,37 +117,8 @@ fn raw_config<K: Message + 'static, V: Message + 'static>(
     }
 }
 
-impl<K: Message + 'static, V: Message + 'static> Handle for SharedDict<K, V> {
-    type Object = DictCell<K, V>;
-    fn from_placed(placed: Placed<DictCell<K, V>>) -> Self {
-        // As for `SharedList`: this process's layout, computed once.
-        let layout = placed.raw.layout(placed.memory().1).ok();
-        SharedDict {
-            placed,
-            strategy: WaitStrategy::ADAPTIVE,
-            layout,
-            timeout: None,
-            scratch: ScratchCell::default(),
-        }
-    }
-}
-
-impl<K: Message + 'static, V: Message + 'static> Clone for SharedDict<K, V> {
-    /// Another handle to the same map, with the same wait strategy and
-    /// timeout.
-    fn clone(&self) -> Self {
-        SharedDict {
-            placed: self.placed.clone(),
-            strategy: self.strategy,
-            layout: self.layout,
-            timeout: self.timeout,
-            scratch: ScratchCell::default(),
-        }
-    }
-}
-
 multiproc_core::handle_constructors!(impl[K: Message + 'static, V: Message + 'static] SharedDict<K, V>, "shared dict");
-handle!(parts impl[K: Message + 'static, V: Message + 'static] SharedDict<K, V>, DictCell<K, V>, "dict");
+crate::container::container_handle!(impl[K: Message + 'static, V: Message + 'static] SharedDict<K, V>, DictCell<K, V>, "map");
 
 impl<K: Message + 'static, V: Message + 'static> std::fmt::Debug for SharedDict<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,37 +142,6 @@ pub struct DictTx<'a, K, V> {
 }
 
 impl<K: Message + 'static, V: Message + 'static> SharedDict<K, V> {
-    /// The same handle with a limit on how long each operation waits for
-    /// another process's update ([`ContainerError::TimedOut`] after it).
-    /// Without one (the default) an operation waits as long as a live
-    /// process holds the map; a dead holder is noticed within
-    /// [`LIVENESS_PERIOD`](crate::raw::LIVENESS_PERIOD) either way.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// The configuration the map was created with.
-    ///
-    /// # Errors
-    /// [`ContainerError::Corrupted`] if its configuration words changed
-    /// after it was attached.
-    pub fn config(&self) -> Result<ContainerConfig, ContainerError> {
-        Ok(self.layout()?.config())
-    }
-
-    /// How many times a process took the map over from a holder that died
-    /// (rolling back its update, if it was in the middle of one).
-    pub fn recoveries(&self) -> u64 {
-        self.placed.raw.recoveries()
-    }
-
-    fn layout(&self) -> Result<&Layout, ContainerError> {
-        self.layout
-            .as_ref()
-            .ok_or_else(|| ContainerError::corrupted("its configuration changed after attach"))
-    }
-
     /// Runs `f` on the locked map: every change `f` makes takes effect
     /// when it returns `Ok`, and none if it returns an error (or panics, or
     /// the process is killed meanwhile). Other processes wait meanwhile.

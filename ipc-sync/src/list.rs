@@ -5,11 +5,10 @@
 use crate::container::{
     fingerprint, type_label, ContainerConfig, ContainerError, Scratch, ScratchCell,
 };
-use crate::handle::handle;
 use crate::raw::{Layout, RawContainerConfig, RawList, RawListTx};
 use multiproc_core::liveness::OsJudge;
 use multiproc_core::message::Message;
-use multiproc_core::object::{Handle, ObjectError, Placed, ShmObject};
+use multiproc_core::object::{ObjectError, Placed, ShmObject};
 use multiproc_core::wait::WaitStrategy;
 use multiproc_core::Kind;
 use std::marker::PhantomData;
@@ -107,39 +106,8 @@ fn raw_config<T: Message + 'static>(config: ContainerConfig) -> RawContainerConf
     }
 }
 
-impl<T: Message + 'static> Handle for SharedList<T> {
-    type Object = ListCell<T>;
-    fn from_placed(placed: Placed<ListCell<T>>) -> Self {
-        // Checked by `attach` already; computed again from the words as
-        // they are now, and kept: a list whose configuration words change
-        // later (a hostile peer) is still reached through this layout.
-        let layout = placed.raw.layout(placed.memory().1).ok();
-        SharedList {
-            placed,
-            strategy: WaitStrategy::ADAPTIVE,
-            layout,
-            timeout: None,
-            scratch: ScratchCell::default(),
-        }
-    }
-}
-
-impl<T: Message + 'static> Clone for SharedList<T> {
-    /// Another handle to the same list, with the same wait strategy and
-    /// timeout.
-    fn clone(&self) -> Self {
-        SharedList {
-            placed: self.placed.clone(),
-            strategy: self.strategy,
-            layout: self.layout,
-            timeout: self.timeout,
-            scratch: ScratchCell::default(),
-        }
-    }
-}
-
 multiproc_core::handle_constructors!(impl[T: Message + 'static] SharedList<T>, "shared list");
-handle!(parts impl[T: Message + 'static] SharedList<T>, ListCell<T>, "list");
+crate::container::container_handle!(impl[T: Message + 'static] SharedList<T>, ListCell<T>, "list");
 
 impl<T: Message + 'static> std::fmt::Debug for SharedList<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,37 +130,6 @@ pub struct ListTx<'a, T> {
 }
 
 impl<T: Message + 'static> SharedList<T> {
-    /// The same handle with a limit on how long each operation waits for
-    /// another process's update ([`ContainerError::TimedOut`] after it).
-    /// Without one (the default) an operation waits as long as a live
-    /// process holds the list; a dead holder is noticed within
-    /// [`LIVENESS_PERIOD`](crate::raw::LIVENESS_PERIOD) either way.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// The configuration the list was created with.
-    ///
-    /// # Errors
-    /// [`ContainerError::Corrupted`] if its configuration words changed
-    /// after it was attached.
-    pub fn config(&self) -> Result<ContainerConfig, ContainerError> {
-        Ok(self.layout()?.config())
-    }
-
-    /// How many times a process took the list over from a holder that
-    /// died (rolling back its update, if it was in the middle of one).
-    pub fn recoveries(&self) -> u64 {
-        self.placed.raw.recoveries()
-    }
-
-    fn layout(&self) -> Result<&Layout, ContainerError> {
-        self.layout
-            .as_ref()
-            .ok_or_else(|| ContainerError::corrupted("its configuration changed after attach"))
-    }
-
     /// Runs `f` on the locked list: every change `f` makes takes effect
     /// when it returns `Ok`, and none if it returns an error (or panics, or
     /// the process is killed meanwhile). Other processes wait meanwhile.
