@@ -208,7 +208,7 @@ impl Consumer {
     /// # Errors
     /// [`RecvError::Closed`] once the producer closed (or died) and the ring
     /// is drained; [`RecvError::Corrupt`].
-    #[inline]
+    #[inline(always)]
     pub fn recv(&mut self) -> Result<RecvGuard<'_>, RecvError> {
         let p = match self.peek() {
             Ok(Some(p)) => p,

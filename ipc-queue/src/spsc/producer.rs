@@ -159,7 +159,7 @@ impl Producer {
     /// # Errors
     /// [`SendError::Closed`] if the consumer closed or died,
     /// [`SendError::TooLarge`], [`SendError::Corrupt`].
-    #[inline]
+    #[inline(always)]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError<()>> {
         let r = match self.try_reserve_raw(len) {
             Ok(r) => r,
@@ -247,7 +247,7 @@ impl Producer {
     ///
     /// # Errors
     /// As [`Producer::reserve`].
-    #[inline]
+    #[inline(always)]
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError<()>> {
         let r = match self.try_reserve_raw(msg.len()) {
             Ok(r) => r,
