@@ -418,7 +418,8 @@ impl Stream for IoxStream {
         publ.update_connections()
             .map_err(|e| format!("iceoryx2 connections: {e:?}"))?;
         let len = self.len;
-        for i in 0..n {
+        let mut i = 0;
+        while i < n {
             let mut s =
                 crate::baselines::throughput::spin_on(w, "an iceoryx2 sample to loan", || {
                     publ.loan_slice_uninit(len)
@@ -431,7 +432,18 @@ impl Stream for IoxStream {
             fill(bytes, i);
             // SAFETY: `fill` wrote every byte just above.
             let s = unsafe { s.assume_init() };
-            s.send().map_err(|e| format!("iceoryx2 send: {e:?}"))?;
+            let delivered = s.send().map_err(|e| format!("iceoryx2 send: {e:?}"))?;
+            if delivered == 0 {
+                // The subscriber's connection was not there for this sample
+                // (iceoryx2 renews connections lazily): renew it and send
+                // the same message again, so the stream the peer checks
+                // stays gapless.
+                publ.update_connections()
+                    .map_err(|e| format!("iceoryx2 connections: {e:?}"))?;
+                w.check("an iceoryx2 subscriber")?;
+                continue;
+            }
+            i += 1;
         }
         Ok(())
     }
