@@ -66,6 +66,10 @@ pub fn start_method() -> StartMethod {
     }
 }
 
+/// How long [`Builder::fork`] looks again for a thread that was just
+/// joined but is still listed, before it refuses to fork.
+const JOINED_THREAD_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl Builder {
     /// The child's name (default `Process-N`); also set as its kernel thread
     /// name (first 15 bytes), visible in `ps` and `top`.
@@ -128,7 +132,9 @@ impl Builder {
     ///
     /// # Errors
     /// [`ProcessError::MultiThreaded`] if this process has other threads
-    /// (see the [module docs](crate::process) and [`fork_unchecked`](Self::fork_unchecked)),
+    /// (see the [module docs](crate::process) and [`fork_unchecked`](Self::fork_unchecked));
+    /// a thread joined just before is waited for up to 20 ms, as the kernel
+    /// may still list it for a moment after `join` returns,
     /// [`ProcessError::NotInitialized`] in a spawned child that did not call
     /// [`init`](crate::process::init), [`ProcessError::Start`] if `fork` fails.
     pub fn fork<F, R>(self, f: F) -> Result<Process, ProcessError>
@@ -136,9 +142,17 @@ impl Builder {
         F: FnOnce() -> R,
         R: ChildOutcome,
     {
-        match thread_count() {
-            Some(1) => {}
-            threads => return Err(ProcessError::MultiThreaded { threads }),
+        // A thread that was just joined can still be listed for a moment
+        // (the kernel releases it after `join` returns): look again for a
+        // short while before refusing.
+        let mut threads = thread_count();
+        let give_up = std::time::Instant::now() + JOINED_THREAD_GRACE;
+        while threads != Some(1) && std::time::Instant::now() < give_up {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            threads = thread_count();
+        }
+        if threads != Some(1) {
+            return Err(ProcessError::MultiThreaded { threads });
         }
         // SAFETY: this process has one thread (checked just above; only a
         // thread of this process could start another, and this is the only
